@@ -1,0 +1,1 @@
+"""Email channel: IMAP intake, MIME parsing, SMTP sending."""

@@ -1,0 +1,101 @@
+"""Channel-agnostic messages: what a channel adapter hands the desk, and what the desk asks a channel to send.
+
+Adapters (bot/, helpdesk/email/) translate a Telegram update or a MIME message into an ``InboundMessage``
+and deliver an ``OutboundMessage``; the desk never sees python-telegram-bot or aioimaplib objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+Channel = Literal["telegram", "email"]
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    filename: str
+    content_type: str
+    data: bytes
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """Who wrote an inbound message, as far as the channel can tell."""
+
+    name: str | None = None
+    email: str | None = None
+    telegram_user_id: int | None = None
+    telegram_chat_id: int | None = None
+    language: str | None = None  # a hint such as Telegram's language_code
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    channel: Channel
+    # The channel's own id: an email Message-ID, or "<chat_id>:<message_id>" for Telegram. It de-duplicates.
+    channel_message_id: str
+    sender: Sender
+    text: str
+    subject: str | None = None
+    html: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    # Ids of earlier messages this one answers (email In-Reply-To + References, newest last).
+    replies_to: tuple[str, ...] = ()
+    received_at: datetime | None = None
+    # Automatic mail (RFC 3834 and friends): stored, never acknowledged, never reopens a ticket.
+    automatic: bool = False
+    # The requester explicitly asked for a new ticket (e.g. Telegram /new) rather than a follow-up.
+    force_new: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    """One message to deliver; serialised into the outbox as JSON, so keep it plain."""
+
+    channel: Channel
+    # email address, or Telegram chat id as a string
+    recipient: str
+    text: str
+    subject: str | None = None
+    html: str | None = None
+    reference: str | None = None
+    # Email threading: our Message-ID for this message, and what it answers.
+    message_id: str | None = None
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "channel": self.channel,
+            "recipient": self.recipient,
+            "text": self.text,
+            "subject": self.subject,
+            "html": self.html,
+            "reference": self.reference,
+            "message_id": self.message_id,
+            "in_reply_to": self.in_reply_to,
+            "references": list(self.references),
+            "extra": self.extra,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> OutboundMessage:
+        return cls(
+            channel=data["channel"],
+            recipient=data["recipient"],
+            text=data["text"],
+            subject=data.get("subject"),
+            html=data.get("html"),
+            reference=data.get("reference"),
+            message_id=data.get("message_id"),
+            in_reply_to=data.get("in_reply_to"),
+            references=tuple(data.get("references") or ()),
+            extra=dict(data.get("extra") or {}),
+        )
