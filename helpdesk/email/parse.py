@@ -1,0 +1,498 @@
+"""MIME message → channel-agnostic ``InboundMessage``.
+
+Real mail is messy: undeclared or wrong charsets, 8-bit bytes in headers, broken multipart boundaries,
+missing Message-IDs. The parser prefers a best-effort result to an exception; only input that is not an
+email at all raises ``EmailParseError``, so intake can keep it as a dead letter with the reason.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import html
+import mimetypes
+import re
+from collections.abc import Collection, Iterator
+from datetime import datetime
+from email import message_from_bytes, policy
+from email.header import decode_header, make_header
+from email.message import EmailMessage, Message
+from email.utils import getaddresses, parseaddr, parsedate_to_datetime
+from html.parser import HTMLParser
+
+from helpdesk.messages import Attachment, InboundMessage, Sender
+from helpdesk.references import REFERENCE_RE, find_reference
+
+SYNTHETIC_ID_DOMAIN = "tscc-helpdesk.invalid"
+
+_MSGID_RE = re.compile(r"<[^<>\s]+>")
+_BRACKETED_REFERENCE_RE = re.compile(r"\[\s*(" + REFERENCE_RE.pattern + r")\s*\]", re.IGNORECASE)
+_SURROGATES_RE = re.compile("[\udc80-\udcff]")
+_CYRILLIC_RE = re.compile("[\u0400-\u04ff]")
+
+# Senders that are machines, by local part (RFC 3834 §2 and common practice).
+_ROBOT_LOCAL_PARTS = re.compile(
+    r"^(mailer-daemon|postmaster|no[-_.]?reply|do[-_.]?not[-_.]?reply|bounces?|auto[-_.]?reply)([+-].*)?$",
+    re.IGNORECASE,
+)
+# Single-byte charsets that decode any byte string without error, so a successful decode proves nothing.
+_PERMISSIVE_CHARSETS = {
+    "cp1251",
+    "koi8_r",
+    "koi8_u",
+    "latin_1",
+    "iso8859_1",
+    "iso8859_5",
+    "cp1252",
+    "cp866",
+    "mac_cyrillic",
+    "ascii",
+}
+
+
+class EmailParseError(ValueError):
+    """The bytes are not an email message at all; ``reason`` says why (kept with the dead letter)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def parse_email(
+    raw: bytes,
+    *,
+    own_addresses: Collection[str] = (),
+    received_at: datetime | None = None,
+) -> InboundMessage:
+    """Parse one raw RFC 5322 message.
+
+    ``own_addresses`` are the help desk's addresses: an ``X-Loop`` naming one of them marks our own mail
+    coming back. ``received_at`` defaults to the message's Date header (None when absent or unparsable).
+    """
+    msg = _load(raw)
+    sender = _sender(msg)
+    text, html_body = _bodies(msg)
+    if text is None:
+        text = html_to_text(html_body) if html_body is not None else ""
+    if received_at is None:
+        received_at = _date(msg)
+    return InboundMessage(
+        channel="email",
+        channel_message_id=message_id_of(msg, raw),
+        sender=sender,
+        text=text,
+        subject=_header_text(msg, "Subject"),
+        html=html_body,
+        attachments=tuple(_attachments(msg)),
+        replies_to=_replies_to(msg),
+        received_at=received_at,
+        automatic=automatic_reason(msg, own_addresses=own_addresses) is not None,
+    )
+
+
+def load_message(raw: bytes) -> EmailMessage:
+    """The parsed ``EmailMessage`` (for callers that need headers the ``InboundMessage`` does not carry)."""
+    return _load(raw)
+
+
+def ticket_reference_in_subject(subject: str | None) -> str | None:
+    """The ticket reference a subject carries: a ``[TSCC-…]`` tag first, else a bare reference."""
+    if not subject:
+        return None
+    tagged = _BRACKETED_REFERENCE_RE.search(subject)
+    if tagged is not None:
+        return find_reference(tagged.group(1))
+    return find_reference(subject)
+
+
+def message_id_of(msg: Message, raw: bytes) -> str:
+    """The Message-ID, or a synthetic one derived from the content so that a re-fetch gives the same id."""
+    for value in _raw_headers(msg, "Message-ID"):
+        ids = _MSGID_RE.findall(value)
+        if ids:
+            return ids[0]
+        token = value.strip()
+        if token and " " not in token:
+            # Some mailers omit the angle brackets; keep the id comparable with References entries.
+            return f"<{token}>"
+    return f"<sha256:{_content_hash(msg, raw)}@{SYNTHETIC_ID_DOMAIN}>"
+
+
+def automatic_reason(msg: Message, *, own_addresses: Collection[str] = ()) -> str | None:
+    """Why a message is automatic mail (RFC 3834 and friends), or None for mail written by a person.
+
+    The reason is a short, human-readable label so staff and logs can see why no acknowledgement went out.
+    """
+    auto_submitted = _first_raw(msg, "Auto-Submitted")
+    if auto_submitted is not None:
+        value = auto_submitted.split(";")[0].strip().lower()
+        if value and value != "no":
+            return f"Auto-Submitted: {value}"
+    precedence = (_first_raw(msg, "Precedence") or "").strip().lower()
+    if precedence in {"bulk", "junk", "list", "auto_reply"}:
+        return f"Precedence: {precedence}"
+    if _first_raw(msg, "List-Id") is not None:
+        return "List-Id present"
+    own = {address.strip().lower() for address in own_addresses if address.strip()}
+    for loop in _raw_headers(msg, "X-Loop"):
+        looped = {addr.lower() for _, addr in getaddresses([loop]) if addr} | {loop.strip().lower()}
+        if own & looped:
+            return "X-Loop: our own address"
+    for name in ("X-Autoreply", "X-Autorespond", "X-Autogenerated"):
+        if _first_raw(msg, name) is not None:
+            return f"{name} present"
+    content_type = msg.get_content_type()
+    if content_type == "multipart/report":
+        return "delivery or disposition report"
+    if _first_raw(msg, "X-Failed-Recipients") is not None:
+        return "bounce (X-Failed-Recipients)"
+    return_path = _first_raw(msg, "Return-Path")
+    if return_path is not None and return_path.strip() in {"<>", ""}:
+        return "null return path (bounce)"
+    _, address = _from_address(msg)
+    if address and _ROBOT_LOCAL_PARTS.match(address.split("@", 1)[0]):
+        return f"robot sender {address}"
+    return None
+
+
+def html_to_text(markup: str) -> str:
+    """A plain-text rendering of HTML: block structure kept as line breaks, scripts and styles dropped.
+
+    Deliberately simple (issue 4 brings a maintained library); it never executes or fetches anything.
+    """
+    parser = _TextExtractor()
+    try:
+        parser.feed(markup)
+        parser.close()
+    except Exception:  # HTMLParser is lenient; this is a last resort against odd input
+        return _squeeze(re.sub(r"<[^>]*>", " ", html.unescape(markup)))
+    return _squeeze("".join(parser.chunks))
+
+
+def decode_text(payload: bytes, charset: str | None) -> str:
+    """Bytes of a text part to str, surviving undeclared, unknown and wrong charsets."""
+    if not payload:
+        return ""
+    declared = _codec_name(charset)
+    try:
+        utf8 = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        utf8 = None
+    # Valid UTF-8 with non-ASCII bytes almost never happens by accident in single-byte text, so it beats
+    # a declared legacy charset (mail clients that re-encode but keep the old label exist).
+    if utf8 is not None and (declared is None or declared in _PERMISSIVE_CHARSETS or declared == "utf_8"):
+        return utf8
+    if declared is not None:
+        try:
+            return payload.decode(declared)
+        except (UnicodeDecodeError, LookupError):
+            pass
+    if utf8 is not None:
+        return utf8
+    return _guess_cyrillic(payload)
+
+
+# --- internals -------------------------------------------------------------------------------------------
+
+
+def _load(raw: bytes) -> EmailMessage:
+    if not isinstance(raw, bytes | bytearray | memoryview):
+        raise EmailParseError(f"expected bytes, got {type(raw).__name__}")
+    raw = bytes(raw)
+    if not raw.strip():
+        raise EmailParseError("empty message")
+    try:
+        msg = message_from_bytes(raw, policy=policy.default)
+    except Exception as exc:  # the stdlib parser should not raise; if it does, say so
+        raise EmailParseError(f"MIME parser failed: {exc}") from exc
+    if not isinstance(msg, EmailMessage) or not msg.keys():
+        raise EmailParseError("no header fields: not an email message")
+    if not any(name.lower() in {"from", "sender", "return-path", "message-id", "date"} for name in msg):
+        raise EmailParseError("none of From, Sender, Return-Path, Message-ID or Date: not an email message")
+    return msg
+
+
+def _raw_headers(msg: Message, name: str) -> list[str]:
+    """Header values as str without the policy's structured parsing, which raises on some broken headers."""
+    return [_fix_surrogates(value) for key, value in _raw_items(msg) if key.lower() == name.lower()]
+
+
+def _raw_items(msg: Message) -> list[tuple[str, str]]:
+    items = msg.raw_items() if isinstance(msg, EmailMessage) else msg.items()
+    return [(key, str(value)) for key, value in items]
+
+
+def _first_raw(msg: Message, name: str) -> str | None:
+    values = _raw_headers(msg, name)
+    return values[0] if values else None
+
+
+def _header_text(msg: Message, name: str) -> str | None:
+    """A header decoded from RFC 2047 (and from raw 8-bit bytes some mailers still send)."""
+    raw_values = [value for key, value in _raw_items(msg) if key.lower() == name.lower()]
+    if not raw_values:
+        return None
+    if _SURROGATES_RE.search(raw_values[0]):
+        # Raw 8-bit bytes: the policy would turn them into U+FFFD, so decode them ourselves.
+        return _squeeze_line(_decoded_words(_fix_surrogates(raw_values[0])))
+    try:
+        value = msg.get(name)
+    except Exception:  # a malformed header must not lose the whole message
+        value = None
+    text = str(value) if value is not None else _decoded_words(raw_values[0])
+    return _squeeze_line(text)
+
+
+def _fix_surrogates(text: str) -> str:
+    """8-bit header bytes arrive as surrogate escapes; decode them as the text they most likely are."""
+    if not _SURROGATES_RE.search(text):
+        return text
+    data = text.encode("utf-8", "surrogateescape")
+    return decode_text(data, None)
+
+
+def _squeeze_line(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _from_address(msg: Message) -> tuple[str | None, str | None]:
+    for name in ("From", "Sender", "Reply-To", "Return-Path"):
+        header = None
+        try:
+            header = msg.get(name)
+        except Exception:  # fall back to the raw value below
+            header = None
+        if header is not None and getattr(header, "addresses", None):
+            address = header.addresses[0]
+            if address.addr_spec and "@" in address.addr_spec:
+                return (_fix_surrogates(address.display_name) or None, address.addr_spec.lower())
+        raw = _first_raw(msg, name)
+        if raw:
+            display, addr = parseaddr(_decoded_words(raw))
+            if addr and "@" in addr:
+                return (display or None, addr.lower())
+    return (None, None)
+
+
+def _decoded_words(raw: str) -> str:
+    try:
+        return str(make_header(decode_header(raw)))
+    except Exception:  # keep the undecoded text rather than nothing
+        return raw
+
+
+def _sender(msg: Message) -> Sender:
+    name, address = _from_address(msg)
+    language = _first_raw(msg, "Content-Language")
+    if language:
+        language = language.split(",")[0].strip().lower() or None
+    return Sender(name=name, email=address, language=language)
+
+
+def _date(msg: Message) -> datetime | None:
+    raw = _first_raw(msg, "Date")
+    if not raw:
+        return None
+    try:
+        return parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _replies_to(msg: Message) -> tuple[str, ...]:
+    ordered: list[str] = []
+    for value in _raw_headers(msg, "References"):
+        ordered.extend(_MSGID_RE.findall(value))
+    parents: list[str] = []
+    for value in _raw_headers(msg, "In-Reply-To"):
+        parents.extend(_MSGID_RE.findall(value))
+    # The direct parent (In-Reply-To) is the newest, so it goes last even if References lists it earlier.
+    seen: set[str] = set()
+    result: list[str] = []
+    for message_id in [m for m in ordered if m not in parents] + parents:
+        if message_id not in seen:
+            seen.add(message_id)
+            result.append(message_id)
+    return tuple(result)
+
+
+def _content_hash(msg: Message, raw: bytes) -> str:
+    # Hash what the sender wrote, not the transport headers (Received, Delivered-To…) that differ between
+    # deliveries of the same message to different mailboxes.
+    digest = hashlib.sha256()
+    for name in ("From", "To", "Cc", "Date", "Subject"):
+        for value in _raw_headers(msg, name):
+            digest.update(name.lower().encode() + b":" + _squeeze_line(value).encode("utf-8", "replace"))
+            digest.update(b"\n")
+    separator = re.search(rb"\r?\n\r?\n", raw)
+    digest.update(raw[separator.end() :] if separator else raw)
+    return digest.hexdigest()
+
+
+def _is_attachment(part: Message) -> bool:
+    disposition = (part.get_content_disposition() or "").lower()
+    if disposition == "attachment":
+        return True
+    if part.get_content_maintype() == "text" and part.get_content_subtype() in {"plain", "html"}:
+        # An inline text part with a file name is still a file the sender attached (e.g. notes.txt).
+        return disposition == "inline" and _safe_filename(part) is not None
+    return True
+
+
+def _leaves(msg: Message) -> Iterator[Message]:
+    """Leaf parts in order; attached messages (message/*) are leaves too, not descended into."""
+    if msg.is_multipart() and msg.get_content_maintype() == "multipart":
+        payload = msg.get_payload()
+        if isinstance(payload, list):
+            for sub in payload:
+                if isinstance(sub, Message):
+                    yield from _leaves(sub)
+        return
+    yield msg
+
+
+def _part_text(part: Message) -> str:
+    try:
+        payload = part.get_payload(decode=True)
+    except Exception:  # a broken transfer encoding: fall back to the raw payload
+        payload = None
+    if payload is None:
+        raw_payload = part.get_payload()
+        payload = raw_payload.encode("utf-8", "surrogateescape") if isinstance(raw_payload, str) else b""
+    return decode_text(payload, part.get_content_charset())
+
+
+def _bodies(msg: Message) -> tuple[str | None, str | None]:
+    text: str | None = None
+    html_body: str | None = None
+    for part in _leaves(msg):
+        if part.get_content_maintype() != "text" or _is_attachment(part):
+            continue
+        subtype = part.get_content_subtype()
+        if subtype == "plain" and text is None:
+            text = _part_text(part).replace("\r\n", "\n")
+        elif subtype == "html" and html_body is None:
+            html_body = _part_text(part)
+    return text, html_body
+
+
+def _safe_filename(part: Message) -> str | None:
+    try:
+        name = part.get_filename()
+    except Exception:  # malformed parameters
+        name = None
+    if not name:
+        return None
+    name = _fix_surrogates(str(name))
+    if "=?" in name:
+        # Outlook puts RFC 2047 words inside the filename parameter, which RFC 2231 does not allow.
+        name = _decoded_words(name)
+    # Never let a sender choose a path: keep only the last component and drop control characters.
+    name = re.split(r"[\\/]", name)[-1]
+    name = re.sub(r"[\x00-\x1f\x7f]", "", name).strip().strip(".")
+    return name or None
+
+
+def _attachments(msg: Message) -> Iterator[Attachment]:
+    for index, part in enumerate(_leaves(msg), start=1):
+        if part.get_content_maintype() == "text" and not _is_attachment(part):
+            continue
+        content_type = part.get_content_type()
+        if part.get_content_maintype() == "message":
+            data = _message_part_bytes(part)
+            default_ext = ".eml" if content_type == "message/rfc822" else ".txt"
+        else:
+            try:
+                data = part.get_payload(decode=True) or b""
+            except Exception:  # keep what we can of a broken part
+                data = b""
+            default_ext = mimetypes.guess_extension(content_type) or (
+                ".txt" if part.get_content_maintype() == "text" else ".bin"
+            )
+        filename = _safe_filename(part) or f"attachment-{index}{default_ext}"
+        yield Attachment(filename=filename, content_type=content_type, data=data)
+
+
+def _message_part_bytes(part: Message) -> bytes:
+    payload = part.get_payload()
+    chunks: list[bytes] = []
+    items = payload if isinstance(payload, list) else [payload]
+    for item in items:
+        try:
+            if isinstance(item, Message):
+                chunks.append(item.as_bytes(policy=policy.default.clone(linesep="\r\n")))
+            elif isinstance(item, str):
+                chunks.append(item.encode("utf-8", "surrogateescape"))
+        except Exception:  # an unserialisable embedded message: keep the rest
+            continue
+    return b"\r\n".join(chunks)
+
+
+def _codec_name(charset: str | None) -> str | None:
+    if not charset:
+        return None
+    label = charset.strip().strip('"').lower()
+    # Labels seen in the wild that Python does not know under these names.
+    label = {"unicode-1-1-utf-8": "utf-8", "x-user-defined": "cp1252", "cp-1251": "cp1251"}.get(label, label)
+    try:
+        return codecs.lookup(label).name.replace("-", "_")
+    except LookupError:
+        return None
+
+
+def _guess_cyrillic(payload: bytes) -> str:
+    """Pick windows-1251 or KOI8-R for undeclared 8-bit text.
+
+    Running text is mostly lower case; decoding KOI8-R bytes as windows-1251 (or the reverse) swaps the
+    cases, so the candidate with more lower-case Cyrillic letters is the right one.
+    """
+    best: tuple[int, str] | None = None
+    for codec in ("cp1251", "koi8_r"):
+        candidate = payload.decode(codec, errors="replace")
+        letters = _CYRILLIC_RE.findall(candidate)
+        score = sum(1 for ch in letters if ch.islower()) - sum(1 for ch in letters if ch.isupper())
+        if best is None or score > best[0]:
+            best = (score, candidate)
+    assert best is not None
+    return best[1]
+
+
+def _squeeze(text: str) -> str:
+    lines = [re.sub(r"[ \t\u00a0]+", " ", line).strip() for line in text.splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+class _TextExtractor(HTMLParser):
+    _BLOCK = frozenset(
+        "p div br tr li ul ol table h1 h2 h3 h4 h5 h6 blockquote pre hr section article header footer".split()
+    )
+    _SKIP = frozenset({"script", "style", "head", "title", "template", "noscript"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.chunks: list[str] = []
+        self._skip_depth = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._SKIP:
+            self._skip_depth += 1
+        elif tag in self._BLOCK:
+            self.chunks.append("\n")
+            if tag == "li":
+                self.chunks.append("- ")
+        elif tag in {"td", "th"}:
+            self.chunks.append(" ")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in {"br", "hr"}:
+            self.chunks.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._SKIP:
+            self._skip_depth = max(0, self._skip_depth - 1)
+        elif tag in self._BLOCK:
+            self.chunks.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip_depth:
+            self.chunks.append(re.sub(r"\s+", " ", data))
