@@ -1,0 +1,275 @@
+"""Settings from the environment (a `.env` file or `helpdesk.toml` in the working directory may add to it).
+
+Every error names the variable: `helpdesk run` prints that one line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ConfigError(Exception):
+    """A missing or malformed setting; the message names the variable."""
+
+
+class Secret:
+    """A string that never shows itself in repr, str or logs."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class ImapSettings:
+    host: str
+    port: int
+    user: str
+    password: Secret
+    tls: bool
+    mailbox: str
+    poll_interval: float
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    user: str | None
+    password: Secret | None
+    tls: bool
+
+
+@dataclass(frozen=True)
+class TelegramSettings:
+    token: Secret
+    api_url: str
+    staff_chat_id: int | None
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    telegram: TelegramSettings | None = None
+    imap: ImapSettings | None = None
+    smtp: SmtpSettings | None = None
+    mail_from: str | None = None
+    staff_emails: frozenset[str] = field(default_factory=frozenset)
+    staff_telegram_ids: frozenset[int] = field(default_factory=frozenset)
+    timezone: str = "Asia/Tashkent"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, cwd: Path | None = None) -> Settings:
+        cwd = cwd or Path.cwd()
+        env = {**_file_values(cwd), **(os.environ if environ is None else environ)}
+        return _parse(env, cwd)
+
+
+def _file_values(cwd: Path) -> dict[str, str]:
+    """Values from helpdesk.toml and .env; the environment overrides both."""
+    values: dict[str, str] = {}
+    toml_path = cwd / "helpdesk.toml"
+    if toml_path.is_file():
+        try:
+            data = tomllib.loads(toml_path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{toml_path}: not valid TOML ({exc})") from exc
+        for key, value in data.items():
+            name = key.upper() if key.upper().startswith("HELPDESK_") else f"HELPDESK_{key.upper()}"
+            values[name] = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+    env_path = cwd / ".env"
+    if env_path.is_file():
+        for line in env_path.read_text(encoding="utf-8").splitlines():
+            line = line.strip()
+            if not line or line.startswith("#") or "=" not in line:
+                continue
+            key, _, value = line.partition("=")
+            values[key.strip().removeprefix("export ").strip()] = value.strip().strip("'\"")
+    return values
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    return value.strip() if value and value.strip() else None
+
+
+def _require(env: Mapping[str, str], name: str, because: str) -> str:
+    value = _get(env, name)
+    if value is None:
+        raise ConfigError(f"{name} is not set; it is required {because}")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int | None = None) -> int | None:
+    value = _get(env, name)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _get(env, name)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+    if number <= 0:
+        raise ConfigError(f"{name} must be greater than 0, got {value!r}")
+    return number
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    value = _get(env, name)
+    if value is None:
+        return default
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be on or off (true/false, 1/0), got {value!r}")
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    port = _int(env, name, default)
+    assert port is not None
+    if not 0 < port < 65536:
+        raise ConfigError(f"{name} must be a TCP port between 1 and 65535, got {port}")
+    return port
+
+
+def _email(value: str, name: str) -> str:
+    local, at, domain = value.partition("@")
+    if not (local and at and "." in domain) or any(c.isspace() for c in value):
+        raise ConfigError(f"{name} must be an email address, got {value!r}")
+    return value
+
+
+def _list(env: Mapping[str, str], name: str) -> list[str]:
+    value = _get(env, name) or ""
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+_DATABASE_SCHEMES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
+
+
+def _parse(env: Mapping[str, str], cwd: Path) -> Settings:
+    database_url = _get(env, "HELPDESK_DATABASE_URL") or f"sqlite+aiosqlite:///{cwd / 'helpdesk.db'}"
+    if database_url.startswith(("postgresql://", "postgres://")):
+        # Accept the URL form operators paste from their database provider.
+        database_url = "postgresql+asyncpg://" + database_url.split("://", 1)[1]
+    elif database_url.startswith("sqlite:///"):
+        database_url = "sqlite+aiosqlite:///" + database_url.removeprefix("sqlite:///")
+    if not database_url.startswith(_DATABASE_SCHEMES):
+        raise ConfigError(
+            "HELPDESK_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://, "
+            f"got {database_url.split('://', 1)[0]}://…"
+        )
+
+    telegram = None
+    token = _get(env, "HELPDESK_TELEGRAM_TOKEN")
+    if token:
+        if ":" not in token:
+            raise ConfigError(
+                "HELPDESK_TELEGRAM_TOKEN does not look like a bot token (expected '<id>:<secret>')"
+            )
+        api_url = _get(env, "HELPDESK_TELEGRAM_API_URL") or "https://api.telegram.org/bot"
+        if not api_url.startswith(("http://", "https://")) or api_url.endswith("/"):
+            raise ConfigError(
+                "HELPDESK_TELEGRAM_API_URL must be an http(s) URL ending in the path before the token, "
+                f"without a trailing slash (like https://api.telegram.org/bot), got {api_url!r}"
+            )
+        telegram = TelegramSettings(
+            token=Secret(token),
+            api_url=api_url,
+            staff_chat_id=_int(env, "HELPDESK_TELEGRAM_STAFF_CHAT_ID"),
+        )
+
+    staff_ids: set[int] = set()
+    for item in _list(env, "HELPDESK_STAFF_TELEGRAM_IDS"):
+        try:
+            staff_ids.add(int(item))
+        except ValueError:
+            raise ConfigError(
+                f"HELPDESK_STAFF_TELEGRAM_IDS must be comma-separated Telegram user ids, got {item!r}"
+            ) from None
+
+    mail_from = _get(env, "HELPDESK_MAIL_FROM")
+    if mail_from:
+        _email(mail_from, "HELPDESK_MAIL_FROM")
+    staff_emails = frozenset(
+        _email(e, "HELPDESK_STAFF_EMAILS").lower() for e in _list(env, "HELPDESK_STAFF_EMAILS")
+    )
+
+    smtp = None
+    if _get(env, "HELPDESK_SMTP_HOST"):
+        smtp_tls = _bool(env, "HELPDESK_SMTP_TLS", True)
+        smtp_user = _get(env, "HELPDESK_SMTP_USER")
+        smtp_password = _get(env, "HELPDESK_SMTP_PASSWORD")
+        if smtp_user and not smtp_password:
+            raise ConfigError(
+                "HELPDESK_SMTP_PASSWORD is not set; it is required when HELPDESK_SMTP_USER is set"
+            )
+        smtp = SmtpSettings(
+            host=_require(env, "HELPDESK_SMTP_HOST", ""),
+            port=_port(env, "HELPDESK_SMTP_PORT", 587 if smtp_tls else 25),
+            user=smtp_user,
+            password=Secret(smtp_password) if smtp_password else None,
+            tls=smtp_tls,
+        )
+        if not mail_from:
+            raise ConfigError("HELPDESK_MAIL_FROM is not set; it is required when HELPDESK_SMTP_HOST is set")
+
+    imap = None
+    if _get(env, "HELPDESK_IMAP_HOST"):
+        imap_tls = _bool(env, "HELPDESK_IMAP_TLS", True)
+        because = "when HELPDESK_IMAP_HOST is set"
+        imap = ImapSettings(
+            host=_require(env, "HELPDESK_IMAP_HOST", because),
+            port=_port(env, "HELPDESK_IMAP_PORT", 993 if imap_tls else 143),
+            user=_require(env, "HELPDESK_IMAP_USER", because),
+            password=Secret(_require(env, "HELPDESK_IMAP_PASSWORD", because)),
+            tls=imap_tls,
+            mailbox=_get(env, "HELPDESK_IMAP_MAILBOX") or "INBOX",
+            poll_interval=_float(env, "HELPDESK_IMAP_POLL_INTERVAL", 60.0),
+        )
+        if smtp is None:
+            raise ConfigError(f"HELPDESK_SMTP_HOST is not set; it is required {because} (acknowledgements)")
+
+    return Settings(
+        database_url=database_url,
+        telegram=telegram,
+        imap=imap,
+        smtp=smtp,
+        mail_from=mail_from,
+        staff_emails=staff_emails,
+        staff_telegram_ids=frozenset(staff_ids),
+        timezone=_get(env, "HELPDESK_TIMEZONE") or "Asia/Tashkent",
+    )

@@ -1,0 +1,26 @@
+"""Writing to the transactional outbox: inside the caller's transaction, never sending anything itself."""
+
+from __future__ import annotations
+
+from email.utils import make_msgid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from helpdesk.db.models import Message, OutboxItem, Ticket
+from helpdesk.messages import OutboundMessage
+
+
+def new_message_id(domain: str) -> str:
+    return make_msgid(idstring="tscc", domain=domain)
+
+
+async def enqueue(
+    session: AsyncSession, ticket: Ticket, message: Message, outbound: OutboundMessage
+) -> OutboxItem:
+    """Queue `outbound`, the delivery of the already added `message` on `ticket`."""
+    await session.flush()  # the message needs its id before the outbox row can point at it
+    item = OutboxItem(
+        ticket_id=ticket.id, message_id=message.id, channel=outbound.channel, payload=outbound.to_json()
+    )
+    session.add(item)
+    return item

@@ -1,0 +1,116 @@
+"""The composition root: builds the desk, the channels and the delivery worker from Settings, and runs them.
+
+The desk itself knows no channel library; only this module wires the adapters in (imported lazily, so a
+`helpdesk tickets list` never loads python-telegram-bot).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from helpdesk.config import Settings
+from helpdesk.db.engine import make_engine, make_sessions
+from helpdesk.db.migrate import upgrade
+from helpdesk.delivery import ChannelSender
+from helpdesk.desk import Desk
+from helpdesk.messages import InboundMessage
+from helpdesk.usecases.receive import ReceiveResult, receive
+from helpdesk.worker import DeliveryWorker, RetryPolicy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    desk: Desk
+    worker: DeliveryWorker
+    senders: dict[str, ChannelSender] = field(default_factory=dict)
+
+    async def receive(self, inbound: InboundMessage) -> ReceiveResult:
+        return await receive(self.desk, inbound)
+
+
+def build_senders(settings: Settings) -> dict[str, ChannelSender]:
+    senders: dict[str, ChannelSender] = {}
+    if settings.smtp is not None and settings.mail_from:
+        from helpdesk.email.smtp_sender import SmtpSender
+
+        smtp = settings.smtp
+        senders["email"] = SmtpSender(
+            smtp.host,
+            smtp.port,
+            username=smtp.user,
+            password=smtp.password.reveal() if smtp.password else None,
+            tls=smtp.tls,
+            mail_from=settings.mail_from,
+        )
+    if settings.telegram is not None:
+        from bot.sender import TelegramSender
+
+        senders["telegram"] = TelegramSender(settings.telegram.token.reveal(), settings.telegram.api_url)
+    return senders
+
+
+@contextlib.asynccontextmanager
+async def open_runtime(
+    settings: Settings, *, migrate: bool = True, retry_policy: RetryPolicy | None = None
+) -> AsyncIterator[Runtime]:
+    if migrate:
+        await upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    sessions = make_sessions(engine)
+    senders = build_senders(settings)
+    worker = DeliveryWorker(sessions, senders, policy=retry_policy)
+    desk = Desk(
+        sessions=sessions,
+        mail_from=settings.mail_from,
+        staff_emails=settings.staff_emails,
+        timezone=ZoneInfo(settings.timezone),
+        outbox_written=worker.wake,
+    )
+    try:
+        yield Runtime(settings=settings, engine=engine, desk=desk, worker=worker, senders=senders)
+    finally:
+        for sender in senders.values():
+            closer = getattr(sender, "aclose", None)
+            if closer is not None:
+                await closer()
+        await engine.dispose()
+
+
+async def serve(runtime: Runtime, stop: asyncio.Event) -> None:
+    """Run every configured channel and the delivery worker until `stop` is set."""
+    settings = runtime.settings
+    tasks: list[asyncio.Task[None]] = [asyncio.create_task(runtime.worker.run(stop), name="delivery")]
+    async with contextlib.AsyncExitStack() as stack:
+        if settings.telegram is not None:
+            from bot.application import build_application
+
+            application = build_application(
+                settings.telegram.token.reveal(), settings.telegram.api_url, runtime.receive
+            )
+            await stack.enter_async_context(application)
+            await application.start()
+            assert application.updater is not None
+            await application.updater.start_polling(timeout=10, bootstrap_retries=-1)
+            stack.push_async_callback(application.stop)
+            stack.push_async_callback(application.updater.stop)
+            log.info("Telegram channel polling")
+        if settings.imap is not None:
+            from helpdesk.email.intake import run_email_intake
+
+            tasks.append(asyncio.create_task(run_email_intake(runtime, stop), name="email-intake"))
+            log.info("email channel polling %s every %.0f s", settings.imap.host, settings.imap.poll_interval)
+        await stop.wait()
+        log.info("stopping: finishing work in hand")
+        # The worker finishes the item it is sending; whatever is left stays in the outbox for next start.
+        await asyncio.gather(*tasks, return_exceptions=True)

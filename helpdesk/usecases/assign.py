@@ -1,0 +1,25 @@
+"""Assigning a ticket to a staff member (or taking it back)."""
+
+from __future__ import annotations
+
+from helpdesk.db.models import Ticket
+from helpdesk.db.types import utcnow
+from helpdesk.desk import Desk
+from helpdesk.usecases.errors import InvalidTransition
+from helpdesk.usecases.tickets import audit, get_ticket
+
+
+async def assign(desk: Desk, reference: str, assignee: str | None, *, actor: str) -> Ticket:
+    assignee = assignee.strip() if assignee else None
+    async with desk.sessions.begin() as session:
+        ticket = await get_ticket(session, reference, for_update=True)
+        if ticket.status == "closed":
+            raise InvalidTransition(f"{ticket.reference} is closed")
+        if ticket.assignee == assignee:
+            raise InvalidTransition(f"{ticket.reference} is already assigned to {assignee or 'nobody'}")
+        audit(session, ticket, actor, "assigned", previous=ticket.assignee, assignee=assignee)
+        ticket.assignee = assignee
+        if ticket.status == "new":
+            ticket.status = "open"
+        ticket.updated_at = utcnow()
+    return ticket

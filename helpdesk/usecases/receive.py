@@ -1,0 +1,223 @@
+"""Receive an inbound message from any channel: a new ticket, or a follow-up on an existing one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from helpdesk.db.models import Attachment, Message, Requester, Ticket
+from helpdesk.db.types import utcnow
+from helpdesk.desk import Desk
+from helpdesk.language import detect_reply_language
+from helpdesk.messages import InboundMessage, OutboundMessage
+from helpdesk.outbox import enqueue, new_message_id
+from helpdesk.references import find_reference
+from helpdesk.rendering import render
+from helpdesk.usecases.numbering import next_reference
+from helpdesk.usecases.requesters import find_or_create_requester
+from helpdesk.usecases.tickets import audit
+
+SUBJECT_LIMIT = 300
+OPEN_STATUSES = ("new", "open", "waiting")
+REOPENABLE = ("resolved", "closed")
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiveResult:
+    reference: str
+    ticket_id: int
+    created: bool
+    duplicate: bool = False
+    reopened: bool = False
+
+
+async def receive(desk: Desk, inbound: InboundMessage) -> ReceiveResult:
+    async with desk.sessions.begin() as session:
+        result = await _receive(desk, session, inbound)
+    if not result.duplicate:
+        desk.outbox_written()
+    return result
+
+
+async def _receive(desk: Desk, session: AsyncSession, inbound: InboundMessage) -> ReceiveResult:
+    seen = await session.scalar(
+        select(Message).where(
+            Message.channel == inbound.channel, Message.channel_message_id == inbound.channel_message_id
+        )
+    )
+    if seen is not None:
+        ticket = await session.get_one(Ticket, seen.ticket_id)
+        return ReceiveResult(ticket.reference, ticket.id, created=False, duplicate=True)
+
+    language = detect_reply_language(inbound.text or inbound.subject or "", inbound.sender.language)
+    requester = await find_or_create_requester(session, inbound.sender, language)
+    ticket = None if inbound.force_new else await _followup_target(session, inbound, requester)
+
+    if ticket is None:
+        ticket = await _open_ticket(desk, session, inbound, requester, language)
+        created, reopened = True, False
+    else:
+        created = False
+        reopened = not inbound.automatic and ticket.status in REOPENABLE
+        if reopened:
+            audit(session, ticket, _actor(inbound), "reopened", previous=ticket.status)
+            ticket.status = "open"
+            ticket.resolved_at = None
+            ticket.closed_at = None
+        elif not inbound.automatic and ticket.status == "waiting":
+            ticket.status = "open"
+        ticket.updated_at = utcnow()
+
+    message = _store_message(session, ticket, inbound)
+    audit(session, ticket, _actor(inbound), "received", message_channel_id=inbound.channel_message_id)
+    if not inbound.automatic:
+        await _acknowledge(desk, session, ticket, message, inbound, created=created)
+    return ReceiveResult(ticket.reference, ticket.id, created=created, reopened=reopened)
+
+
+def _actor(inbound: InboundMessage) -> str:
+    if inbound.channel == "telegram":
+        return f"telegram:{inbound.sender.telegram_user_id}"
+    return f"email:{inbound.sender.email}"
+
+
+async def _followup_target(
+    session: AsyncSession, inbound: InboundMessage, requester: Requester
+) -> Ticket | None:
+    """The requester's own ticket this message continues, or None for a new ticket."""
+    reference = find_reference(inbound.subject) or find_reference(inbound.text)
+    if reference is not None:
+        ticket = await session.scalar(select(Ticket).where(Ticket.reference == reference))
+        # A reference someone else's mail quotes must not let a stranger join a ticket.
+        if ticket is not None and ticket.requester_id == requester.id:
+            return ticket
+    if inbound.replies_to:
+        ticket = await session.scalar(
+            select(Ticket)
+            .join(Message, Message.ticket_id == Ticket.id)
+            .where(Message.channel_message_id.in_(inbound.replies_to), Ticket.requester_id == requester.id)
+            .order_by(Message.id.desc())
+            .limit(1)
+        )
+        if ticket is not None:
+            return ticket
+    if inbound.channel == "telegram":
+        # A chat is a conversation: a new message continues the requester's open request in that chat.
+        return await session.scalar(
+            select(Ticket)
+            .where(
+                Ticket.requester_id == requester.id,
+                Ticket.telegram_chat_id == inbound.sender.telegram_chat_id,
+                Ticket.status.in_(OPEN_STATUSES),
+            )
+            .order_by(Ticket.updated_at.desc(), Ticket.id.desc())
+            .limit(1)
+        )
+    return None
+
+
+def _subject(inbound: InboundMessage) -> str:
+    subject = (inbound.subject or "").strip()
+    if not subject:
+        first_line = next((line.strip() for line in inbound.text.splitlines() if line.strip()), "")
+        subject = first_line or "(no text)"
+    return subject if len(subject) <= SUBJECT_LIMIT else subject[: SUBJECT_LIMIT - 1] + "…"
+
+
+async def _open_ticket(
+    desk: Desk, session: AsyncSession, inbound: InboundMessage, requester: Requester, language: str
+) -> Ticket:
+    now = inbound.received_at or utcnow()
+    reference = await next_reference(session, now.astimezone(desk.timezone).year)
+    ticket = Ticket(
+        reference=reference,
+        subject=_subject(inbound),
+        channel=inbound.channel,
+        status="new",
+        requester_id=requester.id,
+        party=requester.party,
+        language=language,
+        telegram_chat_id=inbound.sender.telegram_chat_id,
+        created_at=now,
+        updated_at=now,
+        tags=[],
+    )
+    session.add(ticket)
+    await session.flush()
+    audit(session, ticket, _actor(inbound), "created", channel=inbound.channel)
+    return ticket
+
+
+def _store_message(session: AsyncSession, ticket: Ticket, inbound: InboundMessage) -> Message:
+    message = Message(
+        ticket_id=ticket.id,
+        kind="inbound",
+        channel=inbound.channel,
+        author=inbound.sender.email or inbound.sender.name or str(inbound.sender.telegram_user_id),
+        subject=inbound.subject,
+        body=inbound.text,
+        html=inbound.html,
+        channel_message_id=inbound.channel_message_id,
+        automatic=inbound.automatic,
+        created_at=inbound.received_at or utcnow(),
+        attachments=[
+            Attachment(filename=a.filename, content_type=a.content_type, size=a.size, data=a.data)
+            for a in inbound.attachments
+        ],
+    )
+    session.add(message)
+    return message
+
+
+async def _acknowledge(
+    desk: Desk,
+    session: AsyncSession,
+    ticket: Ticket,
+    inbound_row: Message,
+    inbound: InboundMessage,
+    *,
+    created: bool,
+) -> None:
+    language = ticket.language
+    name = inbound.sender.name
+    if inbound.channel == "email":
+        if not created or not inbound.sender.email:
+            return  # a mailed follow-up needs no receipt: the thread itself shows it arrived
+        message_id = new_message_id(desk.mail_domain)
+        outbound = OutboundMessage(
+            channel="email",
+            recipient=inbound.sender.email,
+            subject=f"[{ticket.reference}] Re: {ticket.subject}",
+            text=render("email/ack.{lang}.txt.j2", language, name=name, reference=ticket.reference),
+            html=render("email/ack.{lang}.html.j2", language, name=name, reference=ticket.reference),
+            reference=ticket.reference,
+            message_id=message_id,
+            in_reply_to=inbound.channel_message_id,
+            references=(*inbound.replies_to, inbound.channel_message_id),
+            extra={"auto_submitted": "auto-replied"},
+        )
+    else:
+        template = "bot/ack.{lang}.txt.j2" if created else "bot/followup.{lang}.txt.j2"
+        message_id = None
+        outbound = OutboundMessage(
+            channel="telegram",
+            recipient=str(ticket.telegram_chat_id),
+            text=render(template, language, reference=ticket.reference),
+            reference=ticket.reference,
+            extra={"reply_to_message_id": inbound.channel_message_id.rpartition(":")[2]},
+        )
+    ack = Message(
+        ticket_id=ticket.id,
+        kind="outbound",
+        channel=inbound.channel,
+        author="helpdesk",
+        subject=outbound.subject,
+        body=outbound.text,
+        html=outbound.html,
+        channel_message_id=message_id,
+        automatic=True,
+    )
+    session.add(ack)
+    await enqueue(session, ticket, ack, outbound)

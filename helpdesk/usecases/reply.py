@@ -1,0 +1,75 @@
+"""A staff reply: stored on the ticket and queued for the requester's own channel."""
+
+from __future__ import annotations
+
+from helpdesk.db.models import Message, Ticket
+from helpdesk.db.types import utcnow
+from helpdesk.desk import Desk
+from helpdesk.messages import OutboundMessage
+from helpdesk.outbox import enqueue, new_message_id
+from helpdesk.rendering import render
+from helpdesk.usecases.errors import InvalidTransition, NoRoute
+from helpdesk.usecases.tickets import audit, get_ticket
+
+
+async def reply(desk: Desk, reference: str, text: str, *, actor: str) -> Ticket:
+    text = text.strip()
+    if not text:
+        raise InvalidTransition("a reply needs some text")
+    async with desk.sessions.begin() as session:
+        ticket = await get_ticket(session, reference, for_update=True)
+        if ticket.status == "closed":
+            raise InvalidTransition(f"{ticket.reference} is closed; reopen it (set status open) to reply")
+        outbound = _outbound(desk, ticket, text)
+        message = Message(
+            ticket_id=ticket.id,
+            kind="outbound",
+            channel=ticket.channel,
+            author=actor,
+            subject=outbound.subject,
+            body=text,
+            html=outbound.html,
+            channel_message_id=outbound.message_id,
+        )
+        session.add(message)
+        await enqueue(session, ticket, message, outbound)
+        now = utcnow()
+        if ticket.first_response_at is None:
+            ticket.first_response_at = now
+        if ticket.status in ("new", "open"):
+            ticket.status = "waiting"
+        ticket.updated_at = now
+        audit(session, ticket, actor, "replied", message_id=message.id)
+    desk.outbox_written()
+    return ticket
+
+
+def _outbound(desk: Desk, ticket: Ticket, text: str) -> OutboundMessage:
+    requester = ticket.requester
+    language = ticket.language
+    if ticket.channel == "email":
+        if not requester.email:
+            raise NoRoute(f"{ticket.reference}: the requester has no email address")
+        thread = [m.channel_message_id for m in ticket.messages if m.channel_message_id and m.kind != "note"]
+        return OutboundMessage(
+            channel="email",
+            recipient=requester.email,
+            subject=f"[{ticket.reference}] Re: {ticket.subject}",
+            text=render("email/reply.{lang}.txt.j2", language, text=text, reference=ticket.reference),
+            html=render("email/reply.{lang}.html.j2", language, text=text, reference=ticket.reference),
+            reference=ticket.reference,
+            message_id=new_message_id(desk.mail_domain),
+            in_reply_to=thread[-1] if thread else None,
+            # The last twenty ids are plenty for clients to thread, and keep the header a sane size.
+            references=tuple(thread[-20:]),
+            extra={"auto_submitted": "no"},
+        )
+    chat_id = ticket.telegram_chat_id or requester.telegram_chat_id
+    if chat_id is None:
+        raise NoRoute(f"{ticket.reference}: no Telegram chat to answer in")
+    return OutboundMessage(
+        channel="telegram",
+        recipient=str(chat_id),
+        text=render("bot/reply.{lang}.txt.j2", language, text=text, reference=ticket.reference),
+        reference=ticket.reference,
+    )

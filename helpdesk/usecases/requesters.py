@@ -1,0 +1,41 @@
+"""Who is asking: one requester row per Telegram user or email address."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from helpdesk.db.models import Requester
+from helpdesk.messages import Sender
+
+
+async def find_or_create_requester(session: AsyncSession, sender: Sender, language: str) -> Requester:
+    requester: Requester | None = None
+    if sender.telegram_user_id is not None:
+        requester = await session.scalar(
+            select(Requester).where(Requester.telegram_user_id == sender.telegram_user_id)
+        )
+    elif sender.email:
+        requester = await session.scalar(
+            select(Requester)
+            .where(func.lower(Requester.email) == sender.email.lower())
+            .order_by(Requester.id)
+            .limit(1)
+        )
+    if requester is None:
+        requester = Requester(
+            name=sender.name,
+            email=sender.email.lower() if sender.email else None,
+            telegram_user_id=sender.telegram_user_id,
+            telegram_chat_id=sender.telegram_chat_id,
+            language=language,
+        )
+        session.add(requester)
+        await session.flush()
+        return requester
+    # Keep what we know current: people change display names and private chats.
+    if sender.name and not requester.name:
+        requester.name = sender.name
+    if sender.telegram_chat_id is not None and sender.telegram_chat_id == sender.telegram_user_id:
+        requester.telegram_chat_id = sender.telegram_chat_id
+    return requester

@@ -1,0 +1,189 @@
+"""The delivery worker: sends what the outbox holds, with retries, back-off and a record of failures.
+
+At-least-once: an item is claimed with a lease, sent, then marked sent. A crash after sending and before
+marking means it is sent again once the lease runs out; a crash before sending loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from helpdesk.db.models import AuditEvent, Message, OutboxItem
+from helpdesk.db.types import utcnow
+from helpdesk.delivery import ChannelSender, DeliveryError
+from helpdesk.messages import OutboundMessage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 8
+    base_delay: float = 5.0
+    max_delay: float = 3600.0
+    lease: float = 120.0
+
+    def delay(self, attempts: int, retry_after: float | None = None) -> float:
+        backoff = min(self.max_delay, self.base_delay * 2 ** max(0, attempts - 1))
+        return max(backoff, retry_after or 0.0)
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        senders: Mapping[str, ChannelSender],
+        *,
+        policy: RetryPolicy | None = None,
+        batch_size: int = 20,
+        poll_interval: float = 2.0,
+    ) -> None:
+        self._sessions = sessions
+        self._senders = dict(senders)
+        self._policy = policy or RetryPolicy()
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Something was queued: look now instead of at the next poll."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                while await self.deliver_due() and not stop.is_set():
+                    pass
+            except Exception:
+                # A database hiccup must not end delivery for good; the next round tries again.
+                log.exception("delivery round failed")
+            self._wake.clear()
+            waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+            _, pending = await asyncio.wait(
+                waiters, timeout=self._poll_interval, return_when=asyncio.FIRST_COMPLETED
+            )
+            for waiter in pending:
+                waiter.cancel()
+
+    async def deliver_due(self) -> int:
+        """Claim and send one batch of due items; returns how many were claimed."""
+        items = await self._claim()
+        for item in items:
+            await self._deliver(item)
+        return len(items)
+
+    async def _claim(self) -> list[OutboxItem]:
+        now = utcnow()
+        token = secrets.token_hex(16)
+        channels = list(self._senders)
+        if not channels:
+            return []
+        async with self._sessions.begin() as session:
+            due = (
+                select(OutboxItem.id)
+                .where(
+                    OutboxItem.status == "pending",
+                    OutboxItem.channel.in_(channels),
+                    OutboxItem.next_attempt_at <= now,
+                    or_(OutboxItem.locked_until.is_(None), OutboxItem.locked_until < now),
+                )
+                .order_by(OutboxItem.id)
+                .limit(self._batch_size)
+                # Several workers on PostgreSQL each take different rows instead of queueing behind a lock.
+                .with_for_update(skip_locked=True)
+            )
+            ids = list(await session.scalars(due))
+            if not ids:
+                return []
+            await session.execute(
+                update(OutboxItem)
+                .where(
+                    OutboxItem.id.in_(ids),
+                    or_(OutboxItem.locked_until.is_(None), OutboxItem.locked_until < now),
+                )
+                .values(locked_until=now + timedelta(seconds=self._policy.lease), claim_token=token)
+            )
+            claimed = await session.scalars(
+                select(OutboxItem).where(OutboxItem.claim_token == token).order_by(OutboxItem.id)
+            )
+            return list(claimed)
+
+    async def _deliver(self, item: OutboxItem) -> None:
+        sender = self._senders[item.channel]
+        outbound = OutboundMessage.from_json(item.payload)
+        try:
+            sent_id = await sender.send(outbound)
+        except DeliveryError as exc:
+            await self._failed(item, exc)
+        except Exception as exc:
+            # An unexpected error in a sender is treated as temporary, and said loudly.
+            log.exception("sender for %s raised unexpectedly on outbox item %s", item.channel, item.id)
+            await self._failed(item, DeliveryError(f"{type(exc).__name__}: {exc}"))
+        else:
+            await self._sent(item, sent_id)
+
+    async def _sent(self, item: OutboxItem, sent_id: str | None) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(OutboxItem)
+                .where(OutboxItem.id == item.id)
+                .values(
+                    status="sent",
+                    sent_at=utcnow(),
+                    sent_id=sent_id,
+                    attempts=OutboxItem.attempts + 1,
+                    locked_until=None,
+                    last_error=None,
+                )
+            )
+            if sent_id and item.message_id is not None:
+                # Telegram ids exist only once sent; they let a reply to our message find its ticket.
+                await session.execute(
+                    update(Message)
+                    .where(Message.id == item.message_id, Message.channel_message_id.is_(None))
+                    .values(channel_message_id=sent_id)
+                )
+        log.info("delivered outbox item %s on %s", item.id, item.channel)
+
+    async def _failed(self, item: OutboxItem, error: DeliveryError) -> None:
+        attempts = item.attempts + 1
+        give_up = error.permanent or attempts >= self._policy.max_attempts
+        now = utcnow()
+        values: dict[str, object] = {
+            "attempts": attempts,
+            "last_error": error.reason[:2000],
+            "locked_until": None,
+        }
+        if give_up:
+            values["status"] = "failed"
+        else:
+            delay = self._policy.delay(attempts, error.retry_after)
+            values["next_attempt_at"] = now + timedelta(seconds=delay)
+        async with self._sessions.begin() as session:
+            await session.execute(update(OutboxItem).where(OutboxItem.id == item.id).values(**values))
+            if give_up and item.ticket_id is not None:
+                # Staff see it on the ticket: the requester did not get this message.
+                session.add(
+                    AuditEvent(
+                        ticket_id=item.ticket_id,
+                        actor="delivery",
+                        action="delivery_failed",
+                        detail={"outbox_id": item.id, "channel": item.channel, "reason": error.reason[:500]},
+                    )
+                )
+        log.warning(
+            "outbox item %s on %s failed (attempt %s, %s): %s",
+            item.id,
+            item.channel,
+            attempts,
+            "giving up" if give_up else "will retry",
+            error.reason,
+        )
