@@ -1,1 +1,1 @@
-"""Local stand-ins for the outside world (Bot API, IMAP, SMTP) on loopback: used by `helpdesk demo` and tests."""
+"""Local stand-ins for the outside world (Bot API, IMAP, SMTP) on loopback, for `helpdesk demo` and tests."""

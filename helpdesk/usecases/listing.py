@@ -1,0 +1,110 @@
+"""Reading tickets for staff: filtered lists and one ticket in full."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from helpdesk.db.models import AuditEvent, OutboxItem, Ticket
+from helpdesk.desk import Desk
+from helpdesk.usecases.tickets import get_ticket
+
+
+@dataclass(frozen=True)
+class TicketFilter:
+    status: str | None = None
+    channel: str | None = None
+    party: str | None = None
+    assignee: str | None = None
+    limit: int = 100
+
+
+def ticket_summary(ticket: Ticket) -> dict[str, Any]:
+    return {
+        "reference": ticket.reference,
+        "status": ticket.status,
+        "channel": ticket.channel,
+        "party": ticket.party,
+        "language": ticket.language,
+        "assignee": ticket.assignee,
+        "priority": ticket.priority,
+        "subject": ticket.subject,
+        "requester": ticket.requester.name or ticket.requester.email,
+        "created_at": ticket.created_at.isoformat(),
+        "updated_at": ticket.updated_at.isoformat(),
+        "first_response_at": ticket.first_response_at.isoformat() if ticket.first_response_at else None,
+        "resolved_at": ticket.resolved_at.isoformat() if ticket.resolved_at else None,
+        "closed_at": ticket.closed_at.isoformat() if ticket.closed_at else None,
+        "classification": ticket.classification,
+    }
+
+
+async def list_tickets(desk: Desk, where: TicketFilter) -> list[dict[str, Any]]:
+    query = (
+        select(Ticket).options(selectinload(Ticket.requester)).order_by(Ticket.id.desc()).limit(where.limit)
+    )
+    if where.status == "active":
+        query = query.where(Ticket.status.in_(("new", "open", "waiting")))
+    elif where.status:
+        query = query.where(Ticket.status == where.status)
+    if where.channel:
+        query = query.where(Ticket.channel == where.channel)
+    if where.party:
+        query = query.where(Ticket.party == where.party.upper())
+    if where.assignee == "none":
+        query = query.where(Ticket.assignee.is_(None))
+    elif where.assignee:
+        query = query.where(Ticket.assignee == where.assignee)
+    async with desk.sessions() as session:
+        return [ticket_summary(t) for t in await session.scalars(query)]
+
+
+async def show_ticket(desk: Desk, reference: str) -> dict[str, Any]:
+    async with desk.sessions() as session:
+        ticket = await get_ticket(session, reference)
+        events = await session.scalars(
+            select(AuditEvent).where(AuditEvent.ticket_id == ticket.id).order_by(AuditEvent.id)
+        )
+        deliveries = {
+            item.message_id: item
+            for item in await session.scalars(select(OutboxItem).where(OutboxItem.ticket_id == ticket.id))
+        }
+        requester = ticket.requester
+        return {
+            **ticket_summary(ticket),
+            "requester": {
+                "name": requester.name,
+                "email": requester.email,
+                "telegram_user_id": requester.telegram_user_id,
+                "party": requester.party,
+                "organisation": requester.organisation,
+                "language": requester.language,
+            },
+            "tags": ticket.tags,
+            "messages": [
+                {
+                    "kind": m.kind,
+                    "author": m.author,
+                    "at": m.created_at.isoformat(),
+                    "subject": m.subject,
+                    "text": m.body,
+                    "automatic": m.automatic,
+                    "attachments": [{"filename": a.filename, "size": a.size} for a in m.attachments],
+                    "delivery": _delivery(deliveries.get(m.id)),
+                }
+                for m in ticket.messages
+            ],
+            "audit": [
+                {"at": e.created_at.isoformat(), "actor": e.actor, "action": e.action, "detail": e.detail}
+                for e in events
+            ],
+        }
+
+
+def _delivery(item: OutboxItem | None) -> dict[str, Any] | None:
+    if item is None:
+        return None
+    return {"status": item.status, "attempts": item.attempts, "last_error": item.last_error}
