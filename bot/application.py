@@ -57,8 +57,14 @@ def file_url_for(base_url: str) -> str | None:
 
 
 def _language(message: Message) -> str:
+    """Language of the bot's own short answers: Telegram's language_code (a command or a sticker has no
+    prose to detect a language from)."""
     user = message.from_user
-    return detect_reply_language(message.text or message.caption or "", user.language_code if user else None)
+    return detect_reply_language("", user.language_code if user else None)
+
+
+def _text(template: str, message: Message, **context: object) -> str:
+    return render(f"bot/{template}.{{lang}}.txt.j2", _language(message), **context).strip()
 
 
 class RequesterHandlers:
@@ -78,11 +84,8 @@ class RequesterHandlers:
         message = update.effective_message
         if message is None:
             return
-        user = message.from_user
-        # /start carries no text to detect a language from: Telegram's language_code decides.
-        language = detect_reply_language("", user.language_code if user else None)
-        name = user.first_name if user else ""
-        await message.reply_text(render("bot/start.{lang}.txt.j2", language, name=name))
+        name = message.from_user.first_name if message.from_user else ""
+        await message.reply_text(_text("start", message, name=name))
 
     async def message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
@@ -95,21 +98,20 @@ class RequesterHandlers:
             # PTB has already confirmed this update to Telegram: unless the requester hears that it
             # failed, the message is lost without a trace on their side.
             log.exception("The desk failed to take Telegram message %s", inbound.channel_message_id)
-            await message.reply_text(render("bot/failed.{lang}.txt.j2", _language(message)))
+            await message.reply_text(_text("failed", message))
 
     async def unknown_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
         if message is None or not message.text:
             return
         command = message.text.split()[0].split("@")[0]
-        text = render("bot/unknown_command.{lang}.txt.j2", _language(message), command=command)
-        await message.reply_text(text)
+        await message.reply_text(_text("unknown_command", message, command=command))
 
     async def unsupported(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
         if message is None:
             return
-        await message.reply_text(render("bot/unsupported.{lang}.txt.j2", _language(message)))
+        await message.reply_text(_text("unsupported", message))
 
 
 async def _log_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
