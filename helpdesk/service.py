@@ -81,7 +81,7 @@ async def open_runtime(
         yield Runtime(settings=settings, engine=engine, desk=desk, worker=worker, senders=senders)
     finally:
         for sender in senders.values():
-            closer = getattr(sender, "aclose", None)
+            closer = getattr(sender, "close", None)
             if closer is not None:
                 await closer()
         await engine.dispose()
@@ -93,17 +93,13 @@ async def serve(runtime: Runtime, stop: asyncio.Event) -> None:
     tasks: list[asyncio.Task[None]] = [asyncio.create_task(runtime.worker.run(stop), name="delivery")]
     async with contextlib.AsyncExitStack() as stack:
         if settings.telegram is not None:
-            from bot.application import build_application
+            from bot.application import build_application, start_polling, stop_application
 
             application = build_application(
                 settings.telegram.token.reveal(), settings.telegram.api_url, runtime.receive
             )
-            await stack.enter_async_context(application)
-            await application.start()
-            assert application.updater is not None
-            await application.updater.start_polling(timeout=10, bootstrap_retries=-1)
-            stack.push_async_callback(application.stop)
-            stack.push_async_callback(application.updater.stop)
+            await start_polling(application, bootstrap_retries=-1)
+            stack.push_async_callback(stop_application, application)
             log.info("Telegram channel polling")
         if settings.imap is not None:
             from helpdesk.email.intake import run_email_intake

@@ -132,7 +132,7 @@ async def test_telegram_message_continues_open_ticket_until_closed(desk: Desk) -
     assert [i.payload["recipient"] for i in items] == ["5001", "5001"]
     assert "зарегистрирован" in items[0].payload["text"]
     assert "Добавлено" in items[1].payload["text"]
-    assert items[0].payload["extra"]["reply_to_message_id"] == "1"
+    assert items[0].payload["extra"]["reply_to_message_id"] == 1
 
     await close(desk, first.reference, actor="cli:test")
     third = await receive(desk, telegram(3, "Новый вопрос о финансировании"))

@@ -95,7 +95,9 @@ class Ticket(Base):
 
 class Message(Base):
     __tablename__ = "messages"
-    __table_args__ = (UniqueConstraint("channel", "channel_message_id"),)
+    # Per kind: Telegram numbers a chat's messages from both sides, and our own sent ids must never make
+    # recording a delivery fail. Intake de-duplicates against every kind (our own mail looping back too).
+    __table_args__ = (UniqueConstraint("channel", "kind", "channel_message_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)

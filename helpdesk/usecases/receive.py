@@ -206,7 +206,7 @@ async def _acknowledge(
             recipient=str(ticket.telegram_chat_id),
             text=render(template, language, reference=ticket.reference),
             reference=ticket.reference,
-            extra={"reply_to_message_id": inbound.channel_message_id.rpartition(":")[2]},
+            extra={"reply_to_message_id": int(inbound.channel_message_id.rpartition(":")[2])},
         )
     ack = Message(
         ticket_id=ticket.id,

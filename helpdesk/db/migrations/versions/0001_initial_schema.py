@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 00:52:39.758381
+Create Date: 2026-11-21 00:55:36.107805
 """
 
 from collections.abc import Sequence
@@ -108,7 +108,7 @@ def upgrade() -> None:
         sa.Column("created_at", helpdesk.db.types.UtcDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["ticket_id"], ["tickets.id"], name=op.f("fk_messages_ticket_id_tickets")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_messages")),
-        sa.UniqueConstraint("channel", "channel_message_id", name=op.f("uq_messages_channel")),
+        sa.UniqueConstraint("channel", "kind", "channel_message_id", name=op.f("uq_messages_channel")),
     )
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_messages_ticket_id"), ["ticket_id"], unique=False)

@@ -1,0 +1,216 @@
+"""The outbox and delivery worker against real peers: aiosmtpd over SMTP, the Bot API stand-in over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+
+from bot.sender import TelegramSender
+from helpdesk.db.models import AuditEvent, OutboxItem
+from helpdesk.desk import Desk
+from helpdesk.email.smtp_sender import SmtpSender
+from helpdesk.messages import InboundMessage, Sender
+from helpdesk.standins.smtp_server import SmtpStandIn
+from helpdesk.standins.telegram_api import TelegramApiStandIn
+from helpdesk.usecases.listing import show_ticket
+from helpdesk.usecases.receive import receive
+from helpdesk.usecases.reply import reply
+from helpdesk.worker import DeliveryWorker, RetryPolicy
+
+FAST = RetryPolicy(max_attempts=4, base_delay=0.05, max_delay=0.2, lease=30)
+ALIYA = Sender(name="Aliya", email="aliya@eco.gov.kz")
+TG = Sender(name="Farrukh", telegram_user_id=5001, telegram_chat_id=5001, language="en")
+
+
+@pytest.fixture
+async def smtp() -> AsyncIterator[SmtpStandIn]:
+    async with SmtpStandIn() as server:
+        yield server
+
+
+@pytest.fixture
+async def bot_api() -> AsyncIterator[TelegramApiStandIn]:
+    async with TelegramApiStandIn() as api:
+        yield api
+
+
+def smtp_sender(server: SmtpStandIn) -> SmtpSender:
+    return SmtpSender(server.host, server.port, tls=False, mail_from="helpdesk@tscc.example.org", timeout=5)
+
+
+async def outbox(desk: Desk) -> list[OutboxItem]:
+    async with desk.sessions() as session:
+        return list(await session.scalars(select(OutboxItem).order_by(OutboxItem.id)))
+
+
+async def mail(desk: Desk, n: int, text: str = "We need PAME tools") -> str:
+    inbound = InboundMessage(
+        channel="email",
+        channel_message_id=f"<req{n}@eco.gov.kz>",
+        sender=ALIYA,
+        text=text,
+        subject=f"Request {n}",
+    )
+    return (await receive(desk, inbound)).reference
+
+
+async def test_acknowledgement_reaches_the_requester_by_smtp_threaded(desk: Desk, smtp: SmtpStandIn) -> None:
+    reference = await mail(desk, 1)
+    worker = DeliveryWorker(desk.sessions, {"email": smtp_sender(smtp)}, policy=FAST)
+    assert await worker.deliver_due() == 1
+
+    [captured] = await smtp.wait_for_messages(1)
+    message = captured.message
+    assert message["To"] == "aliya@eco.gov.kz"
+    assert message["Subject"] == f"[{reference}] Re: Request 1"
+    assert message["In-Reply-To"] == "<req1@eco.gov.kz>"
+    assert message["Auto-Submitted"] == "auto-replied"
+    assert reference in message.get_body(("plain",)).get_content()
+    [item] = await outbox(desk)
+    assert item.status == "sent" and item.attempts == 1 and item.sent_id == message["Message-ID"]
+    assert await worker.deliver_due() == 0  # nothing is sent twice
+
+
+async def test_permanent_smtp_refusal_is_recorded_for_staff(desk: Desk, smtp: SmtpStandIn) -> None:
+    reference = await mail(desk, 1)
+    smtp.fail_next(1, code=550)
+    worker = DeliveryWorker(desk.sessions, {"email": smtp_sender(smtp)}, policy=FAST)
+    await worker.deliver_due()
+
+    [item] = await outbox(desk)
+    assert item.status == "failed" and item.attempts == 1 and "550" in (item.last_error or "")
+    view = await show_ticket(desk, reference)
+    assert view["messages"][-1]["delivery"]["status"] == "failed"
+    assert any(e["action"] == "delivery_failed" for e in view["audit"])
+    assert smtp.messages == []
+
+
+async def test_temporary_smtp_failure_is_retried_with_back_off(desk: Desk, smtp: SmtpStandIn) -> None:
+    await mail(desk, 1)
+    smtp.fail_next(2, code=451)
+    worker = DeliveryWorker(desk.sessions, {"email": smtp_sender(smtp)}, policy=FAST)
+    await worker.deliver_due()
+    [item] = await outbox(desk)
+    assert item.status == "pending" and item.attempts == 1 and item.next_attempt_at > datetime.now(UTC)
+    assert await worker.deliver_due() == 0  # not due yet: back-off holds it
+
+    stop = asyncio.Event()
+    runner = asyncio.create_task(worker.run(stop))
+    await smtp.wait_for_messages(1, timeout=5)
+    stop.set()
+    await runner
+    [item] = await outbox(desk)
+    assert item.status == "sent" and item.attempts == 3
+
+
+async def test_smtp_server_down_leaves_message_queued(desk: Desk) -> None:
+    await mail(desk, 1)
+    server = SmtpStandIn()
+    await server.start()
+    sender = smtp_sender(server)
+    await server.stop()
+    worker = DeliveryWorker(desk.sessions, {"email": sender}, policy=FAST)
+    await worker.deliver_due()
+    [item] = await outbox(desk)
+    assert item.status == "pending" and item.attempts == 1 and item.last_error
+
+
+async def test_telegram_500_then_200_is_delivered(desk: Desk, bot_api: TelegramApiStandIn) -> None:
+    reference = (
+        await receive(
+            desk, InboundMessage(channel="telegram", channel_message_id="5001:1", sender=TG, text="hi there")
+        )
+    ).reference
+    bot_api.fail_next("sendMessage", 500, "Internal Server Error")
+    async with TelegramSender(bot_api.token, bot_api.base_url) as sender:
+        worker = DeliveryWorker(desk.sessions, {"telegram": sender}, policy=FAST)
+        stop = asyncio.Event()
+        runner = asyncio.create_task(worker.run(stop))
+        first = await bot_api.wait_for_call("sendMessage", timeout=5)
+        call = await bot_api.wait_for_call("sendMessage", since=bot_api.calls.index(first) + 1, timeout=5)
+        await asyncio.sleep(0.1)
+        stop.set()
+        await runner
+    assert call.params["chat_id"] == 5001 and reference in call.params["text"]
+    assert len(bot_api.sent_messages(5001)) == 1
+    [item] = await outbox(desk)
+    assert item.status == "sent" and item.attempts == 2 and item.sent_id.startswith("5001:")
+
+
+async def test_telegram_429_waits_retry_after(desk: Desk, bot_api: TelegramApiStandIn) -> None:
+    await receive(
+        desk, InboundMessage(channel="telegram", channel_message_id="5001:1", sender=TG, text="hello")
+    )
+    bot_api.fail_next("sendMessage", 429, "Too Many Requests: retry after 7", retry_after=7)
+    async with TelegramSender(bot_api.token, bot_api.base_url) as sender:
+        worker = DeliveryWorker(desk.sessions, {"telegram": sender}, policy=FAST)
+        before = datetime.now(UTC)
+        await worker.deliver_due()
+    [item] = await outbox(desk)
+    assert item.status == "pending"
+    assert (item.next_attempt_at - before).total_seconds() >= 6.9
+
+
+async def test_blocked_bot_is_permanent_and_shown_on_ticket(desk: Desk, bot_api: TelegramApiStandIn) -> None:
+    reference = (
+        await receive(
+            desk, InboundMessage(channel="telegram", channel_message_id="5001:1", sender=TG, text="hello")
+        )
+    ).reference
+    bot_api.blocked_chats.add(5001)
+    async with TelegramSender(bot_api.token, bot_api.base_url) as sender:
+        await DeliveryWorker(desk.sessions, {"telegram": sender}, policy=FAST).deliver_due()
+    async with desk.sessions() as session:
+        event = await session.scalar(select(AuditEvent).where(AuditEvent.action == "delivery_failed"))
+    assert event is not None and event.detail["channel"] == "telegram"
+    assert (await show_ticket(desk, reference))["messages"][-1]["delivery"]["status"] == "failed"
+
+
+async def test_crash_between_claim_and_send_loses_nothing(desk: Desk, smtp: SmtpStandIn) -> None:
+    await mail(desk, 1)
+    short_lease = RetryPolicy(max_attempts=4, base_delay=0.05, lease=0.3)
+    crashed = DeliveryWorker(desk.sessions, {"email": smtp_sender(smtp)}, policy=short_lease)
+    claimed = await crashed._claim()  # the process dies right after claiming
+    assert len(claimed) == 1
+
+    survivor = DeliveryWorker(desk.sessions, {"email": smtp_sender(smtp)}, policy=short_lease)
+    assert await survivor.deliver_due() == 0  # the lease still protects the item
+    await asyncio.sleep(0.35)
+    assert await survivor.deliver_due() == 1
+    assert len(await smtp.wait_for_messages(1)) == 1
+
+
+async def test_two_workers_deliver_each_item_once(desk: Desk, smtp: SmtpStandIn) -> None:
+    for n in range(24):
+        await mail(desk, n)
+    workers = [
+        DeliveryWorker(desk.sessions, {"email": smtp_sender(smtp)}, policy=FAST, batch_size=5)
+        for _ in range(2)
+    ]
+
+    async def drain(worker: DeliveryWorker) -> int:
+        total = 0
+        while claimed := await worker.deliver_due():
+            total += claimed
+        return total
+
+    counts = await asyncio.gather(*(drain(w) for w in workers))
+    assert sum(counts) == 24
+    messages = await smtp.wait_for_messages(24)
+    await asyncio.sleep(0.1)
+    assert len(smtp.messages) == 24
+    assert len({m.message["Message-ID"] for m in messages}) == 24
+
+
+async def test_staff_reply_is_delivered_on_email(desk: Desk, smtp: SmtpStandIn) -> None:
+    reference = await mail(desk, 1)
+    await reply(desk, reference, "Приложена методика METT.", actor="cli:aziza")
+    await DeliveryWorker(desk.sessions, {"email": smtp_sender(smtp)}, policy=FAST).deliver_due()
+    ack, answer = (c.message for c in await smtp.wait_for_messages(2))
+    assert "Приложена методика METT." in answer.get_body(("plain",)).get_content()
+    assert answer["In-Reply-To"] == ack["Message-ID"]
+    assert answer["Auto-Submitted"] in (None, "no")
