@@ -6,12 +6,14 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
 import pytest
+from telegram import Bot, Update
 from telegram.ext import Application
+from telegram.request import HTTPXRequest
 
 from bot.application import (
     TelegramStartError,
@@ -267,8 +269,6 @@ async def test_webhook_mode_round_trip(api: TelegramApiStandIn, desk: Desk) -> N
 
 
 async def test_inbound_from_update_ignores_non_messages(api: TelegramApiStandIn) -> None:
-    from telegram import Update
-
     raw = await api.push_message(60, "hello")
     edited = await api.push_edited_message(60, raw["message"]["message_id"], "hello, edited")
     assert inbound_from_update(Update.de_json(edited, None)) is None
@@ -362,9 +362,6 @@ async def test_sender_timeout_is_temporary(api: TelegramApiStandIn) -> None:
         return True
 
     api.methods["sendmessage"] = slow
-    from telegram import Bot
-    from telegram.request import HTTPXRequest
-
     bot = Bot(api.token, base_url=api.base_url, request=HTTPXRequest(read_timeout=0.2))
     async with TelegramSender.from_bot(bot) as impatient:
         with pytest.raises(DeliveryError) as failure:
@@ -376,57 +373,26 @@ async def test_sender_retry_after_partial_failure_does_not_repeat_parts(
     api: TelegramApiStandIn, sender: TelegramSender
 ) -> None:
     text = "\n\n".join(["a" * 4000, "b" * 4000, "c" * 100])
-    original = api.methods.get("sendmessage")
-    assert original is None
-    await_count = {"n": 0}
-    builtin = api._builtin["sendmessage"]
-
-    async def flaky(params: dict[str, Any]) -> Any:
-        await_count["n"] += 1
-        if await_count["n"] == 2:
-            from helpdesk.standins.telegram_api import BotApiError
-
-            raise BotApiError(500, "Internal Server Error")
-        return await builtin(params)
-
-    api.methods["sendmessage"] = flaky
-    with pytest.raises(DeliveryError):
+    api.fail_next("sendMessage", 500, after=1)  # the first part goes through, the second fails
+    with pytest.raises(DeliveryError) as failure:
         await sender.send(outbound(text))
+    assert not failure.value.permanent
+    assert [m["text"][0] for m in api.sent_messages(700)] == ["a"]
     await sender.send(outbound(text))
     assert [m["text"][0] for m in api.sent_messages(700)] == ["a", "b", "c"]
 
 
 async def test_sender_follows_group_migration(api: TelegramApiStandIn, sender: TelegramSender) -> None:
-    async def migrate(params: dict[str, Any]) -> Any:
-        from helpdesk.standins.telegram_api import BotApiError
-
-        if params["chat_id"] == -123:
-            raise BotApiError(400, "Bad Request: group chat was upgraded to a supergroup chat")
-        return await api._builtin["sendmessage"](params)
-
-    api.methods["sendmessage"] = migrate
-    # Telegram names the new chat in parameters.migrate_to_chat_id.
-    original_record = api._record
-
-    def with_migration(method: str, params: dict[str, Any], raw: dict[str, str], outcome: Any) -> Any:
-        response = original_record(method, params, raw, outcome)
-        if getattr(outcome, "code", None) == 400 and params.get("chat_id") == -123:
-            from aiohttp import web
-
-            return web.json_response(
-                {
-                    "ok": False,
-                    "error_code": 400,
-                    "description": "Bad Request: group chat was upgraded to a supergroup chat",
-                    "parameters": {"migrate_to_chat_id": -1001234},
-                },
-                status=400,
-            )
-        return response
-
-    api._record = with_migration  # type: ignore[method-assign]
+    # A group that became a supergroup: Telegram names the new chat in parameters.migrate_to_chat_id.
+    api.fail_next(
+        "sendMessage",
+        400,
+        "Bad Request: group chat was upgraded to a supergroup chat",
+        parameters={"migrate_to_chat_id": -1001234},
+    )
     sent_id = await sender.send(outbound("to the group", chat=-123))
     assert sent_id is not None and sent_id.startswith("-1001234:")
+    assert [c.params["chat_id"] for c in api.calls_to("sendMessage")] == [-123, -1001234]
     assert [m["text"] for m in api.sent_messages(-1001234)] == ["to the group"]
 
 
@@ -455,6 +421,3 @@ async def test_token_never_reaches_the_logs(
     assert caplog.records
     assert api.token not in caplog.text
     assert all(api.token not in (r.exc_text or "") for r in caplog.records)
-
-
-Inbound = Callable[[InboundMessage], Awaitable[object]]

@@ -125,11 +125,22 @@ def utf16_len(text: str) -> int:
 class BotApiError(Exception):
     """Raised inside a method implementation to answer ``{"ok": false, ...}``."""
 
-    def __init__(self, code: int, description: str, *, retry_after: int | None = None) -> None:
+    def __init__(
+        self,
+        code: int,
+        description: str,
+        *,
+        retry_after: int | None = None,
+        parameters: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(description)
         self.code = code
         self.description = description
         self.retry_after = retry_after
+        # ResponseParameters: retry_after, migrate_to_chat_id
+        self.parameters: dict[str, Any] = dict(parameters or {})
+        if retry_after is not None:
+            self.parameters["retry_after"] = retry_after
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +160,9 @@ class _Failure:
     code: int
     description: str
     retry_after: int | None
+    parameters: Mapping[str, Any] | None
     remaining: int
+    skip: int
 
 
 @dataclass(slots=True)
@@ -301,9 +314,16 @@ class TelegramApiStandIn:
         retry_after: int | None = None,
         *,
         times: int = 1,
+        after: int = 0,
+        parameters: Mapping[str, Any] | None = None,
     ) -> None:
-        """Make the next ``times`` calls to ``method`` fail with this error (queued after earlier ones)."""
-        self._failures.setdefault(method.lower(), []).append(_Failure(code, description, retry_after, times))
+        """Make ``times`` calls to ``method`` fail with this error, after letting ``after`` calls through.
+
+        Failures queue up per method: a second ``fail_next`` applies once the first is used up.
+        ``parameters`` adds ResponseParameters, e.g. ``{"migrate_to_chat_id": -100123}``.
+        """
+        failure = _Failure(code, description, retry_after, parameters, times, after)
+        self._failures.setdefault(method.lower(), []).append(failure)
 
     def calls_to(self, method: str) -> list[ApiCall]:
         name = method.lower()
@@ -534,8 +554,8 @@ class TelegramApiStandIn:
         if isinstance(outcome, BotApiError):
             body: dict[str, Any] = {"ok": False, "error_code": outcome.code}
             body["description"] = outcome.description
-            if outcome.retry_after is not None:
-                body["parameters"] = {"retry_after": outcome.retry_after}
+            if outcome.parameters:
+                body["parameters"] = outcome.parameters
             call = ApiCall(method, params, raw, ok=False, result=outcome.description)
             status = outcome.code
         else:
@@ -561,10 +581,15 @@ class TelegramApiStandIn:
         if not queue:
             return None
         failure = queue[0]
+        if failure.skip > 0:
+            failure.skip -= 1
+            return None
         failure.remaining -= 1
         if failure.remaining <= 0:
             queue.pop(0)
-        return BotApiError(failure.code, failure.description, retry_after=failure.retry_after)
+        return BotApiError(
+            failure.code, failure.description, retry_after=failure.retry_after, parameters=failure.parameters
+        )
 
     async def _handle_file(self, request: web.Request) -> web.StreamResponse:
         if request.match_info["token"] != self.token:
