@@ -127,6 +127,19 @@ async def test_long_poll_wakes_on_push_and_offset_confirms(
     assert [u["message"]["text"] for u in api.pending_updates] == ["second", "third"]
 
 
+async def test_second_poller_terminates_the_first_with_409(
+    http: aiohttp.ClientSession, api: TelegramApiStandIn
+) -> None:
+    first = asyncio.create_task(call(http, api, "getUpdates", timeout="10"))
+    await asyncio.sleep(0.1)
+    second = asyncio.create_task(call(http, api, "getUpdates", timeout="10"))
+    status, body = await asyncio.wait_for(first, 2)
+    assert status == 409 and "terminated by other getUpdates request" in body["description"]
+    await api.push_message(8, "for the survivor")
+    _, survivor = await asyncio.wait_for(second, 2)
+    assert [u["message"]["text"] for u in survivor["result"]] == ["for the survivor"]
+
+
 async def test_pushed_message_is_shaped_like_telegram(api: TelegramApiStandIn) -> None:
     first = await api.push_message(
         99, "/start@tscc_helpdesk_bot hi", user={"first_name": "Айгерим", "language_code": "ru"}

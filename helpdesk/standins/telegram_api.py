@@ -219,6 +219,7 @@ class TelegramApiStandIn:
         self._callback_ids = itertools.count(1)
         self._file_ids = itertools.count(1)
         self._pending: list[dict[str, Any]] = []
+        self._poll_generation = 0
         self._allowed_updates: list[str] | None = None
         self._message_ids: dict[int, itertools.count[int]] = {}
         self._chats: dict[int, dict[str, Any]] = {}
@@ -623,12 +624,22 @@ class TelegramApiStandIn:
             )
         offset = params.get("offset")
         limit = max(1, min(int(params.get("limit") or 100), 100))
-        timeout = max(0, int(params.get("timeout") or 0))
+        timeout = max(0.0, float(params.get("timeout") or 0))
         if "allowed_updates" in params and isinstance(params["allowed_updates"], list):
             self._allowed_updates = [str(t) for t in params["allowed_updates"]]
         deadline = asyncio.get_running_loop().time() + timeout
+        self._poll_generation += 1
+        generation = self._poll_generation
         async with self._changed:
+            # A newer getUpdates ends a waiting one, as Telegram does when two bot instances poll.
+            self._changed.notify_all()
             while True:
+                if generation != self._poll_generation:
+                    raise BotApiError(
+                        409,
+                        "Conflict: terminated by other getUpdates request; make sure that only one bot "
+                        "instance is running",
+                    )
                 self._confirm(offset)
                 ready = [u for u in self._pending if self._allowed(u)]
                 remaining = deadline - asyncio.get_running_loop().time()
