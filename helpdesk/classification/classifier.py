@@ -1,0 +1,264 @@
+"""Rule-and-vocabulary classifier over the loaded knowledge base, plus a vote from staff corrections.
+
+Pure and deterministic: everything is compiled once from the KnowledgeBase; classify() does no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+
+from helpdesk.classification.examples import ExampleIndex, LabelledExample, Neighbour, features
+from helpdesk.classification.lexicon import Hit, Lexicon
+from helpdesk.classification.result import Classification, CoreFunctionScore, TargetScore
+from helpdesk.classification.text import Stemmer, content_tokens, detect_language
+from knowledge.models import KnowledgeBase, Vocabulary
+
+# Weights of the vocabulary tiers. A strong target term alone clears the abstention threshold;
+# ordinary terms need a second piece of evidence; weak terms only tip a balance.
+TARGET_WEIGHTS = {"strong": 3.0, "terms": 1.5, "weak": 0.5}
+CF_WEIGHTS = {"strong": 2.0, "cues": 0.6}
+PARTY_WEIGHTS = {"name": 3.0, "place": 2.0, "marker": 1.0, "domain": 3.0}
+NOISE_WEIGHTS = {"greeting": 0.6}
+NOISE_DEFAULT_WEIGHT = 2.5
+# A vote from one staff example at similarity 1.0; primary labels count fully, the others less.
+EXAMPLE_WEIGHT = 6.0
+SECONDARY_LABEL = 0.6
+
+ABSTAIN_BELOW = 1.6  # raw target evidence under this is not a request we can place
+PARTY_MIN = 2.0  # a greeting word in a national language alone does not name a Party
+MAX_TARGETS = 5
+MAX_CORE_FUNCTIONS = 4
+_DOMAIN = re.compile(r"(?:@|https?://|www\.)([\w-]+(?:\.[\w-]+)+)", re.IGNORECASE)
+
+
+def _squash(raw: float, scale: float) -> float:
+    return round(1.0 - math.exp(-raw / scale), 3)
+
+
+def _phrases(vocab: Vocabulary) -> Iterable[str]:
+    for phrases in vocab.values():
+        yield from phrases
+
+
+class Classifier:
+    """classify(text) -> Classification. Build once per knowledge base; share freely (thread-safe reads)."""
+
+    def __init__(self, kb: KnowledgeBase, examples: Iterable[LabelledExample] = ()) -> None:
+        self.kb = kb
+        self.stemmer = Stemmer()
+        self.lexicon = Lexicon(self.stemmer)
+        self._compile()
+        self.examples = self._index(examples)
+
+    def _compile(self) -> None:
+        kb, lex = self.kb, self.lexicon
+        # How many targets share a phrase: a phrase claimed by several says less about each.
+        owners: dict[tuple[str, ...], set[int]] = defaultdict(set)
+        for t in kb.targets.values():
+            for tier in TARGET_WEIGHTS:
+                for phrase in _phrases(getattr(t, tier)):
+                    owners[lex.phrase_stems(phrase)].add(t.number)
+        for t in kb.targets.values():
+            for tier, weight in TARGET_WEIGHTS.items():
+                for phrase in _phrases(getattr(t, tier)):
+                    shared = len(owners[lex.phrase_stems(phrase)]) or 1
+                    lex.add(("t", t.number), phrase, weight / math.sqrt(shared))
+        for cf in kb.core_functions.values():
+            for tier, weight in CF_WEIGHTS.items():
+                for phrase in _phrases(getattr(cf, tier)):
+                    lex.add(("c", cf.number), phrase, weight)
+        self._domains: list[tuple[str, str]] = []
+        for p in kb.parties.values():
+            for phrase in (p.name_en, p.name_ru, p.name_national, *p.aliases):
+                lex.add(("p", p.code), phrase, PARTY_WEIGHTS["name"])
+            for phrase in p.places:
+                lex.add(("p", p.code), phrase, PARTY_WEIGHTS["place"])
+            for phrase in p.language_markers:
+                lex.add(("p", p.code), phrase, PARTY_WEIGHTS["marker"])
+            self._domains.extend((d if d.startswith(".") else "." + d, p.code) for d in p.domains)
+        # Longest suffix first so gov.kz wins over .kz for the evidence shown.
+        self._domains.sort(key=lambda d: -len(d[0]))
+        for category, vocab in kb.noise.items():
+            for phrase in _phrases(vocab):
+                lex.add(("n", category), phrase, NOISE_WEIGHTS.get(category, NOISE_DEFAULT_WEIGHT))
+        lex.freeze()
+
+    def _index(self, examples: Iterable[LabelledExample]) -> ExampleIndex:
+        return ExampleIndex((ex, features(content_tokens(ex.text, self.stemmer))) for ex in examples)
+
+    def with_examples(self, examples: Iterable[LabelledExample]) -> Classifier:
+        """A classifier sharing this one's compiled vocabulary but voting with these staff examples."""
+        clone = object.__new__(Classifier)
+        clone.kb, clone.stemmer, clone.lexicon = self.kb, self.stemmer, self.lexicon
+        clone._domains = self._domains
+        clone.examples = clone._index(examples)
+        return clone
+
+    def classify(self, text: str, id: str | None = None) -> Classification:
+        tokens = content_tokens(text, self.stemmer)
+        hits = self.lexicon.scan(tokens)
+        language = detect_language(text)
+
+        target_raw: dict[int, float] = defaultdict(float)
+        target_ev: dict[int, list[tuple[float, str]]] = defaultdict(list)
+        cf_raw: dict[int, float] = {n: cf.prior for n, cf in self.kb.core_functions.items()}
+        cf_ev: dict[int, list[tuple[float, str]]] = defaultdict(list)
+        party_raw: dict[str, float] = defaultdict(float)
+        party_ev: dict[str, list[str]] = defaultdict(list)
+        noise_raw = 0.0
+        noise_ev: list[str] = []
+
+        for hit in _dedupe(hits):
+            kind, key = hit.entry.label  # type: ignore[misc]
+            value = _value(hit)
+            if kind == "t":
+                target_raw[key] += value
+                target_ev[key].append((value, hit.evidence))
+            elif kind == "c":
+                cf_raw[key] += value
+                cf_ev[key].append((value, hit.evidence))
+            elif kind == "p":
+                party_raw[key] += value
+                party_ev[key].append(hit.evidence)
+            else:
+                noise_raw += value
+                noise_ev.append(f"{key}: {hit.evidence}")
+
+        for match in _DOMAIN.finditer(text):
+            domain = "." + match.group(1).lower()
+            for suffix, code in self._domains:
+                if domain.endswith(suffix):
+                    party_raw[code] += PARTY_WEIGHTS["domain"]
+                    party_ev[code].append(match.group(1).lower())
+                    break
+
+        neighbours = self.examples.neighbours(features(tokens)) if len(self.examples) else []
+        _vote(neighbours, target_raw, target_ev, cf_raw, cf_ev)
+
+        party, party_evidence = _best_party(party_raw, party_ev)
+        best = max(target_raw.values(), default=0.0)
+        notes: list[str] = []
+        if best < ABSTAIN_BELOW:
+            notes.append(f"too little domain evidence ({best:.2f} < {ABSTAIN_BELOW})")
+        elif noise_raw >= NOISE_DEFAULT_WEIGHT and noise_raw >= best:
+            notes.append("looks like an auto-reply, spam or an off-topic message")
+        if notes:
+            notes.extend(noise_ev[:5])
+            return Classification(language, (), (), party, True, id, tuple(notes), party_evidence)
+
+        targets = _rank_targets(target_raw, target_ev)
+        core_functions = _rank_core_functions(cf_raw, cf_ev)
+        return Classification(language, targets, core_functions, party, False, id, (), party_evidence)
+
+
+def _dedupe(hits: list[Hit]) -> list[Hit]:
+    """One hit per (label, surface span): "protected area" and "protected areas" must not both count."""
+    best: dict[tuple[object, str], Hit] = {}
+    for hit in hits:
+        # Single words are keyed by position: "zapovednik" in the English and the Russian list, or
+        # a word reached both directly and through transliteration, is one piece of evidence.
+        if len(hit.entry.stems) == 1:
+            key = (hit.entry.label, f"@{hit.position}")
+        else:
+            key = (hit.entry.label, " ".join(sorted(hit.entry.stems)))
+        old = best.get(key)
+        if old is None or hit.entry.weight * hit.quality > old.entry.weight * old.quality:
+            best[key] = hit
+    # A phrase inside a longer phrase found at the same place is not new evidence: for the same label
+    # it is dropped ("охраняемых территорий" within "особо охраняемых природных территорий"); for a
+    # different target the longer, more specific phrase wins ("red list" within "red list of ecosystems").
+    ordered = sorted(best.values(), key=lambda h: (-len(h.entry.stems), str(h.entry.label), h.entry.phrase))
+    kept: list[Hit] = []
+    for hit in ordered:
+        stems = set(hit.entry.stems)
+        kind = hit.entry.label[0]  # type: ignore[index]
+        drop = False
+        for i, longer in enumerate(kept):
+            if len(longer.entry.stems) <= len(stems) or not stems < set(longer.entry.stems):
+                continue
+            lo, hi = longer.span
+            if not lo <= hit.position <= hi:
+                continue
+            if longer.entry.label == hit.entry.label:
+                # Same label: count the stronger of the two once ("пестициды" beats "склад пестицидов").
+                if _value(hit) > _value(longer):
+                    kept[i] = hit
+                drop = True
+                break
+            if kind == "t" and longer.entry.label[0] == "t":  # type: ignore[index]
+                drop = True
+                break
+        if not drop:
+            kept.append(hit)
+    return kept
+
+
+def _value(hit: Hit) -> float:
+    # A word said again and again is what the request is about; two repeats are enough to tell.
+    return hit.entry.weight * hit.quality * (1.0 + 0.25 * min(hit.count - 1, 2))
+
+
+def _vote(
+    neighbours: list[Neighbour],
+    target_raw: dict[int, float],
+    target_ev: dict[int, list[tuple[float, str]]],
+    cf_raw: dict[int, float],
+    cf_ev: dict[int, list[tuple[float, str]]],
+) -> None:
+    for n in neighbours:
+        note = f"staff example {n.label} (similarity {n.similarity:.2f})"
+        for rank, t in enumerate(n.example.targets):
+            value = EXAMPLE_WEIGHT * n.similarity * (1.0 if rank == 0 else SECONDARY_LABEL)
+            target_raw[t] += value
+            target_ev[t].append((value, note))
+        for rank, c in enumerate(n.example.core_functions):
+            value = EXAMPLE_WEIGHT * n.similarity * (1.0 if rank == 0 else SECONDARY_LABEL) / 2
+            cf_raw[c] = cf_raw.get(c, 0.0) + value
+            cf_ev[c].append((value, note))
+
+
+def _evidence(items: list[tuple[float, str]]) -> tuple[str, ...]:
+    out: list[str] = []
+    for _, text in sorted(items, key=lambda p: (-p[0], p[1])):
+        if text not in out:
+            out.append(text)
+    return tuple(out[:6])
+
+
+def _rank_targets(raw: dict[int, float], ev: dict[int, list[tuple[float, str]]]) -> tuple[TargetScore, ...]:
+    ranked = sorted(raw.items(), key=lambda kv: (-kv[1], kv[0]))
+    top = ranked[0][1]
+    out = [
+        TargetScore(n, _squash(value, 4.0), _evidence(ev[n]))
+        for n, value in ranked
+        if value >= max(1.0, 0.25 * top)
+    ]
+    return tuple(out[:MAX_TARGETS])
+
+
+def _rank_core_functions(
+    raw: dict[int, float], ev: dict[int, list[tuple[float, str]]]
+) -> tuple[CoreFunctionScore, ...]:
+    ranked = sorted(raw.items(), key=lambda kv: (-kv[1], kv[0]))
+    top = ranked[0][1]
+    out = [
+        CoreFunctionScore(n, _squash(value, 3.0), _evidence(ev[n]) or ("default: request for knowledge",))
+        for n, value in ranked
+        if value > 0 and value >= 0.35 * top
+    ]
+    return tuple(out[:MAX_CORE_FUNCTIONS])
+
+
+def _best_party(raw: dict[str, float], ev: dict[str, list[str]]) -> tuple[str | None, tuple[str, ...]]:
+    if not raw:
+        return None, ()
+    ranked = sorted(raw.items(), key=lambda kv: (-kv[1], kv[0]))
+    code, score = ranked[0]
+    if score < PARTY_MIN:
+        return None, ()
+    if len(ranked) > 1 and ranked[1][1] == score:
+        return None, ()  # a tie (e.g. the Aral Sea alone) names no Party
+    return code, tuple(dict.fromkeys(ev[code]))
