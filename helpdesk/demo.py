@@ -40,7 +40,8 @@ TELEGRAM_REQUESTS = [
     (
         7102,
         {"first_name": "Arman", "language_code": "en"},
-        "Hello, we are looking for an expert on OECMs who could advise our ministry on identification criteria.",
+        "Hello, we are looking for an expert on OECMs who could advise our ministry on identification "
+        "criteria.",
     ),
 ]
 
@@ -50,7 +51,8 @@ EMAIL_REQUESTS = [
         "a.sadykova@biodiversity-ngo.example.kg",
         "Семинар по инвазивным видам",
         "Добрый день!\n\nНаша организация планирует семинар по инвазивным чужеродным видам в бассейне "
-        "Иссык-Куля. Подскажите, пожалуйста, есть ли у Центра специалисты и учебные материалы на русском языке?\n\n"
+        "Иссык-Куля. Подскажите, пожалуйста, есть ли у Центра специалисты и учебные материалы "
+        "на русском языке?\n\n"
         "С уважением,\nАйгуль Садыкова",
         "windows-1251",
     ),
@@ -68,8 +70,8 @@ EMAIL_REQUESTS = [
 STAFF_REPLIES = {
     "telegram": "Методика METT и руководство на русском языке: https://www.protectedplanet.net/en/thematic-areas/"
     "protected-areas-management-effectiveness-pame. Пришлём также контакт эксперта.",
-    "email": "Dear Rustam, the GBF Fund and the BIOFIN workbook are good starting points; we will send examples "
-    "of resource mobilisation plans from two Parties this week.",
+    "email": "Dear Rustam, the GBF Fund and the BIOFIN workbook are good starting points; we will send "
+    "examples of resource mobilisation plans from two Parties this week.",
 }
 
 
