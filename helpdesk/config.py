@@ -10,6 +10,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 class ConfigError(Exception):
@@ -271,5 +272,16 @@ def _parse(env: Mapping[str, str], cwd: Path) -> Settings:
         mail_from=mail_from,
         staff_emails=staff_emails,
         staff_telegram_ids=frozenset(staff_ids),
-        timezone=_get(env, "HELPDESK_TIMEZONE") or "Asia/Tashkent",
+        timezone=_timezone(env),
     )
+
+
+def _timezone(env: Mapping[str, str]) -> str:
+    name = _get(env, "HELPDESK_TIMEZONE") or "Asia/Tashkent"
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"HELPDESK_TIMEZONE must be an IANA time zone such as Asia/Tashkent, got {name!r}"
+        ) from None
+    return name
