@@ -93,5 +93,5 @@ def test_files_add_settings_and_environment_wins(workdir: Path) -> None:
 
 def test_broken_toml_is_reported(workdir: Path) -> None:
     (workdir / "helpdesk.toml").write_text("mail_from = \n")
-    with pytest.raises(ConfigError, match="helpdesk.toml: not valid TOML"):
+    with pytest.raises(ConfigError, match=r"helpdesk\.toml: not valid TOML"):
         Settings.from_env({})

@@ -79,6 +79,5 @@ async def test_run_with_a_missing_setting_prints_one_line(tmp_path: Path) -> Non
     _, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 2
     lines = err.decode().strip().splitlines()
-    assert lines == [
-        "helpdesk: configuration: HELPDESK_IMAP_USER is not set; it is required when HELPDESK_IMAP_HOST is set"
-    ]
+    expected = "HELPDESK_IMAP_USER is not set; it is required when HELPDESK_IMAP_HOST is set"
+    assert lines == [f"helpdesk: configuration: {expected}"]
