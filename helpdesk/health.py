@@ -1,0 +1,122 @@
+"""`helpdesk health`: is each part reachable and working? One line per check, for operators and probes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, text
+
+from helpdesk.config import Settings
+from helpdesk.db.engine import make_engine
+from helpdesk.db.migrate import current_revision_heads
+from helpdesk.db.models import OutboxItem
+
+TIMEOUT = 15.0
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+async def check_database(settings: Settings) -> Check:
+    engine = make_engine(settings.database_url)
+    try:
+        async with engine.connect() as connection:
+            try:
+                version = await connection.scalar(text("SELECT version_num FROM alembic_version"))
+            except Exception:
+                return Check("database", False, "reachable, but no schema yet: run `helpdesk db upgrade`")
+            heads = await asyncio.to_thread(current_revision_heads, settings.database_url)
+            if version not in heads:
+                return Check(
+                    "database", False, f"schema {version} is behind {heads[0]}: run `helpdesk db upgrade`"
+                )
+            pending = await connection.scalar(
+                select(func.count(OutboxItem.id)).where(OutboxItem.status == "pending")
+            )
+            failed = await connection.scalar(
+                select(func.count(OutboxItem.id)).where(OutboxItem.status == "failed")
+            )
+        return Check(
+            "database",
+            True,
+            f"{engine.dialect.name}, schema {version}; outbox {pending} pending, {failed} failed",
+        )
+    except Exception as exc:
+        return Check("database", False, f"{engine.dialect.name} not reachable: {type(exc).__name__}: {exc}")
+    finally:
+        await engine.dispose()
+
+
+async def check_smtp(settings: Settings) -> Check:
+    import aiosmtplib
+
+    smtp = settings.smtp
+    assert smtp is not None
+    client = aiosmtplib.SMTP(
+        hostname=smtp.host, port=smtp.port, use_tls=smtp.tls and smtp.port == 465,
+        start_tls=smtp.tls and smtp.port != 465, timeout=TIMEOUT,
+    )  # fmt: skip
+    try:
+        await client.connect()
+        if smtp.user and smtp.password:
+            await client.login(smtp.user, smtp.password.reveal())
+        await client.quit()
+        return Check(
+            "smtp", True, f"{smtp.host}:{smtp.port} accepts connections" + (" and login" if smtp.user else "")
+        )
+    except Exception as exc:
+        return Check("smtp", False, f"{smtp.host}:{smtp.port}: {type(exc).__name__}: {exc}")
+
+
+async def check_imap(settings: Settings) -> Check:
+    from helpdesk.email.imap_intake import ImapMailbox
+
+    imap = settings.imap
+    assert imap is not None
+    try:
+        async with ImapMailbox(
+            imap.host, imap.port, imap.user, imap.password.reveal(), tls=imap.tls, mailbox=imap.mailbox,
+            timeout=TIMEOUT,
+        ) as mailbox:  # fmt: skip
+            unseen = len(await mailbox.unseen_uids())
+            idle = "IDLE" if mailbox.supports_idle else "no IDLE"
+        return Check("imap", True, f"{imap.host}:{imap.port} {imap.mailbox}: {unseen} unseen, {idle}")
+    except Exception as exc:
+        return Check("imap", False, f"{imap.host}:{imap.port}: {type(exc).__name__}: {exc}")
+
+
+async def check_telegram(settings: Settings) -> Check:
+    from bot.health import telegram_health
+
+    assert settings.telegram is not None
+    ok, detail = await telegram_health(settings.telegram.token.reveal(), settings.telegram.api_url)
+    return Check("telegram", ok, detail)
+
+
+async def run_checks(settings: Settings) -> list[Check]:
+    checks: list[Awaitable[Check]] = [check_database(settings)]
+    if settings.telegram is not None:
+        checks.append(check_telegram(settings))
+    if settings.imap is not None:
+        checks.append(check_imap(settings))
+    if settings.smtp is not None:
+        checks.append(check_smtp(settings))
+    results = list(await asyncio.gather(*checks))
+    configured = {c.name for c in results}
+    switches = {
+        "telegram": "HELPDESK_TELEGRAM_TOKEN",
+        "imap": "HELPDESK_IMAP_HOST",
+        "smtp": "HELPDESK_SMTP_HOST",
+    }
+    results.extend(
+        Check(name, True, f"off ({variable} not set)")
+        for name, variable in switches.items()
+        if name not in configured
+    )
+    return results
