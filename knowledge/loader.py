@@ -33,6 +33,7 @@ FILES = (
     "resources.yaml",
     "experts.yaml",
     "noise.yaml",
+    "domain.yaml",
 )
 
 
@@ -157,6 +158,12 @@ def parse_noise(doc: Any, file: str = "noise.yaml") -> MappingProxyType[str, Any
     return MappingProxyType(out)
 
 
+def parse_domain(doc: Any, file: str = "domain.yaml") -> Any:
+    if not isinstance(doc, dict) or "domain" not in doc:
+        raise KnowledgeError(file, None, "domain", "the file must have a top-level 'domain' mapping")
+    return Checker(file, "domain", doc).vocabulary("domain", required=True)
+
+
 def _source(directory: Path | None, name: str) -> tuple[Traversable | Path, str]:
     if directory is not None and (directory / name).is_file():
         return directory / name, str(directory / name)
@@ -181,9 +188,10 @@ def load_knowledge_base(directory: str | Path | None = None) -> KnowledgeBase:
     parties = part("parties.yaml", parse_parties)
     resources = part("resources.yaml", parse_resources)
     noise = part("noise.yaml", parse_noise)
+    domain = part("domain.yaml", parse_domain)
     if root is not None and (root / "experts.csv").is_file():
         experts = load_experts_file(root / "experts.csv")
     else:
         source, label = _source(root, "experts.yaml")
         experts = parse_experts(read_yaml(source, label), label)
-    return KnowledgeBase(targets, core_functions, parties, resources, experts, noise)
+    return KnowledgeBase(targets, core_functions, parties, resources, experts, noise, domain)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, TypeAlias
 
@@ -114,6 +114,8 @@ class KnowledgeBase:
     experts: tuple[Expert, ...]
     # noise category -> language -> phrases that mark a message as not a request
     noise: MappingProxyType[str, Vocabulary] = field(default_factory=lambda: MappingProxyType({}))
+    # words that show a message is about biodiversity at all, without naming a target
+    domain: Vocabulary = field(default_factory=_empty_vocab)
 
     def counts(self) -> dict[str, int]:
         return {
@@ -126,11 +128,7 @@ class KnowledgeBase:
         }
 
     def with_experts(self, experts: tuple[Expert, ...]) -> KnowledgeBase:
-        return KnowledgeBase(
-            self.targets, self.core_functions, self.parties, self.resources, experts, self.noise
-        )
+        return replace(self, experts=experts)
 
     def with_resources(self, resources: tuple[Resource, ...]) -> KnowledgeBase:
-        return KnowledgeBase(
-            self.targets, self.core_functions, self.parties, resources, self.experts, self.noise
-        )
+        return replace(self, resources=resources)

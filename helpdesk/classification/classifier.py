@@ -27,7 +27,13 @@ NOISE_DEFAULT_WEIGHT = 2.5
 EXAMPLE_WEIGHT = 6.0
 SECONDARY_LABEL = 0.6
 
-ABSTAIN_BELOW = 1.6  # raw target evidence under this is not a request we can place
+# A request is on-topic with one ordinary target term, or a weak one backed by general domain words
+# ("biodiversity", "species"...), or plenty of domain words alone.
+ON_TOPIC_TARGET = 1.2
+ON_TOPIC_WEAK_TARGET = 0.5
+ON_TOPIC_DOMAIN = 1.0
+ON_TOPIC_DOMAIN_ALONE = 2.0
+DOMAIN_WEIGHT = 1.0
 PARTY_MIN = 2.0  # a greeting word in a national language alone does not name a Party
 MAX_TARGETS = 5
 MAX_CORE_FUNCTIONS = 4
@@ -81,6 +87,8 @@ class Classifier:
             self._domains.extend((d if d.startswith(".") else "." + d, p.code) for d in p.domains)
         # Longest suffix first so gov.kz wins over .kz for the evidence shown.
         self._domains.sort(key=lambda d: -len(d[0]))
+        for phrase in _phrases(kb.domain):
+            lex.add(("d", "domain"), phrase, DOMAIN_WEIGHT)
         for category, vocab in kb.noise.items():
             for phrase in _phrases(vocab):
                 lex.add(("n", category), phrase, NOISE_WEIGHTS.get(category, NOISE_DEFAULT_WEIGHT))
@@ -108,7 +116,7 @@ class Classifier:
         cf_ev: dict[int, list[tuple[float, str]]] = defaultdict(list)
         party_raw: dict[str, float] = defaultdict(float)
         party_ev: dict[str, list[str]] = defaultdict(list)
-        noise_raw = 0.0
+        noise_raw = domain_raw = 0.0
         noise_ev: list[str] = []
 
         for hit in _dedupe(hits):
@@ -123,6 +131,8 @@ class Classifier:
             elif kind == "p":
                 party_raw[key] += value
                 party_ev[key].append(hit.evidence)
+            elif kind == "d":
+                domain_raw += value
             else:
                 noise_raw += value
                 noise_ev.append(f"{key}: {hit.evidence}")
@@ -141,15 +151,20 @@ class Classifier:
         party, party_evidence = _best_party(party_raw, party_ev)
         best = max(target_raw.values(), default=0.0)
         notes: list[str] = []
-        if best < ABSTAIN_BELOW:
-            notes.append(f"too little domain evidence ({best:.2f} < {ABSTAIN_BELOW})")
-        elif noise_raw >= NOISE_DEFAULT_WEIGHT and noise_raw >= best:
+        on_topic = (
+            best >= ON_TOPIC_TARGET
+            or (best >= ON_TOPIC_WEAK_TARGET and domain_raw >= ON_TOPIC_DOMAIN)
+            or domain_raw >= ON_TOPIC_DOMAIN_ALONE
+        )
+        if not on_topic:
+            notes.append(f"too little domain evidence (target {best:.2f}, domain {domain_raw:.2f})")
+        elif noise_raw >= NOISE_DEFAULT_WEIGHT and noise_raw >= best + 0.5 * domain_raw:
             notes.append("looks like an auto-reply, spam or an off-topic message")
         if notes:
             notes.extend(noise_ev[:5])
             return Classification(language, (), (), party, True, id, tuple(notes), party_evidence)
 
-        targets = _rank_targets(target_raw, target_ev)
+        targets = _rank_targets(target_raw, target_ev) if target_raw else ()
         core_functions = _rank_core_functions(cf_raw, cf_ev)
         return Classification(language, targets, core_functions, party, False, id, (), party_evidence)
 
@@ -234,7 +249,7 @@ def _rank_targets(raw: dict[int, float], ev: dict[int, list[tuple[float, str]]])
     out = [
         TargetScore(n, _squash(value, 4.0), _evidence(ev[n]))
         for n, value in ranked
-        if value >= max(1.0, 0.25 * top)
+        if value >= max(0.5, 0.25 * top)
     ]
     return tuple(out[:MAX_TARGETS])
 

@@ -72,6 +72,8 @@ class Lexicon:
         stems = self.phrase_stems(phrase)
         if not stems:
             return
+        # "how do we" shrinks to "how" once function words go: it must not keep a whole phrase's weight.
+        weight *= min(1.0, len(stems) / len(words(phrase)) * 1.5)
         index = len(self.entries)
         self.entries.append(Entry(label, phrase, stems, weight))
         for stem in set(stems):
