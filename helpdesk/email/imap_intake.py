@@ -183,10 +183,8 @@ class ImapMailbox:
         if not client.has_capability("IDLE"):
             await asyncio.sleep(timeout)
             return False
-        try:
-            idle = await self._guard(client.idle_start(timeout=timeout), "IDLE")
-        except aioimaplib.Abort as exc:
-            raise ImapCommandError(f"IDLE refused: {exc}") from exc
+        # A refused IDLE surfaces as ImapConnectionError (aioimaplib raises Abort): reconnecting is right.
+        idle = await self._guard(client.idle_start(timeout=timeout), "IDLE")
         pushed = False
         try:
             while True:
