@@ -118,7 +118,7 @@ def evaluate(classifier: Classifier, items: Iterable[LabelledItem]) -> dict[str,
             if cfs and cfs[0] in item.core_functions:
                 t.cf_top1 += 1
     order = [k for k in ("en", "ru", "mixed") if k in tallies]
-    order += sorted(k for k in tallies if k not in {"en", "ru", "mixed", "overall"}) + ["overall"]
+    order += [*sorted(k for k in tallies if k not in {"en", "ru", "mixed", "overall"}), "overall"]
     return {
         "goals": GOALS,
         "by_language": {k: tallies[k].ratios() for k in order if k in tallies},
