@@ -1,0 +1,168 @@
+"""The classifier: languages, inflections, typos, transliteration, abstention, Parties, staff learning."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from helpdesk.classification import Classifier, LabelledExample
+from helpdesk.classification.evaluate import evaluate, meets_goals, read_labelled
+from helpdesk.commands import classify as classify_command
+from knowledge import load_knowledge_base
+
+DATA = Path(__file__).parent / "data" / "classify_own.jsonl"
+
+
+@pytest.fixture(scope="module")
+def classifier() -> Classifier:
+    return Classifier(load_knowledge_base())
+
+
+def top(result) -> int | None:
+    return result.targets[0].target if result.targets else None
+
+
+def test_json_shape(classifier) -> None:
+    out = classifier.classify("Need OECM guidance for hunting grounds in Kashkadarya", id="t-1").to_json()
+    assert list(out) == ["id", "language", "targets", "core_functions", "party", "unclassified"]
+    assert out["id"] == "t-1" and out["party"] == "UZ" and out["unclassified"] is False
+    first = out["targets"][0]
+    assert first["target"] == 3 and 0 < first["score"] <= 1 and first["evidence"]
+    assert set(out["core_functions"][0]) == {"core_function", "score", "evidence"}
+    scores = [t["score"] for t in out["targets"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+@pytest.mark.parametrize(
+    ("text", "target"),
+    [
+        ("Подскажите, как оформить заявку на включение заказника в сеть ООПТ", 3),
+        ("в заповеднике проблема с браконьерами, ставят петли", 5),
+        ("Нужны данные о численности сайгаков", 4),
+        ("борщевик захватывает луга, как бороться", 6),
+        ("restoring drained peatlands in Polesie", 2),
+    ],
+)
+def test_russian_inflections_and_english(classifier, text, target) -> None:
+    assert top(classifier.classify(text)) == target
+
+
+def test_typos_still_match(classifier) -> None:
+    result = classifier.classify("бракониерство в заказнике, ставят силки на архаров")
+    assert top(result) == 5
+    assert any("≈" in e for e in result.targets[0].evidence)
+    assert top(classifier.classify("polution of the river by pestcides")) == 7
+
+
+def test_transliterated_russian(classifier) -> None:
+    result = classifier.classify("nuzhen ekspert po zapovednikam i OOPT")
+    assert result.language == "ru"
+    assert top(result) == 3
+    assert result.core_functions[0].core_function == 5
+
+
+def test_languages(classifier) -> None:
+    assert classifier.classify("Нужен тренинг по ГИС для инспекторов").language == "ru"
+    assert classifier.classify("We need GIS training for rangers").language == "en"
+    assert classifier.classify("Нужен ecosystem accounting course для staff").language == "mixed"
+    assert classifier.classify("Assalomu alaykum! нужен эксперт по саксаулу").language == "mixed"
+
+
+@pytest.mark.parametrize(
+    ("text", "party"),
+    [
+        ("Restoring tugai forests near Nukus", "UZ"),
+        ("Проект в Каракалпакстане по восстановлению пастбищ", "UZ"),
+        ("заповедник под Ашхабадом", "TM"),
+        ("please write to ecology@minpriroda.gov.by about peatlands", "BY"),
+        ("Мы из Алматы, нужен эксперт по ООПТ", "KZ"),
+        ("Red List of ecosystems methodology question", None),
+    ],
+)
+def test_party(classifier, text, party) -> None:
+    assert classifier.classify(text).party == party
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "привет",
+        "Thank you, received.",
+        "I am out of the office until Monday with limited access to email.",
+        "Вы выиграли приз! Сообщите реквизиты банковской карты.",
+        "Направляю резюме на вакансию бухгалтера.",
+        "",
+    ],
+)
+def test_abstains_on_off_topic(classifier, text) -> None:
+    result = classifier.classify(text)
+    assert result.unclassified and result.targets == () and result.core_functions == ()
+
+
+def test_deterministic(classifier) -> None:
+    text = "Dear TSCC, we need a trainer on TNFD disclosure for banks in Almaty"
+    assert classifier.classify(text) == classifier.classify(text)
+    assert Classifier(load_knowledge_base()).classify(text) == classifier.classify(text)
+
+
+def test_learns_from_staff_corrections(classifier) -> None:
+    # Karez (qanat) irrigation is outside the vocabulary: without examples the desk cannot place it.
+    corrections = [
+        LabelledExample(
+            "Our karez tunnels in the oasis are collapsing; how do villages maintain them?",
+            (10, 11),
+            (9,),
+            "c1",
+        ),
+        LabelledExample(
+            "Кяриз в нашем оазисе обрушился, как восстановить кяризы и их водоносность?", (10, 11), (9,), "c2"
+        ),
+        LabelledExample("Funding for karez restoration in mountain villages?", (10, 19), (4,), "c3"),
+    ]
+    unseen = [
+        ("karez maintenance in our village: the tunnels keep collapsing", 10),
+        ("кяризы в оазисе обрушиваются, как их восстановить", 10),
+    ]
+    learned = classifier.with_examples(corrections)
+    before = sum(top(classifier.classify(text)) == gold for text, gold in unseen)
+    after = sum(top(learned.classify(text)) == gold for text, gold in unseen)
+    assert before == 0 and after == len(unseen)
+    evidence = learned.classify(unseen[0][0]).targets[0].evidence
+    assert any(e.startswith("staff example c1") for e in evidence)
+
+
+def test_staff_examples_do_not_disturb_unrelated_requests(classifier) -> None:
+    learned = classifier.with_examples([LabelledExample("karez tunnels collapsing", (10,), (9,))])
+    text = "Нужен эксперт по Нагойскому протоколу и генетическим ресурсам"
+    assert learned.classify(text) == classifier.classify(text)
+
+
+def test_own_labelled_data_meets_the_goals(classifier) -> None:
+    report = evaluate(classifier, read_labelled(DATA))
+    assert meets_goals(report) == {"en": True, "ru": True}
+    overall = report["by_language"]["overall"]
+    assert overall["items"] >= 60 and overall["off_topic"] >= 8
+
+
+def test_own_data_is_not_a_copy_of_any_vocabulary_phrase() -> None:
+    items = read_labelled(DATA)
+    assert len({i.text for i in items}) == len(items)
+    assert {i.lang for i in items} == {"en", "ru", "mixed"}
+
+
+def test_classify_command_reads_json_lines(capsys, tmp_path) -> None:
+    import argparse
+    import io
+
+    args = argparse.Namespace(text=None, eval=None, format="text", misses=False, kb=None, examples=None)
+    stdin = io.StringIO(
+        '{"id": "q1", "text": "ROAM на русском есть?"}\nnot json\n{"id": 7, "text": "привет"}\n'
+    )
+    out = io.StringIO()
+    assert classify_command.run(args, stdin=stdin, stdout=out) == 1
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [line["id"] for line in lines] == ["q1", "7"]
+    assert lines[0]["targets"][0]["target"] == 2 and lines[1]["unclassified"] is True
+    assert "stdin line 2" in capsys.readouterr().err
