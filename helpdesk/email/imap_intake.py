@@ -183,6 +183,11 @@ class ImapMailbox:
         if not client.has_capability("IDLE"):
             await asyncio.sleep(timeout)
             return False
+        # Updates that arrived with the end of an earlier IDLE sit in aioimaplib's push queue; the caller
+        # has polled since, so they are stale and would end this IDLE at once.
+        queue = client.protocol.idle_queue
+        while not queue.empty():
+            queue.get_nowait()
         # A refused IDLE surfaces as ImapConnectionError (aioimaplib raises Abort): reconnecting is right.
         idle = await self._guard(client.idle_start(timeout=timeout), "IDLE")
         pushed = False
