@@ -1,0 +1,145 @@
+"""The staff CLI, run in-process through its real entry point against SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+
+from helpdesk.cli import main
+from helpdesk.db.engine import make_engine, make_sessions
+from helpdesk.db.models import Base, OutboxItem
+from helpdesk.desk import Desk
+from helpdesk.messages import InboundMessage, Sender
+from helpdesk.standins.smtp_server import SmtpStandIn
+from helpdesk.usecases.receive import receive
+
+YEAR = datetime.now(UTC).year
+
+
+async def _seed(url: str) -> None:
+    engine = make_engine(url)
+    async with engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            await connection.exec_driver_sql(f"DELETE FROM {table.name}")
+    desk = Desk(sessions=make_sessions(engine), mail_from="helpdesk@tscc.example.org")
+    await receive(
+        desk,
+        InboundMessage(
+            channel="email",
+            channel_message_id="<1@eco.gov.kz>",
+            sender=Sender(name="Aliya", email="aliya@eco.gov.kz"),
+            subject="OECM guidance",
+            text="We need guidance on OECMs.",
+        ),
+    )
+    await receive(
+        desk,
+        InboundMessage(
+            channel="telegram",
+            channel_message_id="77:1",
+            sender=Sender(name="Farrukh", telegram_user_id=77, telegram_chat_id=77),
+            text="Нужен эксперт по ДМСО",
+        ),
+    )
+    await engine.dispose()
+
+
+async def _outbox(url: str) -> list[OutboxItem]:
+    engine = make_engine(url)
+    async with make_sessions(engine)() as session:
+        items = list(await session.scalars(select(OutboxItem).order_by(OutboxItem.id)))
+    await engine.dispose()
+    return items
+
+
+@pytest.fixture
+def cli_db(database_url: str, workdir, monkeypatch: pytest.MonkeyPatch) -> str:
+    for name in ("HELPDESK_SMTP_HOST", "HELPDESK_IMAP_HOST", "HELPDESK_TELEGRAM_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HELPDESK_DATABASE_URL", database_url)
+    asyncio.run(_seed(database_url))
+    return database_url
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_list_filters_and_json(cli_db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "tickets", "list")
+    assert code == 0
+    assert f"TSCC-{YEAR}-0001" in out and f"TSCC-{YEAR}-0002" in out and "OECM guidance" in out
+
+    code, out, _ = run(capsys, "tickets", "list", "--channel", "telegram", "--format", "json")
+    rows = json.loads(out)
+    assert [r["reference"] for r in rows] == [f"TSCC-{YEAR}-0002"]
+    assert rows[0]["status"] == "new" and rows[0]["classification"] is None
+
+    run(capsys, "tickets", "assign", f"TSCC-{YEAR}-0001", "dilnoza", "--as", "aziza")
+    _, out, _ = run(capsys, "tickets", "list", "--assignee", "dilnoza", "--format", "json")
+    assert [r["reference"] for r in json.loads(out)] == [f"TSCC-{YEAR}-0001"]
+    _, out, _ = run(capsys, "tickets", "list", "--assignee", "none", "--format", "json")
+    assert [r["reference"] for r in json.loads(out)] == [f"TSCC-{YEAR}-0002"]
+    _, out, _ = run(capsys, "tickets", "list", "--status", "open", "--format", "json")
+    assert [r["reference"] for r in json.loads(out)] == [f"TSCC-{YEAR}-0001"]
+    _, out, _ = run(capsys, "tickets", "list", "--party", "UZ")
+    assert out.strip() == "no tickets"
+
+
+def test_note_close_show_and_history(cli_db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    ref = f"tscc-{YEAR}-0002"  # references are accepted in any case
+    assert run(capsys, "tickets", "note", ref, "Call her back", "--as", "aziza")[0] == 0
+    code, out, _ = run(capsys, "tickets", "close", ref, "--as", "aziza")
+    assert code == 0 and out.strip() == f"TSCC-{YEAR}-0002: closed"
+    code, out, _ = run(capsys, "tickets", "show", ref, "--format", "json")
+    ticket = json.loads(out)
+    assert ticket["status"] == "closed"
+    assert [m["kind"] for m in ticket["messages"]] == ["inbound", "outbound", "note"]
+    assert [e["action"] for e in ticket["audit"]] == ["created", "received", "noted", "status"]
+    code, out, _ = run(capsys, "tickets", "show", ref)
+    assert "Call her back" in out and "history:" in out and "Нужен эксперт по ДМСО" in out
+
+
+def test_bad_paths_exit_non_zero_with_one_line(cli_db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "tickets", "show", f"TSCC-{YEAR}-0404")
+    assert code == 1 and err.strip() == f"helpdesk: no ticket TSCC-{YEAR}-0404"
+    run(capsys, "tickets", "close", f"TSCC-{YEAR}-0001")
+    code, _, err = run(capsys, "tickets", "close", f"TSCC-{YEAR}-0001")
+    assert code == 1 and err.strip() == f"helpdesk: TSCC-{YEAR}-0001 is already closed"
+    with pytest.raises(SystemExit):
+        main(["tickets", "frobnicate"])
+
+
+def test_reply_without_channel_is_queued(cli_db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys, "tickets", "reply", f"TSCC-{YEAR}-0002", "Вот контакт эксперта", "--as", "aziza"
+    )
+    assert code == 0 and "telegram is not configured here" in out
+    items = asyncio.run(_outbox(cli_db))
+    assert items[-1].status == "pending" and "Вот контакт эксперта" in items[-1].payload["text"]
+
+
+def test_reply_by_email_is_delivered_at_once(
+    cli_db: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    smtp = SmtpStandIn()
+    asyncio.run(smtp.start())
+    try:
+        monkeypatch.setenv("HELPDESK_SMTP_HOST", smtp.host)
+        monkeypatch.setenv("HELPDESK_SMTP_PORT", str(smtp.port))
+        monkeypatch.setenv("HELPDESK_SMTP_TLS", "off")
+        monkeypatch.setenv("HELPDESK_MAIL_FROM", "helpdesk@tscc.example.org")
+        code, out, _ = run(capsys, "tickets", "reply", f"TSCC-{YEAR}-0001", "See the IUCN OECM guidance.")
+        assert code == 0 and f"TSCC-{YEAR}-0001: delivered" in out
+        subjects = [m.message["Subject"] for m in smtp.messages]
+        # The pending acknowledgement went out too, then the reply.
+        assert subjects == [f"[TSCC-{YEAR}-0001] Re: OECM guidance"] * 2
+        assert "See the IUCN OECM guidance." in smtp.messages[1].message.get_body(("plain",)).get_content()
+    finally:
+        asyncio.run(smtp.stop())
