@@ -62,7 +62,7 @@ def test_target_weighting_follows_classification_scores(kb) -> None:
 def test_load_lowers_rank_and_full_experts_are_left_out(kb) -> None:
     matcher = Matcher(kb.with_experts(roster()))
     c = classification([(3, 0.9)], party="UZ")
-    assert [m.expert.id for m in matcher.experts(c, load={"a": 3})][0] == "e"
+    assert matcher.experts(c, load={"a": 3})[0].expert.id == "e"
     assert "e" not in [m.expert.id for m in matcher.experts(c, load={"e": 2})]
 
 

@@ -112,13 +112,43 @@ class Matcher:
         candidates: set[int] = set()
         for t in weights:
             candidates.update(self._experts_by_target.get(t, ()))
-        scored: list[tuple[float, str, ExpertMatch]] = []
+        # Pass 1: a bare numeric score for every candidate (thousands in a grown roster); pass 2 builds
+        # the reasons only for the winners.
+        cf_set = set(cfs)
+        quick: list[tuple[float, str, int]] = []
         for i in candidates:
+            e = self.experts_list[i]
+            if e.availability == "unavailable":
+                continue
+            open_tickets = load.get(e.id, 0)
+            if e.max_open_tickets and open_tickets >= e.max_open_tickets:
+                continue
+            overlap = 0.0
+            for k, t in enumerate(e.targets):
+                w = weights.get(t)
+                if w is not None:
+                    overlap += w if k == 0 else 0.85 * w
+            score = W_TARGETS * min(1.0, overlap / total)
+            if top_cf is not None and top_cf in e.core_functions:
+                score += W_CORE_FUNCTION
+            elif cf_set.intersection(e.core_functions):
+                score += W_CORE_FUNCTION / 2
+            if language in e.languages:
+                score += W_LANGUAGE
+            if party is not None and party in e.countries:
+                score += W_COUNTRY
+            capacity = e.max_open_tickets or 1
+            score += W_FREE * max(0.0, 1.0 - open_tickets / capacity) - 0.15 * (open_tickets / capacity)
+            if e.availability == "limited":
+                score *= LIMITED_FACTOR
+            quick.append((round(max(score, 0.0), 3), e.id, i))
+        best = heapq.nsmallest(limit, quick, key=lambda s: (-s[0], s[1]))
+        out = []
+        for _, _, i in best:
             match = _score_expert(self.experts_list[i], weights, total, top_cf, cfs, language, party, load)
             if match is not None:
-                scored.append((match.score, match.expert.id, match))
-        best = heapq.nsmallest(limit, scored, key=lambda s: (-s[0], s[1]))
-        return [m for _, _, m in best]
+                out.append(match)
+        return out
 
     def resources(
         self,
@@ -148,7 +178,8 @@ class Matcher:
             for tok in content_tokens(ev.split(" ≈ ")[0], self._stemmer)
             if len(tok.stem) >= 3
         }
-        scored: list[tuple[float, str, ResourceMatch]] = []
+        cf_set = set(cfs)
+        quick: list[tuple[float, str, int]] = []
         for i in candidates:
             r = self.resources_list[i]
             if wanted_types is not None and r.type not in wanted_types:
@@ -156,30 +187,63 @@ class Matcher:
             speaks = language in r.languages
             if require_language and not speaks:
                 continue
-            matched = [t for t in r.targets if t in weights]
-            # A resource whose first listed target is the request's best one is about that subject.
-            focus = sum(
-                weights[t] * (1.0 if k == 0 else 0.7) for k, t in enumerate(r.targets) if t in weights
-            )
-            score = 0.6 * min(1.0, focus / total)
-            reasons = [f"targets {', '.join(map(str, matched))}"]
-            if cfs and set(cfs) & set(r.core_functions):
-                score += 0.15
-                reasons.append(f"core function {sorted(set(cfs) & set(r.core_functions))[0]}")
-            if r.type in preferred:
-                score += 0.1
-                reasons.append(f"type {r.type} suits the request")
-            if speaks:
-                score += 0.15
-                reasons.append(f"available in {language}")
-            named = sorted(said & self._title_stems[i])
-            if named:
-                score += min(0.3, 0.15 * len(named))
-                reasons.append(f"named in the request: {', '.join(named)}")
-            match = ResourceMatch(r, round(score, 3), tuple(reasons))
-            scored.append((match.score, r.id, match))
-        best = heapq.nsmallest(limit, scored, key=lambda s: (-s[0], s[1]))
-        return [m for _, _, m in best]
+            quick.append((self._resource_score(i, weights, total, cf_set, preferred, speaks, said), r.id, i))
+        best = heapq.nsmallest(limit, quick, key=lambda s: (-s[0], s[1]))
+        return [
+            self._resource_match(i, weights, cf_set, preferred, language, said, score) for score, _, i in best
+        ]
+
+    def _resource_score(
+        self,
+        i: int,
+        weights: Mapping[int, float],
+        total: float,
+        cf_set: set[int],
+        preferred: set[str],
+        speaks: bool,
+        said: set[str],
+    ) -> float:
+        r = self.resources_list[i]
+        # A resource whose first listed target is the request's best one is about that subject.
+        focus = 0.0
+        for k, t in enumerate(r.targets):
+            w = weights.get(t)
+            if w is not None:
+                focus += w if k == 0 else 0.7 * w
+        score = 0.6 * min(1.0, focus / total)
+        if cf_set.intersection(r.core_functions):
+            score += 0.15
+        if r.type in preferred:
+            score += 0.1
+        if speaks:
+            score += 0.15
+        if said:
+            score += min(0.3, 0.15 * len(said & self._title_stems[i]))
+        return round(score, 3)
+
+    def _resource_match(
+        self,
+        i: int,
+        weights: Mapping[int, float],
+        cf_set: set[int],
+        preferred: set[str],
+        language: str,
+        said: set[str],
+        score: float,
+    ) -> ResourceMatch:
+        r = self.resources_list[i]
+        reasons = [f"targets {', '.join(str(t) for t in r.targets if t in weights)}"]
+        shared = sorted(cf_set.intersection(r.core_functions))
+        if shared:
+            reasons.append(f"core function {shared[0]}")
+        if r.type in preferred:
+            reasons.append(f"type {r.type} suits the request")
+        if language in r.languages:
+            reasons.append(f"available in {language}")
+        named = sorted(said & self._title_stems[i])
+        if named:
+            reasons.append(f"named in the request: {', '.join(named)}")
+        return ResourceMatch(r, score, tuple(reasons))
 
     def acknowledgement_resources(
         self, classification: Classification, language: str | None = None, limit: int = 3
