@@ -51,6 +51,8 @@ class Requester(Base):
     party: Mapped[str | None] = mapped_column(String(2))
     organisation: Mapped[str | None] = mapped_column(String(300))
     language: Mapped[str | None] = mapped_column(String(8))
+    # Chosen by the requester (Telegram /lang): then it wins over the language detected in each message.
+    language_chosen: Mapped[bool] = mapped_column(default=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     tickets: Mapped[list[Ticket]] = relationship(back_populates="requester")
@@ -81,6 +83,8 @@ class Ticket(Base):
     language: Mapped[str | None] = mapped_column(String(8))
     # Where Telegram replies go: the private chat, or the focal points' group the request came from.
     telegram_chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    # The ticket's card in the staff Telegram group, edited in place as the ticket changes.
+    telegram_card_message_id: Mapped[int | None] = mapped_column(BigInteger)
     # None until the classifier has run: no placeholder classification is ever stored.
     classification: Mapped[dict[str, Any] | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
@@ -163,3 +167,63 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TicketParticipant(Base):
+    """Someone besides the requester who takes part in a ticket (an email Cc): their mail is a follow-up."""
+
+    __tablename__ = "ticket_participants"
+    __table_args__ = (UniqueConstraint("ticket_id", "email"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AutoReply(Base):
+    """An automatic email we sent (acknowledgement, notice): counted per recipient to rate-limit them."""
+
+    __tablename__ = "mail_auto_replies"
+    __table_args__ = (Index("ix_mail_auto_replies_recipient_sent", "recipient", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recipient: Mapped[str] = mapped_column(String(320))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ImapCheckpoint(Base):
+    """Per mailbox: the UIDVALIDITY last seen and the highest UID whose message is safely in the database."""
+
+    __tablename__ = "imap_checkpoints"
+
+    # "user@host:port/MAILBOX"
+    mailbox: Mapped[str] = mapped_column(String(600), primary_key=True)
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class DeadLetter(Base):
+    """Mail that could not be turned into a ticket, kept raw with the reason until staff retry it."""
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), default="email")
+    # Where it came from: mailbox key and UID (informational; the raw bytes are what matters).
+    source: Mapped[str | None] = mapped_column(String(600))
+    source_uid: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(Text)
+    # new → resolved
+    status: Mapped[str] = mapped_column(String(16), default="new", index=True)
+    attempts: Mapped[int] = mapped_column(default=1)
+    ticket_reference: Mapped[str | None] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column()
