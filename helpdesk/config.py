@@ -49,6 +49,8 @@ class ImapSettings:
     tls: bool
     mailbox: str
     poll_interval: float
+    # Move processed mail here instead of only flagging it \Seen (None: flag only).
+    processed_folder: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,8 @@ class Settings:
     staff_emails: frozenset[str] = field(default_factory=frozenset)
     staff_telegram_ids: frozenset[int] = field(default_factory=frozenset)
     timezone: str = "Asia/Tashkent"
+    mail_max_attachment_mb: float = 20.0
+    mail_ack_limit_per_hour: int = 5
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, cwd: Path | None = None) -> Settings:
@@ -260,6 +264,7 @@ def _parse(env: Mapping[str, str], cwd: Path) -> Settings:
             tls=imap_tls,
             mailbox=_get(env, "HELPDESK_IMAP_MAILBOX") or "INBOX",
             poll_interval=_float(env, "HELPDESK_IMAP_POLL_INTERVAL", 60.0),
+            processed_folder=_get(env, "HELPDESK_IMAP_PROCESSED_FOLDER"),
         )
         if smtp is None:
             raise ConfigError(f"HELPDESK_SMTP_HOST is not set; it is required {because} (acknowledgements)")
@@ -273,6 +278,8 @@ def _parse(env: Mapping[str, str], cwd: Path) -> Settings:
         staff_emails=staff_emails,
         staff_telegram_ids=frozenset(staff_ids),
         timezone=_timezone(env),
+        mail_max_attachment_mb=_float(env, "HELPDESK_MAIL_MAX_ATTACHMENT_MB", 20.0),
+        mail_ack_limit_per_hour=_ack_limit(env),
     )
 
 
@@ -285,3 +292,11 @@ def _timezone(env: Mapping[str, str]) -> str:
             f"HELPDESK_TIMEZONE must be an IANA time zone such as Asia/Tashkent, got {name!r}"
         ) from None
     return name
+
+
+def _ack_limit(env: Mapping[str, str]) -> int:
+    limit = _int(env, "HELPDESK_MAIL_ACK_LIMIT_PER_HOUR", 5)
+    assert limit is not None
+    if limit < 0:
+        raise ConfigError(f"HELPDESK_MAIL_ACK_LIMIT_PER_HOUR must be 0 or more, got {limit}")
+    return limit

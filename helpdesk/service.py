@@ -74,6 +74,7 @@ async def open_runtime(
         sessions=sessions,
         mail_from=settings.mail_from,
         staff_emails=settings.staff_emails,
+        mail_ack_limit_per_hour=settings.mail_ack_limit_per_hour,
         timezone=ZoneInfo(settings.timezone),
         outbox_written=worker.wake,
     )
