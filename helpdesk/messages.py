@@ -25,6 +25,15 @@ class Attachment:
 
 
 @dataclass(frozen=True, slots=True)
+class OversizedAttachment:
+    """An attachment over the size limit: not stored, but noted on the ticket and the sender told."""
+
+    filename: str
+    content_type: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
 class Sender:
     """Who wrote an inbound message, as far as the channel can tell."""
 
@@ -52,6 +61,19 @@ class InboundMessage:
     automatic: bool = False
     # The requester explicitly asked for a new ticket (e.g. Telegram /new) rather than a follow-up.
     force_new: bool = False
+    # Why the message is automatic (e.g. "Auto-Submitted: auto-replied"), for staff and logs.
+    automatic_reason: str | None = None
+    # ``text`` without quoted history and signature (email); None when nothing was stripped.
+    stripped_text: str | None = None
+    # Other people the message was addressed to (email To and Cc), lower case: ticket participants.
+    cc: tuple[str, ...] = ()
+    # Attachments over the configured size limit, left out of ``attachments``.
+    oversized_attachments: tuple[OversizedAttachment, ...] = ()
+
+    @property
+    def text_for_classification(self) -> str:
+        """What the sender wrote this time: quoted history and signature removed, the original kept."""
+        return self.stripped_text if self.stripped_text is not None else self.text
 
 
 @dataclass(frozen=True, slots=True)
