@@ -18,9 +18,11 @@ from email import message_from_bytes, policy
 from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
-from html.parser import HTMLParser
 
-from helpdesk.messages import Attachment, InboundMessage, Sender
+import html2text
+
+from helpdesk.email.quotes import strip_quoted
+from helpdesk.messages import Attachment, InboundMessage, OversizedAttachment, Sender
 from helpdesk.references import REFERENCE_RE, find_reference
 
 SYNTHETIC_ID_DOMAIN = "tscc-helpdesk.invalid"
@@ -29,6 +31,8 @@ _MSGID_RE = re.compile(r"<[^<>\s]+>")
 _BRACKETED_REFERENCE_RE = re.compile(r"\[\s*(" + REFERENCE_RE.pattern + r")\s*\]", re.IGNORECASE)
 _SURROGATES_RE = re.compile("[\udc80-\udcff]")
 _CYRILLIC_RE = re.compile("[\u0400-\u04ff]")
+# A longer "Message-ID" is garbage (the column holds 1000); fall back to the content hash.
+_MAX_MSGID = 900
 
 # Senders that are machines, by local part (RFC 3834 §2 and common practice).
 _ROBOT_LOCAL_PARTS = re.compile(
@@ -63,11 +67,13 @@ def parse_email(
     *,
     own_addresses: Collection[str] = (),
     received_at: datetime | None = None,
+    max_attachment_bytes: int | None = None,
 ) -> InboundMessage:
     """Parse one raw RFC 5322 message.
 
     ``own_addresses`` are the help desk's addresses: an ``X-Loop`` naming one of them marks our own mail
     coming back. ``received_at`` defaults to the message's Date header (None when absent or unparsable).
+    Attachments larger than ``max_attachment_bytes`` are left out and listed in ``oversized_attachments``.
     """
     msg = _load(raw)
     sender = _sender(msg)
@@ -76,6 +82,18 @@ def parse_email(
         text = html_to_text(html_body) if html_body is not None else ""
     if received_at is None:
         received_at = _date(msg)
+    stripped = strip_quoted(text) if text else text
+    kept: list[Attachment] = []
+    oversized: list[OversizedAttachment] = []
+    for attachment in _attachments(msg):
+        if max_attachment_bytes is not None and attachment.size > max_attachment_bytes:
+            oversized.append(
+                OversizedAttachment(attachment.filename, attachment.content_type, attachment.size)
+            )
+        else:
+            kept.append(attachment)
+    reason = automatic_reason(msg, own_addresses=own_addresses)
+    own = {address.strip().lower() for address in own_addresses}
     return InboundMessage(
         channel="email",
         channel_message_id=message_id_of(msg, raw),
@@ -83,10 +101,14 @@ def parse_email(
         text=text,
         subject=_header_text(msg, "Subject"),
         html=html_body,
-        attachments=tuple(_attachments(msg)),
+        attachments=tuple(kept),
         replies_to=_replies_to(msg),
         received_at=received_at,
-        automatic=automatic_reason(msg, own_addresses=own_addresses) is not None,
+        automatic=reason is not None,
+        automatic_reason=reason,
+        stripped_text=stripped if stripped != text else None,
+        cc=tuple(a for a in _recipients(msg) if a not in own and a != sender.email),
+        oversized_attachments=tuple(oversized),
     )
 
 
@@ -108,11 +130,11 @@ def ticket_reference_in_subject(subject: str | None) -> str | None:
 def message_id_of(msg: Message, raw: bytes) -> str:
     """The Message-ID, or a synthetic one derived from the content so that a re-fetch gives the same id."""
     for value in _raw_headers(msg, "Message-ID"):
-        ids = _MSGID_RE.findall(value)
+        ids = [i for i in _MSGID_RE.findall(value) if len(i) <= _MAX_MSGID]
         if ids:
             return ids[0]
         token = value.strip()
-        if token and " " not in token:
+        if token and " " not in token and len(token) <= _MAX_MSGID - 2:
             # Some mailers omit the angle brackets; keep the id comparable with References entries.
             return f"<{token}>"
     return f"<sha256:{_content_hash(msg, raw)}@{SYNTHETIC_ID_DOMAIN}>"
@@ -156,17 +178,27 @@ def automatic_reason(msg: Message, *, own_addresses: Collection[str] = ()) -> st
 
 
 def html_to_text(markup: str) -> str:
-    """A plain-text rendering of HTML: block structure kept as line breaks, scripts and styles dropped.
+    """A plain-text rendering of HTML (html2text): paragraphs, lists, quotes ("> ") and links kept as text.
 
-    Deliberately simple (issue 4 brings a maintained library); it never executes or fetches anything.
+    Scripts, styles and images are dropped; nothing is executed or fetched.
     """
-    parser = _TextExtractor()
+    converter = html2text.HTML2Text()
+    converter.body_width = 0  # no re-wrapping: keep the sender's lines
+    converter.unicode_snob = True  # "ё", not "e"
+    converter.ignore_images = True
+    converter.ignore_emphasis = True
+    converter.ul_item_mark = "-"
+    converter.single_line_break = False
     try:
-        parser.feed(markup)
-        parser.close()
-    except Exception:  # HTMLParser is lenient; this is a last resort against odd input
+        text = converter.handle(markup)
+    except Exception:  # html2text is lenient; this is a last resort against odd input
         return _squeeze(re.sub(r"<[^>]*>", " ", html.unescape(markup)))
-    return _squeeze("".join(parser.chunks))
+    # html2text escapes Markdown syntax (as in "1\\."); this text is for people, not a Markdown renderer.
+    text = _MD_ESCAPE_RE.sub(r"\1", text)
+    return _squeeze(text)
+
+
+_MD_ESCAPE_RE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|>])")
 
 
 def decode_text(payload: bytes, charset: str | None) -> str:
@@ -279,6 +311,19 @@ def _decoded_words(raw: str) -> str:
         return str(make_header(decode_header(raw)))
     except Exception:  # keep the undecoded text rather than nothing
         return raw
+
+
+def _recipients(msg: Message) -> list[str]:
+    """To and Cc addresses, lower case, in order, without duplicates."""
+    values: list[str] = []
+    for name in ("To", "Cc"):
+        values.extend(_decoded_words(value) for value in _raw_headers(msg, name))
+    result: list[str] = []
+    for _, address in getaddresses(values):
+        address = address.strip().lower()
+        if "@" in address and len(address) <= 320 and address not in result:
+            result.append(address)
+    return result
 
 
 def _sender(msg: Message) -> Sender:
@@ -460,39 +505,3 @@ def _guess_cyrillic(payload: bytes) -> str:
 def _squeeze(text: str) -> str:
     lines = [re.sub(r"[ \t\u00a0]+", " ", line).strip() for line in text.splitlines()]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
-
-
-class _TextExtractor(HTMLParser):
-    _BLOCK = frozenset(
-        "p div br tr li ul ol table h1 h2 h3 h4 h5 h6 blockquote pre hr section article header footer".split()
-    )
-    _SKIP = frozenset({"script", "style", "head", "title", "template", "noscript"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.chunks: list[str] = []
-        self._skip_depth = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self._SKIP:
-            self._skip_depth += 1
-        elif tag in self._BLOCK:
-            self.chunks.append("\n")
-            if tag == "li":
-                self.chunks.append("- ")
-        elif tag in {"td", "th"}:
-            self.chunks.append(" ")
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in {"br", "hr"}:
-            self.chunks.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self._SKIP:
-            self._skip_depth = max(0, self._skip_depth - 1)
-        elif tag in self._BLOCK:
-            self.chunks.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._skip_depth:
-            self.chunks.append(re.sub(r"\s+", " ", data))
