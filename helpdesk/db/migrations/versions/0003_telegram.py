@@ -10,9 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import helpdesk.db.types
-
-
 revision: str = "0003_telegram"
 down_revision: str | None = "0002_email_channel"
 branch_labels: str | Sequence[str] | None = None
