@@ -61,6 +61,8 @@ class InboundMessage:
     automatic: bool = False
     # The requester explicitly asked for a new ticket (e.g. Telegram /new) rather than a follow-up.
     force_new: bool = False
+    # The requester chose which of their tickets this continues (Telegram buttons); checked to be theirs.
+    continues: str | None = None
     # Why the message is automatic (e.g. "Auto-Submitted: auto-replied"), for staff and logs.
     automatic_reason: str | None = None
     # ``text`` without quoted history and signature (email); None when nothing was stripped.
