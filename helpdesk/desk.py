@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+if TYPE_CHECKING:
+    from helpdesk.triage import Triage
 
 
 @dataclass
@@ -17,8 +21,13 @@ class Desk:
     # Acknowledgements and notices by email, per recipient per hour (RFC 3834 §2: do not flood a sender).
     mail_ack_limit_per_hour: int = 5
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Tashkent"))
+    # The staff Telegram group: each ticket's card is posted (and kept current) there through the outbox.
+    staff_telegram_chat_id: int | None = None
     # Called after a transaction put something in the outbox, so a worker in this process sends it at once.
     outbox_written: Callable[[], None] = lambda: None
+    # Classifier + matcher with the staff's corrections; rebuilt when the database says they changed.
+    triage: Triage | None = None
+    triage_key: Any = None
 
     @property
     def mail_domain(self) -> str:

@@ -79,7 +79,9 @@ def test_list_filters_and_json(cli_db: str, capsys: pytest.CaptureFixture[str]) 
     code, out, _ = run(capsys, "tickets", "list", "--channel", "telegram", "--format", "json")
     rows = json.loads(out)
     assert [r["reference"] for r in rows] == [f"TSCC-{YEAR}-0002"]
-    assert rows[0]["status"] == "new" and rows[0]["classification"] is None
+    assert rows[0]["status"] == "new"
+    assert rows[0]["classification"]["targets"][0]["target"] == 3  # ДМСО = OECM
+    assert rows[0]["classification"]["core_functions"][0]["core_function"] == 5  # an expert
 
     run(capsys, "tickets", "assign", f"TSCC-{YEAR}-0001", "dilnoza", "--as", "aziza")
     _, out, _ = run(capsys, "tickets", "list", "--assignee", "dilnoza", "--format", "json")
@@ -101,7 +103,7 @@ def test_note_close_show_and_history(cli_db: str, capsys: pytest.CaptureFixture[
     ticket = json.loads(out)
     assert ticket["status"] == "closed"
     assert [m["kind"] for m in ticket["messages"]] == ["inbound", "outbound", "note"]
-    assert [e["action"] for e in ticket["audit"]] == ["created", "received", "noted", "status"]
+    assert [e["action"] for e in ticket["audit"]] == ["created", "classified", "received", "noted", "status"]
     code, out, _ = run(capsys, "tickets", "show", ref)
     assert "Call her back" in out and "history:" in out and "Нужен эксперт по ДМСО" in out
 

@@ -58,7 +58,8 @@ async def test_new_email_opens_ticket_and_queues_threaded_acknowledgement(desk: 
     assert ticket.status == "new" and ticket.channel == "email"
     assert ticket.subject == "OECM guidance"
     assert ticket.language == "en"
-    assert ticket.classification is None  # no placeholder classification
+    assert ticket.classification["targets"][0]["target"] == 3  # OECMs: protected and conserved areas
+    assert ticket.classification["source"] == "classifier"
     assert ticket.requester.email == "aliya@eco.gov.kz"
     [item] = await outbox(desk)
     assert item.channel == "email" and item.status == "pending"
@@ -222,9 +223,9 @@ async def test_note_assign_and_close_are_audited(desk: Desk) -> None:
             )
         )
         note = await session.scalar(select(Message).where(Message.kind == "note"))
-    assert [e.action for e in events] == ["created", "received", "noted", "assigned", "status"]
-    assert events[3].detail == {"previous": None, "assignee": "dilnoza"}
-    assert events[4].actor == "cli:dilnoza" and events[4].detail == {"previous": "open", "status": "closed"}
+    assert [e.action for e in events] == ["created", "classified", "received", "noted", "assigned", "status"]
+    assert events[4].detail == {"previous": None, "assignee": "dilnoza"}
+    assert events[5].actor == "cli:dilnoza" and events[5].detail == {"previous": "open", "status": "closed"}
     assert note is not None and note.body == "Ask Dilnoza, she knows KBAs"
     assert len(await outbox(desk)) == 1  # a note is never sent
 

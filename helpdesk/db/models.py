@@ -87,6 +87,8 @@ class Ticket(Base):
     telegram_card_message_id: Mapped[int | None] = mapped_column(BigInteger)
     # None until the classifier has run: no placeholder classification is ever stored.
     classification: Mapped[dict[str, Any] | None] = mapped_column()
+    # Experts and resources matched to the classification, each with its reasons.
+    matches: Mapped[dict[str, Any] | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     first_response_at: Mapped[datetime | None] = mapped_column()
@@ -227,3 +229,30 @@ class DeadLetter(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column()
+
+
+class LabelledExample(Base):
+    """A staff correction: this request's text belongs to these targets and core functions.
+
+    The classifier votes with these for similar requests from then on.
+    """
+
+    __tablename__ = "labelled_examples"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    targets: Mapped[list[int]] = mapped_column(JSON)
+    core_functions: Mapped[list[int]] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RosterExpert(Base):
+    """The Centre's real expert roster, loaded by `helpdesk kb load`; replaces the packaged example roster."""
+
+    __tablename__ = "roster_experts"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    data: Mapped[dict[str, Any]] = mapped_column()
+    loaded_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -15,6 +15,16 @@ from helpdesk.messages import InboundMessage, OutboundMessage
 from helpdesk.outbox import enqueue, new_message_id
 from helpdesk.references import find_reference
 from helpdesk.rendering import render
+from helpdesk.usecases.cards import queue_card
+from helpdesk.usecases.email_rules import (
+    EmailThread,
+    after_email_stored,
+    allow_auto_reply,
+    email_thread,
+    relay_staff_mail,
+)
+from helpdesk.usecases.knowledge_state import current_triage
+from helpdesk.usecases.load import expert_load
 from helpdesk.usecases.numbering import next_reference
 from helpdesk.usecases.requesters import find_or_create_requester
 from helpdesk.usecases.tickets import audit
@@ -53,11 +63,24 @@ async def _receive(desk: Desk, session: AsyncSession, inbound: InboundMessage) -
 
     language = detect_reply_language(inbound.text or inbound.subject or "", inbound.sender.language)
     requester = await find_or_create_requester(session, inbound.sender, language)
-    ticket = None if inbound.force_new else await _followup_target(session, inbound, requester)
+    if requester.language_chosen and requester.language:
+        language = requester.language  # the requester's own choice (/lang) beats detection
+    thread: EmailThread | None = None
+    if inbound.channel == "email" and not inbound.force_new:
+        # Email has its own rules: participants and staff may continue a ticket, staff mail is relayed.
+        thread = await email_thread(desk, session, inbound, requester)
+        if thread.staff_ticket is not None:
+            await relay_staff_mail(desk, session, thread.staff_ticket, inbound)
+            return ReceiveResult(thread.staff_ticket.reference, thread.staff_ticket.id, created=False)
+        ticket = thread.ticket
+    else:
+        ticket = None if inbound.force_new else await _followup_target(session, inbound, requester)
 
+    resources: tuple[dict[str, str], ...] = ()
     if ticket is None:
         ticket = await _open_ticket(desk, session, inbound, requester, language)
         created, reopened = True, False
+        resources = await _triage(desk, session, ticket, requester, inbound)
     else:
         created = False
         reopened = not inbound.automatic and ticket.status in REOPENABLE
@@ -72,8 +95,11 @@ async def _receive(desk: Desk, session: AsyncSession, inbound: InboundMessage) -
 
     message = _store_message(session, ticket, inbound)
     audit(session, ticket, _actor(inbound), "received", message_channel_id=inbound.channel_message_id)
+    if thread is not None:
+        await after_email_stored(desk, session, ticket, message, inbound, thread, created=created)
     if not inbound.automatic:
-        await _acknowledge(desk, session, ticket, message, inbound, created=created)
+        await _acknowledge(desk, session, ticket, message, inbound, created=created, resources=resources)
+    await queue_card(desk, session, ticket)
     return ReceiveResult(ticket.reference, ticket.id, created=created, reopened=reopened)
 
 
@@ -87,7 +113,7 @@ async def _followup_target(
     session: AsyncSession, inbound: InboundMessage, requester: Requester
 ) -> Ticket | None:
     """The requester's own ticket this message continues, or None for a new ticket."""
-    reference = find_reference(inbound.subject) or find_reference(inbound.text)
+    reference = inbound.continues or find_reference(inbound.subject) or find_reference(inbound.text)
     if reference is not None:
         ticket = await session.scalar(select(Ticket).where(Ticket.reference == reference))
         # A reference someone else's mail quotes must not let a stranger join a ticket.
@@ -150,6 +176,35 @@ async def _open_ticket(
     return ticket
 
 
+async def _triage(
+    desk: Desk, session: AsyncSession, ticket: Ticket, requester: Requester, inbound: InboundMessage
+) -> tuple[dict[str, str], ...]:
+    """Classify the new ticket, match experts and resources, store both; returns resources for the receipt."""
+    triage = await current_triage(desk, session)
+    text = "\n".join(part for part in (inbound.subject, inbound.text) if part)
+    classification = triage.classify(text)
+    assessment = triage.assess(
+        classification, language=ticket.language or "ru", load=await expert_load(session)
+    )
+    ticket.classification = assessment.classification_json()
+    ticket.matches = assessment.matches_json()
+    if ticket.party is None and classification.party is not None:
+        # The text names the Party ("our ministry in Nukus"): remember it for this requester too.
+        ticket.party = classification.party
+        if requester.party is None:
+            requester.party = classification.party
+    audit(
+        session,
+        ticket,
+        "classifier",
+        "classified",
+        targets=classification.target_numbers[:3],
+        core_functions=classification.core_function_numbers[:2],
+        unclassified=classification.unclassified,
+    )
+    return assessment.for_requester if not classification.unclassified else ()
+
+
 def _store_message(session: AsyncSession, ticket: Ticket, inbound: InboundMessage) -> Message:
     message = Message(
         ticket_id=ticket.id,
@@ -179,19 +234,34 @@ async def _acknowledge(
     inbound: InboundMessage,
     *,
     created: bool,
+    resources: tuple[dict[str, str], ...] = (),
 ) -> None:
     language = ticket.language
     name = inbound.sender.name
     if inbound.channel == "email":
         if not created or not inbound.sender.email:
             return  # a mailed follow-up needs no receipt: the thread itself shows it arrived
+        if not await allow_auto_reply(desk, session, inbound.sender.email, ticket, "acknowledgement"):
+            return  # rate limit per sender (RFC 3834 §2): a mail loop or a flood gets a few, not all
         message_id = new_message_id(desk.mail_domain)
         outbound = OutboundMessage(
             channel="email",
             recipient=inbound.sender.email,
             subject=f"[{ticket.reference}] Re: {ticket.subject}",
-            text=render("email/ack.{lang}.txt.j2", language, name=name, reference=ticket.reference),
-            html=render("email/ack.{lang}.html.j2", language, name=name, reference=ticket.reference),
+            text=render(
+                "email/ack.{lang}.txt.j2",
+                language,
+                name=name,
+                reference=ticket.reference,
+                resources=resources,
+            ),
+            html=render(
+                "email/ack.{lang}.html.j2",
+                language,
+                name=name,
+                reference=ticket.reference,
+                resources=resources,
+            ),
             reference=ticket.reference,
             message_id=message_id,
             in_reply_to=inbound.channel_message_id,
@@ -204,7 +274,7 @@ async def _acknowledge(
         outbound = OutboundMessage(
             channel="telegram",
             recipient=str(ticket.telegram_chat_id),
-            text=render(template, language, reference=ticket.reference),
+            text=render(template, language, reference=ticket.reference, resources=resources),
             reference=ticket.reference,
             extra={"reply_to_message_id": int(inbound.channel_message_id.rpartition(":")[2])},
         )
