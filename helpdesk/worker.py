@@ -9,14 +9,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from helpdesk.db.models import AuditEvent, Message, OutboxItem
+from helpdesk.db.models import AuditEvent, Message, OutboxItem, Ticket
 from helpdesk.db.types import utcnow
 from helpdesk.delivery import ChannelSender, DeliveryError
 from helpdesk.messages import OutboundMessage
@@ -45,6 +45,7 @@ class DeliveryWorker:
         policy: RetryPolicy | None = None,
         batch_size: int = 20,
         poll_interval: float = 2.0,
+        on_give_up: Callable[[AsyncSession, int], Awaitable[None]] | None = None,
     ) -> None:
         self._sessions = sessions
         self._senders = dict(senders)
@@ -52,6 +53,8 @@ class DeliveryWorker:
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._wake = asyncio.Event()
+        # Called in the transaction that records a message as undeliverable (e.g. to refresh the staff card).
+        self.on_give_up = on_give_up
 
     def wake(self) -> None:
         """Something was queued: look now instead of at the next poll."""
@@ -119,6 +122,9 @@ class DeliveryWorker:
     async def _deliver(self, item: OutboxItem) -> None:
         sender = self._senders[item.channel]
         outbound = OutboundMessage.from_json(item.payload)
+        card_ticket_id = outbound.extra.get("card_ticket_id")
+        if card_ticket_id is not None:
+            outbound = await self._card_target(outbound, card_ticket_id)
         try:
             sent_id = await sender.send(outbound)
         except DeliveryError as exc:
@@ -129,6 +135,16 @@ class DeliveryWorker:
             await self._failed(item, DeliveryError(f"{type(exc).__name__}: {exc}"))
         else:
             await self._sent(item, sent_id)
+
+    async def _card_target(self, outbound: OutboundMessage, ticket_id: int) -> OutboundMessage:
+        """A staff card is edited in place once posted: the id is read now, as the post may be recent."""
+        async with self._sessions() as session:
+            card_id = await session.scalar(
+                select(Ticket.telegram_card_message_id).where(Ticket.id == ticket_id)
+            )
+        if card_id is None:
+            return outbound
+        return replace(outbound, extra={**outbound.extra, "edit_message_id": card_id})
 
     async def _sent(self, item: OutboxItem, sent_id: str | None) -> None:
         async with self._sessions.begin() as session:
@@ -144,6 +160,13 @@ class DeliveryWorker:
                     last_error=None,
                 )
             )
+            card_ticket_id = (item.payload.get("extra") or {}).get("card_ticket_id")
+            if sent_id and card_ticket_id is not None:
+                await session.execute(
+                    update(Ticket)
+                    .where(Ticket.id == card_ticket_id)
+                    .values(telegram_card_message_id=int(sent_id.rpartition(":")[2]))
+                )
             if sent_id and item.message_id is not None:
                 # Telegram ids exist only once sent; they let a reply to our message find its ticket.
                 await session.execute(
@@ -169,7 +192,8 @@ class DeliveryWorker:
             values["next_attempt_at"] = now + timedelta(seconds=delay)
         async with self._sessions.begin() as session:
             await session.execute(update(OutboxItem).where(OutboxItem.id == item.id).values(**values))
-            if give_up and item.ticket_id is not None:
+            is_card = (item.payload.get("extra") or {}).get("card_ticket_id") is not None
+            if give_up and item.ticket_id is not None and not is_card:
                 # Staff see it on the ticket: the requester did not get this message.
                 session.add(
                     AuditEvent(
@@ -179,6 +203,8 @@ class DeliveryWorker:
                         detail={"outbox_id": item.id, "channel": item.channel, "reason": error.reason[:500]},
                     )
                 )
+                if self.on_give_up is not None:
+                    await self.on_give_up(session, item.ticket_id)
         log.warning(
             "outbox item %s on %s failed (attempt %s, %s): %s",
             item.id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from helpdesk.db.models import Ticket
 from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
+from helpdesk.usecases.cards import queue_card
 from helpdesk.usecases.errors import InvalidTransition
 from helpdesk.usecases.tickets import audit, get_ticket
 
@@ -22,4 +23,6 @@ async def assign(desk: Desk, reference: str, assignee: str | None, *, actor: str
         if ticket.status == "new":
             ticket.status = "open"
         ticket.updated_at = utcnow()
+        await queue_card(desk, session, ticket)
+    desk.outbox_written()
     return ticket

@@ -8,6 +8,7 @@ from helpdesk.desk import Desk
 from helpdesk.messages import OutboundMessage
 from helpdesk.outbox import enqueue, new_message_id
 from helpdesk.rendering import render
+from helpdesk.usecases.cards import queue_card
 from helpdesk.usecases.errors import InvalidTransition, NoRoute
 from helpdesk.usecases.tickets import audit, get_ticket
 
@@ -40,6 +41,7 @@ async def reply(desk: Desk, reference: str, text: str, *, actor: str) -> Ticket:
             ticket.status = "waiting"
         ticket.updated_at = now
         audit(session, ticket, actor, "replied", message_id=message.id)
+    await queue_card(desk, session, ticket)
     desk.outbox_written()
     return ticket
 
@@ -67,9 +69,16 @@ def _outbound(desk: Desk, ticket: Ticket, text: str) -> OutboundMessage:
     chat_id = ticket.telegram_chat_id or requester.telegram_chat_id
     if chat_id is None:
         raise NoRoute(f"{ticket.reference}: no Telegram chat to answer in")
+    # Quote the requester's last message in that chat, so the answer sits under the question it answers.
+    asked = [
+        m.channel_message_id
+        for m in ticket.messages
+        if m.kind == "inbound" and m.channel_message_id and m.channel_message_id.startswith(f"{chat_id}:")
+    ]
     return OutboundMessage(
         channel="telegram",
         recipient=str(chat_id),
         text=render("bot/reply.{lang}.txt.j2", language, text=text, reference=ticket.reference),
         reference=ticket.reference,
+        extra={"reply_to_message_id": int(asked[-1].rpartition(":")[2])} if asked else {},
     )

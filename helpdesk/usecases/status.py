@@ -5,6 +5,7 @@ from __future__ import annotations
 from helpdesk.db.models import Ticket
 from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
+from helpdesk.usecases.cards import queue_card
 from helpdesk.usecases.errors import InvalidTransition
 from helpdesk.usecases.tickets import audit, get_ticket
 
@@ -30,6 +31,8 @@ async def set_status(desk: Desk, reference: str, status: str, *, actor: str) -> 
             ticket.closed_at = now
         ticket.status = status
         ticket.updated_at = now
+        await queue_card(desk, session, ticket)
+    desk.outbox_written()
     return ticket
 
 

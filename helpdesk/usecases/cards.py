@@ -1,0 +1,255 @@
+"""Ticket cards for the staff Telegram group: what a card says, its buttons, and queueing it in the outbox.
+
+A card is an outbox item on the "telegram" channel addressed to the staff chat, so that posting it survives
+a crash like any other message. Its ``extra`` carries ``card_ticket_id``: the delivery worker then edits
+the ticket's existing card (``Ticket.telegram_card_message_id``) instead of posting a second one, and
+records the id of a card it posted. The buttons are plain Bot API JSON; the bot interprets their
+``callback_data`` (see ``bot/staff.py``), the desk never imports a Telegram library.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from helpdesk.db.models import Attachment, AuditEvent, Message, OutboxItem, Requester, Ticket
+from helpdesk.db.types import utcnow
+from helpdesk.desk import Desk
+from helpdesk.messages import OutboundMessage
+from helpdesk.rendering import render
+
+__all__ = [
+    "CARD_EXCERPT",
+    "button_labels",
+    "card_markup",
+    "card_outbound",
+    "queue_card",
+    "queue_card_for",
+    "refresh_card",
+    "staff_language",
+]
+
+CARD_EXCERPT = 600
+TOP_EXPERTS = 3
+SHOWN_TARGETS = 3
+SHOWN_CORE_FUNCTIONS = 2
+
+
+def staff_language() -> str:
+    """The staff group's language: the Centre works in Russian."""
+    return "ru"
+
+
+@cache
+def button_labels(language: str) -> dict[str, str]:
+    """Button captions from ``templates/bot/buttons.<lang>.txt.j2`` (``key = caption`` lines)."""
+    labels: dict[str, str] = {}
+    for line in render("bot/buttons.{lang}.txt.j2", language).splitlines():
+        key, sep, caption = line.partition("=")
+        if sep:
+            labels[key.strip()] = caption.strip()
+    return labels
+
+
+def card_markup(reference: str, status: str, language: str | None = None) -> dict[str, Any]:
+    """The card's standard buttons (callback data stays under Telegram's 64 bytes: ``st:<op>:<ref>``)."""
+    label = button_labels(language or staff_language())
+
+    def button(key: str, op: str) -> dict[str, str]:
+        return {"text": label[key], "callback_data": f"st:{op}:{reference}"}
+
+    rows = [
+        [button("assign_me", "me"), button("reassign", "who")],
+        [button("reclassify", "rc"), button("status", "status")],
+    ]
+    if status != "closed":
+        rows.append([button("close", "close")])
+    return {"inline_keyboard": rows}
+
+
+@cache
+def _knowledge() -> Any:
+    # Loaded once per process: titles for the card and the expert roster for matching.
+    from knowledge import load_knowledge_base
+
+    return load_knowledge_base()
+
+
+def _titles(language: str) -> tuple[dict[int, str], dict[int, str]]:
+    try:
+        kb = _knowledge()
+    except Exception:  # a broken knowledge base must not stop cards; numbers alone still help staff
+        return {}, {}
+    field = "title_ru" if language == "ru" else "title_en"
+    targets = {n: getattr(t, field) for n, t in kb.targets.items()}
+    functions = {n: getattr(c, field) for n, c in kb.core_functions.items()}
+    return targets, functions
+
+
+def _experts(ticket: Ticket) -> list[dict[str, Any]]:
+    """Top experts as the desk matched them when it classified the ticket (``Ticket.matches``)."""
+    matches = getattr(ticket, "matches", None)
+    stored = matches.get("experts") if isinstance(matches, dict) else None
+    if not isinstance(stored, list):
+        return []
+    return [e for e in stored if isinstance(e, dict)][:TOP_EXPERTS]
+
+
+def _classification_context(ticket: Ticket, language: str) -> dict[str, Any]:
+    classification = ticket.classification
+    if not classification or classification.get("unclassified"):
+        return {"classified": False, "targets": [], "core_functions": [], "experts": []}
+    target_titles, function_titles = _titles(language)
+    targets = [
+        {
+            "number": int(t["target"]),
+            "title": target_titles.get(int(t["target"]), ""),
+            "score": float(t.get("score") or 0),
+        }
+        for t in (classification.get("targets") or [])[:SHOWN_TARGETS]
+    ]
+    functions = [
+        {
+            "number": int(c["core_function"]),
+            "title": function_titles.get(int(c["core_function"]), ""),
+            "score": float(c.get("score") or 0),
+        }
+        for c in (classification.get("core_functions") or [])[:SHOWN_CORE_FUNCTIONS]
+    ]
+    experts = [
+        {"name": str(e.get("name") or e.get("expert") or "?"), "score": float(e.get("score") or 0)}
+        for e in _experts(ticket)
+    ]
+    return {
+        "classified": bool(targets or functions),
+        "targets": targets,
+        "core_functions": functions,
+        "experts": experts,
+    }
+
+
+async def card_outbound(session: AsyncSession, ticket: Ticket, chat_id: int) -> OutboundMessage:
+    """The card for ``ticket`` as it is now in this transaction."""
+    await session.flush()
+    requester = await session.get(Requester, ticket.requester_id)
+    first = await session.scalar(
+        select(Message)
+        .where(Message.ticket_id == ticket.id, Message.kind == "inbound")
+        .order_by(Message.id)
+        .limit(1)
+    )
+    inbound_count = len(
+        list(
+            await session.scalars(
+                select(Message.id).where(Message.ticket_id == ticket.id, Message.kind == "inbound")
+            )
+        )
+    )
+    failed = await session.scalar(
+        select(OutboxItem)
+        .where(
+            OutboxItem.ticket_id == ticket.id,
+            OutboxItem.status == "failed",
+            OutboxItem.message_id.is_not(None),
+        )
+        .order_by(OutboxItem.id.desc())
+        .limit(1)
+    )
+    blocked = await session.scalar(
+        select(AuditEvent.action)
+        .where(AuditEvent.ticket_id == ticket.id, AuditEvent.action.in_(("blocked_bot", "unblocked_bot")))
+        .order_by(AuditEvent.id.desc())
+        .limit(1)
+    )
+    language = staff_language()
+    excerpt = (first.body if first is not None else "").strip()
+    if len(excerpt) > CARD_EXCERPT:
+        excerpt = excerpt[: CARD_EXCERPT - 1].rstrip() + "…"
+    attachments = 0
+    if first is not None:
+        attachments = len(
+            list(await session.scalars(select(Attachment.id).where(Attachment.message_id == first.id)))
+        )
+    text = render(
+        "bot/card.{lang}.txt.j2",
+        language,
+        reference=ticket.reference,
+        status=ticket.status,
+        channel=ticket.channel,
+        party=ticket.party or (requester.party if requester else None),
+        language=ticket.language,
+        assignee=ticket.assignee,
+        requester=(requester.name or requester.email or "") if requester else "",
+        subject=ticket.subject,
+        excerpt=excerpt,
+        attachments=attachments,
+        messages=inbound_count,
+        delivery_error=failed.last_error if failed is not None else None,
+        blocked=blocked == "blocked_bot",
+        **_classification_context(ticket, language),
+    ).strip()
+    return OutboundMessage(
+        channel="telegram",
+        recipient=str(chat_id),
+        text=text,
+        reference=ticket.reference,
+        extra={
+            "reply_markup": card_markup(ticket.reference, ticket.status, language),
+            "card_ticket_id": ticket.id,
+            # Staff should hear about new tickets, not about every edit of a card.
+            "disable_notification": ticket.telegram_card_message_id is not None,
+        },
+    )
+
+
+async def queue_card(desk: Desk, session: AsyncSession, ticket: Ticket) -> None:
+    """Queue posting or refreshing ``ticket``'s card, inside the caller's transaction.
+
+    A card still waiting in the outbox is rewritten rather than joined by another: staff only need the
+    latest state, and a burst of changes then costs one Bot API call.
+    """
+    chat_id = desk.staff_telegram_chat_id
+    if chat_id is None:
+        return
+    outbound = await card_outbound(session, ticket, chat_id)
+    now = utcnow()
+    waiting = await session.scalar(
+        select(OutboxItem)
+        .where(
+            OutboxItem.ticket_id == ticket.id,
+            OutboxItem.message_id.is_(None),
+            OutboxItem.channel == "telegram",
+            OutboxItem.status == "pending",
+            or_(OutboxItem.locked_until.is_(None), OutboxItem.locked_until < now),
+        )
+        .order_by(OutboxItem.id.desc())
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    if waiting is not None and (waiting.payload.get("extra") or {}).get("card_ticket_id") == ticket.id:
+        waiting.payload = outbound.to_json()
+        return
+    session.add(
+        OutboxItem(ticket_id=ticket.id, message_id=None, channel="telegram", payload=outbound.to_json())
+    )
+
+
+async def queue_card_for(desk: Desk, session: AsyncSession, ticket_id: int) -> None:
+    """:func:`queue_card` by ticket id (for the delivery worker, which holds no Ticket)."""
+    ticket = await session.get(Ticket, ticket_id)
+    if ticket is not None:
+        await queue_card(desk, session, ticket)
+
+
+async def refresh_card(desk: Desk, reference: str) -> None:
+    """Queue a fresh card for ``reference`` in a transaction of its own (after a change made elsewhere)."""
+    if desk.staff_telegram_chat_id is None:
+        return
+    async with desk.sessions.begin() as session:
+        ticket = await session.scalar(select(Ticket).where(Ticket.reference == reference))
+        if ticket is not None:
+            await queue_card(desk, session, ticket)
+    desk.outbox_written()
