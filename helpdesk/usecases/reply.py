@@ -41,7 +41,7 @@ async def reply(desk: Desk, reference: str, text: str, *, actor: str) -> Ticket:
             ticket.status = "waiting"
         ticket.updated_at = now
         audit(session, ticket, actor, "replied", message_id=message.id)
-    await queue_card(desk, session, ticket)
+        await queue_card(desk, session, ticket)
     desk.outbox_written()
     return ticket
 
