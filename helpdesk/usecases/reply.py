@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from helpdesk.db.models import Message, Ticket
 from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
@@ -19,31 +21,45 @@ async def reply(desk: Desk, reference: str, text: str, *, actor: str) -> Ticket:
         raise InvalidTransition("a reply needs some text")
     async with desk.sessions.begin() as session:
         ticket = await get_ticket(session, reference, for_update=True)
-        if ticket.status == "closed":
-            raise InvalidTransition(f"{ticket.reference} is closed; reopen it (set status open) to reply")
-        outbound = _outbound(desk, ticket, text)
-        message = Message(
-            ticket_id=ticket.id,
-            kind="outbound",
-            channel=ticket.channel,
-            author=actor,
-            subject=outbound.subject,
-            body=text,
-            html=outbound.html,
-            channel_message_id=outbound.message_id,
-        )
-        session.add(message)
-        await enqueue(session, ticket, message, outbound)
-        now = utcnow()
-        if ticket.first_response_at is None:
-            ticket.first_response_at = now
-        if ticket.status in ("new", "open"):
-            ticket.status = "waiting"
-        ticket.updated_at = now
-        audit(session, ticket, actor, "replied", message_id=message.id)
-        await queue_card(desk, session, ticket)
+        await reply_in_session(desk, session, ticket, text, actor=actor)
     desk.outbox_written()
     return ticket
+
+
+async def reply_in_session(
+    desk: Desk, session: AsyncSession, ticket: Ticket, text: str, *, actor: str
+) -> Message:
+    """The reply inside the caller's transaction (``ticket`` with its requester and messages loaded).
+
+    Used by ``reply`` and by email intake, where a staff member's mail to a ticket is a staff reply.
+    """
+    text = text.strip()
+    if not text:
+        raise InvalidTransition("a reply needs some text")
+    if ticket.status == "closed":
+        raise InvalidTransition(f"{ticket.reference} is closed; reopen it (set status open) to reply")
+    outbound = _outbound(desk, ticket, text)
+    message = Message(
+        ticket_id=ticket.id,
+        kind="outbound",
+        channel=ticket.channel,
+        author=actor,
+        subject=outbound.subject,
+        body=text,
+        html=outbound.html,
+        channel_message_id=outbound.message_id,
+    )
+    session.add(message)
+    await enqueue(session, ticket, message, outbound)
+    now = utcnow()
+    if ticket.first_response_at is None:
+        ticket.first_response_at = now
+    if ticket.status in ("new", "open"):
+        ticket.status = "waiting"
+    ticket.updated_at = now
+    audit(session, ticket, actor, "replied", message_id=message.id)
+    await queue_card(desk, session, ticket)
+    return message
 
 
 def _outbound(desk: Desk, ticket: Ticket, text: str) -> OutboundMessage:

@@ -1,0 +1,258 @@
+"""Email-specific rules of receiving: who may continue a ticket, staff replies by mail, participants,
+oversized attachments and the per-recipient limit on automatic replies.
+
+Threading (issue 4): the ``[TSCC-…]`` subject tag, then In-Reply-To/References against the ticket's
+messages. A follow-up is attached only when its sender is the requester, a participant (an address that
+was on To/Cc of the ticket's mail) or staff; otherwise the mail opens a new ticket with a visible
+"possible follow-up of …" note. Automatic mail (bounces, out-of-office) is stored on the ticket it
+answers whoever sent it: it is never acknowledged and never reopens anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from helpdesk.db.models import Attachment, AutoReply, Message, Requester, Ticket, TicketParticipant
+from helpdesk.db.types import utcnow
+from helpdesk.desk import Desk
+from helpdesk.messages import InboundMessage, OutboundMessage
+from helpdesk.outbox import enqueue, new_message_id
+from helpdesk.references import find_reference
+from helpdesk.rendering import render
+from helpdesk.usecases.errors import InvalidTransition, NoRoute
+from helpdesk.usecases.reply import reply_in_session
+from helpdesk.usecases.tickets import audit
+
+Role = Literal["requester", "participant", "staff", "automatic"]
+
+
+@dataclass(frozen=True, slots=True)
+class EmailThread:
+    """Where an inbound email belongs."""
+
+    # The ticket it continues (None: open a new one) and why the sender may continue it.
+    ticket: Ticket | None = None
+    role: Role | None = None
+    # A ticket the mail refers to but whose sender may not join it: noted on the new ticket.
+    possible_followup_of: str | None = None
+    # A staff member's (person-written) mail on this ticket: relay it to the requester.
+    staff_ticket: Ticket | None = None
+
+
+async def email_thread(
+    desk: Desk, session: AsyncSession, inbound: InboundMessage, requester: Requester
+) -> EmailThread:
+    candidates: list[Ticket] = []
+    reference = find_reference(inbound.subject) or find_reference(inbound.text)
+    if reference is not None:
+        ticket = await session.scalar(select(Ticket).where(Ticket.reference == reference))
+        if ticket is not None:
+            candidates.append(ticket)
+    if inbound.replies_to:
+        ticket = await session.scalar(
+            select(Ticket)
+            .join(Message, Message.ticket_id == Ticket.id)
+            .where(Message.channel_message_id.in_(inbound.replies_to))
+            .order_by(Message.id.desc())
+            .limit(1)
+        )
+        if ticket is not None and ticket not in candidates:
+            candidates.append(ticket)
+    for ticket in candidates:
+        role = await sender_role(desk, session, ticket, inbound, requester)
+        if role == "staff" and not inbound.automatic:
+            return EmailThread(staff_ticket=ticket, role="staff")
+        if role is not None:
+            return EmailThread(ticket=ticket, role=role)
+        if inbound.automatic:
+            # A bounce or an out-of-office answering our mail belongs to that ticket, whoever sends it.
+            return EmailThread(ticket=ticket, role="automatic")
+    if candidates:
+        return EmailThread(possible_followup_of=candidates[0].reference)
+    return EmailThread()
+
+
+async def sender_role(
+    desk: Desk, session: AsyncSession, ticket: Ticket, inbound: InboundMessage, requester: Requester
+) -> Role | None:
+    if ticket.requester_id == requester.id:
+        return "requester"
+    address = (inbound.sender.email or "").lower()
+    if not address:
+        return None
+    if address in desk.staff_emails:
+        return "staff"
+    participant = await session.scalar(
+        select(TicketParticipant.id).where(
+            TicketParticipant.ticket_id == ticket.id, TicketParticipant.email == address
+        )
+    )
+    return "participant" if participant is not None else None
+
+
+async def relay_staff_mail(
+    desk: Desk, session: AsyncSession, ticket: Ticket, inbound: InboundMessage
+) -> None:
+    """A staff member mailed a ticket: their words go to the requester as a staff reply, on the ticket's
+    own channel; their original mail is kept on the ticket as an internal note."""
+    staff = inbound.sender.email or "staff"
+    await session.refresh(ticket, ["requester", "messages"])
+    try:
+        # The staff member's own text, not the history their mail client quoted below it.
+        await reply_in_session(desk, session, ticket, inbound.text_for_classification, actor=f"email:{staff}")
+    except (InvalidTransition, NoRoute) as exc:
+        _note(session, ticket, f"Mail from staff {staff} was not relayed to the requester: {exc}")
+    session.add(
+        Message(
+            ticket_id=ticket.id,
+            kind="note",
+            channel="email",
+            author=staff,
+            subject=inbound.subject,
+            body=inbound.text,
+            html=inbound.html,
+            channel_message_id=inbound.channel_message_id,
+            automatic=inbound.automatic,
+            created_at=inbound.received_at or utcnow(),
+            attachments=[
+                Attachment(filename=a.filename, content_type=a.content_type, size=a.size, data=a.data)
+                for a in inbound.attachments
+            ],
+        )
+    )
+    audit(session, ticket, f"email:{staff}", "received", message_channel_id=inbound.channel_message_id)
+    await note_oversized(desk, session, ticket, None, inbound)
+
+
+async def after_email_stored(
+    desk: Desk,
+    session: AsyncSession,
+    ticket: Ticket,
+    message: Message,
+    inbound: InboundMessage,
+    thread: EmailThread,
+    *,
+    created: bool,
+) -> None:
+    """Participants, the possible-follow-up note and oversized attachments, once ``message`` is stored."""
+    if created or thread.role in ("requester", "participant"):
+        await add_participants(desk, session, ticket, inbound.cc)
+    if created and thread.possible_followup_of is not None:
+        _note(
+            session,
+            ticket,
+            f"Possible follow-up of {thread.possible_followup_of}: {inbound.sender.email or 'the sender'} "
+            "is not its requester, a participant or staff, so this mail opened a new ticket.",
+        )
+        audit(session, ticket, "helpdesk", "possible_followup", of=thread.possible_followup_of)
+    await note_oversized(desk, session, ticket, message, inbound)
+
+
+async def add_participants(
+    desk: Desk, session: AsyncSession, ticket: Ticket, addresses: tuple[str, ...]
+) -> None:
+    own = (desk.mail_from or "").lower()
+    requester = await session.get(Requester, ticket.requester_id)
+    skip = {own, (requester.email or "").lower() if requester else ""} | set(desk.staff_emails)
+    wanted = [a.lower() for a in addresses if a and a.lower() not in skip]
+    if not wanted:
+        return
+    known = set(
+        await session.scalars(select(TicketParticipant.email).where(TicketParticipant.ticket_id == ticket.id))
+    )
+    for address in dict.fromkeys(wanted):
+        if address not in known:
+            session.add(TicketParticipant(ticket_id=ticket.id, email=address))
+
+
+async def note_oversized(
+    desk: Desk, session: AsyncSession, ticket: Ticket, message: Message | None, inbound: InboundMessage
+) -> None:
+    """Oversized attachments: listed on the message (no data), noted for staff, the sender told."""
+    if not inbound.oversized_attachments:
+        return
+    if message is not None:
+        for item in inbound.oversized_attachments:
+            message.attachments.append(
+                Attachment(filename=item.filename, content_type=item.content_type, size=item.size, data=None)
+            )
+    listing = ", ".join(f"{a.filename} ({_megabytes(a.size)})" for a in inbound.oversized_attachments)
+    _note(
+        session,
+        ticket,
+        f"Not stored, over the attachment size limit: {listing}. "
+        f"Sender: {inbound.sender.email or 'unknown'}.",
+    )
+    recipient = inbound.sender.email
+    if inbound.automatic or not recipient:
+        return
+    if not await allow_auto_reply(desk, session, recipient, ticket, "oversized_notice"):
+        return
+    language = ticket.language
+    files = [{"filename": a.filename, "size": _megabytes(a.size)} for a in inbound.oversized_attachments]
+    outbound = OutboundMessage(
+        channel="email",
+        recipient=recipient,
+        subject=f"[{ticket.reference}] Re: {ticket.subject}",
+        text=render("email/oversized.{lang}.txt.j2", language, reference=ticket.reference, files=files),
+        reference=ticket.reference,
+        message_id=new_message_id(desk.mail_domain),
+        in_reply_to=inbound.channel_message_id,
+        references=(*inbound.replies_to, inbound.channel_message_id),
+        extra={"auto_submitted": "auto-replied"},
+    )
+    notice = Message(
+        ticket_id=ticket.id,
+        kind="outbound",
+        channel="email",
+        author="helpdesk",
+        subject=outbound.subject,
+        body=outbound.text,
+        channel_message_id=outbound.message_id,
+        automatic=True,
+    )
+    session.add(notice)
+    await enqueue(session, ticket, notice, outbound)
+
+
+async def allow_auto_reply(
+    desk: Desk, session: AsyncSession, recipient: str, ticket: Ticket | None, kind: str
+) -> bool:
+    """True, and counted, if ``recipient`` may get another automatic mail this hour (counted in the
+    database, so several workers and restarts share the limit)."""
+    recipient = recipient.lower()
+    since = utcnow() - timedelta(hours=1)
+    sent = await session.scalar(
+        select(func.count(AutoReply.id)).where(
+            AutoReply.recipient == recipient, AutoReply.created_at >= since
+        )
+    )
+    if (sent or 0) >= desk.mail_ack_limit_per_hour:
+        if ticket is not None:
+            audit(
+                session,
+                ticket,
+                "helpdesk",
+                "auto_reply_suppressed",
+                kind=kind,
+                recipient=recipient,
+                limit_per_hour=desk.mail_ack_limit_per_hour,
+            )
+        return False
+    session.add(AutoReply(recipient=recipient, ticket_id=ticket.id if ticket else None, kind=kind))
+    return True
+
+
+def _note(session: AsyncSession, ticket: Ticket, text: str) -> None:
+    session.add(
+        Message(ticket_id=ticket.id, kind="note", channel=ticket.channel, author="helpdesk", body=text)
+    )
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MB"
