@@ -145,3 +145,19 @@ def test_reply_by_email_is_delivered_at_once(
         assert "See the IUCN OECM guidance." in smtp.messages[1].message.get_body(("plain",)).get_content()
     finally:
         asyncio.run(smtp.stop())
+
+
+def test_kb_load_stores_the_roster(cli_db: str, capsys: pytest.CaptureFixture[str], tmp_path) -> None:
+    roster = tmp_path / "roster.yaml"
+    roster.write_text(
+        "experts:\n"
+        "  - {id: am-01, name: Expert A, languages: [ru, en], countries: [AM], targets: [4, 9]}\n"
+        "  - {id: am-02, name: Expert B, languages: [en], countries: [AM], targets: [20]}\n",
+        encoding="utf-8",
+    )
+    code, out, _ = run(capsys, "kb", "load", str(roster))
+    assert code == 0 and out.startswith("loaded 2 experts")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("experts:\n  - {id: x, name: X, languages: [ru], targets: [99]}\n", encoding="utf-8")
+    code, _, err = run(capsys, "kb", "load", str(bad))
+    assert code == 1 and "targets" in err and "bad.yaml" in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 from pathlib import Path
@@ -90,15 +91,18 @@ def parse_roster(path: str | Path) -> tuple[Expert, ...]:
     return load_experts_file(path)
 
 
-def load_command(args: argparse.Namespace) -> int:
+async def load_command(args: argparse.Namespace) -> int:
     try:
         experts = parse_roster(args.path)
     except KnowledgeError as exc:
         print(f"invalid: {exc}", file=sys.stderr)
         return 1
-    # Storage is wired by the desk (helpdesk.usecases); until then this only validates.
-    print(
-        f"parsed {len(experts)} experts from {args.path}; storing the roster is not wired yet",
-        file=sys.stderr,
-    )
-    return 2
+    from helpdesk.config import Settings
+    from helpdesk.service import open_runtime
+    from helpdesk.usecases.roster import load_roster
+
+    async with open_runtime(Settings.from_env()) as runtime:
+        count = await load_roster(runtime.desk, experts, actor=f"cli:{getpass.getuser()}")
+    examples = sum(1 for e in experts if e.example)
+    print(f"loaded {count} experts from {args.path} into the database ({examples} marked as examples)")
+    return 0
