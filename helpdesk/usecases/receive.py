@@ -15,13 +15,6 @@ from helpdesk.messages import InboundMessage, OutboundMessage
 from helpdesk.outbox import enqueue, new_message_id
 from helpdesk.references import find_reference
 from helpdesk.rendering import render
-from helpdesk.usecases.email_rules import (
-    EmailThread,
-    after_email_stored,
-    allow_auto_reply,
-    email_thread,
-    relay_staff_mail,
-)
 from helpdesk.usecases.cards import queue_card
 from helpdesk.usecases.email_rules import (
     EmailThread,
@@ -81,15 +74,6 @@ async def _receive(desk: Desk, session: AsyncSession, inbound: InboundMessage) -
             return ReceiveResult(thread.staff_ticket.reference, thread.staff_ticket.id, created=False)
         ticket = thread.ticket
     else:
-        thread: EmailThread | None = None
-    if inbound.channel == "email" and not inbound.force_new:
-        # Email has its own rules: participants and staff may continue a ticket, staff mail is relayed.
-        thread = await email_thread(desk, session, inbound, requester)
-        if thread.staff_ticket is not None:
-            await relay_staff_mail(desk, session, thread.staff_ticket, inbound)
-            return ReceiveResult(thread.staff_ticket.reference, thread.staff_ticket.id, created=False)
-        ticket = thread.ticket
-    else:
         ticket = None if inbound.force_new else await _followup_target(session, inbound, requester)
 
     resources: tuple[dict[str, str], ...] = ()
@@ -111,8 +95,6 @@ async def _receive(desk: Desk, session: AsyncSession, inbound: InboundMessage) -
 
     message = _store_message(session, ticket, inbound)
     audit(session, ticket, _actor(inbound), "received", message_channel_id=inbound.channel_message_id)
-    if thread is not None:
-        await after_email_stored(desk, session, ticket, message, inbound, thread, created=created)
     if thread is not None:
         await after_email_stored(desk, session, ticket, message, inbound, thread, created=created)
     if not inbound.automatic:
@@ -259,8 +241,6 @@ async def _acknowledge(
     if inbound.channel == "email":
         if not created or not inbound.sender.email:
             return  # a mailed follow-up needs no receipt: the thread itself shows it arrived
-        if not await allow_auto_reply(desk, session, inbound.sender.email, ticket, "acknowledgement"):
-            return  # rate limit per sender (RFC 3834 §2): a mail loop or a flood gets a few, not all
         if not await allow_auto_reply(desk, session, inbound.sender.email, ticket, "acknowledgement"):
             return  # rate limit per sender (RFC 3834 §2): a mail loop or a flood gets a few, not all
         message_id = new_message_id(desk.mail_domain)
