@@ -61,7 +61,7 @@ async def _receive(desk: Desk, session: AsyncSession, inbound: InboundMessage) -
         ticket = await session.get_one(Ticket, seen.ticket_id)
         return ReceiveResult(ticket.reference, ticket.id, created=False, duplicate=True)
 
-    language = detect_reply_language(inbound.text or inbound.subject or "", inbound.sender.language)
+    language = detect_reply_language(inbound.text_for_classification or inbound.subject or "", inbound.sender.language)
     requester = await find_or_create_requester(session, inbound.sender, language)
     if requester.language_chosen and requester.language:
         language = requester.language  # the requester's own choice (/lang) beats detection
@@ -181,7 +181,7 @@ async def _triage(
 ) -> tuple[dict[str, str], ...]:
     """Classify the new ticket, match experts and resources, store both; returns resources for the receipt."""
     triage = await current_triage(desk, session)
-    text = "\n".join(part for part in (inbound.subject, inbound.text) if part)
+    text = "\n".join(part for part in (inbound.subject, inbound.text_for_classification) if part)
     classification = triage.classify(text)
     assessment = triage.assess(
         classification, language=ticket.language or "ru", load=await expert_load(session)
