@@ -61,7 +61,9 @@ async def _receive(desk: Desk, session: AsyncSession, inbound: InboundMessage) -
         ticket = await session.get_one(Ticket, seen.ticket_id)
         return ReceiveResult(ticket.reference, ticket.id, created=False, duplicate=True)
 
-    language = detect_reply_language(inbound.text_for_classification or inbound.subject or "", inbound.sender.language)
+    language = detect_reply_language(
+        inbound.text_for_classification or inbound.subject or "", inbound.sender.language
+    )
     requester = await find_or_create_requester(session, inbound.sender, language)
     if requester.language_chosen and requester.language:
         language = requester.language  # the requester's own choice (/lang) beats detection
