@@ -161,3 +161,15 @@ def test_kb_load_stores_the_roster(cli_db: str, capsys: pytest.CaptureFixture[st
     bad.write_text("experts:\n  - {id: x, name: X, languages: [ru], targets: [99]}\n", encoding="utf-8")
     code, _, err = run(capsys, "kb", "load", str(bad))
     assert code == 1 and "targets" in err and "bad.yaml" in err
+
+
+def test_reclassify_and_show(cli_db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    ref = f"TSCC-{YEAR}-0001"
+    code, out, _ = run(capsys, "tickets", "reclassify", ref, "--targets", "3,1", "--core-functions", "5")
+    assert code == 0
+    assert out.splitlines()[0] == f"{ref}: targets T3 1.00, T1 0.90; core functions CF5 1.00 (set by staff)"
+    assert out.splitlines()[1].startswith("experts: ")
+    code, out, _ = run(capsys, "tickets", "show", ref)
+    assert "classification: targets T3 1.00, T1 0.90" in out and "  expert " in out
+    code, _, err = run(capsys, "tickets", "reclassify", ref, "--targets", "30")
+    assert code == 1 and "no such KM-GBF target: 30" in err

@@ -13,6 +13,7 @@ from helpdesk.service import open_runtime
 from helpdesk.usecases.assign import assign
 from helpdesk.usecases.listing import TicketFilter, list_tickets, show_ticket
 from helpdesk.usecases.note import add_note
+from helpdesk.usecases.reclassify import reclassify
 from helpdesk.usecases.reply import reply
 from helpdesk.usecases.status import STATUSES, close, set_status
 
@@ -59,10 +60,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _actor_option(status)
     status.set_defaults(handler=_status)
 
+    reclassify_parser = actions.add_parser(
+        "reclassify",
+        help="set KM-GBF targets and core functions (the classifier learns from it)",
+        description="Set the ticket's KM-GBF targets (subject of the request first) and TSCC core functions. "
+        "Matching re-runs, and similar requests are classified this way from now on.",
+    )
+    reclassify_parser.add_argument("reference")
+    reclassify_parser.add_argument("--targets", required=True, type=_numbers, help="e.g. 3,1")
+    reclassify_parser.add_argument("--core-functions", default=[], type=_numbers, help="e.g. 5,2")
+    _actor_option(reclassify_parser)
+    reclassify_parser.set_defaults(handler=_reclassify)
+
     close_parser = actions.add_parser("close", help="close a ticket")
     close_parser.add_argument("reference")
     _actor_option(close_parser)
     close_parser.set_defaults(handler=_close)
+
+
+def _numbers(value: str) -> list[int]:
+    try:
+        return [int(part) for part in value.replace(" ", "").split(",") if part]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {value!r}") from None
 
 
 def _actor_option(parser: argparse.ArgumentParser) -> None:
@@ -121,9 +141,13 @@ def _show_text(ticket: dict[str, Any]) -> str:
         f"language {ticket['language'] or '-'} · assignee {ticket['assignee'] or '-'}",
         f"requester {who} <{contact}>",
         f"created {ticket['created_at']}",
-        "classification: " + ("not classified" if ticket["classification"] is None else "see --format json"),
-        "",
+        "classification: " + _classification_line(ticket["classification"]),
     ]
+    for expert in (ticket.get("matches") or {}).get("experts", [])[:3]:
+        lines.append(f"  expert {expert['name']} ({expert['expert']}): {'; '.join(expert['reasons'][:3])}")
+    for resource in (ticket.get("matches") or {}).get("resources", [])[:3]:
+        lines.append(f"  resource {resource['title']}: {resource['url']}")
+    lines.append("")
     for message in ticket["messages"]:
         delivery = message["delivery"]
         state = (
@@ -186,6 +210,31 @@ async def _status(args: argparse.Namespace) -> int:
         ticket = await set_status(runtime.desk, args.reference, args.status, actor=_actor(args))
     print(f"{ticket.reference}: status {ticket.status}")
     return 0
+
+
+async def _reclassify(args: argparse.Namespace) -> int:
+    async with open_runtime(Settings.from_env()) as runtime:
+        ticket = await reclassify(
+            runtime.desk, args.reference, args.targets, args.core_functions, actor=_actor(args)
+        )
+    print(f"{ticket.reference}: {_classification_line(ticket.classification)}")
+    experts = (ticket.matches or {}).get("experts", [])
+    if experts:
+        print("experts: " + ", ".join(f"{e['name']} ({e['expert']})" for e in experts[:3]))
+    return 0
+
+
+def _classification_line(classification: dict[str, Any] | None) -> str:
+    if classification is None:
+        return "not classified"
+    if classification.get("unclassified"):
+        return "unclassified (no KM-GBF target fits)"
+    targets = ", ".join(f"T{t['target']} {t['score']:.2f}" for t in classification["targets"][:3])
+    functions = ", ".join(
+        f"CF{c['core_function']} {c['score']:.2f}" for c in classification["core_functions"][:2]
+    )
+    source = " (set by staff)" if classification.get("source") == "staff" else ""
+    return f"targets {targets}; core functions {functions or '-'}{source}"
 
 
 async def _close(args: argparse.Namespace) -> int:

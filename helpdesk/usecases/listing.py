@@ -84,6 +84,7 @@ async def show_ticket(desk: Desk, reference: str) -> dict[str, Any]:
                 "language": requester.language,
             },
             "tags": ticket.tags,
+            "matches": ticket.matches,
             "messages": [
                 {
                     "kind": m.kind,
