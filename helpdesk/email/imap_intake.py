@@ -1,8 +1,13 @@
-"""IMAP intake with aioimaplib: fetch unseen mail, hand each message to the desk, mark it seen only after.
+"""IMAP intake with aioimaplib: fetch waiting mail, hand each message to the desk, mark it only after.
 
-The desk's ``handle(uid, raw)`` returns True once the ticket (or follow-up) is committed. Only then is the
-message flagged \\Seen, so a crash between fetch and commit leaves it waiting for the next poll; and one
-message whose handling fails is logged and left unseen while the rest go on.
+The desk's ``handle(uid, raw)`` returns True once the ticket (or follow-up, or dead letter) is committed.
+Only then is the message flagged \\Seen (or moved to the processed folder), so a crash between fetch and
+commit leaves it waiting for the next poll; and one message whose handling fails is logged and left
+waiting while the rest go on.
+
+A ``Checkpoint`` keeps UIDVALIDITY and the highest committed UID per mailbox in the database: mail that
+a person marked read in a mail client is still picked up (UIDs above the checkpoint are fetched whatever
+their flags), and a changed UIDVALIDITY starts the mailbox over (Message-ID de-duplication keeps that safe).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import aioimaplib
 
@@ -28,6 +33,18 @@ _T = TypeVar("_T")
 _UIDVALIDITY_RE = re.compile(rb"UIDVALIDITY (\d+)")
 _DIGITS_RE = re.compile(rb"[0-9 ]+")
 _FETCH_UID_RE = re.compile(rb"UID (\d+)")
+
+
+class Checkpoint(Protocol):
+    """Where the UID checkpoint lives (the database, in the help desk)."""
+
+    async def load(self, mailbox: str, uidvalidity: int) -> int:
+        """The highest UID committed under this UIDVALIDITY; 0 when none (or the UIDVALIDITY changed)."""
+        ...
+
+    async def save(self, mailbox: str, uidvalidity: int, uid: int) -> None:
+        """Record ``uid`` as committed (the stored value only ever grows under one UIDVALIDITY)."""
+        ...
 
 
 class ImapError(Exception):
@@ -64,6 +81,7 @@ class ImapMailbox:
         mailbox: str = "INBOX",
         timeout: float = 30.0,
         ssl_context: ssl.SSLContext | None = None,
+        processed_folder: str | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -76,6 +94,12 @@ class ImapMailbox:
         self._client: aioimaplib.IMAP4 | None = None
         self._lost = asyncio.Event()
         self.uidvalidity: int | None = None
+        self.processed_folder = processed_folder
+
+    @property
+    def key(self) -> str:
+        """Names this mailbox in the checkpoint table."""
+        return f"{self.user}@{self.host}:{self.port}/{self.mailbox}"
 
     def __repr__(self) -> str:
         return (
@@ -121,6 +145,10 @@ class ImapMailbox:
             await self.close()
             raise
         self.uidvalidity = _uidvalidity(selected.lines)
+        if self.processed_folder:
+            # NO when it exists already: fine. A real failure shows when the first MOVE fails.
+            with contextlib.suppress(ImapCommandError):
+                await self._ok(client.create(_quoted(self.processed_folder)), "CREATE")
         log.info("IMAP %s@%s:%s %s selected", self.user, self.host, self.port, self.mailbox)
 
     async def close(self) -> None:
@@ -148,6 +176,20 @@ class ImapMailbox:
                 uids.extend(int(token) for token in data.split())
         return sorted(set(uids))
 
+    async def waiting_uids(self, after_uid: int = 0) -> list[int]:
+        """UIDs to look at: everything when processed mail is moved away (what is left is waiting);
+        otherwise unseen mail plus every UID above ``after_uid`` (the checkpoint), read or not."""
+        client = self._require()
+        if self.processed_folder:
+            response = await self._ok(client.uid_search("ALL", charset=None), "UID SEARCH")
+            return _search_result(response.lines)
+        uids = set(await self.unseen_uids())
+        if after_uid > 0:
+            response = await self._ok(client.uid_search(f"UID {after_uid + 1}:*", charset=None), "UID SEARCH")
+            # "n:*" always includes the highest UID, even below n: filter.
+            uids.update(uid for uid in _search_result(response.lines) if uid > after_uid)
+        return sorted(uids)
+
     async def fetch(self, uid: int) -> bytes | None:
         """The raw message, without setting \\Seen (BODY.PEEK); None if it vanished since the search."""
         response = await self._ok(self._require().uid("fetch", str(uid), "(BODY.PEEK[])"), "UID FETCH")
@@ -173,6 +215,24 @@ class ImapMailbox:
 
     async def mark_seen(self, uid: int) -> None:
         await self._ok(self._require().uid("store", str(uid), "+FLAGS", r"(\Seen)"), "UID STORE")
+
+    async def mark_processed(self, uid: int) -> None:
+        """Flag \\Seen, and move to the processed folder when one is configured."""
+        await self.mark_seen(uid)
+        if not self.processed_folder:
+            return
+        client = self._require()
+        folder = _quoted(self.processed_folder)
+        if client.has_capability("MOVE"):
+            await self._ok(client.uid("move", str(uid), folder), "UID MOVE")
+            return
+        # RFC 6851 fallback: COPY, flag \Deleted, expunge (only this UID where UIDPLUS allows).
+        await self._ok(client.uid("copy", str(uid), folder), "UID COPY")
+        await self._ok(client.uid("store", str(uid), "+FLAGS", r"(\Deleted)"), "UID STORE")
+        if client.has_capability("UIDPLUS"):
+            await self._ok(client.uid("expunge", str(uid)), "UID EXPUNGE")
+        else:
+            await self._ok(client.expunge(), "EXPUNGE")
 
     async def wait_for_news(self, timeout: float) -> bool:  # noqa: ASYNC109 - IDLE's own timer, not a wrapper
         """Wait up to ``timeout`` s for the server to announce a change (IDLE); False on timeout.
@@ -251,14 +311,23 @@ class PollResult:
     failed_uids: list[int] = field(default_factory=list)
 
 
-async def poll_once(mailbox: ImapMailbox, handle: Handler) -> PollResult:
-    """Hand every unseen message to ``handle``; mark \\Seen only those it reports as committed.
+async def poll_once(
+    mailbox: ImapMailbox, handle: Handler, *, checkpoint: Checkpoint | None = None
+) -> PollResult:
+    """Hand every waiting message to ``handle``; mark (or move) only those it reports as committed.
 
-    An exception from ``handle`` is logged and counted, and the message stays unseen; IMAP errors
+    An exception from ``handle`` is logged and counted, and the message stays waiting; IMAP errors
     (connection lost, NO/BAD) propagate so the caller can reconnect.
     """
     result = PollResult()
-    async for uid, raw in mailbox.fetch_unseen():
+    after = 0
+    if checkpoint is not None and mailbox.uidvalidity is not None:
+        after = await checkpoint.load(mailbox.key, mailbox.uidvalidity)
+    for uid in await mailbox.waiting_uids(after):
+        raw = await mailbox.fetch(uid)
+        if raw is None:
+            log.info("IMAP UID %s vanished before it could be fetched", uid)
+            continue
         result.fetched += 1
         try:
             committed = await handle(uid, raw)
@@ -268,7 +337,9 @@ async def poll_once(mailbox: ImapMailbox, handle: Handler) -> PollResult:
             log.exception("handling IMAP UID %s failed; left unseen for the next poll", uid)
             continue
         if committed:
-            await mailbox.mark_seen(uid)
+            if checkpoint is not None and mailbox.uidvalidity is not None and uid > after:
+                await checkpoint.save(mailbox.key, mailbox.uidvalidity, uid)
+            await mailbox.mark_processed(uid)
             result.committed += 1
         else:
             result.declined += 1
@@ -285,6 +356,7 @@ async def run_intake(
     min_backoff: float = 1.0,
     max_backoff: float = 300.0,
     on_poll: Callable[[PollResult], None] | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> None:
     """Poll until ``stop`` is set, reconnecting with exponential back-off after errors.
 
@@ -296,7 +368,7 @@ async def run_intake(
         try:
             async with open_mailbox() as mailbox:
                 while not stop.is_set():
-                    result = await poll_once(mailbox, handle)
+                    result = await poll_once(mailbox, handle, checkpoint=checkpoint)
                     backoff = min_backoff  # a full poll worked: the connection is healthy
                     if on_poll is not None:
                         on_poll(result)
@@ -355,6 +427,20 @@ def _uidvalidity(lines: list[bytes]) -> int | None:
         if match:
             return int(match.group(1))
     return None
+
+
+def _search_result(lines: list[bytes]) -> list[int]:
+    uids: list[int] = []
+    for line in lines:
+        data = bytes(line).strip()
+        if _DIGITS_RE.fullmatch(data):
+            uids.extend(int(token) for token in data.split())
+    return sorted(set(uids))
+
+
+def _quoted(name: str) -> str:
+    """A mailbox name as an IMAP quoted string (ASCII names; modified UTF-7 is not needed for ours)."""
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _text(lines: list[bytes]) -> str:
