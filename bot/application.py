@@ -1,25 +1,27 @@
-"""The requester-facing Telegram bot: a python-telegram-bot Application wired to the desk.
+"""The Telegram bot: a python-telegram-bot Application wired to the desk, for requesters and staff.
 
-The bot is an adapter: a text message in a private chat becomes an InboundMessage handed to
-``on_inbound``; the desk answers through its outbox (the acknowledgement is not sent from here).
-The bot itself only answers what needs no ticket: /start, unknown commands, unsupported content.
+The bot is an adapter: a message becomes an InboundMessage handed to ``on_inbound``; the desk answers
+through its outbox (acknowledgements, replies and staff cards are not sent from here). Handlers live in
+``bot/requester.py`` and ``bot/staff.py``; this module builds, starts and stops the Application.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
-from telegram import Message, Update
+from telegram import Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
-from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
+from telegram.ext import Application, ContextTypes, filters
 
-from bot.inbound import inbound_from_message
 from bot.logsafe import protect_token, redact
-from helpdesk.language import detect_reply_language
-from helpdesk.messages import InboundMessage
-from helpdesk.rendering import render
+from bot.requester import InboundHandler, RequesterHandlers
+from bot.staff import StaffHandlers
+from bot.updates import PerChatUpdateProcessor
+
+if TYPE_CHECKING:
+    from helpdesk.desk import Desk
 
 __all__ = [
     "DEFAULT_API_URL",
@@ -36,10 +38,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_API_URL = "https://api.telegram.org/bot"
 
-InboundHandler = Callable[[InboundMessage], Awaitable[object]]
-
-_PRIVATE_MESSAGE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
-
 
 class TelegramStartError(RuntimeError):
     """The bot could not start; the message names the setting to check and never contains the token."""
@@ -54,64 +52,6 @@ def file_url_for(base_url: str) -> str | None:
         if base_url.endswith(suffix):
             return base_url[: -len(suffix)] + "/file" + suffix
     return None
-
-
-def _language(message: Message) -> str:
-    """Language of the bot's own short answers: Telegram's language_code (a command or a sticker has no
-    prose to detect a language from)."""
-    user = message.from_user
-    return detect_reply_language("", user.language_code if user else None)
-
-
-def _text(template: str, message: Message, **context: object) -> str:
-    return render(f"bot/{template}.{{lang}}.txt.j2", _language(message), **context).strip()
-
-
-class RequesterHandlers:
-    """Handlers for requesters in private chats; ``on_inbound`` is the desk's entry point."""
-
-    def __init__(self, on_inbound: InboundHandler) -> None:
-        self._on_inbound = on_inbound
-
-    def register(self, app: Application) -> None:  # type: ignore[type-arg]
-        # Order matters: within one group the first matching handler wins.
-        app.add_handler(CommandHandler("start", self.start, filters=_PRIVATE_MESSAGE))
-        app.add_handler(MessageHandler(_PRIVATE_MESSAGE & filters.COMMAND, self.unknown_command))
-        app.add_handler(MessageHandler(_PRIVATE_MESSAGE & (filters.TEXT | filters.CAPTION), self.message))
-        app.add_handler(MessageHandler(_PRIVATE_MESSAGE, self.unsupported))
-
-    async def start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        message = update.effective_message
-        if message is None:
-            return
-        name = message.from_user.first_name if message.from_user else ""
-        await message.reply_text(_text("start", message, name=name))
-
-    async def message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        message = update.effective_message
-        if message is None:
-            return
-        inbound = inbound_from_message(message)
-        try:
-            await self._on_inbound(inbound)
-        except Exception:
-            # PTB has already confirmed this update to Telegram: unless the requester hears that it
-            # failed, the message is lost without a trace on their side.
-            log.exception("The desk failed to take Telegram message %s", inbound.channel_message_id)
-            await message.reply_text(_text("failed", message))
-
-    async def unknown_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        message = update.effective_message
-        if message is None or not message.text:
-            return
-        command = message.text.split()[0].split("@")[0]
-        await message.reply_text(_text("unknown_command", message, command=command))
-
-    async def unsupported(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        message = update.effective_message
-        if message is None:
-            return
-        await message.reply_text(_text("unsupported", message))
 
 
 async def _log_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -134,18 +74,34 @@ def build_application(
     on_inbound: InboundHandler,
     *,
     base_file_url: str | None = None,
+    desk: Desk | None = None,
+    staff_chat_id: int | None = None,
+    staff_ids: frozenset[int] = frozenset(),
+    max_concurrent_updates: int = 64,
 ) -> Application:  # type: ignore[type-arg]
-    """A PTB Application for requesters, talking to the Bot API at ``base_url`` (PTB form, token appended).
+    """A PTB Application for requesters (and, given ``desk``, for staff), talking to the Bot API at
+    ``base_url`` (PTB form, token appended).
 
+    Without ``desk`` only the adapter part runs (messages to ``on_inbound``, /start, polite refusals).
     Start it with :func:`start_polling` (or :func:`start_webhook`) and stop it with :func:`stop_application`.
     """
     protect_token(token)
-    builder = Application.builder().token(token).base_url(base_url)
+    builder = (
+        Application.builder()
+        .token(token)
+        .base_url(base_url)
+        .concurrent_updates(PerChatUpdateProcessor(max_concurrent_updates))
+    )
     file_url = base_file_url or file_url_for(base_url)
     if file_url is not None:
         builder = builder.base_file_url(file_url)
     app = builder.build()
-    RequesterHandlers(on_inbound).register(app)
+    requesters = RequesterHandlers(on_inbound, desk, staff_chat_id)
+    requesters.register(app)
+    if desk is not None:
+        StaffHandlers(desk, staff_chat_id, staff_ids).register(app)
+    not_staff = ~filters.Chat(staff_chat_id) if staff_chat_id is not None else filters.ALL
+    requesters.register_fallbacks(app, filters.ChatType.PRIVATE, filters.ChatType.GROUPS & not_staff)
     app.add_error_handler(_log_error)
     return app
 

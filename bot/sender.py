@@ -78,7 +78,8 @@ class TelegramSender:
     """ChannelSender for Telegram: sends plain text (no parse_mode, so nothing needs escaping).
 
     ``OutboundMessage.recipient`` is the chat id. Optional ``extra`` keys: ``reply_to_message_id`` (int),
-    ``reply_markup`` (an InlineKeyboardMarkup as Telegram JSON), ``disable_notification`` (bool).
+    ``reply_markup`` (an InlineKeyboardMarkup as Telegram JSON), ``disable_notification`` (bool),
+    ``edit_message_id`` (int: edit that message instead, e.g. a staff card; posted anew if it is gone).
     Long texts are split into several messages; the markup goes on the last one, and ``send`` returns
     the last message's ``"<chat_id>:<message_id>"``.
     """
@@ -118,6 +119,10 @@ class TelegramSender:
         if message.channel != "telegram":
             raise DeliveryError(f"TelegramSender cannot send on channel {message.channel!r}", permanent=True)
         chat_id = _chat_id(message.recipient)
+        if isinstance(message.extra.get("edit_message_id"), int):
+            edited = await self._edit(chat_id, message.extra["edit_message_id"], message)
+            if edited is not None:
+                return edited
         parts = split_text(message.text)
         key = (message.recipient, message.text)
         delivered = self._delivered_parts.setdefault(key, [])
@@ -132,6 +137,30 @@ class TelegramSender:
             raise
         self._delivered_parts.pop(key, None)
         return delivered[-1]
+
+    async def _edit(self, chat_id: int | str, message_id: int, message: OutboundMessage) -> str | None:
+        """Edit a message in place (a staff card); None when it is gone and must be posted again."""
+        markup = message.extra.get("reply_markup")
+        text = split_text(message.text)[0]
+        try:
+            await self.bot.edit_message_text(
+                chat_id=chat_id,
+                message_id=message_id,
+                text=text,
+                reply_markup=InlineKeyboardMarkup.de_json(markup, self.bot)
+                if isinstance(markup, dict)
+                else None,
+            )
+        except BadRequest as exc:
+            reason = str(exc).lower()
+            if "not modified" in reason:
+                return telegram_message_id(int(chat_id), message_id)  # already showing this
+            if "not found" in reason or "can't be edited" in reason:
+                return None  # deleted by someone in the group: post it anew
+            raise _delivery_error(exc) from exc
+        except TelegramError as exc:
+            raise _delivery_error(exc) from exc
+        return telegram_message_id(int(chat_id), message_id)
 
     async def _send_part(
         self, chat_id: int | str, text: str, extra: dict[str, Any], *, last: bool

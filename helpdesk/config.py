@@ -67,6 +67,11 @@ class TelegramSettings:
     token: Secret
     api_url: str
     staff_chat_id: int | None
+    # Webhook mode when set (Telegram POSTs updates to this public HTTPS URL); long polling otherwise.
+    webhook_url: str | None = None
+    webhook_listen: str = "0.0.0.0"
+    webhook_port: int = 8443
+    webhook_secret: Secret | None = None
 
 
 @dataclass(frozen=True)
@@ -215,6 +220,7 @@ def _parse(env: Mapping[str, str], cwd: Path) -> Settings:
             token=Secret(token),
             api_url=api_url,
             staff_chat_id=_int(env, "HELPDESK_TELEGRAM_STAFF_CHAT_ID"),
+            **_webhook(env),
         )
 
     staff_ids: set[int] = set()
@@ -281,6 +287,24 @@ def _parse(env: Mapping[str, str], cwd: Path) -> Settings:
         mail_max_attachment_mb=_float(env, "HELPDESK_MAIL_MAX_ATTACHMENT_MB", 20.0),
         mail_ack_limit_per_hour=_ack_limit(env),
     )
+
+
+def _webhook(env: Mapping[str, str]) -> dict[str, object]:
+    url = _get(env, "HELPDESK_TELEGRAM_WEBHOOK_URL")
+    if url is None:
+        return {}
+    if not url.startswith(("https://", "http://")):
+        raise ConfigError(f"HELPDESK_TELEGRAM_WEBHOOK_URL must be an https:// URL, got {url!r}")
+    secret = _get(env, "HELPDESK_TELEGRAM_WEBHOOK_SECRET")
+    # Telegram allows 1-256 characters A-Z, a-z, 0-9, _ and - in the secret token header.
+    if secret is not None and not all(c.isascii() and (c.isalnum() or c in "_-") for c in secret):
+        raise ConfigError("HELPDESK_TELEGRAM_WEBHOOK_SECRET may contain only A-Z, a-z, 0-9, _ and -")
+    return {
+        "webhook_url": url,
+        "webhook_listen": _get(env, "HELPDESK_TELEGRAM_WEBHOOK_LISTEN") or "0.0.0.0",
+        "webhook_port": _port(env, "HELPDESK_TELEGRAM_WEBHOOK_PORT", 8443),
+        "webhook_secret": Secret(secret[:256]) if secret else None,
+    }
 
 
 def _timezone(env: Mapping[str, str]) -> str:

@@ -11,6 +11,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -21,6 +22,7 @@ from helpdesk.db.migrate import upgrade
 from helpdesk.delivery import ChannelSender
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage
+from helpdesk.usecases.cards import queue_card_for
 from helpdesk.usecases.receive import ReceiveResult, receive
 from helpdesk.worker import DeliveryWorker, RetryPolicy
 
@@ -77,7 +79,10 @@ async def open_runtime(
         mail_ack_limit_per_hour=settings.mail_ack_limit_per_hour,
         timezone=ZoneInfo(settings.timezone),
         outbox_written=worker.wake,
+        staff_telegram_chat_id=settings.telegram.staff_chat_id if settings.telegram is not None else None,
     )
+    # An answer that cannot be delivered (e.g. the requester blocked the bot) shows on the staff card.
+    worker.on_give_up = lambda session, ticket_id: queue_card_for(desk, session, ticket_id)
     try:
         yield Runtime(settings=settings, engine=engine, desk=desk, worker=worker, senders=senders)
     finally:
@@ -94,14 +99,36 @@ async def serve(runtime: Runtime, stop: asyncio.Event) -> None:
     tasks: list[asyncio.Task[None]] = [asyncio.create_task(runtime.worker.run(stop), name="delivery")]
     async with contextlib.AsyncExitStack() as stack:
         if settings.telegram is not None:
-            from bot.application import build_application, start_polling, stop_application
+            from bot.application import build_application, start_polling, start_webhook, stop_application
 
+            telegram = settings.telegram
             application = build_application(
-                settings.telegram.token.reveal(), settings.telegram.api_url, runtime.receive
+                telegram.token.reveal(),
+                telegram.api_url,
+                runtime.receive,
+                desk=runtime.desk,
+                staff_chat_id=telegram.staff_chat_id,
+                staff_ids=settings.staff_telegram_ids,
             )
-            await start_polling(application, bootstrap_retries=-1)
+            if telegram.webhook_url:
+                await start_webhook(
+                    application,
+                    webhook_url=telegram.webhook_url,
+                    listen=telegram.webhook_listen,
+                    port=telegram.webhook_port,
+                    url_path=urlsplit(telegram.webhook_url).path.strip("/"),
+                    secret_token=telegram.webhook_secret.reveal() if telegram.webhook_secret else None,
+                    bootstrap_retries=-1,
+                )
+                log.info(
+                    "Telegram channel receiving by webhook on %s:%s",
+                    telegram.webhook_listen,
+                    telegram.webhook_port,
+                )
+            else:
+                await start_polling(application, bootstrap_retries=-1)
+                log.info("Telegram channel polling")
             stack.push_async_callback(stop_application, application)
-            log.info("Telegram channel polling")
         if settings.imap is not None:
             from helpdesk.email.intake import run_email_intake
 

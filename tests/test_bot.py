@@ -157,10 +157,12 @@ async def test_caption_counts_as_text(
     desk: Desk,
     running_bot: Application,  # type: ignore[type-arg]
 ) -> None:
-    photo = [{"file_id": "p1", "file_unique_id": "u1", "width": 90, "height": 90, "file_size": 1000}]
+    api.add_file("p1", b"\xff\xd8jpeg", "photos/file_1.jpg")
+    photo = [{"file_id": "p1", "file_unique_id": "u1", "width": 90, "height": 90, "file_size": 6}]
     await api.push_message(46, None, caption="Photo of the wetland survey", extra={"photo": photo})
     await asyncio.wait_for(desk.arrived.wait(), 5)
     assert desk.received[0].text == "Photo of the wetland survey"
+    assert [a.data for a in desk.received[0].attachments] == [b"\xff\xd8jpeg"]
 
 
 async def test_group_messages_are_left_alone_for_now(

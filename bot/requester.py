@@ -1,0 +1,459 @@
+"""Handlers for requesters: private chats, and focal points' groups where the bot is addressed.
+
+Messages become InboundMessages handed to ``on_inbound`` (the desk answers through its outbox). The bot
+itself answers what needs no ticket: /start, /lang, /status, the follow-up question, unsupported content.
+Everything that reads or changes the desk goes through ``helpdesk.usecases``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from telegram import (
+    ChatMember,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    MessageEntity,
+    Update,
+    User,
+)
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    ChatMemberHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.inbound import download_attachments, has_files, inbound_from_message, message_text, without_mention
+from helpdesk.desk import Desk
+from helpdesk.language import detect_reply_language
+from helpdesk.messages import InboundMessage, Sender
+from helpdesk.references import REFERENCE_RE, find_reference
+from helpdesk.rendering import render
+from helpdesk.usecases import self_service
+from helpdesk.usecases.cards import button_labels
+
+log = logging.getLogger(__name__)
+
+InboundHandler = Callable[[InboundMessage], Awaitable[object]]
+
+# A question waiting for the requester's choice keeps the messages it is about, in memory: after a restart
+# the button says so and asks them to send again (nothing was confirmed to them yet).
+MAX_PENDING = 10_000
+
+
+class Addressed(filters.MessageFilter):
+    """In a group: the message mentions the bot or answers one of its messages."""
+
+    def filter(self, message: Message) -> bool:
+        bot = message.get_bot()
+        username = (bot.username or "").lower()
+        reply = message.reply_to_message
+        if reply is not None and reply.from_user is not None and reply.from_user.id == bot.id:
+            return True
+        entities = message.parse_entities() or message.parse_caption_entities()
+        for entity, value in entities.items():
+            if entity.type == MessageEntity.MENTION and value[1:].lower() == username:
+                return True
+            if entity.type == MessageEntity.TEXT_MENTION and entity.user and entity.user.id == bot.id:
+                return True
+        return False
+
+
+CONTENT = (
+    filters.TEXT
+    | filters.CAPTION
+    | filters.PHOTO
+    | filters.Document.ALL
+    | filters.VOICE
+    | filters.AUDIO
+    | filters.VIDEO
+    | filters.VIDEO_NOTE
+)
+
+
+def sender_of(user: User, chat_id: int) -> Sender:
+    return Sender(
+        name=user.full_name, telegram_user_id=user.id, telegram_chat_id=chat_id, language=user.language_code
+    )
+
+
+def _when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+@dataclasses.dataclass
+class _Pending:
+    user_id: int
+    chat_id: int
+    messages: list[InboundMessage]
+
+
+class RequesterHandlers:
+    def __init__(self, on_inbound: InboundHandler, desk: Desk | None, staff_chat_id: int | None) -> None:
+        self._on_inbound = on_inbound
+        self._desk = desk
+        self._staff_chat_id = staff_chat_id
+        self._pending: dict[str, _Pending] = {}
+        self._pending_by_chat: dict[tuple[int, int], str] = {}
+        self._force_new: set[tuple[int, int]] = set()
+        self._languages: dict[int, str] = {}
+
+    def register(self, app: Application) -> None:  # type: ignore[type-arg]
+        not_staff = ~filters.Chat(self._staff_chat_id) if self._staff_chat_id is not None else filters.ALL
+        private = filters.ChatType.PRIVATE
+        groups = filters.ChatType.GROUPS & not_staff
+        where = private | groups
+        new = filters.UpdateType.MESSAGE
+        # Order matters: within one group the first matching handler wins.
+        app.add_handler(CommandHandler("start", self.start, filters=where & new))
+        app.add_handler(CommandHandler("lang", self.lang, filters=where & new))
+        app.add_handler(CommandHandler("new", self.new, filters=where & new))
+        app.add_handler(CommandHandler("status", self.status, filters=where & new))
+        app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, self.migrated))
+        app.add_handler(CallbackQueryHandler(self.button, pattern=r"^(lang|party|pick|tk):"))
+        app.add_handler(ChatMemberHandler(self.membership, ChatMemberHandler.MY_CHAT_MEMBER))
+
+    def register_fallbacks(self, app: Application, private: Any, groups: Any) -> None:  # type: ignore[type-arg]
+        """Registered after the staff commands, which would otherwise count as unknown commands."""
+        new = filters.UpdateType.MESSAGE
+        addressed = groups & Addressed()
+        app.add_handler(MessageHandler(private & new & filters.COMMAND, self.unknown_command))
+        app.add_handler(
+            MessageHandler((private | addressed) & new & ~filters.COMMAND & CONTENT, self.message)
+        )
+        app.add_handler(
+            MessageHandler((private | addressed) & new & ~filters.StatusUpdate.ALL, self.unsupported)
+        )
+        app.add_handler(MessageHandler((private | groups) & filters.UpdateType.EDITED_MESSAGE, self.edited))
+
+    # ------------------------------------------------------------------------------------------ helpers
+
+    def language(self, user: User | None) -> str:
+        if user is None:
+            return "ru"
+        return self._languages.get(user.id) or detect_reply_language("", user.language_code)
+
+    def text(self, template: str, user: User | None, **context: object) -> str:
+        return render(f"bot/{template}.{{lang}}.txt.j2", self.language(user), **context).strip()
+
+    def _language_markup(self) -> InlineKeyboardMarkup:
+        return InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton("English", callback_data="lang:en"),
+                    InlineKeyboardButton("Русский", callback_data="lang:ru"),
+                ]
+            ]
+        )
+
+    def _party_markup(self, language: str) -> InlineKeyboardMarkup:
+        names = _party_names(language)
+        codes = list(self_service.PARTIES)
+        rows = [
+            [InlineKeyboardButton(names.get(c, c), callback_data=f"party:{c}") for c in codes[i : i + 3]]
+            for i in range(0, len(codes), 3)
+        ]
+        return InlineKeyboardMarkup(rows)
+
+    # ----------------------------------------------------------------------------------------- commands
+
+    async def start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message, user = update.effective_message, update.effective_user
+        if message is None or user is None:
+            return
+        if message.chat.type != "private":
+            await message.reply_text(self.text("group_hello", user, bot=context.bot.username))
+            return
+        party = None
+        if self._desk is not None:
+            profile = await self_service.profile(self._desk, sender_of(user, message.chat.id))
+            if profile.language_chosen:
+                self._languages[user.id] = profile.language
+            party = profile.party
+        await message.reply_text(
+            self.text("start", user, name=user.first_name), reply_markup=self._language_markup()
+        )
+        if self._desk is not None and party is None:
+            await message.reply_text(
+                self.text("party_prompt", user), reply_markup=self._party_markup(self.language(user))
+            )
+
+    async def lang(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is not None:
+            await message.reply_text(
+                self.text("lang_prompt", update.effective_user), reply_markup=self._language_markup()
+            )
+
+    async def new(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message, user = update.effective_message, update.effective_user
+        if message is None or user is None:
+            return
+        rest = " ".join(context.args or []).strip()
+        if rest or has_files(message):
+            await self._take_message(message, text=rest, force_new=True)
+            return
+        self._force_new.add((user.id, message.chat.id))
+        await message.reply_text(self.text("new_prompt", user))
+
+    async def status(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message, user = update.effective_message, update.effective_user
+        if message is None or user is None:
+            return
+        tickets = await self_service.own_tickets(self._desk, user.id) if self._desk is not None else []
+        rows = [
+            [InlineKeyboardButton(f"{t.reference} · {t.status}", callback_data=f"tk:{t.reference}")]
+            for t in tickets
+        ]
+        await message.reply_text(
+            self.text("status_list", user, tickets=[_brief(t) for t in tickets]),
+            reply_markup=InlineKeyboardMarkup(rows) if rows else None,
+        )
+
+    async def unknown_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is None or not message.text:
+            return
+        command = message.text.split()[0].split("@")[0]
+        await message.reply_text(self.text("unknown_command", update.effective_user, command=command))
+
+    async def unsupported(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is not None:
+            await message.reply_text(self.text("unsupported", update.effective_user))
+
+    # ----------------------------------------------------------------------------------------- messages
+
+    async def message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is None:
+            return
+        text = without_mention(message_text(message), context.bot.username)
+        if self._desk is not None and message.from_user is not None and _only_reference(text):
+            await self._summary(message, message.from_user, text)
+            return
+        await self._take_message(message, text=text)
+
+    async def _take_message(self, message: Message, *, text: str, force_new: bool = False) -> None:
+        user = message.from_user
+        try:
+            downloads = await download_attachments(message)
+        except Exception:
+            log.exception("could not download the files of Telegram message %s", message.message_id)
+            await message.reply_text(self.text("failed", user))
+            return
+        if downloads.too_big:
+            await message.reply_text(
+                self.text(
+                    "too_big",
+                    user,
+                    filename=", ".join(downloads.too_big),
+                    kept=bool(text.strip() or downloads.attachments),
+                )
+            )
+            if not text.strip() and not downloads.attachments:
+                return
+        key = (user.id, message.chat.id) if user is not None else None
+        if key is not None and key in self._force_new:
+            self._force_new.discard(key)
+            force_new = True
+        inbound = inbound_from_message(
+            message, text=text, attachments=tuple(downloads.attachments), force_new=force_new
+        )
+        if self._desk is not None and key is not None:
+            waiting = self._pending_by_chat.get(key)
+            if waiting is not None and waiting in self._pending and not force_new:
+                # The requester has not answered the question yet: this message goes with the first.
+                self._pending[waiting].messages.append(inbound)
+                return
+            choices = await self_service.followup_choices(self._desk, inbound)
+            if choices:
+                await self._ask_which(message, key, inbound, choices)
+                return
+        await self._take(inbound, message)
+
+    async def _ask_which(
+        self,
+        message: Message,
+        key: tuple[int, int],
+        inbound: InboundMessage,
+        choices: list[self_service.TicketBrief],
+    ) -> None:
+        if len(self._pending) >= MAX_PENDING:
+            self._pending.pop(next(iter(self._pending)))
+        token = secrets.token_hex(4)
+        self._pending[token] = _Pending(user_id=key[0], chat_id=key[1], messages=[inbound])
+        self._pending_by_chat[key] = token
+        label = button_labels(self.language(message.from_user))
+        rows = [[InlineKeyboardButton(label["new_request"], callback_data=f"pick:{token}:new")]]
+        rows += [
+            [
+                InlineKeyboardButton(
+                    f"{t.reference}: {t.subject[:40]}", callback_data=f"pick:{token}:{t.reference}"
+                )
+            ]
+            for t in choices
+        ]
+        await message.reply_text(
+            self.text("choose_ticket", message.from_user, tickets=[_brief(t) for t in choices]),
+            reply_markup=InlineKeyboardMarkup(rows),
+        )
+
+    async def _take(self, inbound: InboundMessage, message: Message) -> bool:
+        try:
+            await self._on_inbound(inbound)
+        except Exception:
+            # PTB has already confirmed this update to Telegram: unless the requester hears that it
+            # failed, the message is lost without a trace on their side.
+            log.exception("The desk failed to take Telegram message %s", inbound.channel_message_id)
+            await message.reply_text(self.text("failed", message.from_user))
+            return False
+        return True
+
+    async def _summary(self, message: Message, user: User, text: str) -> None:
+        assert self._desk is not None
+        reference = find_reference(text) or text
+        brief = await self_service.own_ticket(self._desk, user.id, reference)
+        if brief is None:
+            await message.reply_text(self.text("ticket_not_found", user, reference=reference))
+            return
+        await message.reply_text(self.text("ticket_summary", user, **_brief(brief)))
+
+    async def edited(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.edited_message
+        if message is None or self._desk is None or message.from_user is None:
+            return
+        text = without_mention(message_text(message), context.bot.username)
+        await self_service.edit_message(
+            self._desk,
+            "telegram",
+            f"{message.chat.id}:{message.message_id}",
+            text,
+            actor=f"telegram:{message.from_user.id}",
+        )
+
+    async def migrated(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is None or message.migrate_to_chat_id is None or self._desk is None:
+            return
+        moved = await self_service.chat_migrated(self._desk, message.chat.id, message.migrate_to_chat_id)
+        log.info(
+            "group %s became supergroup %s; %s tickets follow",
+            message.chat.id,
+            message.migrate_to_chat_id,
+            moved,
+        )
+
+    async def membership(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        change = update.my_chat_member
+        if change is None:
+            return
+        chat, user = change.chat, change.from_user
+        was, now = change.old_chat_member.status, change.new_chat_member.status
+        if chat.type == "private":
+            if self._desk is not None and (now == ChatMember.BANNED) != (was == ChatMember.BANNED):
+                # The requester blocked (or unblocked) the bot: staff must know answers cannot reach them.
+                await self_service.requester_blocked(self._desk, user.id, blocked=now == ChatMember.BANNED)
+            return
+        present = (ChatMember.MEMBER, ChatMember.ADMINISTRATOR)
+        if now in present and was not in present:
+            log.info("added to %s %s (%s)", chat.type, chat.id, chat.title)
+            if chat.id != self._staff_chat_id:
+                await context.bot.send_message(
+                    chat.id, self.text("group_hello", user, bot=context.bot.username)
+                )
+        elif now not in present and was in present:
+            log.info("removed from %s %s (%s)", chat.type, chat.id, chat.title)
+
+    # ------------------------------------------------------------------------------------------ buttons
+
+    async def button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        if query is None or query.data is None:
+            return
+        kind, _, value = query.data.partition(":")
+        user = query.from_user
+        chat_id = query.message.chat.id if query.message is not None else user.id
+        if self._desk is None:
+            await query.answer()
+            return
+        if kind == "lang":
+            profile = await self_service.set_language(self._desk, sender_of(user, chat_id), value)
+            self._languages[user.id] = profile.language
+            await query.answer()
+            await query.edit_message_text(self.text("lang_set", user))
+        elif kind == "party":
+            await self_service.set_party(self._desk, sender_of(user, chat_id), value)
+            await query.answer()
+            party = _party_names(self.language(user)).get(value, value)
+            await query.edit_message_text(self.text("party_set", user, party=party))
+        elif kind == "tk":
+            await query.answer()
+            if query.message is not None and isinstance(query.message, Message):
+                await self._summary(query.message, user, value)
+        elif kind == "pick":
+            await self._picked(update, value)
+
+    async def _picked(self, update: Update, value: str) -> None:
+        query = update.callback_query
+        assert query is not None
+        token, _, choice = value.partition(":")
+        pending = self._pending.get(token)
+        if pending is None or pending.user_id != query.from_user.id:
+            await query.answer(self.text("choice_expired", query.from_user), show_alert=True)
+            return
+        del self._pending[token]
+        self._pending_by_chat.pop((pending.user_id, pending.chat_id), None)
+        await query.answer()
+        await query.edit_message_reply_markup(None)
+        message = query.message if isinstance(query.message, Message) else None
+        for index, inbound in enumerate(pending.messages):
+            if choice == "new":
+                # The first message opens the ticket; the rest follow it like any message in the chat.
+                chosen = dataclasses.replace(inbound, force_new=index == 0)
+            else:
+                chosen = dataclasses.replace(inbound, continues=choice)
+            if message is not None:
+                if not await self._take(chosen, message):
+                    return
+            else:
+                await self._on_inbound(chosen)
+
+
+def _only_reference(text: str) -> bool:
+    return bool(REFERENCE_RE.fullmatch(text.strip().strip("#?!. ")))
+
+
+def _brief(brief: self_service.TicketBrief) -> dict[str, Any]:
+    return {
+        "reference": brief.reference,
+        "subject": brief.subject,
+        "status": brief.status,
+        "updated": _when(brief.updated_at),
+        "created": _when(brief.created_at),
+        "messages": brief.messages,
+        "last_reply": brief.last_reply,
+    }
+
+
+def _party_names(language: str) -> dict[str, str]:
+    try:
+        from knowledge import load_knowledge_base
+
+        kb = _kb_cache.get("kb") or _kb_cache.setdefault("kb", load_knowledge_base())
+    except Exception:  # the Party buttons still work with codes
+        return {}
+    return {code: (p.name_ru if language == "ru" else p.name_en) for code, p in kb.parties.items()}
+
+
+_kb_cache: dict[str, Any] = {}

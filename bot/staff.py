@@ -1,0 +1,291 @@
+"""Handlers for staff: card buttons, replies to cards, and /reply /note /queue /mine /ticket.
+
+Only HELPDESK_STAFF_TELEGRAM_IDS may act; anyone else is refused, and the attempt is logged (and audited on
+the ticket it was about). Every action is a desk use-case; the card itself is refreshed by the desk through
+the outbox, so the bot only draws the transient pickers (reassign, status, reclassify) on the card.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from telegram import InlineKeyboardMarkup, Message, Update, User
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from helpdesk.desk import Desk
+from helpdesk.references import find_reference
+from helpdesk.rendering import render
+from helpdesk.usecases.assign import assign
+from helpdesk.usecases.cards import button_labels, card_markup, refresh_card, staff_language
+from helpdesk.usecases.errors import DeskError
+from helpdesk.usecases.listing import TicketFilter, list_tickets, show_ticket
+from helpdesk.usecases.note import add_note
+from helpdesk.usecases.refusals import record_refusal
+from helpdesk.usecases.reply import reply
+from helpdesk.usecases.status import set_status
+
+log = logging.getLogger(__name__)
+
+STAFF_COMMANDS = ("reply", "note", "queue", "mine", "ticket")
+TARGETS = range(1, 24)
+CORE_FUNCTIONS = range(1, 12)
+USAGE = {
+    "reply": "/reply TSCC-2026-0042 text",
+    "note": "/note TSCC-2026-0042 text",
+    "ticket": "/ticket TSCC-2026-0042",
+}
+
+
+def staff_name(user: User) -> str:
+    """How a staff member appears as an assignee: their @username, stable across name changes."""
+    return f"@{user.username}" if user.username else f"{user.full_name} ({user.id})"
+
+
+def _mask(numbers: list[int]) -> str:
+    return format(sum(1 << (n - 1) for n in numbers), "x")
+
+
+def _unmask(value: str, allowed: range) -> list[int]:
+    bits = int(value or "0", 16)
+    return [n for n in allowed if bits & (1 << (n - 1))]
+
+
+class StaffHandlers:
+    def __init__(self, desk: Desk, staff_chat_id: int | None, staff_ids: frozenset[int]) -> None:
+        self._desk = desk
+        self._staff_chat_id = staff_chat_id
+        self._staff_ids = staff_ids
+        # Names of staff seen so far, for the reassign picker (Telegram offers no lookup by id for bots).
+        self._names: dict[int, str] = {}
+
+    def register(self, app: Application) -> None:  # type: ignore[type-arg]
+        app.add_handler(
+            CommandHandler(list(STAFF_COMMANDS), self.command, filters=filters.UpdateType.MESSAGE)
+        )
+        app.add_handler(CallbackQueryHandler(self.button, pattern=r"^(st|rc):"))
+        if self._staff_chat_id is not None:
+            in_staff_chat = filters.Chat(self._staff_chat_id) & filters.UpdateType.MESSAGE
+            app.add_handler(
+                MessageHandler(in_staff_chat & filters.REPLY & ~filters.COMMAND, self.reply_to_card)
+            )
+
+    def _text(self, template: str, **context: object) -> str:
+        return render(f"bot/{template}.{{lang}}.txt.j2", staff_language(), **context).strip()
+
+    def _is_staff(self, user: User | None) -> bool:
+        if user is None or user.id not in self._staff_ids:
+            return False
+        self._names[user.id] = staff_name(user)
+        return True
+
+    def _actor(self, user: User) -> str:
+        return f"telegram:{staff_name(user)}"
+
+    async def _refused(self, user: User | None, reference: str | None, attempted: str) -> None:
+        actor = f"telegram:{user.id}" if user else "telegram:unknown"
+        await record_refusal(self._desk, reference, actor, attempted)
+
+    # ----------------------------------------------------------------------------------------- commands
+
+    async def command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message, user = update.effective_message, update.effective_user
+        if message is None or not message.text:
+            return
+        name = message.text.split()[0][1:].split("@")[0].lower()
+        args = context.args or []
+        if not self._is_staff(user):
+            await self._refused(user, args[0] if args else None, f"/{name}")
+            await message.reply_text(self._text("staff_refused"))
+            return
+        assert user is not None
+        try:
+            await self._run(message, user, name, args)
+        except DeskError as exc:
+            await message.reply_text(self._text("staff_error", error=str(exc)))
+
+    async def _run(self, message: Message, user: User, name: str, args: list[str]) -> None:
+        if name in ("queue", "mine"):
+            where = TicketFilter(
+                status="active", assignee="none" if name == "queue" else staff_name(user), limit=30
+            )
+            tickets = await list_tickets(self._desk, where)
+            titles = _titles()
+            await message.reply_text(self._text("staff_queue", title=titles[name], tickets=tickets))
+            return
+        reference = find_reference(args[0]) if args else None
+        text = _after_reference(message.text or "")
+        if reference is None or (name != "ticket" and not text):
+            await message.reply_text(self._text("staff_usage", usage=USAGE[name]))
+            return
+        if name == "ticket":
+            ticket = await show_ticket(self._desk, reference)
+            await message.reply_text(
+                self._text("staff_ticket", t=ticket),
+                reply_markup=InlineKeyboardMarkup.de_json(
+                    card_markup(reference, ticket["status"]), message.get_bot()
+                ),
+            )
+        elif name == "reply":
+            await self._reply(message, user, reference, text)
+        else:
+            await add_note(self._desk, reference, text, actor=self._actor(user))
+            await message.reply_text(self._text("staff_done", action="noted", reference=reference))
+
+    async def _reply(self, message: Message, user: User, reference: str, text: str) -> None:
+        ticket = await reply(self._desk, reference, text, actor=self._actor(user))
+        await message.reply_text(
+            self._text("staff_done", action="replied", reference=ticket.reference, channel=ticket.channel)
+        )
+
+    async def reply_to_card(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A staff member answers a card (or any bot message naming a ticket): relay it to the requester."""
+        message, user = update.effective_message, update.effective_user
+        if message is None or message.reply_to_message is None:
+            return
+        replied = message.reply_to_message
+        if replied.from_user is None or replied.from_user.id != context.bot.id:
+            return  # staff talking among themselves
+        reference = find_reference(replied.text or replied.caption)
+        text = message.text or message.caption or ""
+        if reference is None or not text.strip():
+            return
+        if not self._is_staff(user):
+            await self._refused(user, reference, "reply to card")
+            await message.reply_text(self._text("staff_refused"))
+            return
+        assert user is not None
+        try:
+            await self._reply(message, user, reference, text)
+        except DeskError as exc:
+            await message.reply_text(self._text("staff_error", error=str(exc)))
+
+    # ------------------------------------------------------------------------------------------ buttons
+
+    async def button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        if query is None or not query.data:
+            return
+        parts = query.data.split(":")
+        reference = parts[2] if len(parts) > 2 else None
+        if not self._is_staff(query.from_user):
+            await self._refused(query.from_user, reference, f"button {parts[0]}:{parts[1]}")
+            await query.answer(self._text("staff_refused"), show_alert=True)
+            return
+        try:
+            answer = await self._press(query.from_user, parts)
+        except DeskError as exc:
+            await query.answer(self._text("staff_error", error=str(exc)), show_alert=True)
+            return
+        if isinstance(answer, dict):
+            await query.answer()
+            await query.edit_message_reply_markup(InlineKeyboardMarkup.de_json(answer, context.bot))
+        else:
+            await query.answer(answer)
+
+    async def _press(self, user: User, parts: list[str]) -> str | dict[str, Any] | None:
+        """Do what a button says; returns a short answer, or the picker to draw on the card."""
+        label = button_labels(staff_language())
+        if parts[0] == "rc":
+            return await self._reclassify(user, parts)
+        op, reference = parts[1], parts[2]
+        arg = parts[3] if len(parts) > 3 else None
+        actor = self._actor(user)
+        back = [{"text": label["back"], "callback_data": f"st:back:{reference}"}]
+        if op == "me":
+            await assign(self._desk, reference, staff_name(user), actor=actor)
+            return self._text("staff_done", action="assigned", reference=reference, who=staff_name(user))
+        if op == "who":
+            known = {i: self._names.get(i, f"tg:{i}") for i in sorted(self._staff_ids)}
+            rows = [[{"text": name, "callback_data": f"st:to:{reference}:{i}"}] for i, name in known.items()]
+            rows.append([{"text": label["unassign"], "callback_data": f"st:to:{reference}:0"}])
+            return {"inline_keyboard": [*rows, back]}
+        if op == "to" and arg is not None:
+            who = None if arg == "0" else self._names.get(int(arg), f"tg:{arg}")
+            await assign(self._desk, reference, who, actor=actor)
+            return self._text("staff_done", action="assigned", reference=reference, who=who)
+        if op == "status":
+            statuses = ("open", "waiting", "resolved", "closed")
+            row = [
+                {"text": label[f"status_{s}"], "callback_data": f"st:set:{reference}:{s}"} for s in statuses
+            ]
+            return {"inline_keyboard": [row[:2], row[2:], back]}
+        if op == "set" and arg is not None:
+            await set_status(self._desk, reference, arg, actor=actor)
+            return self._text("staff_done", action="status", reference=reference, status=arg)
+        if op == "close":
+            await set_status(self._desk, reference, "closed", actor=actor)
+            return self._text("staff_done", action="status", reference=reference, status="closed")
+        if op == "rc":
+            ticket = await show_ticket(self._desk, reference)
+            classification = ticket.get("classification") or {}
+            targets = [int(t["target"]) for t in classification.get("targets") or []][:3]
+            functions = [int(c["core_function"]) for c in classification.get("core_functions") or []][:2]
+            return _picker(reference, targets, functions, "T")
+        if op == "back":
+            await refresh_card(self._desk, reference)
+            return None
+        return None
+
+    async def _reclassify(self, user: User, parts: list[str]) -> str | dict[str, Any] | None:
+        # rc:<ref>:<targets mask>:<core functions mask>:<op>; the selection lives in the button data, so a
+        # half-done choice survives a restart of the bot.
+        _, reference, tmask, cmask, op = parts[:5]
+        targets, functions = _unmask(tmask, TARGETS), _unmask(cmask, CORE_FUNCTIONS)
+        if op == "s":
+            from helpdesk.usecases.reclassify import reclassify
+
+            await reclassify(self._desk, reference, targets, functions, actor=self._actor(user))
+            # The desk's reclassification may not refresh the card itself; asking twice costs one edit.
+            await refresh_card(self._desk, reference)
+            return self._text("staff_done", action="reclassified", reference=reference)
+        page = op[0]
+        if op[1:].isdigit():
+            number = int(op[1:])
+            chosen = targets if page == "t" else functions
+            if number in chosen:
+                chosen.remove(number)
+            else:
+                chosen.append(number)
+        return _picker(reference, targets, functions, page.upper())
+
+
+def _picker(reference: str, targets: list[int], functions: list[int], page: str) -> dict[str, Any]:
+    label = button_labels(staff_language())
+    state = f"rc:{reference}:{_mask(targets)}:{_mask(functions)}"
+    if page == "T":
+        numbers, chosen, prefix = TARGETS, targets, "t"
+        switch = {"text": label["functions"] + " »", "callback_data": f"{state}:C"}
+    else:
+        numbers, chosen, prefix = CORE_FUNCTIONS, functions, "c"
+        switch = {"text": "« " + label["targets"], "callback_data": f"{state}:T"}
+    buttons = [
+        {"text": f"✓{n}" if n in chosen else str(n), "callback_data": f"{state}:{prefix}{n}"} for n in numbers
+    ]
+    rows = [buttons[i : i + 6] for i in range(0, len(buttons), 6)]
+    rows.append([switch, {"text": label["save"], "callback_data": f"{state}:s"}])
+    rows.append([{"text": label["back"], "callback_data": f"st:back:{reference}"}])
+    return {"inline_keyboard": rows}
+
+
+def _after_reference(text: str) -> str:
+    """The text after ``/command REF``, line breaks kept."""
+    match = re.match(r"^/\S+\s+\S+[ \t]*\n?", text)
+    return text[match.end() :].strip() if match else ""
+
+
+def _titles() -> dict[str, str]:
+    titles: dict[str, str] = {}
+    for line in render("bot/staff_titles.{lang}.txt.j2", staff_language()).splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            titles[key.strip()] = value.strip()
+    return titles
