@@ -78,6 +78,9 @@ def parse_email(
     msg = _load(raw)
     sender = _sender(msg)
     text, html_body = _bodies(msg)
+    if text is None and html_body is None and isinstance(msg.get_payload(), str):
+        # A multipart type without a usable boundary: the body is all there is, read it as text.
+        text = _part_text(msg).replace("\r\n", "\n")
     if text is None:
         text = html_to_text(html_body) if html_body is not None else ""
     if received_at is None:
@@ -102,11 +105,11 @@ def parse_email(
         subject=_header_text(msg, "Subject"),
         html=html_body,
         attachments=tuple(kept),
-        replies_to=_replies_to(msg),
+        replies_to=_replies_to(msg) + _bounced_ids(msg),
         received_at=received_at,
         automatic=reason is not None,
         automatic_reason=reason,
-        stripped_text=stripped if stripped != text else None,
+        stripped_text=stripped if stripped != text.strip() else None,
         cc=tuple(a for a in _recipients(msg) if a not in own and a != sender.email),
         oversized_attachments=tuple(oversized),
     )
@@ -359,6 +362,29 @@ def _replies_to(msg: Message) -> tuple[str, ...]:
             seen.add(message_id)
             result.append(message_id)
     return tuple(result)
+
+
+def _bounced_ids(msg: Message) -> tuple[str, ...]:
+    """A delivery report's returned message (or its headers) names the mail that bounced: thread on it."""
+    if msg.get_content_type() != "multipart/report":
+        return ()
+    for part in _leaves(msg):
+        if part.get_content_type() not in {"message/rfc822", "text/rfc822-headers"}:
+            continue
+        data = _message_part_bytes(part) if part.get_content_maintype() == "message" else None
+        if data is None:
+            try:
+                data = part.get_payload(decode=True) or b""
+            except Exception:  # a broken part: nothing to thread on
+                continue
+        try:
+            returned = message_from_bytes(data, policy=policy.compat32)
+        except Exception:  # same
+            continue
+        ids = [i for value in returned.get_all("Message-ID", []) for i in _MSGID_RE.findall(str(value))]
+        if ids:
+            return (ids[0],)
+    return ()
 
 
 def _content_hash(msg: Message, raw: bytes) -> str:

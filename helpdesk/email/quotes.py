@@ -17,7 +17,7 @@ _CUT_LINE = re.compile(
       | _{10,}                                            # Outlook's rule above "From: … Sent: …"
       | (?:on|am|le|el)\s.{0,200}\b(?:wrote|schrieb|a\s+écrit|escribió)\s*:
       | .{0,200}\b(?:писал\(а\)|написал\(а\)|написала?|писала?|пишет|жазды|yozdi)\s*:
-      | \d{1,2}[./]\d{1,2}[./]\d{2,4}.{0,80}<[^>\s]+@[^>\s]+>\s*:      # "03.03.2026 10:00, Name <a@b>:"
+      | .{0,200}<[^>\s]+@[^>\s]+>"?\s*:                 # "пн, 9 мар. 2026 г. в 15:10, Name <a@b>:"
     )\s*$""",
     re.IGNORECASE | re.VERBOSE,
 )
