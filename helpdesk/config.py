@@ -86,6 +86,12 @@ class Settings:
     timezone: str = "Asia/Tashkent"
     mail_max_attachment_mb: float = 20.0
     mail_ack_limit_per_hour: int = 5
+    # Reports: a ticket not answered within this many hours is past its response target.
+    response_target_hours: float = 48.0
+    # The monthly summary goes to staff on this day of the month (0: never) from this local hour on.
+    report_day: int = 1
+    report_hour: int = 8
+    report_language: str = "ru"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, cwd: Path | None = None) -> Settings:
@@ -286,6 +292,10 @@ def _parse(env: Mapping[str, str], cwd: Path) -> Settings:
         timezone=_timezone(env),
         mail_max_attachment_mb=_float(env, "HELPDESK_MAIL_MAX_ATTACHMENT_MB", 20.0),
         mail_ack_limit_per_hour=_ack_limit(env),
+        response_target_hours=_float(env, "HELPDESK_RESPONSE_TARGET_HOURS", 48.0),
+        report_day=_bounded(env, "HELPDESK_REPORT_DAY", 1, 0, 28),
+        report_hour=_bounded(env, "HELPDESK_REPORT_HOUR", 8, 0, 23),
+        report_language=_report_language(env),
     )
 
 
@@ -324,3 +334,18 @@ def _ack_limit(env: Mapping[str, str]) -> int:
     if limit < 0:
         raise ConfigError(f"HELPDESK_MAIL_ACK_LIMIT_PER_HOUR must be 0 or more, got {limit}")
     return limit
+
+
+def _bounded(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    value = _int(env, name, default)
+    assert value is not None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _report_language(env: Mapping[str, str]) -> str:
+    value = (_get(env, "HELPDESK_REPORT_LANGUAGE") or "ru").lower()
+    if value not in ("en", "ru"):
+        raise ConfigError(f"HELPDESK_REPORT_LANGUAGE must be en or ru, got {value!r}")
+    return value

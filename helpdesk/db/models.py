@@ -248,6 +248,16 @@ class LabelledExample(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class ReportDelivery(Base):
+    """A periodic report already sent (key like "monthly:2026-10"): a restart or a second worker skips it."""
+
+    __tablename__ = "report_deliveries"
+
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class RosterExpert(Base):
     """The Centre's real expert roster, loaded by `helpdesk kb load`; replaces the packaged example roster."""
 

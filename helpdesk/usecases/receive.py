@@ -293,3 +293,6 @@ async def _acknowledge(
     )
     session.add(ack)
     await enqueue(session, ticket, ack, outbound)
+    if resources:
+        # What the requester was actually sent, for the reports (the stored matches may change later).
+        audit(session, ticket, "helpdesk", "resources_sent", resources=[dict(r) for r in resources])
