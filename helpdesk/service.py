@@ -134,6 +134,12 @@ async def serve(runtime: Runtime, stop: asyncio.Event) -> None:
 
             tasks.append(asyncio.create_task(run_email_intake(runtime, stop), name="email-intake"))
             log.info("email channel polling %s every %.0f s", settings.imap.host, settings.imap.poll_interval)
+        if settings.report_day:
+            from helpdesk.reports.monthly import run_monthly_reports
+
+            tasks.append(
+                asyncio.create_task(run_monthly_reports(runtime.desk, settings, stop), name="monthly-report")
+            )
         await stop.wait()
         log.info("stopping: finishing work in hand")
         # The worker finishes the item it is sending; whatever is left stays in the outbox for next start.

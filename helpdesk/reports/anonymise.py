@@ -34,9 +34,10 @@ INTRODUCTION = re.compile(
     re.UNICODE,
 )
 GREETING_LINE = re.compile(
-    r"^\s*(?:dear|hello|hi|good (?:morning|afternoon|day)|уважаем\w*|здравствуйте|добрый (?:день|вечер)"
-    r"|привет\w*)\b[^,!.\n]*[,!.]?",
-    re.IGNORECASE | re.MULTILINE,
+    r"^\s*(?i:dear|hello|hi|good (?:morning|afternoon|day)|уважаем\w*|здравствуйте|добрый (?:день|вечер)"
+    # "Здравствуйте, Азиза!": the name after the greeting goes too.
+    r"|привет\w*)\b[^,!.:\n]*[,!.:]?(?:\s*" + NAME + r"\s*[,!.:])?",
+    re.MULTILINE,
 )
 SIGN_OFF = re.compile(
     r"(?:^|(?<=[.!?])[ \t]+)\s*(?:--\s*$|best regards|kind regards|regards|sincerely|yours|thank you,"

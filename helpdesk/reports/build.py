@@ -206,8 +206,8 @@ def _summary(report: dict[str, Any], period: Period, language: str) -> dict[str,
         "parties": [p for p in report["by_party"] if p["key"] is not None],
         "channels": report["by_channel"],
         "parties_total": PARTIES_SERVED,
-        "pct": _percent,
-        "hours": _hours,
+        "pct": format_percent,
+        "hours": format_hours,
     }
     details = render("reports/summary.{lang}.txt.j2", language, **context).strip()
     figures = [
@@ -218,9 +218,9 @@ def _summary(report: dict[str, Any], period: Period, language: str) -> dict[str,
     return {"status": status, "details": " ".join(details.split()), "figures": figures}
 
 
-def _percent(value: float | None) -> str:
+def format_percent(value: float | None) -> str:
     return "–" if value is None else f"{value * 100:.0f} %"
 
 
-def _hours(value: float | None) -> str:
+def format_hours(value: float | None) -> str:
     return "–" if value is None else f"{value:.1f}"
