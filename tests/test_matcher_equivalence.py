@@ -242,7 +242,7 @@ def test_resources_rank_as_a_full_scan(world) -> None:
             ]
 
 
-def test_negative_and_zero_weights_fall_back_to_the_same_ranking(world) -> None:
+def test_zero_or_negative_weights_and_negative_load_rank_the_same(world) -> None:
     kb, matcher, _ = world
     for weights in (((3, 0.0),), ((3, 0.0), (4, 0.0)), ((3, 0.9), (4, -0.4)), ((5, -0.2),)):
         c = Classification(
@@ -254,3 +254,6 @@ def test_negative_and_zero_weights_fall_back_to_the_same_ranking(world) -> None:
         )
         assert expert_rows(matcher.experts(c, limit=8)) == reference_experts(kb, c, limit=8)
         assert resource_rows(matcher.resources(c, limit=8)) == reference_resources(kb, c, limit=8)
+    c = Classification("ru", (TargetScore(3, 0.9, ()),), (), None, False)
+    odd_load = {e.id: -3 for e in kb.experts[-50:]}
+    assert expert_rows(matcher.experts(c, load=odd_load)) == reference_experts(kb, c, odd_load)

@@ -299,8 +299,9 @@ class Matcher:
         ]
         if unbounded:
             buckets.append((math.inf, unbounded))
-        if min(weights.values()) < 0:
-            # The bounds assume weights add up; a negative one would break them, so score everyone.
+        if min(weights.values()) < 0 or any(n < 0 for n in load.values()):
+            # The bounds assume weights add up and load only costs; nonsense input would break them,
+            # so score everyone.
             everyone = {i for t in weights for i in self._experts_by_target.get(t, ())}
             buckets.append((math.inf, sorted(everyone, key=self._expert_rank.__getitem__)))
         else:
