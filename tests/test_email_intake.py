@@ -16,6 +16,7 @@ from helpdesk.email.intake import poll_email_once
 from helpdesk.service import Runtime, open_runtime
 from helpdesk.standins.imap_server import ImapStandIn
 from helpdesk.standins.smtp_server import SmtpStandIn
+from helpdesk.usecases.dead_letters import list_dead_letters
 
 DATA = Path(__file__).parent / "data" / "mail"
 
@@ -84,12 +85,14 @@ async def test_same_message_delivered_twice_is_one_ticket(runtime) -> None:
     assert await ticket_count(rt) == 1
 
 
-async def test_not_an_email_is_left_on_the_server_and_does_not_block(runtime) -> None:
+async def test_not_an_email_becomes_a_dead_letter_and_does_not_block(runtime) -> None:
     rt, imap, _ = runtime
-    bad = await imap.append(b"\x00\x01 this is not a mail message at all")
-    good = await imap.append(mail(2))
+    await imap.append(b"\x00\x01 this is not a mail message at all")
+    await imap.append(mail(2))
     result = await poll_email_once(rt)
-    assert result.committed == 1 and result.declined == 1
-    assert await imap.unseen_uids() == [bad]
-    assert good not in await imap.unseen_uids()
+    # Issue 4: the bad one is kept raw in the database (a dead letter), so it is marked seen like the rest.
+    assert result.committed == 2 and result.declined == 0
+    assert await imap.unseen_uids() == []
     assert await ticket_count(rt) == 1
+    [letter] = await list_dead_letters(rt.desk)
+    assert "not an email" in letter["reason"]
