@@ -29,7 +29,7 @@ import pytest
 from sqlalchemy import func, select
 
 from helpdesk.config import Secret, Settings, SmtpSettings, TelegramSettings
-from helpdesk.db.models import AuditEvent, Base, Message, OutboxItem, ReportDelivery, Requester, Ticket
+from helpdesk.db.models import Base, Message, OutboxItem, ReportDelivery, Requester, Ticket
 from helpdesk.desk import Desk
 from helpdesk.reports import Period, build_report
 from helpdesk.reports.anonymise import anonymise
@@ -136,12 +136,19 @@ async def seed(desk: Desk) -> None:
             (c, c.created_at, sent),
             (e, e.created_at, sent),
         ):
+            payload = {"channel": "email", "recipient": "x", "text": "ack", "extra": {"resources": resources}}
             session.add(
-                AuditEvent(
-                    ticket_id=ticket_row.id, actor="helpdesk", action="resources_sent",
-                    detail={"resources": resources}, created_at=when,
+                OutboxItem(
+                    ticket_id=ticket_row.id, channel="email", payload=payload, status="sent", created_at=when
                 )
-            )  # fmt: skip
+            )
+        # Queued in October but never delivered: not counted.
+        failed = {"channel": "email", "recipient": "x", "text": "ack", "extra": {"resources": sent}}
+        session.add(
+            OutboxItem(
+                ticket_id=g.id, channel="email", status="failed", created_at=g.created_at, payload=failed
+            )
+        )
 
 
 def counts(rows: list[dict[str, Any]]) -> dict[Any, int]:
@@ -333,7 +340,8 @@ async def test_monthly_delivery_once_early_in_the_month(desk: Desk, database_url
     assert not await deliver_monthly_report(desk, settings, now=utc(2026, 11, 1, 4, 0))
     assert not await deliver_monthly_report(desk, settings, now=utc(2026, 11, 20))
     async with desk.sessions() as session:
-        items = list(await session.scalars(select(OutboxItem).order_by(OutboxItem.id)))
+        reports = select(OutboxItem).where(OutboxItem.ticket_id.is_(None)).order_by(OutboxItem.id)
+        items = list(await session.scalars(reports))
         delivery = await session.get(ReportDelivery, "monthly:2026-10")
     assert delivery is not None and delivery.detail["totals"]["received"] == 5
     emails = [i for i in items if i.channel == "email"]

@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from helpdesk.db.models import AuditEvent, Message, Requester, Ticket
+from helpdesk.db.models import Message, OutboxItem, Requester, Ticket
 from helpdesk.reports.period import Period, add_months
 
 # A reply that lands exactly on the target is in time; julianday() arithmetic is not exact to the microsecond.
@@ -49,13 +49,15 @@ def hours_between(dialect: str, later: Any, earlier: Any) -> ColumnElement[float
     return (func.julianday(later) - func.julianday(earlier)) * 24.0
 
 
-def json_elements(dialect: str, column: Any, key: str, fields: Sequence[str]) -> tuple[Any, dict[str, Any]]:
-    """A table of the elements of the JSON array `column[key]`, and an expression per wanted field."""
+def json_elements(
+    dialect: str, column: Any, path: tuple[str, ...], fields: Sequence[str]
+) -> tuple[Any, dict[str, Any]]:
+    """A table of the elements of the JSON array at `path` in `column`, and an expression per wanted field."""
     if dialect == "postgresql":
-        elements = func.json_array_elements(column[key]).table_valued("value", joins_implicitly=True)
+        elements = func.json_array_elements(column[path]).table_valued("value", joins_implicitly=True)
         # A literal, not a bind parameter: `json ->> $1` leaves PostgreSQL to guess text or integer.
         return elements, {f: elements.c.value.op("->>")(literal_column(f"'{f}'")) for f in fields}
-    elements = func.json_each(column, f"$.{key}").table_valued("value", joins_implicitly=True)
+    elements = func.json_each(column, "$." + ".".join(path)).table_valued("value", joins_implicitly=True)
     return elements, {f: func.json_extract(elements.c.value, f"$.{f}") for f in fields}
 
 
@@ -199,7 +201,7 @@ class ReportQueries:
 
     async def experts(self) -> dict[str, int]:
         """Experts proposed by the matcher for the period's tickets, and those actually given a ticket."""
-        elements, fields = json_elements(self.dialect, Ticket.matches, "experts", ["expert"])
+        elements, fields = json_elements(self.dialect, Ticket.matches, ("experts",), ["expert"])
         expert = fields["expert"]
         proposed = (
             await self.connection.execute(
@@ -223,20 +225,20 @@ class ReportQueries:
         }
 
     async def resources(self) -> dict[str, int]:
-        """Resource links sent in acknowledgements during the period (audit events `resources_sent`)."""
-        elements, fields = json_elements(self.dialect, AuditEvent.detail, "resources", ["url"])
+        """Resource links in acknowledgements delivered (outbox items sent) that were queued in the period."""
+        elements, fields = json_elements(self.dialect, OutboxItem.payload, ("extra", "resources"), ["url"])
         row = (
             await self.connection.execute(
                 select(
                     func.count(),
                     func.count(func.distinct(fields["url"])),
-                    func.count(func.distinct(AuditEvent.ticket_id)),
+                    func.count(func.distinct(OutboxItem.ticket_id)),
                 )
-                .select_from(AuditEvent, elements)
+                .select_from(OutboxItem, elements)
                 .where(
-                    AuditEvent.action == "resources_sent",
-                    AuditEvent.created_at >= self.period.start,
-                    AuditEvent.created_at < self.period.end,
+                    OutboxItem.status == "sent",
+                    OutboxItem.created_at >= self.period.start,
+                    OutboxItem.created_at < self.period.end,
                 )
             )
         ).one()

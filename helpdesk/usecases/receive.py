@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -292,7 +292,7 @@ async def _acknowledge(
         automatic=True,
     )
     session.add(ack)
-    await enqueue(session, ticket, ack, outbound)
     if resources:
-        # What the requester was actually sent, for the reports (the stored matches may change later).
-        audit(session, ticket, "helpdesk", "resources_sent", resources=[dict(r) for r in resources])
+        # Kept with the delivery for the reports: what the requester was sent (the matches may change later).
+        outbound = replace(outbound, extra={**outbound.extra, "resources": [dict(r) for r in resources]})
+    await enqueue(session, ticket, ack, outbound)
