@@ -50,13 +50,18 @@ def staff_name(user: User) -> str:
     return f"@{user.username}" if user.username else f"{user.full_name} ({user.id})"
 
 
+# Staff pick targets in order: the first one is the subject of the request, so the button data keeps the
+# order ("3.1.14"), and the picks are capped so the data stays within Telegram's 64 bytes.
+MAX_TARGETS, MAX_CORE_FUNCTIONS = 5, 3
+
+
 def _mask(numbers: list[int]) -> str:
-    return format(sum(1 << (n - 1) for n in numbers), "x")
+    return ".".join(map(str, numbers))
 
 
 def _unmask(value: str, allowed: range) -> list[int]:
-    bits = int(value or "0", 16)
-    return [n for n in allowed if bits & (1 << (n - 1))]
+    numbers = [int(part) for part in value.split(".") if part.isdigit()]
+    return list(dict.fromkeys(n for n in numbers if n in allowed))
 
 
 class StaffHandlers:
@@ -244,8 +249,6 @@ class StaffHandlers:
             from helpdesk.usecases.reclassify import reclassify
 
             await reclassify(self._desk, reference, targets, functions, actor=self._actor(user))
-            # The desk's reclassification may not refresh the card itself; asking twice costs one edit.
-            await refresh_card(self._desk, reference)
             return self._text("staff_done", action="reclassified", reference=reference)
         page = op[0]
         if op[1:].isdigit():
@@ -253,7 +256,7 @@ class StaffHandlers:
             chosen = targets if page == "t" else functions
             if number in chosen:
                 chosen.remove(number)
-            else:
+            elif len(chosen) < (MAX_TARGETS if page == "t" else MAX_CORE_FUNCTIONS):
                 chosen.append(number)
         return _picker(reference, targets, functions, page.upper())
 
@@ -267,13 +270,17 @@ def _picker(reference: str, targets: list[int], functions: list[int], page: str)
     else:
         numbers, chosen, prefix = CORE_FUNCTIONS, functions, "c"
         switch = {"text": "« " + label["targets"], "callback_data": f"{state}:T"}
-    buttons = [
-        {"text": f"✓{n}" if n in chosen else str(n), "callback_data": f"{state}:{prefix}{n}"} for n in numbers
-    ]
+    buttons = [{"text": _mark(n, chosen), "callback_data": f"{state}:{prefix}{n}"} for n in numbers]
     rows = [buttons[i : i + 6] for i in range(0, len(buttons), 6)]
     rows.append([switch, {"text": label["save"], "callback_data": f"{state}:s"}])
     rows.append([{"text": label["back"], "callback_data": f"st:back:{reference}"}])
     return {"inline_keyboard": rows}
+
+
+def _mark(number: int, chosen: list[int]) -> str:
+    if number not in chosen:
+        return str(number)
+    return f"★{number}" if chosen[0] == number else f"✓{number}"
 
 
 def _after_reference(text: str) -> str:

@@ -482,18 +482,19 @@ async def test_reclassify_picker_saves_targets_and_core_functions(harness: Harne
     await harness.until(lambda: _any_rc(api, card["message_id"]))
     # The picker starts from the classifier's choice; the selection travels in the button data.
     assert any(v.endswith(":C") for v in buttons(api.message(STAFF_CHAT, card["message_id"]) or {}).values())
-    # Target 3 alone (mask 4), then core function 2 (mask 2), then save.
-    await api.push_callback_query(STAFF_CHAT, f"rc:{ref}:4:0:T", **staff)
-    await harness.until(lambda: _markup_has(api, card["message_id"], f"rc:{ref}:4:0:t3"))
-    await api.push_callback_query(STAFF_CHAT, f"rc:{ref}:4:0:c2", **staff)
-    await harness.until(lambda: _markup_has(api, card["message_id"], f"rc:{ref}:4:2:s"))
-    await api.push_callback_query(STAFF_CHAT, f"rc:{ref}:4:2:s", **staff)
-    await harness.until(lambda: _text_is(api, STAFF_CHAT, card["message_id"], "Цели ГРБ: 3"))
+    # Staff pick target 14, then 3 (14 stays the subject of the request), then core function 2, then save.
+    await api.push_callback_query(STAFF_CHAT, f"rc:{ref}:14::T", **staff)
+    await harness.until(lambda: _markup_has(api, card["message_id"], f"rc:{ref}:14::t3"))
+    await api.push_callback_query(STAFF_CHAT, f"rc:{ref}:14::t3", **staff)
+    await harness.until(lambda: _markup_has(api, card["message_id"], f"rc:{ref}:14.3::C"))
+    await api.push_callback_query(STAFF_CHAT, f"rc:{ref}:14.3::c2", **staff)
+    await harness.until(lambda: _markup_has(api, card["message_id"], f"rc:{ref}:14.3:2:s"))
+    await api.push_callback_query(STAFF_CHAT, f"rc:{ref}:14.3:2:s", **staff)
+    await harness.until(lambda: _text_is(api, STAFF_CHAT, card["message_id"], "Цели ГРБ: 14"))
     [ticket] = await harness.tickets()
-    assert ticket.classification is not None
-    # Staff's choice leads (the desk may keep further suggestions after it).
-    assert ticket.classification["targets"][0]["target"] == 3
-    assert ticket.classification["core_functions"][0]["core_function"] == 2
+    assert ticket.classification is not None and ticket.classification["source"] == "staff"
+    assert [t["target"] for t in ticket.classification["targets"]] == [14, 3]
+    assert [c["core_function"] for c in ticket.classification["core_functions"]] == [2]
     assert buttons(api.message(STAFF_CHAT, card["message_id"]) or {})  # the standard buttons are back
 
 
