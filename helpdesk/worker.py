@@ -43,7 +43,8 @@ class DeliveryWorker:
         senders: Mapping[str, ChannelSender],
         *,
         policy: RetryPolicy | None = None,
-        batch_size: int = 20,
+        batch_size: int = 50,
+        concurrency: int = 8,
         poll_interval: float = 2.0,
         on_give_up: Callable[[AsyncSession, int], Awaitable[None]] | None = None,
     ) -> None:
@@ -51,6 +52,7 @@ class DeliveryWorker:
         self._senders = dict(senders)
         self._policy = policy or RetryPolicy()
         self._batch_size = batch_size
+        self._concurrency = concurrency
         self._poll_interval = poll_interval
         self._wake = asyncio.Event()
         # Called in the transaction that records a message as undeliverable (e.g. to refresh the staff card).
@@ -77,10 +79,23 @@ class DeliveryWorker:
                 waiter.cancel()
 
     async def deliver_due(self) -> int:
-        """Claim and send one batch of due items; returns how many were claimed."""
+        """Claim and send one batch of due items; returns how many were claimed.
+
+        Different recipients are served concurrently (one slow chat or mail server must not hold up the
+        rest); one recipient's messages go in order, as they were queued.
+        """
         items = await self._claim()
+        queues: dict[tuple[str, str], list[OutboxItem]] = {}
         for item in items:
-            await self._deliver(item)
+            queues.setdefault((item.channel, str(item.payload.get("recipient"))), []).append(item)
+        slots = asyncio.Semaphore(self._concurrency)
+
+        async def drain(queue: list[OutboxItem]) -> None:
+            async with slots:
+                for item in queue:
+                    await self._deliver(item)
+
+        await asyncio.gather(*(drain(queue) for queue in queues.values()))
         return len(items)
 
     async def _claim(self) -> list[OutboxItem]:
