@@ -20,6 +20,7 @@ from helpdesk.db.models import AuditEvent, Message, OutboxItem, Ticket
 from helpdesk.db.types import utcnow
 from helpdesk.delivery import ChannelSender, DeliveryError
 from helpdesk.messages import OutboundMessage
+from helpdesk.usecases.cards import card_outbound
 
 log = logging.getLogger(__name__)
 
@@ -152,14 +153,15 @@ class DeliveryWorker:
             await self._sent(item, sent_id)
 
     async def _card_target(self, outbound: OutboundMessage, ticket_id: int) -> OutboundMessage:
-        """A staff card is edited in place once posted: the id is read now, as the post may be recent."""
+        """A staff card, drawn now from the ticket as it is; edited in place once it has been posted."""
         async with self._sessions() as session:
-            card_id = await session.scalar(
-                select(Ticket.telegram_card_message_id).where(Ticket.id == ticket_id)
-            )
-        if card_id is None:
-            return outbound
-        return replace(outbound, extra={**outbound.extra, "edit_message_id": card_id})
+            ticket = await session.get(Ticket, ticket_id)
+            if ticket is None:
+                return outbound
+            card = await card_outbound(session, ticket, int(outbound.recipient))
+        if ticket.telegram_card_message_id is None:
+            return card
+        return replace(card, extra={**card.extra, "edit_message_id": ticket.telegram_card_message_id})
 
     async def _sent(self, item: OutboxItem, sent_id: str | None) -> None:
         async with self._sessions.begin() as session:

@@ -208,32 +208,37 @@ async def card_outbound(session: AsyncSession, ticket: Ticket, chat_id: int) -> 
 async def queue_card(desk: Desk, session: AsyncSession, ticket: Ticket) -> None:
     """Queue posting or refreshing ``ticket``'s card, inside the caller's transaction.
 
-    A card still waiting in the outbox is rewritten rather than joined by another: staff only need the
-    latest state, and a burst of changes then costs one Bot API call.
+    The outbox item names the ticket only; the worker draws the card when it sends it, so the card shows
+    the ticket as it is then, and intake does not pay for drawing it. A card still waiting in the outbox
+    covers any later change: a burst of changes costs one Bot API call.
     """
     chat_id = desk.staff_telegram_chat_id
     if chat_id is None:
         return
-    outbound = await card_outbound(session, ticket, chat_id)
     now = utcnow()
     waiting = await session.scalar(
-        select(OutboxItem)
+        select(OutboxItem.id)
         .where(
             OutboxItem.ticket_id == ticket.id,
             OutboxItem.message_id.is_(None),
             OutboxItem.channel == "telegram",
             OutboxItem.status == "pending",
+            OutboxItem.payload["extra"]["card_ticket_id"].as_integer() == ticket.id,
             or_(OutboxItem.locked_until.is_(None), OutboxItem.locked_until < now),
         )
-        .order_by(OutboxItem.id.desc())
         .limit(1)
-        .with_for_update(skip_locked=True)
     )
-    if waiting is not None and (waiting.payload.get("extra") or {}).get("card_ticket_id") == ticket.id:
-        waiting.payload = outbound.to_json()
+    if waiting is not None:
         return
+    placeholder = OutboundMessage(
+        channel="telegram",
+        recipient=str(chat_id),
+        text="",
+        reference=ticket.reference,
+        extra={"card_ticket_id": ticket.id},
+    )
     session.add(
-        OutboxItem(ticket_id=ticket.id, message_id=None, channel="telegram", payload=outbound.to_json())
+        OutboxItem(ticket_id=ticket.id, message_id=None, channel="telegram", payload=placeholder.to_json())
     )
 
 
