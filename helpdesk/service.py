@@ -71,6 +71,10 @@ async def open_runtime(
     engine = make_engine(settings.database_url)
     sessions = make_sessions(engine)
     senders = build_senders(settings)
+    if retry_policy is None:
+        retry_policy = RetryPolicy(
+            base_delay=settings.delivery_retry_base_seconds, lease=settings.delivery_lease_seconds
+        )
     worker = DeliveryWorker(sessions, senders, policy=retry_policy)
     desk = Desk(
         sessions=sessions,

@@ -25,6 +25,7 @@ import contextlib
 import itertools
 import json
 import logging
+import random
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -165,6 +166,23 @@ class _Failure:
     skip: int
 
 
+# What ``fail_randomly`` can do to a call: Telegram's flood control, a server error, an answer that
+# comes too late, the connection dropped before the call is done, and the connection dropped after it
+# was done (the client cannot tell it worked; a retry sends it again, as with the real Bot API).
+FAULT_MODES = ("429", "500", "timeout", "drop", "drop_after")
+
+
+@dataclass(slots=True)
+class _RandomFaults:
+    rate: float
+    methods: frozenset[str]
+    modes: tuple[str, ...]
+    rng: random.Random
+    delay: float
+    retry_after: int
+    injected: dict[str, int] = field(default_factory=dict)
+
+
 @dataclass(slots=True)
 class _StoredFile:
     file_id: str
@@ -227,6 +245,7 @@ class TelegramApiStandIn:
         self._sent: dict[int, list[tuple[int, int]]] = {}
         self._files: dict[str, _StoredFile] = {}
         self._failures: dict[str, list[_Failure]] = {}
+        self._random_faults: _RandomFaults | None = None
         self._changed = asyncio.Condition()
         self._stopping = False
         self._runner: web.AppRunner | None = None
@@ -325,6 +344,42 @@ class TelegramApiStandIn:
         """
         failure = _Failure(code, description, retry_after, parameters, times, after)
         self._failures.setdefault(method.lower(), []).append(failure)
+
+    def fail_randomly(
+        self,
+        rate: float,
+        *,
+        methods: Iterable[str] = ("sendMessage",),
+        modes: Iterable[str] = FAULT_MODES,
+        seed: int = 0,
+        delay: float = 6.0,
+        retry_after: int = 1,
+    ) -> None:
+        """Make a ``rate`` share of calls to ``methods`` fail, each in one of ``modes`` picked at random.
+
+        Modes are those of ``FAULT_MODES``; "timeout" answers after ``delay`` seconds (longer than the
+        client waits), without doing the call. Seeded, so a run can be repeated. ``rate=0`` turns it off.
+        ``fault_counts`` says how many of each were injected.
+        """
+        chosen = tuple(modes)
+        unknown = set(chosen) - set(FAULT_MODES)
+        if unknown or not chosen:
+            raise ValueError(f"modes must be among {FAULT_MODES}, got {chosen}")
+        if rate <= 0:
+            self._random_faults = None
+            return
+        self._random_faults = _RandomFaults(
+            rate=rate,
+            methods=frozenset(m.lower() for m in methods),
+            modes=chosen,
+            rng=random.Random(seed),
+            delay=delay,
+            retry_after=retry_after,
+        )
+
+    @property
+    def fault_counts(self) -> dict[str, int]:
+        return dict(self._random_faults.injected) if self._random_faults is not None else {}
 
     def calls_to(self, method: str) -> list[ApiCall]:
         name = method.lower()
@@ -540,6 +595,27 @@ class TelegramApiStandIn:
         failure = self._take_failure(name)
         if failure is not None:
             return self._record(method, params, raw, failure)
+        fault = self._random_fault(name)
+        if fault in ("429", "500"):
+            error = (
+                BotApiError(429, "Too Many Requests: retry later", retry_after=self._faults_retry_after())
+                if fault == "429"
+                else BotApiError(500, "Internal Server Error")
+            )
+            return self._record(method, params, raw, error)
+        if fault == "timeout":
+            await asyncio.sleep(self._random_faults.delay if self._random_faults else 0)
+            return self._record(method, params, raw, BotApiError(504, "Gateway Timeout"))
+        if fault == "drop":
+            return self._drop_connection(request)
+        response = await self._call(method, name, params, raw)
+        if fault == "drop_after":
+            return self._drop_connection(request)
+        return response
+
+    async def _call(
+        self, method: str, name: str, params: dict[str, Any], raw: dict[str, str]
+    ) -> web.Response:
         impl = self.methods.get(name) or self._builtin.get(name)
         if impl is None:
             self.unknown_methods.append(method)
@@ -566,6 +642,24 @@ class TelegramApiStandIn:
         self.calls.append(call)
         self._notify_soon()
         return web.json_response(body, status=status)
+
+    def _random_fault(self, name: str) -> str | None:
+        faults = self._random_faults
+        if faults is None or name not in faults.methods or faults.rng.random() >= faults.rate:
+            return None
+        mode = faults.rng.choice(faults.modes)
+        faults.injected[mode] = faults.injected.get(mode, 0) + 1
+        return mode
+
+    def _faults_retry_after(self) -> int:
+        return self._random_faults.retry_after if self._random_faults is not None else 1
+
+    @staticmethod
+    def _drop_connection(request: web.Request) -> web.Response:
+        """Close the client's connection without an answer (the client sees a protocol error)."""
+        if request.transport is not None:
+            request.transport.abort()
+        return web.Response(status=500)
 
     def _notify_soon(self) -> None:
         async def notify() -> None:
