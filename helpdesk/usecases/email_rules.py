@@ -26,7 +26,7 @@ from helpdesk.references import find_reference
 from helpdesk.rendering import render
 from helpdesk.usecases.errors import InvalidTransition, NoRoute
 from helpdesk.usecases.reply import reply_in_session
-from helpdesk.usecases.tickets import audit
+from helpdesk.usecases.tickets import audit, store_inbound
 
 Role = Literal["requester", "participant", "staff", "automatic"]
 
@@ -107,24 +107,7 @@ async def relay_staff_mail(
         await reply_in_session(desk, session, ticket, inbound.text_for_classification, actor=f"email:{staff}")
     except (InvalidTransition, NoRoute) as exc:
         _note(session, ticket, f"Mail from staff {staff} was not relayed to the requester: {exc}")
-    session.add(
-        Message(
-            ticket_id=ticket.id,
-            kind="note",
-            channel="email",
-            author=staff,
-            subject=inbound.subject,
-            body=inbound.text,
-            html=inbound.html,
-            channel_message_id=inbound.channel_message_id,
-            automatic=inbound.automatic,
-            created_at=inbound.received_at or utcnow(),
-            attachments=[
-                Attachment(filename=a.filename, content_type=a.content_type, size=a.size, data=a.data)
-                for a in inbound.attachments
-            ],
-        )
-    )
+    store_inbound(session, ticket, inbound, kind="note", author=staff)
     audit(session, ticket, f"email:{staff}", "received", message_channel_id=inbound.channel_message_id)
     await note_oversized(desk, session, ticket, None, inbound)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from helpdesk.db.models import Attachment, Message, Requester, Ticket
+from helpdesk.db.models import Message, Requester, Ticket
 from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
 from helpdesk.language import detect_reply_language
@@ -27,7 +27,7 @@ from helpdesk.usecases.knowledge_state import current_triage
 from helpdesk.usecases.load import expert_load
 from helpdesk.usecases.numbering import next_reference
 from helpdesk.usecases.requesters import find_or_create_requester
-from helpdesk.usecases.tickets import audit
+from helpdesk.usecases.tickets import audit, store_inbound
 
 SUBJECT_LIMIT = 300
 OPEN_STATUSES = ("new", "open", "waiting")
@@ -95,7 +95,7 @@ async def _receive(desk: Desk, session: AsyncSession, inbound: InboundMessage) -
             ticket.status = "open"
         ticket.updated_at = utcnow()
 
-    message = _store_message(session, ticket, inbound)
+    message = store_inbound(session, ticket, inbound)
     audit(session, ticket, _actor(inbound), "received", message_channel_id=inbound.channel_message_id)
     if thread is not None:
         await after_email_stored(desk, session, ticket, message, inbound, thread, created=created)
@@ -205,27 +205,6 @@ async def _triage(
         unclassified=classification.unclassified,
     )
     return assessment.for_requester if not classification.unclassified else ()
-
-
-def _store_message(session: AsyncSession, ticket: Ticket, inbound: InboundMessage) -> Message:
-    message = Message(
-        ticket_id=ticket.id,
-        kind="inbound",
-        channel=inbound.channel,
-        author=inbound.sender.email or inbound.sender.name or str(inbound.sender.telegram_user_id),
-        subject=inbound.subject,
-        body=inbound.text,
-        html=inbound.html,
-        channel_message_id=inbound.channel_message_id,
-        automatic=inbound.automatic,
-        created_at=inbound.received_at or utcnow(),
-        attachments=[
-            Attachment(filename=a.filename, content_type=a.content_type, size=a.size, data=a.data)
-            for a in inbound.attachments
-        ],
-    )
-    session.add(message)
-    return message
 
 
 async def _acknowledge(

@@ -8,7 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from helpdesk.db.models import AuditEvent, Message, Ticket
+from helpdesk.db.models import Attachment, AuditEvent, Message, Ticket
+from helpdesk.db.types import utcnow
+from helpdesk.messages import InboundMessage
 from helpdesk.references import find_reference
 from helpdesk.usecases.errors import TicketNotFound
 
@@ -28,6 +30,35 @@ async def get_ticket(session: AsyncSession, reference: str, *, for_update: bool 
     if ticket is None:
         raise TicketNotFound(normalised)
     return ticket
+
+
+def store_inbound(
+    session: AsyncSession,
+    ticket: Ticket,
+    inbound: InboundMessage,
+    *,
+    kind: str = "inbound",
+    author: str | None = None,
+) -> Message:
+    """Keep a message as it arrived, with its attachments, on `ticket` (a staff mail is kept as a note)."""
+    message = Message(
+        ticket_id=ticket.id,
+        kind=kind,
+        channel=inbound.channel,
+        author=author or inbound.sender.email or inbound.sender.name or str(inbound.sender.telegram_user_id),
+        subject=inbound.subject,
+        body=inbound.text,
+        html=inbound.html,
+        channel_message_id=inbound.channel_message_id,
+        automatic=inbound.automatic,
+        created_at=inbound.received_at or utcnow(),
+        attachments=[
+            Attachment(filename=a.filename, content_type=a.content_type, size=a.size, data=a.data)
+            for a in inbound.attachments
+        ],
+    )
+    session.add(message)
+    return message
 
 
 def audit(session: AsyncSession, ticket: Ticket, actor: str, action: str, **detail: Any) -> None:
