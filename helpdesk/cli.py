@@ -14,7 +14,7 @@ from helpdesk.config import ConfigError
 from helpdesk.usecases.errors import DeskError
 
 # Each module registers its own sub-command(s); a module that is not there yet is simply not offered.
-COMMAND_MODULES = ("run", "demo", "db", "tickets", "mail", "health", "classify", "kb", "report")
+COMMAND_MODULES = ("run", "demo", "db", "tickets", "mail", "health", "classify", "kb", "report", "requester")
 
 
 def build_parser() -> argparse.ArgumentParser:

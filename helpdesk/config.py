@@ -92,6 +92,8 @@ class Settings:
     report_day: int = 1
     report_hour: int = 8
     report_language: str = "ru"
+    # Closed tickets older than this many months are anonymised by `helpdesk run` (0: kept forever).
+    retention_months: int = 0
     # Delivery worker: how long a claimed outbox item is reserved (a crashed worker's items wait this
     # long before another picks them up), and the first retry delay (doubling after each failure).
     delivery_lease_seconds: float = 120.0
@@ -300,6 +302,7 @@ def _parse(env: Mapping[str, str], cwd: Path) -> Settings:
         report_day=_bounded(env, "HELPDESK_REPORT_DAY", 1, 0, 28),
         report_hour=_bounded(env, "HELPDESK_REPORT_HOUR", 8, 0, 23),
         report_language=_report_language(env),
+        retention_months=_bounded(env, "HELPDESK_RETENTION_MONTHS", 0, 0, 1200),
         delivery_lease_seconds=_float(env, "HELPDESK_DELIVERY_LEASE_SECONDS", 120.0),
         delivery_retry_base_seconds=_float(env, "HELPDESK_DELIVERY_RETRY_BASE_SECONDS", 5.0),
     )

@@ -144,6 +144,14 @@ async def serve(runtime: Runtime, stop: asyncio.Event) -> None:
             tasks.append(
                 asyncio.create_task(run_monthly_reports(runtime.desk, settings, stop), name="monthly-report")
             )
+        if settings.retention_months:
+            from helpdesk.retention import run_retention
+
+            tasks.append(
+                asyncio.create_task(
+                    run_retention(runtime.desk, settings.retention_months, stop), name="retention"
+                )
+            )
         await stop.wait()
         log.info("stopping: finishing work in hand")
         # The worker finishes the item it is sending; whatever is left stays in the outbox for next start.
