@@ -78,7 +78,7 @@ def parse_email(
     msg = _load(raw)
     sender = _sender(msg)
     text, html_body = _bodies(msg)
-    if text is None and html_body is None and isinstance(msg.get_payload(), str):
+    if text is None and html_body is None and isinstance(_payload(msg), str):
         # A multipart type without a usable boundary: the body is all there is, read it as text.
         text = _part_text(msg).replace("\r\n", "\n")
     if text is None:
@@ -220,7 +220,7 @@ def decode_text(payload: bytes, charset: str | None) -> str:
     if declared is not None:
         try:
             return payload.decode(declared)
-        except (UnicodeDecodeError, LookupError):
+        except (UnicodeDecodeError, LookupError, ValueError):
             pass
     if utf8 is not None:
         return utf8
@@ -413,7 +413,7 @@ def _is_attachment(part: Message) -> bool:
 def _leaves(msg: Message) -> Iterator[Message]:
     """Leaf parts in order; attached messages (message/*) are leaves too, not descended into."""
     if msg.is_multipart() and msg.get_content_maintype() == "multipart":
-        payload = msg.get_payload()
+        payload = _payload(msg)
         if isinstance(payload, list):
             for sub in payload:
                 if isinstance(sub, Message):
@@ -428,7 +428,7 @@ def _part_text(part: Message) -> str:
     except Exception:  # a broken transfer encoding: fall back to the raw payload
         payload = None
     if payload is None:
-        raw_payload = part.get_payload()
+        raw_payload = _payload(part)
         payload = raw_payload.encode("utf-8", "surrogateescape") if isinstance(raw_payload, str) else b""
     return decode_text(payload, part.get_content_charset())
 
@@ -485,7 +485,7 @@ def _attachments(msg: Message) -> Iterator[Attachment]:
 
 
 def _message_part_bytes(part: Message) -> bytes:
-    payload = part.get_payload()
+    payload = _payload(part)
     chunks: list[bytes] = []
     items = payload if isinstance(payload, list) else [payload]
     for item in items:
@@ -507,8 +507,20 @@ def _codec_name(charset: str | None) -> str | None:
     label = {"unicode-1-1-utf-8": "utf-8", "x-user-defined": "cp1252", "cp-1251": "cp1251"}.get(label, label)
     try:
         return codecs.lookup(label).name.replace("-", "_")
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: a label with a NUL in it
         return None
+
+
+def _payload(part: Message) -> object:
+    """``part.get_payload()`` that survives a charset label Python cannot even look up.
+
+    With 8-bit bytes in the body the stdlib decodes them with the declared charset and only catches
+    LookupError; a label such as ``"utf-8\\x00"`` raises ValueError. The undecoded payload is kept then.
+    """
+    try:
+        return part.get_payload()
+    except (LookupError, ValueError):
+        return getattr(part, "_payload", None)
 
 
 def _guess_cyrillic(payload: bytes) -> str:
