@@ -18,11 +18,13 @@ import pytest
 from sqlalchemy import select, update
 
 from helpdesk.cli import main
+from helpdesk.config import ConfigError, Settings
 from helpdesk.db.engine import make_engine, make_sessions
 from helpdesk.db.models import AuditEvent, Base, Message, OutboxItem, Ticket
 from helpdesk.desk import Desk
 from helpdesk.messages import Attachment, InboundMessage, Sender
 from helpdesk.reports import Period, build_report
+from helpdesk.retention import run_retention
 from helpdesk.usecases.dead_letters import store_dead_letter
 from helpdesk.usecases.note import add_note
 from helpdesk.usecases.personal_data import Person, apply_retention, export_person, forget_person
@@ -362,3 +364,27 @@ def test_cli_export_forget_and_retention(
     assert code == 2 and "HELPDESK_RETENTION_MONTHS" in err
     code, out, _ = run(capsys, "requester", "retention", "--dry-run", "--months", "1", "--format", "json")
     assert code == 0 and json.loads(out)["tickets"] == []  # everything here was closed just now
+
+
+async def test_retention_task_of_helpdesk_run_anonymises_and_stops(desk: Desk) -> None:
+    reference = await _requester_ticket(desk, BOB, 9, "old request tapir-otter-9999")
+    old = datetime.now(UTC) - timedelta(days=400)
+    await _set(desk, reference, status="closed", closed=old, created=old)
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_retention(desk, 12, stop, interval=0.05))
+    for _ in range(100):
+        if not await traces(desk, ["tapir-otter-9999"]):
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(task, timeout=5)
+    assert await traces(desk, ["tapir-otter-9999", BOB.email or ""]) == []
+
+
+def test_retention_setting(workdir: Path) -> None:
+    assert Settings.from_env({}).retention_months == 0
+    assert Settings.from_env({"HELPDESK_RETENTION_MONTHS": "24"}).retention_months == 24
+    with pytest.raises(ConfigError, match="HELPDESK_RETENTION_MONTHS"):
+        Settings.from_env({"HELPDESK_RETENTION_MONTHS": "two years"})
+    with pytest.raises(ConfigError, match="HELPDESK_RETENTION_MONTHS"):
+        Settings.from_env({"HELPDESK_RETENTION_MONTHS": "-1"})
