@@ -6,11 +6,48 @@ and deliver an ``OutboundMessage``; the desk never sees python-telegram-bot or a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal
 
 Channel = Literal["telegram", "email"]
+
+# NUL cannot be stored in PostgreSQL text, and lone surrogates cannot be encoded as UTF-8 at all: whatever a
+# sender manages to put in a message, the desk gets text that every database and channel can carry.
+_UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """``text`` without NUL characters, lone surrogates replaced by U+FFFD."""
+    if not _UNSTORABLE_RE.search(text):
+        return text
+    return _UNSTORABLE_RE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", text)
+
+
+# The longest value the database keeps for a field (helpdesk/db/models.py); a longer one (a 10,000-character
+# subject, a 500-character name) is cut with "…" rather than refused. Bodies have no limit.
+_LIMITS = {
+    ("Sender", "name"): 200,
+    ("Sender", "email"): 320,
+    ("Attachment", "filename"): 500,
+    ("Attachment", "content_type"): 200,
+    ("InboundMessage", "subject"): 1000,
+    ("InboundMessage", "channel_message_id"): 1000,
+}
+
+
+def _clean_fields(instance: object) -> None:
+    kind = type(instance).__name__
+    for item in fields(instance):  # type: ignore[arg-type]
+        value = getattr(instance, item.name)
+        if isinstance(value, str):
+            cleaned = storable(value)
+            limit = _LIMITS.get((kind, item.name))
+            if limit is not None and len(cleaned) > limit:
+                cleaned = cleaned[: limit - 1] + "…"
+            if cleaned is not value:
+                object.__setattr__(instance, item.name, cleaned)
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +55,9 @@ class Attachment:
     filename: str
     content_type: str
     data: bytes
+
+    def __post_init__(self) -> None:
+        _clean_fields(self)
 
     @property
     def size(self) -> int:
@@ -42,6 +82,9 @@ class Sender:
     telegram_user_id: int | None = None
     telegram_chat_id: int | None = None
     language: str | None = None  # a hint such as Telegram's language_code
+
+    def __post_init__(self) -> None:
+        _clean_fields(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +114,9 @@ class InboundMessage:
     cc: tuple[str, ...] = ()
     # Attachments over the configured size limit, left out of ``attachments``.
     oversized_attachments: tuple[OversizedAttachment, ...] = ()
+
+    def __post_init__(self) -> None:
+        _clean_fields(self)
 
     @property
     def text_for_classification(self) -> str:
