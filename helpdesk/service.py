@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from helpdesk.config import Settings
@@ -28,6 +29,9 @@ from helpdesk.worker import DeliveryWorker, RetryPolicy
 
 log = logging.getLogger(__name__)
 
+# Backing off while the database restarts: about half a minute in all, then the error is reported.
+RECEIVE_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
+
 
 @dataclass
 class Runtime:
@@ -38,7 +42,35 @@ class Runtime:
     senders: dict[str, ChannelSender] = field(default_factory=dict)
 
     async def receive(self, inbound: InboundMessage) -> ReceiveResult:
-        return await receive(self.desk, inbound)
+        """Receive with retries while the database is briefly away (a restart, a failover).
+
+        Safe to repeat: a message that did commit before the connection broke is found again by its
+        channel id and reported as a duplicate. A unique-key clash (another process took the same
+        message at the same moment) is retried once the same way.
+        """
+        for delay in (*RECEIVE_RETRY_DELAYS, None):
+            try:
+                return await receive(self.desk, inbound)
+            except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.IntegrityError, OSError) as exc:
+                transient = not isinstance(exc, sa_exc.IntegrityError) or delay == RECEIVE_RETRY_DELAYS[0]
+                if delay is None or not transient:
+                    raise
+                log.warning(
+                    "receiving %s failed (%s); retrying in %.1f s",
+                    inbound.channel_message_id,
+                    type(exc).__name__,
+                    delay,
+                )
+            except sa_exc.DBAPIError as exc:
+                if delay is None or not exc.connection_invalidated:
+                    raise
+                log.warning(
+                    "receiving %s: database connection lost; retrying in %.1f s",
+                    inbound.channel_message_id,
+                    delay,
+                )
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
 
 
 def build_senders(settings: Settings) -> dict[str, ChannelSender]:

@@ -253,8 +253,20 @@ class ImapMailbox:
         pushed = False
         try:
             while True:
+                # A server that goes away mid-IDLE (restart, dropped link) must end the wait at once, not
+                # after the IDLE timeout: the connection-lost callback races the push.
+                push = asyncio.ensure_future(client.wait_server_push(timeout=timeout + 1))
+                lost = asyncio.ensure_future(self._lost.wait())
                 try:
-                    lines = await client.wait_server_push(timeout=timeout + 1)
+                    await asyncio.wait({push, lost}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    lost.cancel()
+                if not push.done():
+                    push.cancel()
+                    push.add_done_callback(_consume_outcome)
+                    raise ImapConnectionError(f"IMAP IDLE at {self.host}:{self.port}: connection lost")
+                try:
+                    lines = push.result()
                 except TimeoutError:
                     break
                 if lines == aioimaplib.STOP_WAIT_SERVER_PUSH:
@@ -391,6 +403,12 @@ async def run_intake(
         except ImapError as exc:
             delay = backoff * random.uniform(0.8, 1.2)  # jitter: several desks must not reconnect in step
             log.warning("%s; reconnecting in %.1f s", exc, delay)
+            await _wait(stop, delay)
+            backoff = min(backoff * 2, max_backoff)
+        except Exception:
+            # E.g. the checkpoint's database restarting: intake must not end for good; try again later.
+            delay = backoff * random.uniform(0.8, 1.2)
+            log.exception("email intake failed; starting over in %.1f s", delay)
             await _wait(stop, delay)
             backoff = min(backoff * 2, max_backoff)
 

@@ -135,8 +135,9 @@ class SmtpStandIn:
                 raise TimeoutError(f"expected {n} message(s) within {timeout}s, got {len(current)}")
             await asyncio.sleep(0.01)
 
-    async def start(self) -> None:
-        self.port = free_port(self.host)
+    async def start(self, *, port: int | None = None) -> None:
+        """Start serving (on ``port`` when given: a test can take the server down and bring it back)."""
+        self.port = port or free_port(self.host)
         kwargs: dict[str, Any] = {}
         if self.username is not None:
             kwargs.update(
