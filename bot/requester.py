@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from telegram import (
+    CallbackQuery,
     ChatMember,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -23,6 +24,7 @@ from telegram import (
     Update,
     User,
 )
+from telegram.error import BadRequest
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -41,6 +43,7 @@ from helpdesk.references import REFERENCE_RE, find_reference
 from helpdesk.rendering import render
 from helpdesk.usecases import self_service
 from helpdesk.usecases.cards import button_labels
+from helpdesk.usecases.errors import DeskError
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +138,9 @@ class RequesterHandlers:
             MessageHandler((private | addressed) & new & ~filters.StatusUpdate.ALL, self.unsupported)
         )
         app.add_handler(MessageHandler((private | groups) & filters.UpdateType.EDITED_MESSAGE, self.edited))
+        # A button nobody handles (from an older version, or forged) is still answered, so the client
+        # does not show a spinner for ever.
+        app.add_handler(CallbackQueryHandler(self.unknown_button))
 
     # ------------------------------------------------------------------------------------------ helpers
 
@@ -224,7 +230,8 @@ class RequesterHandlers:
         message = update.effective_message
         if message is None or not message.text:
             return
-        command = message.text.split()[0].split("@")[0]
+        # Echo a sane prefix only: "/x" followed by 4,000 letters would make the answer too long to send.
+        command = message.text.split()[0].split("@")[0][:64]
         await message.reply_text(self.text("unknown_command", update.effective_user, command=command))
 
     async def unsupported(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -387,6 +394,22 @@ class RequesterHandlers:
         if self._desk is None:
             await query.answer()
             return
+        try:
+            await self._press(update, query, chat_id, kind, value)
+        except DeskError:
+            # Button data is the client's to forge (``lang:xx``, ``party:ZZ``): refuse, do not fail.
+            log.info("Telegram user %s pressed an invalid button %r", user.id, query.data)
+            await query.answer()
+        except BadRequest as exc:  # the message with the button is gone or cannot be edited any more
+            log.info("button %r of Telegram user %s: %s", query.data, user.id, exc)
+
+    async def unknown_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if update.callback_query is not None:
+            await update.callback_query.answer()
+
+    async def _press(self, update: Update, query: CallbackQuery, chat_id: int, kind: str, value: str) -> None:
+        assert self._desk is not None
+        user = query.from_user
         if kind == "lang":
             profile = await self_service.set_language(self._desk, sender_of(user, chat_id), value)
             self._languages[user.id] = profile.language

@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from telegram import InlineKeyboardMarkup, Message, Update, User
+from telegram.error import BadRequest
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -190,9 +191,17 @@ class StaffHandlers:
         except DeskError as exc:
             await query.answer(self._text("staff_error", error=str(exc)), show_alert=True)
             return
+        except (IndexError, ValueError):
+            # Malformed button data (forged, or from an older version of the bot): nothing to do.
+            log.info("staff button with malformed data %r ignored", query.data)
+            await query.answer()
+            return
         if isinstance(answer, dict):
             await query.answer()
-            await query.edit_message_reply_markup(InlineKeyboardMarkup.de_json(answer, context.bot))
+            try:
+                await query.edit_message_reply_markup(InlineKeyboardMarkup.de_json(answer, context.bot))
+            except BadRequest as exc:  # the card is gone (deleted, too old to edit): nothing to draw on
+                log.info("could not draw the picker for %s: %s", query.data, exc)
         else:
             await query.answer(answer)
 

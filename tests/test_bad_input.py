@@ -9,6 +9,7 @@ e.g. ``HELPDESK_FUZZ_EXAMPLES=20 pytest tests/test_bad_input.py`` runs twenty ti
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import logging
 import os
@@ -22,9 +23,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
+from telegram import Update
+from telegram.ext import TypeHandler
+from telegram_harness import STAFF_CHAT, STAFF_USER, Harness, open_harness
 
 from helpdesk.config import Settings
 from helpdesk.db.models import Attachment, DeadLetter, Message, Ticket
+from helpdesk.desk import Desk
 from helpdesk.email.intake import message_handler
 from helpdesk.email.parse import EmailParseError, parse_email
 from helpdesk.messages import InboundMessage
@@ -382,4 +387,224 @@ async def test_zip_attachments_are_stored_never_unpacked(
         "application/zip",
         "application/octet-stream",
         "application/x-zip-compressed",
+    }
+
+
+# ------------------------------------------------------------------------------------- Telegram updates
+
+
+@dataclasses.dataclass
+class Watched:
+    harness: Harness
+    done: set[int]
+    errors: list[BaseException]
+
+
+@pytest.fixture
+async def watched(desk: Desk) -> AsyncIterator[Watched]:
+    """The Telegram harness, told when the application has finished with each update and of any error."""
+    async with open_harness(desk) as harness:
+        done: set[int] = set()
+        errors: list[BaseException] = []
+
+        async def finished(update: object, context: Any) -> None:
+            if isinstance(update, Update):
+                done.add(update.update_id)
+
+        async def failed(update: object, context: Any) -> None:
+            errors.append(context.error)
+
+        # Handler groups run in order, so this one runs after the bot's own handlers are through.
+        harness.app.add_handler(TypeHandler(Update, finished), group=99)
+        harness.app.add_error_handler(failed)
+        yield Watched(harness, done, errors)
+
+
+CHATS = [5601, 5602, -1005600, STAFF_CHAT]
+USERS = [
+    {"id": 5601, "first_name": "Aliya", "language_code": "ru"},
+    {"id": 5602, "first_name": "\u202eevil\x00", "language_code": "xx-bogus"},
+    {"id": 5603, "first_name": "<b>Tim</b>"},
+    STAFF_USER,
+]
+COMMANDS = ["/start", "/lang", "/new", "/status", "/reply", "/note", "/queue", "/mine", "/ticket", "/nope"]
+CALLBACK_PREFIXES = ["lang:", "party:", "pick:", "tk:", "st:", "rc:", "st:to:", "st:set:", "rc:X:", "zz:"]
+
+
+@st.composite
+def telegram_text(draw: st.DrawFn) -> str:
+    text = draw(TEXT)
+    if draw(st.integers(0, 9)) == 0:
+        text += "Оч" * draw(st.integers(2000, 2600))  # over 4096 characters
+    if draw(st.booleans()):
+        text = (
+            draw(st.sampled_from(COMMANDS)) + draw(st.sampled_from(["", " ", "@tscc_helpdesk_bot "])) + text
+        )
+    return storable_ish(text)
+
+
+def _utf16_length(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def storable_ish(text: str) -> str:
+    # Telegram sends JSON strings: lone surrogates cannot reach the bot, everything else can.
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+@st.composite
+def telegram_update(draw: st.DrawFn, reference: str) -> dict[str, Any]:
+    chat_id = draw(st.sampled_from(CHATS))
+    user = dict(draw(st.sampled_from(USERS)))
+    user.setdefault("is_bot", False)
+    private = chat_id > 0
+    if private:
+        user["id"] = chat_id
+    chat: dict[str, Any] = (
+        {"id": chat_id, "type": "private", "first_name": "x"}
+        if private
+        else {"id": chat_id, "type": "supergroup", "title": draw(TEXT) or "g"}
+    )
+    kind = draw(st.sampled_from(["message", "message", "message", "edited_message", "callback_query"]))
+    message: dict[str, Any] = {
+        "message_id": draw(st.integers(1, 50)),
+        "from": user,
+        "chat": chat,
+        "date": 1_760_000_000,
+    }
+    if kind == "callback_query":
+        data = draw(st.sampled_from(CALLBACK_PREFIXES)) + draw(
+            st.one_of(st.just(reference), st.text(max_size=12), st.just(f"{reference}:abc:1.2.x:t99"))
+        )
+        return {
+            "callback_query": {
+                "id": str(draw(st.integers(1, 10**9))),
+                "from": user,
+                "chat_instance": "ci",
+                "data": data.encode()[:64].decode("utf-8", "ignore"),
+                "message": {**message, "from": {"id": 1, "is_bot": True, "first_name": "bot"}, "text": "x"},
+            }
+        }
+    content = draw(st.sampled_from(["text", "text", "caption", "sticker", "contact", "empty"]))
+    if content == "text":
+        text = draw(telegram_text())
+        message["text"] = text or "."
+        entities = []
+        if text.startswith("/"):
+            entities.append({"type": "bot_command", "offset": 0, "length": _utf16_length(text.split(" ")[0])})
+        if draw(st.booleans()) and text:  # an entity over any part of the text, counted in UTF-16 as Telegram
+            start = draw(st.integers(0, len(text) - 1))
+            end = draw(st.integers(start, len(text)))
+            entities.append(
+                {
+                    "type": draw(st.sampled_from(["mention", "bold", "text_link", "bot_command"])),
+                    "offset": _utf16_length(text[:start]),
+                    "length": _utf16_length(text[start:end]),
+                    "url": "https://example.org",
+                }
+            )
+        if entities:
+            message["entities"] = entities
+    elif content == "caption":
+        message["caption"] = draw(telegram_text())
+        message["document"] = {
+            "file_id": "missing-file",
+            "file_unique_id": "mf",
+            "file_name": draw(st.sampled_from(["bomb.zip", "../../x.zip", "\u202egnp.exe", "a" * 300])),
+            "mime_type": draw(st.sampled_from(["application/zip", "application/x-msdownload", "bogus"])),
+        }
+    elif content == "sticker":
+        message["sticker"] = {
+            "file_id": "s",
+            "file_unique_id": "s",
+            "type": "regular",
+            "width": 1,
+            "height": 1,
+            "is_animated": False,
+            "is_video": False,
+        }
+    elif content == "contact":
+        message["contact"] = {"phone_number": "+998", "first_name": draw(TEXT) or "c"}
+    if draw(st.integers(0, 3)) == 0:
+        message["reply_to_message"] = {
+            "message_id": draw(st.integers(1, 50)),
+            "from": draw(st.sampled_from([{"id": 1, "is_bot": True, "first_name": "bot"}, user])),
+            "chat": chat,
+            "date": 1_760_000_000,
+            "text": draw(st.sampled_from([reference, f"{reference} card", "hello"])),
+        }
+    return {kind: message}
+
+
+async def _handled(watched: Watched, update: dict[str, Any]) -> None:
+    """Push ``update``; the application must finish with it without error, and a requester's message in a
+    private chat must be ticketed or answered."""
+    harness, api = watched.harness, watched.harness.api
+    calls = len(api.calls)
+    watched.errors.clear()
+    pushed = await api.push_update(update)
+    await harness.until(lambda: _true(pushed["update_id"] in watched.done), within=15)
+    assert not watched.errors, [f"{type(e).__name__}: {e}" for e in watched.errors]
+    message = update.get("message")
+    if message is not None and message["chat"]["type"] == "private":
+        chat_id = message["chat"]["id"]
+        answered = any(c.params.get("chat_id") == chat_id for c in api.calls[calls:])
+        async with harness.desk.sessions() as session:
+            ticketed = await session.scalar(
+                select(func.count())
+                .select_from(Message)
+                .where(Message.channel_message_id == f"{chat_id}:{message['message_id']}")
+            )
+        assert answered or ticketed, update
+    query = update.get("callback_query")
+    if query is not None:
+        assert any(
+            c.method == "answerCallbackQuery" and c.params.get("callback_query_id") == query["id"]
+            for c in api.calls[calls:]
+        ), update
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+@examples(30)
+@given(data=st.data())
+async def test_fuzzed_telegram_updates_are_ticketed_or_answered(
+    watched: Watched, data: st.DataObject
+) -> None:
+    tickets = await watched.harness.tickets()
+    reference = tickets[0].reference if tickets else "TSCC-2026-0001"
+    update = data.draw(telegram_update(reference))
+    await _handled(watched, update)
+
+
+async def test_oversized_and_awkward_telegram_messages(watched: Watched) -> None:
+    harness = watched.harness
+    texts = [
+        "Нужна помощь " * 600,  # 7,800 characters, over Telegram's 4,096 for the bot's own messages
+        "\x07\x1b[31m control \u200f\u202e right-to-left \u2066 marks \ufeff",
+        "<script>alert(1)</script> & <b>bold</b>",
+        "A" * 10_000,
+    ]
+    for n, text in enumerate(texts):
+        chat = 5700 + n
+        await _handled(watched, {"message": _private(chat, text)})
+    tickets = await harness.tickets()
+    assert len(tickets) == len(texts)
+    # Each requester gets an acknowledgement and staff get a card, however long the text was.
+    for n, ticket in enumerate(sorted(tickets, key=lambda t: t.telegram_chat_id or 0)):
+        await harness.sent_to(5700 + n, 1)
+        card = await harness.card(ticket.reference)
+        assert len(card["text"].encode("utf-16-le")) // 2 <= 4096
+
+
+def _private(chat: int, text: str) -> dict[str, Any]:
+    user = {"id": chat, "is_bot": False, "first_name": "Req", "language_code": "en"}
+    return {
+        "message_id": 1,
+        "from": user,
+        "chat": {"id": chat, "type": "private", "first_name": "Req"},
+        "date": 1_760_000_000,
+        "text": text,
     }
