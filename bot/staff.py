@@ -181,7 +181,9 @@ class StaffHandlers:
         if query is None or not query.data:
             return
         parts = query.data.split(":")
-        reference = parts[2] if len(parts) > 2 else None
+        # st:<op>:<ref>[:arg], rc:<ref>:<targets>:<core functions>:<op>
+        at = 1 if parts[0] == "rc" else 2
+        reference = parts[at] if len(parts) > at else None
         if not self._is_staff(query.from_user):
             await self._refused(query.from_user, reference, f"button {parts[0]}:{parts[1]}")
             await query.answer(self._text("staff_refused"), show_alert=True)
