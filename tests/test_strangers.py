@@ -5,7 +5,10 @@ and reports; secrets never reach the logs."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import inspect
+import logging
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -14,7 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 from telegram.ext import CallbackQueryHandler, CommandHandler
-from telegram_harness import STAFF_CHAT, Harness, open_harness
+from telegram_harness import STAFF_CHAT, STAFF_USER, Harness, open_harness
 
 from bot.staff import StaffHandlers, _picker
 from helpdesk.db.models import AuditEvent, Message, OutboxItem, Ticket
@@ -83,6 +86,11 @@ def _to(chat: int) -> Any:
 
 def _callback_data(markup: dict[str, Any]) -> set[str]:
     return {button["callback_data"] for row in markup["inline_keyboard"] for button in row}
+
+
+async def _tickets(desk: Desk) -> list[Ticket]:
+    async with desk.sessions() as session:
+        return list(await session.scalars(select(Ticket).order_by(Ticket.id)))
 
 
 async def _state(harness: Harness) -> tuple[Any, ...]:
@@ -282,3 +290,106 @@ def test_every_staff_message_handler_checks_staff() -> None:
     source = inspect.getsource(StaffHandlers)
     for name in re.findall(r"MessageHandler\([^,]+,\s*self\.(\w+)\)", source):
         assert "_is_staff" in inspect.getsource(getattr(StaffHandlers, name)), name
+
+
+BOT_TOKEN = "4242424242:SECRETbotTOKENxxxxxxxxxxxxxxxxxxxxxxxx"
+IMAP_PASSWORD = "imapSECRETpw-81723"
+SMTP_PASSWORD = "smtpSECRETpw-55120"
+DB_PASSWORD = "dbSECRETpw-90311"
+SECRETS = (BOT_TOKEN, BOT_TOKEN.split(":")[1], IMAP_PASSWORD, SMTP_PASSWORD, DB_PASSWORD)
+
+
+class _Everything(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+def _all_loggers_at_debug() -> None:
+    logging.getLogger().setLevel(logging.DEBUG)
+    for name in list(logging.root.manager.loggerDict):
+        logging.getLogger(name).setLevel(logging.DEBUG)
+
+
+async def test_secrets_never_appear_in_logs(database_url: str, engine: Any) -> None:
+    from helpdesk.config import ImapSettings, Secret, Settings, SmtpSettings, TelegramSettings
+    from helpdesk.service import open_runtime, serve
+    from helpdesk.standins.imap_server import ImapStandIn
+    from helpdesk.standins.smtp_server import SmtpStandIn
+    from helpdesk.standins.telegram_api import TelegramApiStandIn
+
+    if database_url.startswith("postgresql"):
+        # The test server trusts loopback, so a password in the URL is accepted and ignored.
+        database_url = database_url.replace("://postgres@", f"://postgres:{DB_PASSWORD}@", 1)
+    capture = _Everything()
+    root = logging.getLogger()
+    levels = {name: logging.getLogger(name).level for name in [*logging.root.manager.loggerDict, ""]}
+    root.addHandler(capture)
+    _all_loggers_at_debug()
+    try:
+        async with (
+            TelegramApiStandIn(token=BOT_TOKEN) as api,
+            ImapStandIn(password=IMAP_PASSWORD) as imap,
+            SmtpStandIn(username="helpdesk", password=SMTP_PASSWORD) as smtp,
+        ):
+
+            def settings(token: str, imap_pw: str, smtp_pw: str) -> Settings:
+                return Settings(
+                    database_url=database_url,
+                    telegram=TelegramSettings(Secret(token), api.base_url, STAFF_CHAT),
+                    imap=ImapSettings(imap.host, imap.port, imap.user, Secret(imap_pw), False, "INBOX", 0.2),
+                    smtp=SmtpSettings(smtp.host, smtp.port, "helpdesk", Secret(smtp_pw), False),
+                    mail_from="helpdesk@tscc.example.org",
+                    staff_telegram_ids=frozenset({STAFF_USER["id"]}),
+                )
+
+            # Start, traffic on both channels, delivery, shutdown.
+            async with open_runtime(settings(BOT_TOKEN, IMAP_PASSWORD, SMTP_PASSWORD)) as runtime:
+                stop = asyncio.Event()
+                service = asyncio.create_task(serve(runtime, stop))
+                await api.wait_for_call("getUpdates", timeout=20)
+                _all_loggers_at_debug()  # the bot quiets httpx on start; listen to it anyway
+                await api.push_message(5901, "Need PAME tools", user={"language_code": "en"})
+                await imap.append(
+                    b"From: Aliya <aliya@eco.gov.kz>\r\nTo: helpdesk@tscc.example.org\r\n"
+                    b"Subject: PAME\r\nMessage-ID: <s1@eco.gov.kz>\r\n\r\nNeed PAME tools\r\n"
+                )
+                await smtp.wait_for_messages(1, timeout=20)
+                await api.wait_for_call("sendMessage", _to(5901), timeout=20)
+                stop.set()
+                await asyncio.wait_for(service, 30)
+
+            # Errors: the Bot API answering 401 to a wrong token stops the start with a reason.
+            async with open_runtime(
+                settings(BOT_TOKEN[:-4] + "XXXX", IMAP_PASSWORD, SMTP_PASSWORD)
+            ) as runtime:
+                try:
+                    await asyncio.wait_for(serve(runtime, asyncio.Event()), 20)
+                except Exception as exc:  # what `helpdesk run` would print
+                    logging.getLogger("test").error("service stopped: %s", exc, exc_info=exc)
+            # A wrong IMAP password (intake retries) and a wrong SMTP password (a staff reply to send).
+            wrong = dataclasses.replace(
+                settings(BOT_TOKEN, IMAP_PASSWORD + "-no", SMTP_PASSWORD + "-no"), telegram=None
+            )
+            async with open_runtime(wrong) as runtime:
+                [email_ticket] = [t for t in await _tickets(runtime.desk) if t.channel == "email"]
+                await reply(runtime.desk, email_ticket.reference, "Here you are", actor="cli:test")
+                stop = asyncio.Event()
+                service = asyncio.create_task(serve(runtime, stop))
+                await asyncio.sleep(2)
+                stop.set()
+                await asyncio.wait_for(service, 30)
+    finally:
+        root.removeHandler(capture)
+        for name, level in levels.items():
+            logging.getLogger(name or None).setLevel(level)
+    text = "\n".join(capture.lines)
+    assert len(capture.lines) > 20 and "DEBUG" in text  # the capture did hear the service
+    assert "401 Unauthorized" in text and "rejected" in text  # the error paths did run
+    assert re.search(r"(?i)imap.*(login|authenticat)", text) and re.search(r"(?i)smtp.*(auth|535)", text)
+    leaked = [secret for secret in SECRETS if secret in text]
+    assert not leaked, [line for line in capture.lines if any(s in line for s in leaked)][:5]
