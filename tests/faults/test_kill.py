@@ -237,6 +237,7 @@ async def test_sigkill_while_draining_the_outbox(
         telegram_items=len(telegram_items),
         telegram_items_missing=sum(1 for n in shown if n == 0),
         telegram_items_shown_twice=sum(1 for n in shown if n > 1),
+        telegram_extra_sends=sum(n - 1 for n in shown if n > 1),
         seconds=round(time.monotonic() - started, 1),
         kill_phase_seconds=round(kill_phase, 1),
         seed=SEED,
@@ -248,7 +249,6 @@ async def test_sigkill_while_draining_the_outbox(
     assert figures["email_items_missing"] == 0, figures
     assert figures["email_items_without_fixed_message_id"] == 0, figures
     # Telegram has no idempotency key: a sendMessage in flight when the process dies (sent, not yet
-    # committed as sent) is sent again after the restart. Counted, not hidden; at most the worker's
-    # concurrency (8) per kill, and never more than twice.
-    assert figures["telegram_items_shown_twice"] <= 8 * in_flight_kills, figures
-    assert max(shown, default=0) <= 2, figures
+    # committed as sent) is sent again after the restart (an item in flight at two kills, twice).
+    # Counted, not hidden: at most the worker's concurrency (8) extra sends per kill.
+    assert figures["telegram_extra_sends"] <= 8 * in_flight_kills, figures
