@@ -323,6 +323,9 @@ class PollResult:
     failed_uids: list[int] = field(default_factory=list)
 
 
+CHECKPOINT_EVERY = 50
+
+
 async def poll_once(
     mailbox: ImapMailbox, handle: Handler, *, checkpoint: Checkpoint | None = None
 ) -> PollResult:
@@ -332,29 +335,45 @@ async def poll_once(
     (connection lost, NO/BAD) propagate so the caller can reconnect.
     """
     result = PollResult()
-    after = 0
-    if checkpoint is not None and mailbox.uidvalidity is not None:
-        after = await checkpoint.load(mailbox.key, mailbox.uidvalidity)
-    for uid in await mailbox.waiting_uids(after):
-        raw = await mailbox.fetch(uid)
-        if raw is None:
-            log.info("IMAP UID %s vanished before it could be fetched", uid)
-            continue
-        result.fetched += 1
-        try:
-            committed = await handle(uid, raw)
-        except Exception:
-            result.failed += 1
-            result.failed_uids.append(uid)
-            log.exception("handling IMAP UID %s failed; left unseen for the next poll", uid)
-            continue
-        if committed:
-            if checkpoint is not None and mailbox.uidvalidity is not None and uid > after:
-                await checkpoint.save(mailbox.key, mailbox.uidvalidity, uid)
-            await mailbox.mark_processed(uid)
-            result.committed += 1
-        else:
-            result.declined += 1
+    after = saved = 0
+    uidvalidity = mailbox.uidvalidity
+    if checkpoint is not None and uidvalidity is not None:
+        after = saved = await checkpoint.load(mailbox.key, uidvalidity)
+    highest = after
+
+    async def save() -> None:
+        nonlocal saved
+        if checkpoint is not None and uidvalidity is not None and highest > saved:
+            await checkpoint.save(mailbox.key, uidvalidity, highest)
+            saved = highest
+
+    try:
+        for uid in await mailbox.waiting_uids(after):
+            raw = await mailbox.fetch(uid)
+            if raw is None:
+                log.info("IMAP UID %s vanished before it could be fetched", uid)
+                continue
+            result.fetched += 1
+            try:
+                committed = await handle(uid, raw)
+            except Exception:
+                result.failed += 1
+                result.failed_uids.append(uid)
+                log.exception("handling IMAP UID %s failed; left unseen for the next poll", uid)
+                continue
+            if committed:
+                highest = max(highest, uid)
+                await mailbox.mark_processed(uid)
+                result.committed += 1
+                # The checkpoint only saves re-reading: a lagging one re-fetches a few committed messages,
+                # which Message-ID de-duplication turns away. Saving it every message cost a transaction each.
+                if result.committed % CHECKPOINT_EVERY == 0:
+                    await save()
+            else:
+                result.declined += 1
+    finally:
+        with contextlib.suppress(Exception):
+            await save()
     return result
 
 
