@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -215,3 +216,19 @@ async def test_staff_reply_is_delivered_on_email(desk: Desk, smtp: SmtpStandIn) 
     assert "Приложена методика METT." in answer.get_body(("plain",)).get_content()
     assert answer["In-Reply-To"] == ack["Message-ID"]
     assert answer["Auto-Submitted"] in (None, "no")
+
+
+async def test_delivery_logs_no_requester_address(
+    desk: Desk, smtp: SmtpStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    await mail(desk, 1)
+    smtp.fail_next(1, code=451)
+    worker = DeliveryWorker(desk.sessions, {"email": smtp_sender(smtp)}, policy=FAST)
+    await worker.deliver_due()
+    await asyncio.sleep(0.1)
+    await worker.deliver_due()
+    await smtp.wait_for_messages(1)
+    ours = [r.getMessage() for r in caplog.records if r.name.startswith(("helpdesk", "bot"))]
+    assert any("sent" in line for line in ours) and any("failed" in line for line in ours)
+    assert not [line for line in ours if "aliya@eco.gov.kz" in line]

@@ -100,7 +100,8 @@ class SmtpSender:
             # Timeouts, refused connections, TLS not offered: all may clear up on their own.
             reason = str(exc) or type(exc).__name__
             raise self._failure(f"SMTP unavailable: {reason}", False, message_id) from exc
-        log.info("sent %s to %s via %s:%s", message_id, message.recipient, self.host, self.port)
+        # The recipient stays out of the log: requesters' addresses live in the database only.
+        log.info("sent %s (%s) via %s:%s", message_id, message.reference or "no ticket", self.host, self.port)
         return message_id
 
     def _failure(self, reason: str, permanent: bool, message_id: str) -> DeliveryError:
