@@ -79,7 +79,7 @@ def tables(report: dict[str, Any]) -> list[Table]:
         ),
         Table(
             "response_target",
-            f"{L['response_target']}: {target['hours']:g} h",
+            f"{L['response_target']}: {target['hours']:g} {L['hours_unit']}",
             [L["item"], L["count"]],
             [
                 [L["within_target"], f"{target['within']} ({_percent(target['within_share'])})"],
