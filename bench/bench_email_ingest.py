@@ -26,6 +26,7 @@ import aioimaplib
 from helpdesk.config import Settings
 from helpdesk.email.intake import poll_email_once
 from helpdesk.service import open_runtime
+from helpdesk.standins.environment import standin_environment
 from helpdesk.standins.imap_server import ImapStandIn
 from helpdesk.standins.smtp_server import SmtpStandIn
 
@@ -80,14 +81,7 @@ def settings_for(imap: ImapStandIn, smtp: SmtpStandIn, database: Path) -> Settin
     return Settings.from_env(
         {
             "HELPDESK_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
-            "HELPDESK_IMAP_HOST": imap.host,
-            "HELPDESK_IMAP_PORT": str(imap.port),
-            "HELPDESK_IMAP_USER": imap.user,
-            "HELPDESK_IMAP_PASSWORD": imap.password,
-            "HELPDESK_IMAP_TLS": "off",
-            "HELPDESK_SMTP_HOST": smtp.host,
-            "HELPDESK_SMTP_PORT": str(smtp.port),
-            "HELPDESK_SMTP_TLS": "off",
+            **standin_environment(imap=imap, smtp=smtp),
             "HELPDESK_MAIL_FROM": "helpdesk@tscc.example",
             # Every bench message comes from a handful of senders: let the receipts through.
             "HELPDESK_MAIL_ACK_LIMIT_PER_HOUR": "1000000",

@@ -21,6 +21,9 @@ from helpdesk.db.engine import make_engine, make_sessions
 from helpdesk.db.migrate import upgrade
 from helpdesk.db.models import Base
 from helpdesk.desk import Desk
+from helpdesk.standins.imap_server import ImapStandIn
+from helpdesk.standins.smtp_server import SmtpStandIn
+from helpdesk.standins.telegram_api import TelegramApiStandIn
 
 # Tests talk to stand-ins on loopback; a proxy from the environment must not intercept them.
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
@@ -86,12 +89,22 @@ async def desk(engine: AsyncEngine) -> Desk:
     return Desk(sessions=make_sessions(engine), mail_from="helpdesk@tscc.example.org")
 
 
-def free_port() -> int:
-    import socket
+@pytest.fixture
+async def smtp() -> AsyncIterator[SmtpStandIn]:
+    async with SmtpStandIn() as server:
+        yield server
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+
+@pytest.fixture
+async def imap() -> AsyncIterator[ImapStandIn]:
+    async with ImapStandIn(user="helpdesk@tscc.example", password="imap-test-pw") as server:
+        yield server
+
+
+@pytest.fixture
+async def bot_api() -> AsyncIterator[TelegramApiStandIn]:
+    async with TelegramApiStandIn() as api:
+        yield api
 
 
 @pytest.fixture

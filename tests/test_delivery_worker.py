@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -25,18 +24,6 @@ from helpdesk.worker import DeliveryWorker, RetryPolicy
 FAST = RetryPolicy(max_attempts=4, base_delay=0.05, max_delay=0.2, lease=30)
 ALIYA = Sender(name="Aliya", email="aliya@eco.gov.kz")
 TG = Sender(name="Farrukh", telegram_user_id=5001, telegram_chat_id=5001, language="en")
-
-
-@pytest.fixture
-async def smtp() -> AsyncIterator[SmtpStandIn]:
-    async with SmtpStandIn() as server:
-        yield server
-
-
-@pytest.fixture
-async def bot_api() -> AsyncIterator[TelegramApiStandIn]:
-    async with TelegramApiStandIn() as api:
-        yield api
 
 
 def smtp_sender(server: SmtpStandIn) -> SmtpSender:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from helpdesk.demo import run_demo
+from helpdesk.standins.environment import standin_environment
 from helpdesk.standins.smtp_server import SmtpStandIn
 from helpdesk.standins.telegram_api import TelegramApiStandIn
 
@@ -42,11 +43,7 @@ async def test_run_serves_telegram_and_stops_cleanly_on_sigterm(tmp_path: Path) 
         env = {
             **os.environ,
             "HELPDESK_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'run.db'}",
-            "HELPDESK_TELEGRAM_TOKEN": bot_api.token,
-            "HELPDESK_TELEGRAM_API_URL": bot_api.base_url,
-            "HELPDESK_SMTP_HOST": smtp.host,
-            "HELPDESK_SMTP_PORT": str(smtp.port),
-            "HELPDESK_SMTP_TLS": "off",
+            **standin_environment(bot_api=bot_api, smtp=smtp),
             "HELPDESK_MAIL_FROM": "helpdesk@tscc.example.org",
         }
         process = await asyncio.create_subprocess_exec(

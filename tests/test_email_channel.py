@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -33,6 +32,7 @@ from helpdesk.email.imap_intake import ImapMailbox, poll_once
 from helpdesk.email.parse import parse_email
 from helpdesk.email.quotes import strip_quoted
 from helpdesk.service import open_runtime
+from helpdesk.standins.environment import standin_environment
 from helpdesk.standins.imap_server import ImapStandIn
 from helpdesk.standins.smtp_server import SmtpStandIn
 from helpdesk.usecases.receive import receive
@@ -294,29 +294,10 @@ async def test_oversized_attachment_noted_on_ticket_and_sender_told(mail_desk: D
 # --- intake against pymap: checkpoint, processed folder, dead letters ------------------------------------
 
 
-@pytest.fixture
-async def imap() -> AsyncIterator[ImapStandIn]:
-    async with ImapStandIn(user="helpdesk@tscc.example", password="imap-test-pw") as server:
-        yield server
-
-
-@pytest.fixture
-async def smtp() -> AsyncIterator[SmtpStandIn]:
-    async with SmtpStandIn() as server:
-        yield server
-
-
 def _env(database_url: str, imap: ImapStandIn, smtp: SmtpStandIn, **extra: str) -> dict[str, str]:
     return {
         "HELPDESK_DATABASE_URL": database_url,
-        "HELPDESK_IMAP_HOST": imap.host,
-        "HELPDESK_IMAP_PORT": str(imap.port),
-        "HELPDESK_IMAP_USER": imap.user,
-        "HELPDESK_IMAP_PASSWORD": imap.password,
-        "HELPDESK_IMAP_TLS": "off",
-        "HELPDESK_SMTP_HOST": smtp.host,
-        "HELPDESK_SMTP_PORT": str(smtp.port),
-        "HELPDESK_SMTP_TLS": "off",
+        **standin_environment(imap=imap, smtp=smtp),
         "HELPDESK_MAIL_FROM": "helpdesk@tscc.example",
         "HELPDESK_STAFF_EMAILS": "staff@tscc.example",
         **extra,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,12 +26,6 @@ MAIL = Path(__file__).parent / "data" / "mail"
 
 def corpus(name: str) -> bytes:
     return (MAIL / name).read_bytes()
-
-
-@pytest.fixture
-async def imap() -> AsyncIterator[ImapStandIn]:
-    async with ImapStandIn(user="helpdesk@tscc.example", password="imap-test-pw") as server:
-        yield server
 
 
 def mailbox_for(imap: ImapStandIn, *, password: str | None = None, timeout: float = 5) -> ImapMailbox:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -31,12 +30,6 @@ def ack(**overrides: object) -> OutboundMessage:
     }
     fields.update(overrides)
     return OutboundMessage(**fields)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-async def smtp() -> AsyncIterator[SmtpStandIn]:
-    async with SmtpStandIn() as server:
-        yield server
 
 
 # --- compose -----------------------------------------------------------------------------------------------

@@ -3,34 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from faults.helpers import FIGURES
 from helpdesk.db.engine import make_sessions
-from helpdesk.standins.imap_server import ImapStandIn
-from helpdesk.standins.smtp_server import SmtpStandIn
-from helpdesk.standins.telegram_api import TelegramApiStandIn
-
-
-@pytest.fixture
-async def smtp() -> AsyncIterator[SmtpStandIn]:
-    async with SmtpStandIn() as server:
-        yield server
-
-
-@pytest.fixture
-async def imap() -> AsyncIterator[ImapStandIn]:
-    async with ImapStandIn(user="helpdesk@tscc.example", password="imap-fault-pw") as server:
-        yield server
-
-
-@pytest.fixture
-async def bot_api() -> AsyncIterator[TelegramApiStandIn]:
-    async with TelegramApiStandIn() as api:
-        yield api
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpdesk.db.models import Message, OutboxItem, Ticket
+from helpdesk.standins.environment import standin_environment
 from helpdesk.standins.imap_server import ImapStandIn
 from helpdesk.standins.smtp_server import SmtpStandIn, free_port
 from helpdesk.standins.telegram_api import TelegramApiStandIn
@@ -99,23 +100,9 @@ def run_env(
         "HELPDESK_DELIVERY_RETRY_BASE_SECONDS": "0.5",
         "HELPDESK_MAIL_ACK_LIMIT_PER_HOUR": "1000",
     }
-    if smtp is not None:
-        env |= {
-            "HELPDESK_SMTP_HOST": smtp.host,
-            "HELPDESK_SMTP_PORT": str(smtp.port),
-            "HELPDESK_SMTP_TLS": "off",
-        }
+    env |= standin_environment(smtp=smtp, imap=imap, bot_api=bot_api)
     if imap is not None:
-        env |= {
-            "HELPDESK_IMAP_HOST": imap.host,
-            "HELPDESK_IMAP_PORT": str(imap.port),
-            "HELPDESK_IMAP_USER": imap.user,
-            "HELPDESK_IMAP_PASSWORD": imap.password,
-            "HELPDESK_IMAP_TLS": "off",
-            "HELPDESK_IMAP_POLL_INTERVAL": "5",
-        }
-    if bot_api is not None:
-        env |= {"HELPDESK_TELEGRAM_TOKEN": bot_api.token, "HELPDESK_TELEGRAM_API_URL": bot_api.base_url}
+        env["HELPDESK_IMAP_POLL_INTERVAL"] = "5"
     env |= extra
     return env
 
