@@ -6,8 +6,6 @@ import argparse
 import logging
 import sys
 
-from helpdesk.demo import run_demo
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     demo = subparsers.add_parser(
@@ -20,4 +18,7 @@ async def _demo(args: argparse.Namespace) -> int:
     if not args.verbose:
         # The demo's story is on stdout; the stand-ins' and libraries' chatter would bury it.
         logging.getLogger().setLevel(logging.WARNING)
+    # Imported here: every `helpdesk` command builds the parser, and only the demo needs the stand-ins.
+    from helpdesk.demo import run_demo
+
     return await run_demo(sys.stdout)
