@@ -123,7 +123,7 @@ async def run_demo(out: TextIO, workdir: Path | None = None) -> int:
                 file=out,
             )
             async with open_runtime(
-                settings, retry_policy=RetryPolicy(base_delay=0.5, max_delay=2)
+                settings, create=True, retry_policy=RetryPolicy(base_delay=0.5, max_delay=2)
             ) as runtime:
                 stop = asyncio.Event()
                 service = asyncio.create_task(serve(runtime, stop))
