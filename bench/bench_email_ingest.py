@@ -91,7 +91,7 @@ def settings_for(imap: ImapStandIn, smtp: SmtpStandIn, database: Path) -> Settin
 
 
 async def ours(imap: ImapStandIn, smtp: SmtpStandIn, database: Path) -> tuple[float, int]:
-    async with open_runtime(settings_for(imap, smtp, database)) as runtime:
+    async with open_runtime(settings_for(imap, smtp, database), create=True) as runtime:
         started = time.perf_counter()
         result = await poll_email_once(runtime)
         elapsed = time.perf_counter() - started

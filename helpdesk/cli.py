@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from helpdesk.config import ConfigError
+from helpdesk.db.reachable import DatabaseUnavailable
 from helpdesk.usecases.errors import DeskError
 
 # Each module registers its own sub-command(s); a module that is not there yet is simply not offered.
@@ -55,6 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = asyncio.run(handler(args)) if inspect.iscoroutinefunction(handler) else handler(args)
     except ConfigError as exc:
         print(f"helpdesk: configuration: {exc}", file=sys.stderr)
+        return 2
+    except DatabaseUnavailable as exc:
+        print(f"helpdesk: {exc}", file=sys.stderr)
         return 2
     except DeskError as exc:
         print(f"helpdesk: {exc}", file=sys.stderr)

@@ -5,12 +5,20 @@ Every error names the variable: `helpdesk run` prints that one line instead of a
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+log = logging.getLogger(__name__)
 
 
 class ConfigError(Exception):
@@ -203,6 +211,8 @@ _DATABASE_SCHEMES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
 
 
 def _parse(env: Mapping[str, str], cwd: Path) -> Settings:
+    _check_every_value_present(env)
+    _warn_about_unknown_names(env)
     database_url = _get(env, "HELPDESK_DATABASE_URL") or f"sqlite+aiosqlite:///{cwd / 'helpdesk.db'}"
     if database_url.startswith(("postgresql://", "postgres://")):
         # Accept the URL form operators paste from their database provider.
@@ -214,6 +224,11 @@ def _parse(env: Mapping[str, str], cwd: Path) -> Settings:
             "HELPDESK_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://, "
             f"got {database_url.split('://', 1)[0]}://…"
         )
+    try:
+        make_url(database_url)
+    except (ArgumentError, ValueError) as exc:
+        # The message names the part that is wrong (e.g. the port), never the URL with its password.
+        raise ConfigError(f"HELPDESK_DATABASE_URL is not a valid database URL: {exc}") from None
 
     telegram = None
     token = _get(env, "HELPDESK_TELEGRAM_TOKEN")
@@ -222,15 +237,9 @@ def _parse(env: Mapping[str, str], cwd: Path) -> Settings:
             raise ConfigError(
                 "HELPDESK_TELEGRAM_TOKEN does not look like a bot token (expected '<id>:<secret>')"
             )
-        api_url = _get(env, "HELPDESK_TELEGRAM_API_URL") or "https://api.telegram.org/bot"
-        if not api_url.startswith(("http://", "https://")) or api_url.endswith("/"):
-            raise ConfigError(
-                "HELPDESK_TELEGRAM_API_URL must be an http(s) URL ending in the path before the token, "
-                f"without a trailing slash (like https://api.telegram.org/bot), got {api_url!r}"
-            )
         telegram = TelegramSettings(
             token=Secret(token),
-            api_url=api_url,
+            api_url=_api_url(env, "HELPDESK_TELEGRAM_API_URL"),
             staff_chat_id=_int(env, "HELPDESK_TELEGRAM_STAFF_CHAT_ID"),
             **_webhook(env),
         )
@@ -308,16 +317,36 @@ def _parse(env: Mapping[str, str], cwd: Path) -> Settings:
     )
 
 
-def _webhook(env: Mapping[str, str]) -> dict[str, object]:
-    url = _get(env, "HELPDESK_TELEGRAM_WEBHOOK_URL")
-    if url is None:
-        return {}
-    if not url.startswith(("https://", "http://")):
-        raise ConfigError(f"HELPDESK_TELEGRAM_WEBHOOK_URL must be an https:// URL, got {url!r}")
-    secret = _get(env, "HELPDESK_TELEGRAM_WEBHOOK_SECRET")
+def _api_url(env: Mapping[str, str], name: str) -> str:
+    api_url = _get(env, name) or "https://api.telegram.org/bot"
+    if not api_url.startswith(("http://", "https://")) or api_url.endswith("/"):
+        raise ConfigError(
+            f"{name} must be an http(s) URL ending in the path before the token, "
+            f"without a trailing slash (like https://api.telegram.org/bot), got {api_url!r}"
+        )
+    return api_url
+
+
+def _webhook_url(env: Mapping[str, str], name: str) -> str | None:
+    url = _get(env, name)
+    if url is not None and not url.startswith(("https://", "http://")):
+        raise ConfigError(f"{name} must be an https:// URL, got {url!r}")
+    return url
+
+
+def _webhook_secret(env: Mapping[str, str], name: str) -> str | None:
+    secret = _get(env, name)
     # Telegram allows 1-256 characters A-Z, a-z, 0-9, _ and - in the secret token header.
     if secret is not None and not all(c.isascii() and (c.isalnum() or c in "_-") for c in secret):
-        raise ConfigError("HELPDESK_TELEGRAM_WEBHOOK_SECRET may contain only A-Z, a-z, 0-9, _ and -")
+        raise ConfigError(f"{name} may contain only A-Z, a-z, 0-9, _ and -")
+    return secret
+
+
+def _webhook(env: Mapping[str, str]) -> dict[str, object]:
+    url = _webhook_url(env, "HELPDESK_TELEGRAM_WEBHOOK_URL")
+    if url is None:
+        return {}
+    secret = _webhook_secret(env, "HELPDESK_TELEGRAM_WEBHOOK_SECRET")
     return {
         "webhook_url": url,
         "webhook_listen": _get(env, "HELPDESK_TELEGRAM_WEBHOOK_LISTEN") or "0.0.0.0",
@@ -358,3 +387,65 @@ def _report_language(env: Mapping[str, str]) -> str:
     if value not in ("en", "ru"):
         raise ConfigError(f"HELPDESK_REPORT_LANGUAGE must be en or ru, got {value!r}")
     return value
+
+
+ValueCheck = Callable[[Mapping[str, str], str], object]
+
+# Every setting the desk reads, with the check its value must pass (None: any text, or checked in _parse).
+# A value that is set is checked even when its channel is off, so HELPDESK_IMAP_PORT=abc is reported before
+# the day HELPDESK_IMAP_HOST is set; a HELPDESK_* name missing from here is warned about as a likely typo.
+# A new setting is added here as well as parsed above.
+SETTINGS: dict[str, ValueCheck | None] = {
+    "HELPDESK_DATABASE_URL": None,
+    "HELPDESK_TELEGRAM_TOKEN": None,
+    "HELPDESK_TELEGRAM_API_URL": _api_url,
+    "HELPDESK_TELEGRAM_STAFF_CHAT_ID": _int,
+    "HELPDESK_TELEGRAM_WEBHOOK_URL": _webhook_url,
+    "HELPDESK_TELEGRAM_WEBHOOK_LISTEN": None,
+    "HELPDESK_TELEGRAM_WEBHOOK_PORT": partial(_port, default=8443),
+    "HELPDESK_TELEGRAM_WEBHOOK_SECRET": _webhook_secret,
+    "HELPDESK_STAFF_TELEGRAM_IDS": None,
+    "HELPDESK_STAFF_EMAILS": None,
+    "HELPDESK_IMAP_HOST": None,
+    "HELPDESK_IMAP_PORT": partial(_port, default=993),
+    "HELPDESK_IMAP_USER": None,
+    "HELPDESK_IMAP_PASSWORD": None,
+    "HELPDESK_IMAP_TLS": partial(_bool, default=True),
+    "HELPDESK_IMAP_MAILBOX": None,
+    "HELPDESK_IMAP_POLL_INTERVAL": partial(_float, default=60.0),
+    "HELPDESK_IMAP_PROCESSED_FOLDER": None,
+    "HELPDESK_SMTP_HOST": None,
+    "HELPDESK_SMTP_PORT": partial(_port, default=587),
+    "HELPDESK_SMTP_USER": None,
+    "HELPDESK_SMTP_PASSWORD": None,
+    "HELPDESK_SMTP_TLS": partial(_bool, default=True),
+    "HELPDESK_MAIL_FROM": None,
+    "HELPDESK_MAIL_MAX_ATTACHMENT_MB": None,
+    "HELPDESK_MAIL_ACK_LIMIT_PER_HOUR": None,
+    "HELPDESK_TIMEZONE": None,
+    "HELPDESK_RESPONSE_TARGET_HOURS": None,
+    "HELPDESK_REPORT_DAY": None,
+    "HELPDESK_REPORT_HOUR": None,
+    "HELPDESK_REPORT_LANGUAGE": None,
+    "HELPDESK_RETENTION_MONTHS": None,
+    "HELPDESK_DELIVERY_LEASE_SECONDS": None,
+    "HELPDESK_DELIVERY_RETRY_BASE_SECONDS": None,
+}
+
+# Variables of the test suite and the benches, not settings of the desk.
+_NOT_SETTINGS = ("HELPDESK_TEST_", "HELPDESK_FAULT_", "HELPDESK_FUZZ_")
+
+
+def _check_every_value_present(env: Mapping[str, str]) -> None:
+    for name, check in SETTINGS.items():
+        if check is not None and _get(env, name) is not None:
+            check(env, name)
+
+
+def _warn_about_unknown_names(env: Mapping[str, str]) -> None:
+    for name in sorted(env):
+        if not name.startswith("HELPDESK_") or name in SETTINGS or name.startswith(_NOT_SETTINGS):
+            continue
+        closest = difflib.get_close_matches(name, SETTINGS, n=1)
+        hint = f"; did you mean {closest[0]}?" if closest else ""
+        log.warning("%s is not a help desk setting and is ignored%s", name, hint)

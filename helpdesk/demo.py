@@ -8,8 +8,7 @@ and prints what each requester received and the ticket list.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import tempfile
+import shlex
 import time
 from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
@@ -17,8 +16,10 @@ from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import TextIO
 
-from helpdesk.config import ImapSettings, Secret, Settings, SmtpSettings, TelegramSettings
+from helpdesk.config import ConfigError, ImapSettings, Secret, Settings, SmtpSettings, TelegramSettings
+from helpdesk.db.reachable import sqlite_path
 from helpdesk.db.types import utcnow
+from helpdesk.demo_database import claim_demo_database
 from helpdesk.service import Runtime, open_runtime, serve
 from helpdesk.standins.imap_server import ImapStandIn
 from helpdesk.standins.smtp_server import SmtpStandIn
@@ -94,47 +95,65 @@ async def _until(what: str, check: Callable[[], Awaitable[bool]], timeout: float
         await asyncio.sleep(0.1)
 
 
-async def run_demo(out: TextIO, workdir: Path | None = None) -> int:
-    with contextlib.ExitStack() as cleanup:
-        if workdir is None:
-            workdir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="helpdesk-demo-")))
-        async with (
-            TelegramApiStandIn(TOKEN) as bot_api,
-            SmtpStandIn() as smtp,
-            ImapStandIn(user=MAIL_FROM, password="demo-imap-password") as imap,
-        ):
-            settings = Settings(
-                database_url=f"sqlite+aiosqlite:///{workdir / 'helpdesk-demo.db'}",
-                telegram=TelegramSettings(token=Secret(TOKEN), api_url=bot_api.base_url, staff_chat_id=None),
-                imap=ImapSettings(
-                    host=imap.host,
-                    port=imap.port,
-                    user=imap.user,
-                    password=Secret(imap.password),
-                    tls=False,
-                    mailbox="INBOX",
-                    poll_interval=0.5,
-                ),
-                smtp=SmtpSettings(host=smtp.host, port=smtp.port, user=None, password=None, tls=False),
-                mail_from=MAIL_FROM,
-            )
-            print(
-                f"Stand-ins on loopback: Bot API :{bot_api.port}, IMAP :{imap.port}, SMTP :{smtp.port}",
-                file=out,
-            )
-            async with open_runtime(
-                settings, retry_policy=RetryPolicy(base_delay=0.5, max_delay=2)
-            ) as runtime:
-                stop = asyncio.Event()
-                service = asyncio.create_task(serve(runtime, stop))
-                try:
-                    await _exchange(runtime, bot_api, smtp, imap, out)
-                finally:
-                    stop.set()
-                    await service
-                await _print_tickets(runtime, out)
+async def run_demo(out: TextIO, directory: Path) -> int:
+    """Run the demo against stand-ins, keeping its tickets in DIRECTORY/helpdesk.db for the staff commands."""
+    database, replaced = await claim_demo_database(directory)
+    async with (
+        TelegramApiStandIn(TOKEN) as bot_api,
+        SmtpStandIn() as smtp,
+        ImapStandIn(user=MAIL_FROM, password="demo-imap-password") as imap,
+    ):
+        settings = Settings(
+            database_url=f"sqlite+aiosqlite:///{database}",
+            telegram=TelegramSettings(token=Secret(TOKEN), api_url=bot_api.base_url, staff_chat_id=None),
+            imap=ImapSettings(
+                host=imap.host,
+                port=imap.port,
+                user=imap.user,
+                password=Secret(imap.password),
+                tls=False,
+                mailbox="INBOX",
+                poll_interval=0.5,
+            ),
+            smtp=SmtpSettings(host=smtp.host, port=smtp.port, user=None, password=None, tls=False),
+            mail_from=MAIL_FROM,
+        )
+        print(
+            f"{'Replaced the previous demo database' if replaced else 'Demo database'}: {database}", file=out
+        )
+        print(
+            f"Stand-ins on loopback: Bot API :{bot_api.port}, IMAP :{imap.port}, SMTP :{smtp.port}",
+            file=out,
+        )
+        async with open_runtime(
+            settings, create=True, retry_policy=RetryPolicy(base_delay=0.5, max_delay=2)
+        ) as runtime:
+            stop = asyncio.Event()
+            service = asyncio.create_task(serve(runtime, stop))
+            try:
+                await _exchange(runtime, bot_api, smtp, imap, out)
+            finally:
+                stop.set()
+                await service
+            await _print_tickets(runtime, out)
     print("\nDemo finished: every request was ticketed, acknowledged and answered.", file=out)
+    how_to_look = await asyncio.to_thread(_how_to_look, database)
+    print(f"The demo's tickets are in {database}; try {how_to_look}", file=out)
     return 0
+
+
+def _how_to_look(database: Path) -> str:
+    """The staff command that shows the demo's tickets, given what `helpdesk` reads in that folder."""
+    folder = database.parent
+    try:
+        read_there = sqlite_path(Settings.from_env(cwd=folder).database_url)
+    except ConfigError:
+        read_there = None
+    if read_there is not None and read_there.absolute() == database:
+        go = "" if folder == Path.cwd().absolute() else f"cd {shlex.quote(str(folder))} && "
+        return f"`{go}helpdesk tickets list`"
+    # HELPDESK_DATABASE_URL names another database, which the demo never touches.
+    return f"`HELPDESK_DATABASE_URL={shlex.quote(f'sqlite:///{database}')} helpdesk tickets list`"
 
 
 async def _exchange(

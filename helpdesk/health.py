@@ -12,6 +12,7 @@ from helpdesk.config import Settings
 from helpdesk.db.engine import make_engine
 from helpdesk.db.migrate import current_revision_heads
 from helpdesk.db.models import OutboxItem
+from helpdesk.db.reachable import describe, missing_database, sqlite_path
 
 TIMEOUT = 15.0
 
@@ -24,6 +25,10 @@ class Check:
 
 
 async def check_database(settings: Settings) -> Check:
+    path = sqlite_path(settings.database_url)
+    # Connecting to a SQLite file that is not there would create it: a health check leaves no trace.
+    if path is not None and not await asyncio.to_thread(path.exists):
+        return Check("database", False, missing_database(path))
     engine = make_engine(settings.database_url)
     try:
         async with engine.connect() as connection:
@@ -48,7 +53,7 @@ async def check_database(settings: Settings) -> Check:
             f"{engine.dialect.name}, schema {version}; outbox {pending} pending, {failed} failed",
         )
     except Exception as exc:
-        return Check("database", False, f"{engine.dialect.name} not reachable: {type(exc).__name__}: {exc}")
+        return Check("database", False, describe(exc, settings.database_url))
     finally:
         await engine.dispose()
 

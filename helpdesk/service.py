@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from helpdesk.config import Settings
 from helpdesk.db.engine import make_engine, make_sessions
 from helpdesk.db.migrate import upgrade
+from helpdesk.db.reachable import ensure_database
 from helpdesk.delivery import ChannelSender
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage
@@ -96,8 +97,18 @@ def build_senders(settings: Settings) -> dict[str, ChannelSender]:
 
 @contextlib.asynccontextmanager
 async def open_runtime(
-    settings: Settings, *, migrate: bool = True, retry_policy: RetryPolicy | None = None
+    settings: Settings,
+    *,
+    migrate: bool = True,
+    create: bool = False,
+    retry_policy: RetryPolicy | None = None,
 ) -> AsyncIterator[Runtime]:
+    """The desk, its senders and its worker over the configured database.
+
+    A database that cannot be used raises DatabaseUnavailable (one line naming HELPDESK_DATABASE_URL);
+    a SQLite file that is not there is created only with `create` (run, demo), never by a command that reads.
+    """
+    await ensure_database(settings.database_url, create=create)
     if migrate:
         await upgrade(settings.database_url)
     engine = make_engine(settings.database_url)

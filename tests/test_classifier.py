@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -166,3 +170,28 @@ def test_classify_command_reads_json_lines(capsys, tmp_path) -> None:
     assert [line["id"] for line in lines] == ["q1", "7"]
     assert lines[0]["targets"][0]["target"] == 2 and lines[1]["unclassified"] is True
     assert "stdin line 2" in capsys.readouterr().err
+
+
+def _helpdesk_classify(stdin: int | None, text_in: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("helpdesk")), "classify"],
+        stdin=stdin, input=text_in, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def test_classify_on_a_terminal_without_text_prints_its_usage() -> None:
+    leader, follower = pty.openpty()
+    try:
+        result = _helpdesk_classify(follower)
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert result.returncode == 2
+    assert result.stderr.startswith("usage: helpdesk classify")
+    assert "pipe JSON Lines" in result.stderr and result.stdout == ""
+
+
+def test_classify_reads_json_lines_from_a_pipe() -> None:
+    result = _helpdesk_classify(None, '{"id": "q1", "text": "ROAM на русском есть?"}\n')
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["id"] == "q1"

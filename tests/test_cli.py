@@ -7,15 +7,16 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from helpdesk.cli import main
 from helpdesk.db.engine import make_engine, make_sessions
-from helpdesk.db.models import Base, OutboxItem
+from helpdesk.db.models import Base, OutboxItem, Ticket
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage, Sender
 from helpdesk.standins.smtp_server import SmtpStandIn
 from helpdesk.usecases.receive import receive
+from knowledge import load_knowledge_base
 
 YEAR = datetime.now(UTC).year
 
@@ -173,3 +174,35 @@ def test_reclassify_and_show(cli_db: str, capsys: pytest.CaptureFixture[str]) ->
     assert "classification: targets T3 1.00, T1 0.90" in out and "  expert " in out
     code, _, err = run(capsys, "tickets", "reclassify", ref, "--targets", "30")
     assert code == 1 and "no such KM-GBF target: 30" in err
+
+
+def test_list_rejects_an_unknown_party_naming_the_knowledge_base_codes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    codes = sorted(load_knowledge_base().parties)
+    for argv, wrong in ((["--party", "XX"], "unknown Party 'XX'"), (["--limit", "0"], "got '0'")):
+        with pytest.raises(SystemExit) as exited:
+            main(["tickets", "list", *argv])
+        assert exited.value.code == 2
+        errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+        assert len(errors) == 1 and wrong in errors[0]
+    with pytest.raises(SystemExit):
+        main(["tickets", "list", "--party", "XX"])
+    assert f"(choose from {', '.join(codes)})" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["tickets", "list", "--channel", "fax"])
+    assert "argument --channel: invalid choice: 'fax'" in capsys.readouterr().err
+
+
+async def _set_party(url: str, reference: str, party: str) -> None:
+    engine = make_engine(url)
+    async with engine.begin() as connection:
+        await connection.execute(update(Ticket).where(Ticket.reference == reference).values(party=party))
+    await engine.dispose()
+
+
+def test_list_takes_a_party_in_any_case(cli_db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    asyncio.run(_set_party(cli_db, f"TSCC-{YEAR}-0001", "KZ"))
+    code, out, _ = run(capsys, "tickets", "list", "--party", "kz", "--format", "json")
+    rows = json.loads(out)
+    assert code == 0 and [(r["reference"], r["party"]) for r in rows] == [(f"TSCC-{YEAR}-0001", "KZ")]

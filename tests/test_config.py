@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -95,3 +98,70 @@ def test_broken_toml_is_reported(workdir: Path) -> None:
     (workdir / "helpdesk.toml").write_text("mail_from = \n")
     with pytest.raises(ConfigError, match=r"helpdesk\.toml: not valid TOML"):
         Settings.from_env({})
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"HELPDESK_IMAP_PORT": "abc"}, "HELPDESK_IMAP_PORT must be a whole number, got 'abc'"),
+        ({"HELPDESK_IMAP_TLS": "sometimes"}, "HELPDESK_IMAP_TLS must be on or off"),
+        ({"HELPDESK_IMAP_POLL_INTERVAL": "0"}, "HELPDESK_IMAP_POLL_INTERVAL must be greater than 0"),
+        ({"HELPDESK_SMTP_TLS": "maybe"}, "HELPDESK_SMTP_TLS must be on or off"),
+        ({"HELPDESK_SMTP_PORT": "0"}, "HELPDESK_SMTP_PORT must be a TCP port"),
+        (
+            {"HELPDESK_TELEGRAM_STAFF_CHAT_ID": "staff group"},
+            "HELPDESK_TELEGRAM_STAFF_CHAT_ID must be a whole",
+        ),
+        ({"HELPDESK_TELEGRAM_API_URL": "api.telegram.org"}, "HELPDESK_TELEGRAM_API_URL must be an http"),
+        ({"HELPDESK_TELEGRAM_WEBHOOK_PORT": "https"}, "HELPDESK_TELEGRAM_WEBHOOK_PORT must be a whole"),
+        (
+            {"HELPDESK_TELEGRAM_WEBHOOK_URL": "example.org/tg"},
+            "HELPDESK_TELEGRAM_WEBHOOK_URL must be an https",
+        ),
+        ({"HELPDESK_TELEGRAM_WEBHOOK_SECRET": "a b"}, "HELPDESK_TELEGRAM_WEBHOOK_SECRET may contain only"),
+    ],
+)
+def test_a_malformed_value_is_reported_when_its_channel_is_off(
+    workdir: Path, env: dict[str, str], message: str
+) -> None:
+    assert not any(
+        name in env for name in ("HELPDESK_IMAP_HOST", "HELPDESK_SMTP_HOST", "HELPDESK_TELEGRAM_TOKEN")
+    )
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(env)
+
+
+def test_a_malformed_database_url_names_the_variable_not_the_password(workdir: Path) -> None:
+    with pytest.raises(ConfigError, match="HELPDESK_DATABASE_URL is not a valid database URL") as caught:
+        Settings.from_env({"HELPDESK_DATABASE_URL": "postgresql://helpdesk:Pa55word@db:fivefour/helpdesk"})
+    assert "Pa55word" not in str(caught.value) and "fivefour" in str(caught.value)
+
+
+def test_an_unknown_setting_is_warned_about_with_the_closest_name(
+    workdir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (workdir / ".env").write_text("HELPDESK_SMTP_PROT=2525\n")
+    settings = Settings.from_env(
+        {"HELPDESK_IMAP_HOSTNAME": "imap.example.org", "HELPDESK_TEST_POSTGRES": "postgresql://x/y"}
+    )
+    assert settings.imap is None  # a warning, not a stop
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        "HELPDESK_IMAP_HOSTNAME is not a help desk setting and is ignored; did you mean HELPDESK_IMAP_HOST?",
+        "HELPDESK_SMTP_PROT is not a help desk setting and is ignored; did you mean HELPDESK_SMTP_PORT?",
+    ]
+
+
+def test_an_unknown_setting_is_one_line_on_stderr(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HELPDESK_")}
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("helpdesk")), "db", "upgrade"],
+        cwd=tmp_path, env={**env, "HELPDESK_TELEGRAM_TOKN": "1:abc"}, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.endswith(
+        "HELPDESK_TELEGRAM_TOKN is not a help desk setting and is ignored; "
+        "did you mean HELPDESK_TELEGRAM_TOKEN?"
+    )

@@ -6,6 +6,7 @@ import asyncio
 import io
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -26,6 +27,70 @@ async def test_demo_tickets_acknowledges_and_answers_every_request(tmp_path: Pat
     assert "зарегистрирован" in text and "registered as" in text
     assert "Иссык-Куля" not in text.split("== What each requester received")[1]  # no request echoed back
     assert "Demo finished" in text
+    assert f"The demo's tickets are in {tmp_path / 'helpdesk.db'}" in text
+
+
+def _helpdesk(cwd: Path, *argv: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("HELPDESK_")}
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("helpdesk")), *argv],
+        cwd=cwd, env={**clean, **env}, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+
+
+def _references(text: str) -> list[str]:
+    return sorted({word for word in text.split() if word.startswith("TSCC-") and len(word) == 14})
+
+
+def test_the_demo_keeps_its_tickets_for_the_staff_commands_and_runs_again(tmp_path: Path) -> None:
+    first = _helpdesk(tmp_path, "demo")
+    assert first.returncode == 0, first.stderr
+    database = tmp_path / "helpdesk.db"
+    assert (
+        first.stdout.splitlines()[-1] == f"The demo's tickets are in {database}; try `helpdesk tickets list`"
+    )
+    demo_refs = _references(first.stdout.split("== Tickets")[1])
+    assert len(demo_refs) == 4
+
+    listed = _helpdesk(tmp_path, "tickets", "list")
+    assert listed.returncode == 0 and _references(listed.stdout) == demo_refs
+    shown = _helpdesk(tmp_path, "tickets", "show", demo_refs[-1])
+    assert shown.returncode == 0 and "Funding for NBSAP update" in shown.stdout
+
+    again = _helpdesk(tmp_path, "demo")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith(f"Replaced the previous demo database: {database}")
+    assert _references(_helpdesk(tmp_path, "tickets", "list").stdout) == demo_refs  # the same four
+
+
+def test_the_demo_leaves_a_database_it_did_not_make_alone(tmp_path: Path) -> None:
+    assert _helpdesk(tmp_path, "db", "upgrade").returncode == 0
+    before = (tmp_path / "helpdesk.db").read_bytes()
+    result = _helpdesk(tmp_path, "demo")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"helpdesk: {tmp_path / 'helpdesk.db'} was not made by `helpdesk demo`, so the demo leaves it alone: "
+        "run the demo in another folder, or with --dir DIR"
+    ]
+    assert (tmp_path / "helpdesk.db").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["helpdesk.db"]
+
+
+def test_the_demo_never_touches_the_configured_database(tmp_path: Path) -> None:
+    (tmp_path / "live").mkdir()
+    live = f"sqlite:///{tmp_path / 'live' / 'helpdesk.db'}"
+    assert _helpdesk(tmp_path, "db", "upgrade", HELPDESK_DATABASE_URL=live).returncode == 0
+    before = (tmp_path / "live" / "helpdesk.db").read_bytes()
+    result = _helpdesk(tmp_path, "demo", "--dir", "try", HELPDESK_DATABASE_URL=live)
+    assert result.returncode == 0, result.stderr
+    demo_db = tmp_path / "try" / "helpdesk.db"
+    assert result.stdout.splitlines()[-1] == (
+        f"The demo's tickets are in {demo_db}; "
+        f"try `HELPDESK_DATABASE_URL=sqlite:///{demo_db} helpdesk tickets list`"
+    )
+    assert (tmp_path / "live" / "helpdesk.db").read_bytes() == before
+    listed = _helpdesk(tmp_path, "tickets", "list", HELPDESK_DATABASE_URL=f"sqlite:///{demo_db}")
+    assert len(_references(listed.stdout)) == 4
 
 
 async def _wait_for_line(stream: asyncio.StreamReader, needle: str, seen: list[str]) -> None:

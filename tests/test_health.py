@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 from helpdesk.config import ImapSettings, Secret, Settings, SmtpSettings, TelegramSettings
 from helpdesk.db.migrate import current_revision_heads, upgrade
 from helpdesk.health import run_checks
@@ -46,3 +48,15 @@ async def test_failures_are_named(tmp_path) -> None:
     assert checks["imap"].ok and checks["imap"].detail.startswith("off")
     await upgrade(fresh)
     assert (await run_checks(Settings(database_url=fresh)))[0].ok
+
+
+async def test_an_unreachable_database_is_one_line_without_the_password() -> None:
+    with socket.socket() as probe:  # a port nobody listens on once the probe is closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"postgresql+asyncpg://postgres:Hidden-pw@127.0.0.1:{port}/helpdesk"
+    [database, *_] = await run_checks(Settings(database_url=url))
+    assert not database.ok
+    assert database.detail == (
+        f"HELPDESK_DATABASE_URL: connection refused at 127.0.0.1:{port} (is PostgreSQL running there?)"
+    )

@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="staff-labelled examples (JSON Lines with text, targets, core_functions) to learn from",
     )
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=run, usage=parser.format_usage())
 
 
 @lru_cache(maxsize=4)
@@ -52,6 +52,11 @@ def read_examples(path: str) -> list[LabelledExample]:
 def run(args: argparse.Namespace, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
+    if args.text is None and not args.eval and stdin.isatty():
+        # Nobody is piping JSON Lines in: waiting for them would look like a hang.
+        print(getattr(args, "usage", "").rstrip(), file=sys.stderr)
+        print("helpdesk classify: give the TEXT, or pipe JSON Lines {'id', 'text'} on stdin", file=sys.stderr)
+        return 2
     try:
         classifier = _classifier(args.kb)
     except KnowledgeError as exc:

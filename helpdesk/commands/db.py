@@ -6,6 +6,7 @@ import argparse
 
 from helpdesk.config import Settings
 from helpdesk.db.migrate import upgrade
+from helpdesk.db.reachable import ensure_database
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,6 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 async def _upgrade(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
+    await ensure_database(settings.database_url, create=True)
     await upgrade(settings.database_url)
     print("database schema is up to date")
     return 0

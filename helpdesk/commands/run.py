@@ -20,15 +20,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 async def _run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    if settings.telegram is None and settings.imap is None:
-        log.warning(
-            "no channel configured (HELPDESK_TELEGRAM_TOKEN, HELPDESK_IMAP_HOST): delivering the outbox only"
-        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with open_runtime(settings) as runtime:
+    async with open_runtime(settings, create=True) as runtime:
+        # Said once the database is open: a database that cannot be used is the one line an operator sees.
+        if settings.telegram is None and settings.imap is None:
+            log.warning(
+                "no channel configured (HELPDESK_TELEGRAM_TOKEN, HELPDESK_IMAP_HOST): "
+                "delivering the outbox only"
+            )
         log.info("help desk running; channels: %s", ", ".join(runtime.senders) or "none")
         await serve(runtime, stop)
     log.info("stopped")

@@ -16,6 +16,7 @@ from helpdesk.usecases.note import add_note
 from helpdesk.usecases.reclassify import reclassify
 from helpdesk.usecases.reply import reply
 from helpdesk.usecases.status import STATUSES, close, set_status
+from knowledge import load_knowledge_base
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,9 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--status", choices=(*STATUSES, "active"), help="only this status (active: not resolved)"
     )
     listing.add_argument("--channel", choices=("telegram", "email"))
-    listing.add_argument("--party", help="ISO code of the Party, e.g. UZ")
+    listing.add_argument("--party", type=_party, help="ISO code of the Party, e.g. UZ")
     listing.add_argument("--assignee", help="staff handle, or 'none' for unassigned")
-    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--limit", type=_positive, default=100)
     listing.add_argument("--format", choices=("table", "json"), default="table")
     listing.set_defaults(handler=_list)
 
@@ -83,6 +84,26 @@ def _numbers(value: str) -> list[int]:
         return [int(part) for part in value.replace(" ", "").split(",") if part]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {value!r}") from None
+
+
+def _party(value: str) -> str:
+    # The Parties are the knowledge base's, read only when --party is given (the parser is built for
+    # every command).
+    codes = sorted(load_knowledge_base().parties)
+    code = value.strip().upper()
+    if code not in codes:
+        raise argparse.ArgumentTypeError(f"unknown Party {value!r} (choose from {', '.join(codes)})")
+    return code
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, got {value!r}")
+    return number
 
 
 def _actor_option(parser: argparse.ArgumentParser) -> None:
