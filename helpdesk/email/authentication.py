@@ -38,9 +38,7 @@ MAX_RESULTS = 32
 
 _METHODS = ("spf", "dkim", "dmarc")
 # Fields receiving servers and their filters put on top of a message on its way in.
-_TRACE = frozenset(
-    {"received", "return-path", "delivered-to", "x-original-to", "received-spf", "x-received"}
-)
+_TRACE = frozenset({"received", "return-path", "delivered-to", "x-original-to", "received-spf", "x-received"})
 _TRACE_PREFIXES = ("arc-", "x-spam", "x-rspamd", "x-virus", "x-envelope-")
 _PAIR_RE = re.compile(r'([A-Za-z0-9_.\-/]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s";]+)')
 _DOMAIN_RE = re.compile(r"^[a-z0-9](?:[a-z0-9\-.]*[a-z0-9])?$")

@@ -109,9 +109,7 @@ async def mark_unverified_sender(
             ),
         )
     )
-    audit(
-        session, ticket, "helpdesk", "unverified_sender", message_channel_id=inbound.channel_message_id
-    )
+    audit(session, ticket, "helpdesk", "unverified_sender", message_channel_id=inbound.channel_message_id)
 
 
 async def _alert_staff_group(desk: Desk, session: AsyncSession, ticket: Ticket, address: str) -> None:
