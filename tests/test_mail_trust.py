@@ -30,6 +30,7 @@ from helpdesk.standins.imap_server import ImapStandIn
 from helpdesk.standins.smtp_server import CapturedMessage, SmtpStandIn
 from helpdesk.standins.telegram_api import TelegramApiStandIn
 from helpdesk.usecases.desk_secrets import desk_secret
+from helpdesk.usecases.listing import show_ticket
 from helpdesk.usecases.reply_addresses import reply_token, token_proves, token_ticket_id
 from helpdesk.usecases.staff_mail import UNVERIFIED_SENDER_TAG, UNVERIFIED_STAFF_TAG
 
@@ -469,6 +470,8 @@ async def test_unauthenticated_requester_mail_is_kept_but_changes_nothing(
     stored = await messages(runtime, original.reference)
     [kept] = [m for m in stored if m.channel_message_id == "<spoofed@evil.example>"]
     assert kept.kind == "inbound" and kept.unverified
+    shown = await show_ticket(runtime.desk, original.reference)  # what `helpdesk tickets show` prints
+    assert [m["unverified"] for m in shown["messages"] if m["text"].startswith("Please also")] == [True]
     assert any(m.kind == "note" and m.body.startswith("Unverified sender") for m in stored)
     assert await _participants(runtime, original.id) == participants_before
     assert len(mailed_to(smtp, REQUESTER)) == requester_mail_before
