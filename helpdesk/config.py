@@ -90,6 +90,8 @@ class Settings:
     smtp: SmtpSettings | None = None
     mail_from: str | None = None
     staff_emails: frozenset[str] = field(default_factory=frozenset)
+    # The authserv-id of the Centre's own mail server: only its Authentication-Results are believed.
+    mail_trusted_authserv_id: str | None = None
     staff_telegram_ids: frozenset[int] = field(default_factory=frozenset)
     timezone: str = "Asia/Tashkent"
     mail_max_attachment_mb: float = 20.0
@@ -303,6 +305,7 @@ def _parse(env: Mapping[str, str], cwd: Path) -> Settings:
         smtp=smtp,
         mail_from=mail_from,
         staff_emails=staff_emails,
+        mail_trusted_authserv_id=_authserv_id(env),
         staff_telegram_ids=frozenset(staff_ids),
         timezone=_timezone(env),
         mail_max_attachment_mb=_float(env, "HELPDESK_MAIL_MAX_ATTACHMENT_MB", 20.0),
@@ -353,6 +356,19 @@ def _webhook(env: Mapping[str, str]) -> dict[str, object]:
         "webhook_port": _port(env, "HELPDESK_TELEGRAM_WEBHOOK_PORT", 8443),
         "webhook_secret": Secret(secret[:256]) if secret else None,
     }
+
+
+def _authserv_id(env: Mapping[str, str]) -> str | None:
+    value = _get(env, "HELPDESK_MAIL_TRUSTED_AUTHSERV_ID")
+    if value is None:
+        return None
+    # RFC 8601 authserv-id: a token, in practice the server's host name (no spaces, ";", quotes or "()").
+    if len(value) > 255 or not all(c.isascii() and c.isprintable() and c not in ' ;"()\\' for c in value):
+        raise ConfigError(
+            "HELPDESK_MAIL_TRUSTED_AUTHSERV_ID must be the mail server's authserv-id, such as "
+            f"mx.tscc.example (no spaces, ';', quotes or parentheses), got {value!r}"
+        )
+    return value.lower()
 
 
 def _timezone(env: Mapping[str, str]) -> str:

@@ -18,6 +18,8 @@ class Desk:
     sessions: async_sessionmaker[AsyncSession]
     mail_from: str | None = None
     staff_emails: frozenset[str] = frozenset()
+    # Language of the mail the desk writes to staff (HELPDESK_REPORT_LANGUAGE, like the monthly report).
+    staff_mail_language: str = "ru"
     # Acknowledgements and notices by email, per recipient per hour (RFC 3834 §2: do not flood a sender).
     mail_ack_limit_per_hour: int = 5
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Tashkent"))

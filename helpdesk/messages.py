@@ -87,6 +87,22 @@ class Sender:
         _clean_fields(self)
 
 
+Verdict = Literal["verified", "failed", "unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticity:
+    """What the Centre's own mail server vouched for about an inbound message (email only).
+
+    "verified": a DKIM or DMARC pass for the sender's own domain; "failed": an spf/dkim/dmarc fail without
+    such a pass; "unknown": no verdict from the trusted server (or none configured, or not email).
+    """
+
+    verdict: Verdict = "unknown"
+    # Domains the trusted server found a DKIM (header.d / header.i) or DMARC (header.from) pass for.
+    domains: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True, slots=True)
 class InboundMessage:
     channel: Channel
@@ -114,6 +130,11 @@ class InboundMessage:
     cc: tuple[str, ...] = ()
     # Attachments over the configured size limit, left out of ``attachments``.
     oversized_attachments: tuple[OversizedAttachment, ...] = ()
+    # The trusted mail server's verdict on the sender (email); channels without one leave it "unknown".
+    authenticity: Authenticity = field(default_factory=Authenticity)
+    # Tags of the desk's own sub-addresses the message was sent to (``helpdesk+<tag>@…``): a signed reply
+    # address proves which staff member answers which ticket; the desk checks the signature.
+    reply_tokens: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _clean_fields(self)

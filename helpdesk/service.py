@@ -123,6 +123,7 @@ async def open_runtime(
         sessions=sessions,
         mail_from=settings.mail_from,
         staff_emails=settings.staff_emails,
+        staff_mail_language=settings.report_language,
         mail_ack_limit_per_hour=settings.mail_ack_limit_per_hour,
         timezone=ZoneInfo(settings.timezone),
         outbox_written=worker.wake,

@@ -35,6 +35,7 @@ def test_full_configuration(workdir: Path) -> None:
             "HELPDESK_SMTP_USER": "helpdesk",
             "HELPDESK_SMTP_PASSWORD": "smtp-secret",
             "HELPDESK_STAFF_EMAILS": "Aziza@tscc.example.org,b@tscc.example.org",
+            "HELPDESK_MAIL_TRUSTED_AUTHSERV_ID": "MX.tscc.example.org",
             **MAIL,
         }
     )
@@ -46,6 +47,7 @@ def test_full_configuration(workdir: Path) -> None:
     assert settings.imap.mailbox == "INBOX" and settings.imap.password.reveal() == "imap-secret"
     assert settings.smtp is not None and settings.smtp.port == 465
     assert settings.staff_emails == {"aziza@tscc.example.org", "b@tscc.example.org"}
+    assert settings.mail_trusted_authserv_id == "mx.tscc.example.org"  # compared case-insensitively
     # Secrets never show in a repr, and so not in a log or traceback.
     assert "imap-secret" not in repr(settings) and "smtp-secret" not in repr(settings)
     assert "abc" not in repr(settings.telegram)
@@ -76,6 +78,10 @@ def test_full_configuration(workdir: Path) -> None:
             "STAFF_CHAT_ID must be",
         ),
         ({"HELPDESK_TIMEZONE": "Mars/Olympus"}, "HELPDESK_TIMEZONE must be an IANA time zone"),
+        (
+            {"HELPDESK_MAIL_TRUSTED_AUTHSERV_ID": "mx.tscc.example; dkim=pass"},
+            "HELPDESK_MAIL_TRUSTED_AUTHSERV_ID must be the mail server's authserv-id",
+        ),
     ],
 )
 def test_each_mistake_names_its_variable(workdir: Path, env: dict[str, str], message: str) -> None:

@@ -176,7 +176,8 @@ def _show_text(ticket: dict[str, Any]) -> str:
             if delivery
             else ""
         )
-        lines.append(f"--- {message['kind']} by {message['author']} at {message['at']}{state}")
+        mark = " [UNVERIFIED SENDER]" if message.get("unverified") else ""
+        lines.append(f"--- {message['kind']} by {message['author']} at {message['at']}{mark}{state}")
         lines.append(message["text"].rstrip())
         lines.extend(f"    attachment: {a['filename']} ({a['size']} bytes)" for a in message["attachments"])
         lines.append("")

@@ -117,6 +117,8 @@ class Message(Base):
     # The channel's id (email Message-ID, Telegram "<chat>:<message>"): threading and de-duplication.
     channel_message_id: Mapped[str | None] = mapped_column(String(1000))
     automatic: Mapped[bool] = mapped_column(default=False)
+    # The sender is not proven: the trusted mail server failed it, or a staff address sent it unproven.
+    unverified: Mapped[bool] = mapped_column(default=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     ticket: Mapped[Ticket] = relationship(back_populates="messages")
@@ -266,3 +268,13 @@ class RosterExpert(Base):
     id: Mapped[str] = mapped_column(String(100), primary_key=True)
     data: Mapped[dict[str, Any]] = mapped_column()
     loaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeskSecret(Base):
+    """A random secret the desk generated once (e.g. "desk"): keys are derived from it per purpose."""
+
+    __tablename__ = "desk_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

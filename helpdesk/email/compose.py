@@ -46,17 +46,17 @@ def tagged_subject(subject: str | None, reference: str | None) -> str:
 def compose_email(message: OutboundMessage, *, mail_from: str) -> EmailMessage:
     """Build the email for ``message``.
 
-    ``message.extra`` may carry ``auto_submitted`` (default "auto-replied"; "no" for a staff reply) and
-    ``recipient_name`` (display name for To). Raises ValueError for an unusable recipient or Message-ID.
+    ``message.extra`` may carry ``auto_submitted`` (default "auto-replied"; "no" for a staff reply),
+    ``recipient_name`` (display name for To) and ``reply_to`` (an address, e.g. a signed reply address).
+    Raises ValueError for an unusable recipient, Reply-To or Message-ID.
     """
     if message.channel != "email":
         raise ValueError(f"not an email message: channel {message.channel!r}")
     display_from, from_address = parseaddr(mail_from)
     if "@" not in from_address:
         raise ValueError(f"mail_from is not an address: {mail_from!r}")
-    recipient = message.recipient.strip()
-    if "@" not in recipient or any(ch in recipient for ch in "\r\n<>,;") or " " in recipient:
-        raise ValueError(f"not a deliverable address: {message.recipient!r}")
+    recipient = _bare_address(message.recipient)
+    reply_to = _bare_address(str(message.extra["reply_to"])) if message.extra.get("reply_to") else None
 
     auto_submitted = str(message.extra.get("auto_submitted", "auto-replied")).strip().lower()
     if auto_submitted not in AUTO_SUBMITTED_VALUES:
@@ -71,6 +71,8 @@ def compose_email(message: OutboundMessage, *, mail_from: str) -> EmailMessage:
     msg = EmailMessage(policy=_POLICY)
     msg["From"] = Address(display_name=display_from, addr_spec=from_address)
     msg["To"] = Address(display_name=str(message.extra.get("recipient_name") or ""), addr_spec=recipient)
+    if reply_to is not None:
+        msg["Reply-To"] = Address(addr_spec=reply_to)
     msg["Subject"] = tagged_subject(message.subject, message.reference)
     msg["Date"] = format_datetime(datetime.now(UTC))
     msg["Message-ID"] = message_id
@@ -94,3 +96,10 @@ def compose_email(message: OutboundMessage, *, mail_from: str) -> EmailMessage:
     if message.html:
         msg.add_alternative(message.html, subtype="html", charset="utf-8")
     return msg
+
+
+def _bare_address(value: str) -> str:
+    address = value.strip()
+    if "@" not in address or any(ch in address for ch in "\r\n<>,;") or " " in address:
+        raise ValueError(f"not a deliverable address: {value!r}")
+    return address

@@ -103,7 +103,13 @@ def parser_for(runtime: Runtime) -> Callable[[bytes], InboundMessage]:
 
     def parse(raw: bytes) -> InboundMessage:
         # The time of arrival, not the Date header: a sender's clock must not skew response times.
-        return parse_email(raw, own_addresses=own, received_at=utcnow(), max_attachment_bytes=limit)
+        return parse_email(
+            raw,
+            own_addresses=own,
+            received_at=utcnow(),
+            max_attachment_bytes=limit,
+            trusted_authserv_id=runtime.settings.mail_trusted_authserv_id,
+        )
 
     return parse
 

@@ -17,10 +17,11 @@ from datetime import datetime
 from email import message_from_bytes, policy
 from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
-from email.utils import getaddresses, parseaddr, parsedate_to_datetime
+from email.utils import getaddresses, parsedate_to_datetime
 
 import html2text
 
+from helpdesk.email.authentication import assess, trusted_results
 from helpdesk.email.quotes import strip_quoted
 from helpdesk.messages import Attachment, InboundMessage, OversizedAttachment, Sender
 from helpdesk.references import REFERENCE_RE, find_reference
@@ -33,6 +34,13 @@ _SURROGATES_RE = re.compile("[\udc80-\udcff]")
 _CYRILLIC_RE = re.compile("[\u0400-\u04ff]")
 # A longer "Message-ID" is garbage (the column holds 1000); fall back to the content hash.
 _MAX_MSGID = 900
+# Hostile headers are cut before they are parsed: a To line with 100,000 addresses adds no participants.
+_MAX_ADDRESS_HEADER = 16_384
+_MAX_RECIPIENTS = 100
+_ANGLE_ADDR_RE = re.compile(r"<([^<>\s@]+@[^<>\s@]+)>")
+# Tags of our own sub-addresses (signed reply addresses): a few short ones, never a long list.
+_MAX_TAG = 54
+_MAX_TAGS = 4
 
 # Senders that are machines, by local part (RFC 3834 §2 and common practice).
 _ROBOT_LOCAL_PARTS = re.compile(
@@ -68,12 +76,15 @@ def parse_email(
     own_addresses: Collection[str] = (),
     received_at: datetime | None = None,
     max_attachment_bytes: int | None = None,
+    trusted_authserv_id: str | None = None,
 ) -> InboundMessage:
     """Parse one raw RFC 5322 message.
 
     ``own_addresses`` are the help desk's addresses: an ``X-Loop`` naming one of them marks our own mail
     coming back. ``received_at`` defaults to the message's Date header (None when absent or unparsable).
     Attachments larger than ``max_attachment_bytes`` are left out and listed in ``oversized_attachments``.
+    ``trusted_authserv_id`` names the Centre's own mail server, the only one whose Authentication-Results
+    count (see ``helpdesk.email.authentication``); None: no verdict.
     """
     msg = _load(raw)
     sender = _sender(msg)
@@ -97,6 +108,8 @@ def parse_email(
             kept.append(attachment)
     reason = automatic_reason(msg, own_addresses=own_addresses)
     own = {address.strip().lower() for address in own_addresses}
+    tags, recipients = _reply_tags(_recipients(msg), own_addresses)
+    results = trusted_results(_raw_items(msg), trusted_authserv_id)
     return InboundMessage(
         channel="email",
         channel_message_id=message_id_of(msg, raw),
@@ -110,8 +123,10 @@ def parse_email(
         automatic=reason is not None,
         automatic_reason=reason,
         stripped_text=stripped if stripped != text.strip() else None,
-        cc=tuple(a for a in _recipients(msg) if a not in own and a != sender.email),
+        cc=tuple(a for a in recipients if a not in own and a != sender.email),
         oversized_attachments=tuple(oversized),
+        authenticity=assess(results, sender.email),
+        reply_tokens=tuple(tags),
     )
 
 
@@ -291,22 +306,37 @@ def _squeeze_line(text: str) -> str:
 
 
 def _from_address(msg: Message) -> tuple[str | None, str | None]:
+    """The sender's display name and address: From, else Sender, Reply-To, Return-Path.
+
+    The address is always taken from the header as it was sent, before any RFC 2047 decoding: an encoded
+    display name such as ``=?utf-8?q?Staff_=3Cstaff=40tscc=2Eexample=3E?=`` is a name, never an address.
+    """
     for name in ("From", "Sender", "Reply-To", "Return-Path"):
-        header = None
-        try:
-            header = msg.get(name)
-        except Exception:  # fall back to the raw value below
-            header = None
-        if header is not None and getattr(header, "addresses", None):
-            address = header.addresses[0]
-            if address.addr_spec and "@" in address.addr_spec:
-                return (_fix_surrogates(address.display_name) or None, address.addr_spec.lower())
-        raw = _first_raw(msg, name)
-        if raw:
-            display, addr = parseaddr(_decoded_words(raw))
-            if addr and "@" in addr:
-                return (display or None, addr.lower())
+        for raw in _raw_headers(msg, name)[:1]:
+            for display, address in _addresses(raw):
+                return (_display_name(display), address)
     return (None, None)
+
+
+def _addresses(raw: str) -> list[tuple[str, str]]:
+    """``(raw display name, lower-case address)`` pairs of one undecoded address header, in order."""
+    raw = raw[:_MAX_ADDRESS_HEADER]
+    pairs: list[tuple[str, str]] = []
+    for display, address in getaddresses([raw]):
+        address = address.strip().lower()
+        if "@" in address and len(address) <= 320 and not any(c.isspace() for c in address):
+            pairs.append((display, address))
+    if not pairs:
+        # A broken header (an unclosed quote): the angle-bracketed address is what mail clients show.
+        angle = _ANGLE_ADDR_RE.findall(raw)
+        if angle and len(angle[-1]) <= 320:
+            pairs.append(("", angle[-1].lower()))
+    return pairs
+
+
+def _display_name(raw: str) -> str | None:
+    """A display name decoded from RFC 2047 only now that the address is known; one clean line."""
+    return _squeeze_line(_decoded_words(raw)) or None
 
 
 def _decoded_words(raw: str) -> str:
@@ -317,16 +347,33 @@ def _decoded_words(raw: str) -> str:
 
 
 def _recipients(msg: Message) -> list[str]:
-    """To and Cc addresses, lower case, in order, without duplicates."""
-    values: list[str] = []
-    for name in ("To", "Cc"):
-        values.extend(_decoded_words(value) for value in _raw_headers(msg, name))
+    """To and Cc addresses, lower case, in order, without duplicates (parsed undecoded, names unused)."""
     result: list[str] = []
-    for _, address in getaddresses(values):
-        address = address.strip().lower()
-        if "@" in address and len(address) <= 320 and address not in result:
-            result.append(address)
+    for name in ("To", "Cc"):
+        for value in _raw_headers(msg, name):
+            for _, address in _addresses(value):
+                if address not in result and len(result) < _MAX_RECIPIENTS:
+                    result.append(address)
     return result
+
+
+def _reply_tags(recipients: list[str], own_addresses: Collection[str]) -> tuple[list[str], list[str]]:
+    """Split ``recipients`` into the tags of our own sub-addresses (``helpdesk+<tag>@…``) and the rest."""
+    own: list[tuple[str, str]] = []
+    for address in own_addresses:
+        local, _, domain = address.strip().lower().rpartition("@")
+        if local and domain:
+            own.append((local + "+", domain))
+    tags: list[str] = []
+    others: list[str] = []
+    for address in recipients:
+        local, _, domain = address.rpartition("@")
+        tag = next((local[len(p) :] for p, d in own if domain == d and local.startswith(p)), None)
+        if tag is None:
+            others.append(address)
+        elif tag and len(tag) <= _MAX_TAG and tag not in tags and len(tags) < _MAX_TAGS:
+            tags.append(tag)
+    return tags, others
 
 
 def _sender(msg: Message) -> Sender:

@@ -26,6 +26,7 @@ __all__ = [
     "button_labels",
     "card_markup",
     "card_outbound",
+    "classification_context",
     "queue_card",
     "queue_card_for",
     "refresh_card",
@@ -98,7 +99,7 @@ def _experts(ticket: Ticket) -> list[dict[str, Any]]:
     return [e for e in stored if isinstance(e, dict)][:TOP_EXPERTS]
 
 
-def _classification_context(ticket: Ticket, language: str) -> dict[str, Any]:
+def classification_context(ticket: Ticket, language: str) -> dict[str, Any]:
     classification = ticket.classification
     if not classification or classification.get("unclassified"):
         return {"classified": False, "targets": [], "core_functions": [], "experts": []}
@@ -189,7 +190,7 @@ async def card_outbound(session: AsyncSession, ticket: Ticket, chat_id: int) -> 
         messages=inbound_count,
         delivery_error=failed.last_error if failed is not None else None,
         blocked=blocked == "blocked_bot",
-        **_classification_context(ticket, language),
+        **classification_context(ticket, language),
     ).strip()
     return OutboundMessage(
         channel="telegram",

@@ -6,26 +6,38 @@ messages. A follow-up is attached only when its sender is the requester, a parti
 was on To/Cc of the ticket's mail) or staff; otherwise the mail opens a new ticket with a visible
 "possible follow-up of …" note. Automatic mail (bounces, out-of-office) is stored on the ticket it
 answers whoever sent it: it is never acknowledged and never reopens anything.
+
+Trust (issue 10): a staff address acts as staff only when proven (``helpdesk.usecases.staff_mail``);
+unproven, it is a stranger marked "unverified staff sender". Mail the trusted mail server failed that
+claims to be the requester or a participant is kept on the ticket, marked unverified, and changes
+nothing: no reopening, no status change, no participants.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from helpdesk.db.models import Attachment, AutoReply, Message, Requester, Ticket, TicketParticipant
-from helpdesk.db.types import utcnow
+from helpdesk.db.models import Attachment, Message, Requester, Ticket, TicketParticipant
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage, OutboundMessage
 from helpdesk.outbox import enqueue, new_message_id
 from helpdesk.references import find_reference
 from helpdesk.rendering import render
+from helpdesk.usecases.auto_replies import allow_auto_reply
 from helpdesk.usecases.errors import InvalidTransition, NoRoute
 from helpdesk.usecases.reply import reply_in_session
+from helpdesk.usecases.reply_addresses import token_ticket_id
+from helpdesk.usecases.staff_mail import (
+    claims_staff,
+    mark_unverified_sender,
+    mark_unverified_staff,
+    server_vouches,
+    staff_proof,
+)
 from helpdesk.usecases.tickets import audit, store_inbound
 
 Role = Literal["requester", "participant", "staff", "automatic"]
@@ -40,8 +52,17 @@ class EmailThread:
     role: Role | None = None
     # A ticket the mail refers to but whose sender may not join it: noted on the new ticket.
     possible_followup_of: str | None = None
-    # A staff member's (person-written) mail on this ticket: relay it to the requester.
+    # A staff member's (person-written, proven) mail on this ticket: relay it to the requester.
     staff_ticket: Ticket | None = None
+    # Mail from a staff address without proof: handled as a stranger's, marked, the staff group alerted.
+    unverified_staff: bool = False
+    # The trusted mail server failed the sender of a follow-up: kept, marked, changes nothing.
+    unverified_sender: bool = False
+
+    @property
+    def changes_ticket(self) -> bool:
+        """Whether the mail may reopen the ticket, move it on, or add participants."""
+        return not self.unverified_sender
 
 
 async def email_thread(
@@ -63,18 +84,36 @@ async def email_thread(
         )
         if ticket is not None and ticket not in candidates:
             candidates.append(ticket)
+    for token in inbound.reply_tokens:
+        # A signed reply address names its ticket even when the subject lost the tag.
+        ticket_id = token_ticket_id(token)
+        ticket = await session.get(Ticket, ticket_id) if ticket_id is not None else None
+        if ticket is not None and ticket not in candidates:
+            candidates.append(ticket)
+    # A staff address the Centre's own server vouches for is a staff member even on a ticket they do not
+    # answer as staff (their own request, say); anything else from a staff address is unproven so far.
+    unverified_staff = claims_staff(desk, inbound) and not server_vouches(inbound)
     for ticket in candidates:
         role = await sender_role(desk, session, ticket, inbound, requester)
-        if role == "staff" and not inbound.automatic:
-            return EmailThread(staff_ticket=ticket, role="staff")
+        if role == "staff" and ticket is not candidates[0]:
+            # A mail that names one ticket must not act as staff on another one (a signed reply address
+            # for ticket A under the subject of ticket B proves nothing about B, and relays nothing to A).
+            role = None
+        if role == "staff":
+            unverified_staff = False
+            if not inbound.automatic:
+                return EmailThread(staff_ticket=ticket, role="staff")
         if role is not None:
-            return EmailThread(ticket=ticket, role=role)
+            failed = role in ("requester", "participant") and inbound.authenticity.verdict == "failed"
+            return EmailThread(
+                ticket=ticket, role=role, unverified_staff=unverified_staff, unverified_sender=failed
+            )
         if inbound.automatic:
             # A bounce or an out-of-office answering our mail belongs to that ticket, whoever sends it.
-            return EmailThread(ticket=ticket, role="automatic")
+            return EmailThread(ticket=ticket, role="automatic", unverified_staff=unverified_staff)
     if candidates:
-        return EmailThread(possible_followup_of=candidates[0].reference)
-    return EmailThread()
+        return EmailThread(possible_followup_of=candidates[0].reference, unverified_staff=unverified_staff)
+    return EmailThread(unverified_staff=unverified_staff)
 
 
 async def sender_role(
@@ -85,8 +124,9 @@ async def sender_role(
     address = (inbound.sender.email or "").lower()
     if not address:
         return None
-    if address in desk.staff_emails:
-        return "staff"
+    if claims_staff(desk, inbound):
+        # Only a proven staff mail acts as staff; an unproven one is a stranger's (see staff_mail).
+        return "staff" if await staff_proof(desk, session, ticket, inbound) else None
     participant = await session.scalar(
         select(TicketParticipant.id).where(
             TicketParticipant.ticket_id == ticket.id, TicketParticipant.email == address
@@ -122,8 +162,13 @@ async def after_email_stored(
     *,
     created: bool,
 ) -> None:
-    """Participants, the possible-follow-up note and oversized attachments, once ``message`` is stored."""
-    if created or thread.role in ("requester", "participant"):
+    """Participants, trust marks, the possible-follow-up note and oversized attachments, once ``message`` is
+    stored."""
+    if thread.unverified_staff:
+        await mark_unverified_staff(desk, session, ticket, message, inbound)
+    if thread.unverified_sender:
+        await mark_unverified_sender(session, ticket, message, inbound)
+    if thread.changes_ticket and (created or thread.role in ("requester", "participant")):
         await add_participants(desk, session, ticket, inbound.cc)
     if created and thread.possible_followup_of is not None:
         _note(
@@ -201,34 +246,6 @@ async def note_oversized(
     )
     session.add(notice)
     await enqueue(session, ticket, notice, outbound)
-
-
-async def allow_auto_reply(
-    desk: Desk, session: AsyncSession, recipient: str, ticket: Ticket | None, kind: str
-) -> bool:
-    """True, and counted, if ``recipient`` may get another automatic mail this hour (counted in the
-    database, so several workers and restarts share the limit)."""
-    recipient = recipient.lower()
-    since = utcnow() - timedelta(hours=1)
-    sent = await session.scalar(
-        select(func.count(AutoReply.id)).where(
-            AutoReply.recipient == recipient, AutoReply.created_at >= since
-        )
-    )
-    if (sent or 0) >= desk.mail_ack_limit_per_hour:
-        if ticket is not None:
-            audit(
-                session,
-                ticket,
-                "helpdesk",
-                "auto_reply_suppressed",
-                kind=kind,
-                recipient=recipient,
-                limit_per_hour=desk.mail_ack_limit_per_hour,
-            )
-        return False
-    session.add(AutoReply(recipient=recipient, ticket_id=ticket.id if ticket else None, kind=kind))
-    return True
 
 
 def _note(session: AsyncSession, ticket: Ticket, text: str) -> None:

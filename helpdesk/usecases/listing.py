@@ -93,6 +93,8 @@ async def show_ticket(desk: Desk, reference: str) -> dict[str, Any]:
                     "subject": m.subject,
                     "text": m.body,
                     "automatic": m.automatic,
+                    # The sender is not proven (failed by the mail server, or an unproven staff address).
+                    "unverified": m.unverified,
                     "attachments": [{"filename": a.filename, "size": a.size} for a in m.attachments],
                     "delivery": _delivery(deliveries.get(m.id)),
                 }

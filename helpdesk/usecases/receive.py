@@ -15,11 +15,11 @@ from helpdesk.messages import InboundMessage, OutboundMessage
 from helpdesk.outbox import enqueue, new_message_id
 from helpdesk.references import find_reference
 from helpdesk.rendering import render
+from helpdesk.usecases.auto_replies import allow_auto_reply
 from helpdesk.usecases.cards import queue_card
 from helpdesk.usecases.email_rules import (
     EmailThread,
     after_email_stored,
-    allow_auto_reply,
     email_thread,
     relay_staff_mail,
 )
@@ -27,6 +27,7 @@ from helpdesk.usecases.knowledge_state import current_triage
 from helpdesk.usecases.load import expert_load
 from helpdesk.usecases.numbering import next_reference
 from helpdesk.usecases.requesters import find_or_create_requester
+from helpdesk.usecases.staff_notifications import notify_staff
 from helpdesk.usecases.tickets import audit, store_inbound
 
 SUBJECT_LIMIT = 300
@@ -85,13 +86,15 @@ async def _receive(desk: Desk, session: AsyncSession, inbound: InboundMessage) -
         resources = await _triage(desk, session, ticket, requester, inbound)
     else:
         created = False
-        reopened = not inbound.automatic and ticket.status in REOPENABLE
+        # Automatic mail and mail the trusted mail server failed are kept, but move nothing.
+        moves = not inbound.automatic and (thread is None or thread.changes_ticket)
+        reopened = moves and ticket.status in REOPENABLE
         if reopened:
             audit(session, ticket, _actor(inbound), "reopened", previous=ticket.status)
             ticket.status = "open"
             ticket.resolved_at = None
             ticket.closed_at = None
-        elif not inbound.automatic and ticket.status == "waiting":
+        elif moves and ticket.status == "waiting":
             ticket.status = "open"
         ticket.updated_at = utcnow()
 
@@ -101,6 +104,9 @@ async def _receive(desk: Desk, session: AsyncSession, inbound: InboundMessage) -
         await after_email_stored(desk, session, ticket, message, inbound, thread, created=created)
     if not inbound.automatic:
         await _acknowledge(desk, session, ticket, message, inbound, created=created, resources=resources)
+    if thread is None or thread.changes_ticket:
+        unverified = thread is not None and thread.unverified_staff
+        await notify_staff(desk, session, ticket, inbound, created=created, unverified=unverified)
     await queue_card(desk, session, ticket)
     return ReceiveResult(ticket.reference, ticket.id, created=created, reopened=reopened)
 

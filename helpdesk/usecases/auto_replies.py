@@ -1,0 +1,41 @@
+"""The per-recipient limit on automatic messages (RFC 3834 §2: never flood anyone, a mail loop included)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from helpdesk.db.models import AutoReply, Ticket
+from helpdesk.db.types import utcnow
+from helpdesk.desk import Desk
+from helpdesk.usecases.tickets import audit
+
+
+async def allow_auto_reply(
+    desk: Desk, session: AsyncSession, recipient: str, ticket: Ticket | None, kind: str
+) -> bool:
+    """True, and counted, if ``recipient`` may get another automatic mail this hour (counted in the
+    database, so several workers and restarts share the limit)."""
+    recipient = recipient.lower()
+    since = utcnow() - timedelta(hours=1)
+    sent = await session.scalar(
+        select(func.count(AutoReply.id)).where(
+            AutoReply.recipient == recipient, AutoReply.created_at >= since
+        )
+    )
+    if (sent or 0) >= desk.mail_ack_limit_per_hour:
+        if ticket is not None:
+            audit(
+                session,
+                ticket,
+                "helpdesk",
+                "auto_reply_suppressed",
+                kind=kind,
+                recipient=recipient,
+                limit_per_hour=desk.mail_ack_limit_per_hour,
+            )
+        return False
+    session.add(AutoReply(recipient=recipient, ticket_id=ticket.id if ticket else None, kind=kind))
+    return True
