@@ -171,3 +171,22 @@ def test_an_unknown_setting_is_one_line_on_stderr(tmp_path: Path) -> None:
         "HELPDESK_TELEGRAM_TOKN is not a help desk setting and is ignored; "
         "did you mean HELPDESK_TELEGRAM_TOKEN?"
     )
+
+
+def test_every_variable_the_desk_reads_is_a_known_setting() -> None:
+    """A setting read anywhere but missing from config.SETTINGS would be warned about as a typo and its
+    value never checked while its channel is off."""
+    import re
+
+    import helpdesk
+    from helpdesk.config import _NOT_SETTINGS, SETTINGS
+
+    root = Path(helpdesk.__file__).parent
+    read: set[str] = set()
+    for path in [*root.rglob("*.py"), *(root.parent / "bot").rglob("*.py")]:
+        if "standins" in path.parts:
+            continue  # the stand-ins' environment names the settings it writes, not ones it reads
+        read.update(re.findall(r"\"(HELPDESK_[A-Z0-9_]*[A-Z0-9])\"", path.read_text(encoding="utf-8")))
+    read = {name for name in read if not name.startswith(_NOT_SETTINGS)}
+    assert read, "the scan found no settings at all"
+    assert sorted(read - set(SETTINGS)) == []
