@@ -33,6 +33,14 @@ _SURROGATES_RE = re.compile("[\udc80-\udcff]")
 _CYRILLIC_RE = re.compile("[\u0400-\u04ff]")
 # A longer "Message-ID" is garbage (the column holds 1000); fall back to the content hash.
 _MAX_MSGID = 900
+# Threading needs the newest few ids: a References of 40,000 ids must not become 40,000 query parameters
+# (PostgreSQL allows 32,767) nor 1 MB copied into every receipt. Real threads reach a few dozen.
+MAX_THREAD_IDS = 30
+# To/Cc addresses read per message: more than a meeting's worth of participants is a list, not a
+# conversation; the rest are counted (a note on the ticket says how many) but never parsed.
+MAX_RECIPIENTS = 50
+# Only the tail of a References field is searched for ids: room for MAX_THREAD_IDS of the longest kind.
+_REFERENCES_TAIL = MAX_THREAD_IDS * (_MAX_MSGID + 100)
 
 # Senders that are machines, by local part (RFC 3834 §2 and common practice).
 _ROBOT_LOCAL_PARTS = re.compile(
@@ -97,6 +105,7 @@ def parse_email(
             kept.append(attachment)
     reason = automatic_reason(msg, own_addresses=own_addresses)
     own = {address.strip().lower() for address in own_addresses}
+    recipients, recipients_total = _recipients(msg)
     return InboundMessage(
         channel="email",
         channel_message_id=message_id_of(msg, raw),
@@ -110,7 +119,8 @@ def parse_email(
         automatic=reason is not None,
         automatic_reason=reason,
         stripped_text=stripped if stripped != text.strip() else None,
-        cc=tuple(a for a in _recipients(msg) if a not in own and a != sender.email),
+        cc=tuple(a for a in recipients if a not in own and a != sender.email),
+        recipients_cut=recipients_total - len(recipients),
         oversized_attachments=tuple(oversized),
     )
 
@@ -316,17 +326,55 @@ def _decoded_words(raw: str) -> str:
         return raw
 
 
-def _recipients(msg: Message) -> list[str]:
-    """To and Cc addresses, lower case, in order, without duplicates."""
-    values: list[str] = []
+def _recipients(msg: Message) -> tuple[list[str], int]:
+    """To and Cc addresses, lower case, in order, without duplicates: the first ``MAX_RECIPIENTS``,
+    and how many distinct-looking entries there were in all (counted, not parsed)."""
+    entries: list[str] = []
+    total = 0
     for name in ("To", "Cc"):
-        values.extend(_decoded_words(value) for value in _raw_headers(msg, name))
-    result: list[str] = []
-    for _, address in getaddresses(values):
-        address = address.strip().lower()
-        if "@" in address and len(address) <= 320 and address not in result:
-            result.append(address)
-    return result
+        for value in _raw_headers(msg, name):
+            for entry in _address_entries(value):
+                total += 1
+                if len(entries) < MAX_RECIPIENTS:
+                    entries.append(entry)
+    result: dict[str, None] = {}  # ordered and de-duplicated in linear time
+    for entry in entries:
+        for _, address in getaddresses([_decoded_words(entry)]):
+            address = address.strip().lower()
+            if "@" in address and len(address) <= 320:
+                result.setdefault(address)
+    return list(result), max(total, len(result))
+
+
+def _address_entries(value: str) -> Iterator[str]:
+    """Split an address list at top-level commas (not inside quotes, comments or angle brackets).
+
+    Linear and lazy: a To of 65,536 addresses is only counted past what is kept. Groups
+    ("team: a@x, b@y;") split into their members, which is what participants need anyway.
+    """
+    start = depth = 0
+    quoted = escaped = False
+    for index, char in enumerate(value):
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif quoted:
+            continue
+        elif char in "(<":
+            depth += 1
+        elif char in ")>":
+            depth = max(0, depth - 1)
+        elif char in ",;" and depth == 0:
+            entry = value[start:index].strip()
+            if "@" in entry:
+                yield entry
+            start = index + 1
+    entry = value[start:].strip()
+    if "@" in entry:
+        yield entry
 
 
 def _sender(msg: Message) -> Sender:
@@ -348,20 +396,20 @@ def _date(msg: Message) -> datetime | None:
 
 
 def _replies_to(msg: Message) -> tuple[str, ...]:
-    ordered: list[str] = []
-    for value in _raw_headers(msg, "References"):
-        ordered.extend(_MSGID_RE.findall(value))
+    """Thread ids, oldest first, the direct parent last: at most ``MAX_THREAD_IDS``, the newest kept."""
     parents: list[str] = []
     for value in _raw_headers(msg, "In-Reply-To"):
         parents.extend(_MSGID_RE.findall(value))
+    parents = list(dict.fromkeys(parents))[-MAX_THREAD_IDS:]
+    # References lists the thread oldest first: the newest ids are at its end.
+    ordered: list[str] = []
+    for value in _raw_headers(msg, "References"):
+        ordered.extend(_MSGID_RE.findall(value[-_REFERENCES_TAIL:]))
     # The direct parent (In-Reply-To) is the newest, so it goes last even if References lists it earlier.
-    seen: set[str] = set()
-    result: list[str] = []
-    for message_id in [m for m in ordered if m not in parents] + parents:
-        if message_id not in seen:
-            seen.add(message_id)
-            result.append(message_id)
-    return tuple(result)
+    kept_parents = set(parents)
+    earlier = list(dict.fromkeys(m for m in ordered if m not in kept_parents))
+    room = MAX_THREAD_IDS - len(parents)
+    return tuple((earlier[-room:] if room > 0 else []) + parents)
 
 
 def _bounced_ids(msg: Message) -> tuple[str, ...]:
