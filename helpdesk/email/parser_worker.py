@@ -1,0 +1,58 @@
+"""The parser worker's main loop (``python -m helpdesk.email.parser_worker LIMIT_BYTES MODULE:FUNCTION``).
+
+Reads ``(raw, options)`` requests from stdin as 8-byte big-endian length + pickle, answers
+``("ok", InboundMessage)``, ``("error", exception)`` or ``("memory", None)`` the same way on stdout.
+Only the service writes to its stdin, so unpickling what arrives there is safe.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pickle
+import resource
+import sys
+from collections.abc import Callable
+from typing import Any, BinaryIO
+
+
+def _load(target: str) -> Callable[..., Any]:
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+
+
+def _answer(out: BinaryIO, status: str, value: object) -> None:
+    try:
+        data = pickle.dumps((status, value), protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:  # an unpicklable exception: its text is what matters
+        data = pickle.dumps(("error", RuntimeError(f"{type(value).__name__}: {exc}")))
+    out.write(len(data).to_bytes(8, "big") + data)
+    out.flush()
+
+
+def main(argv: list[str]) -> int:
+    limit, target = int(argv[0]), argv[1]
+    # Past the limit allocations fail with MemoryError here, instead of the kernel's OOM killer choosing
+    # a victim (possibly the service).
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    function = _load(target)
+    requests = sys.stdin.buffer
+    # The protocol owns the real stdout; a stray print from a library goes to stderr instead.
+    answers = os.fdopen(os.dup(1), "wb")
+    sys.stdout = sys.stderr
+    while True:
+        header = requests.read(8)
+        if len(header) < 8:
+            return 0  # the service closed the pipe: it is done with us
+        raw, options = pickle.loads(requests.read(int.from_bytes(header, "big")))
+        try:
+            _answer(answers, "ok", function(raw, **options))
+        except MemoryError:
+            raw = options = None
+            _answer(answers, "memory", None)
+        except Exception as exc:
+            _answer(answers, "error", exc)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
