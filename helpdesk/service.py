@@ -92,6 +92,7 @@ def build_senders(settings: Settings) -> dict[str, ChannelSender]:
             password=smtp.password.reveal() if smtp.password else None,
             tls=smtp.tls,
             mail_from=settings.mail_from,
+            timeout=settings.mail_timeout_seconds,
         )
     if settings.telegram is not None:
         from bot.sender import TelegramSender

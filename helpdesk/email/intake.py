@@ -32,7 +32,7 @@ from helpdesk.email.imap_intake import (
 )
 from helpdesk.email.limits import LimitExceeded, MailLimits, check_raw
 from helpdesk.email.parse import EmailParseError
-from helpdesk.email.parser_process import GuardedParser, ParserLimitExceeded
+from helpdesk.email.parser_process import GuardedParser, ParserLimitExceeded, ParserUnavailable
 from helpdesk.email.rejection import rejection_notice
 from helpdesk.messages import InboundMessage
 from helpdesk.usecases.dead_letters import (
@@ -114,6 +114,7 @@ def mailbox_factory(runtime: Runtime) -> Callable[[], ImapMailbox]:
             tls=imap.tls,
             mailbox=imap.mailbox,
             processed_folder=imap.processed_folder,
+            timeout=runtime.settings.mail_timeout_seconds,
         )
 
     return open_mailbox
@@ -154,6 +155,8 @@ def message_handler(
             return await _refuse(runtime, raw[: limits.kept_bytes], exc.reason, source, uid, len(raw))
         except EmailParseError as exc:
             return await _dead_letter(runtime, raw, f"cannot parse: {exc.reason}", source, uid)
+        except ParserUnavailable:
+            raise  # nothing to do with this message: it waits on the server for the next poll
         except Exception as exc:  # a parser bug on odd input must not block this message forever
             log.exception("IMAP UID %s: the parser failed", uid)
             return await _dead_letter(

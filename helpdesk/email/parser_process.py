@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 MEMORY_LIMIT_BYTES = 1024 * 1024 * 1024
 TIME_LIMIT_SECONDS = 30.0
+# Starting the worker (an interpreter and the parser's imports) is not the message's fault: its own limit.
+START_LIMIT_SECONDS = 60.0
 DEFAULT_TARGET = "helpdesk.email.parse:parse_email"
 
 
@@ -36,6 +38,10 @@ class ParserLimitExceeded(RuntimeError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class ParserUnavailable(RuntimeError):
+    """The worker could not even start: the service's problem, not the message's (it stays waiting)."""
 
 
 class GuardedParser:
@@ -109,9 +115,13 @@ class GuardedParser:
         return f"{self.memory_bytes / (1024 * 1024):.0f} MB"
 
     async def _exchange(self, process: asyncio.subprocess.Process, request: bytes) -> tuple[str, object]:
-        assert process.stdin is not None and process.stdout is not None
+        assert process.stdin is not None
         process.stdin.write(len(request).to_bytes(8, "big") + request)
         await process.stdin.drain()
+        return await self._answer(process)
+
+    async def _answer(self, process: asyncio.subprocess.Process) -> tuple[str, object]:
+        assert process.stdout is not None
         size = int.from_bytes(await process.stdout.readexactly(8), "big")
         status, value = pickle.loads(await process.stdout.readexactly(size))
         return status, value
@@ -122,6 +132,13 @@ class GuardedParser:
                 sys.executable, "-m", "helpdesk.email.parser_worker", str(self.memory_bytes), self.target,
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             )  # fmt: skip
+            try:
+                await asyncio.wait_for(self._answer(self._process), START_LIMIT_SECONDS)
+            except (TimeoutError, asyncio.IncompleteReadError, ConnectionError) as exc:
+                await self._discard()
+                raise ParserUnavailable(
+                    f"the mail parser worker did not start: {type(exc).__name__}"
+                ) from exc
         return self._process
 
     async def _discard(self) -> int | None:

@@ -1,7 +1,8 @@
 """The parser worker's main loop (``python -m helpdesk.email.parser_worker LIMIT_BYTES MODULE:FUNCTION``).
 
 Reads ``(raw, options)`` requests from stdin as 8-byte big-endian length + pickle, answers
-``("ok", InboundMessage)``, ``("error", exception)`` or ``("memory", None)`` the same way on stdout.
+``("ok", InboundMessage)``, ``("error", exception)`` or ``("memory", None)`` the same way on stdout
+(after one ``("ready", None)`` once it has started).
 Only the service writes to its stdin, so unpickling what arrives there is safe.
 """
 
@@ -40,6 +41,7 @@ def main(argv: list[str]) -> int:
     # The protocol owns the real stdout; a stray print from a library goes to stderr instead.
     answers = os.fdopen(os.dup(1), "wb")
     sys.stdout = sys.stderr
+    _answer(answers, "ready", None)  # imports done: the time limit starts with the first request
     while True:
         header = requests.read(8)
         if len(header) < 8:

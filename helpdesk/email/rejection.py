@@ -33,7 +33,8 @@ _AUTOMATIC_FIELDS = frozenset(
     }
 )
 _MSGID_RE = re.compile(r"<[^<>\s]{1,900}>")
-_HEADER_READ_BYTES = 64 * 1024
+# Read with linear scans only; as much as a refused dead letter keeps.
+_HEADER_READ_BYTES = 256 * 1024
 
 
 def rejection_notice(raw: bytes, own_addresses: Collection[str]) -> RejectionNotice | None:
