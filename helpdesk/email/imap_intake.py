@@ -46,6 +46,10 @@ _UIDVALIDITY_RE = re.compile(rb"UIDVALIDITY (\d+)")
 _DIGITS_RE = re.compile(rb"[0-9 ]+")
 _FETCH_UID_RE = re.compile(rb"UID (\d+)")
 _FETCH_SIZE_RE = re.compile(rb"RFC822\.SIZE (\d+)")
+# A FETCH may take its step timeout plus the time to move the message at this rate (bytes per second);
+# without a known size, as if it were 50 MB (the default HELPDESK_MAIL_MAX_MESSAGE_MB).
+_SLOWEST_FETCH_RATE = 64 * 1024
+_UNKNOWN_SIZE = 50 * 1024 * 1024
 # UIDs per size query: keeps each command line short (servers cap it at some 8 KB).
 _SIZE_BATCH = 500
 
@@ -205,9 +209,16 @@ class ImapMailbox:
             uids.update(uid for uid in _search_result(response.lines) if uid > after_uid)
         return sorted(uids)
 
-    async def fetch(self, uid: int) -> bytes | None:
-        """The raw message, without setting \\Seen (BODY.PEEK); None if it vanished since the search."""
-        response = await self._ok(self._require().uid("fetch", str(uid), "(BODY.PEEK[])"), "UID FETCH")
+    async def fetch(self, uid: int, size: int | None = None) -> bytes | None:
+        """The raw message, without setting \\Seen (BODY.PEEK); None if it vanished since the search.
+
+        A large message may take longer than one step's timeout on a slow link: the limit grows with
+        ``size`` (its RFC822.SIZE when known). aioimaplib's own timer still ends a transfer that stalls.
+        """
+        budget = self.timeout + (size if size is not None else _UNKNOWN_SIZE) / _SLOWEST_FETCH_RATE
+        response = await self._ok(
+            self._require().uid("fetch", str(uid), "(BODY.PEEK[])"), "UID FETCH", timeout=budget
+        )
         lines = response.lines
         for index, line in enumerate(lines):
             # The literal arrives as a bytearray right after the line that announces it ("… BODY[] {N}").
@@ -328,8 +339,14 @@ class ImapMailbox:
             raise ImapConnectionError("not connected")
         return self._client
 
-    async def _ok(self, call: Awaitable[aioimaplib.Response], what: str) -> aioimaplib.Response:
-        response = await self._guard(call, what)
+    async def _ok(
+        self,
+        call: Awaitable[aioimaplib.Response],
+        what: str,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> aioimaplib.Response:
+        response = await self._guard(call, what, timeout=timeout)
         if response.result != "OK":
             raise ImapCommandError(f"{what} failed: {response.result} {_text(response.lines)}")
         return response
@@ -357,8 +374,9 @@ class ImapMailbox:
                 task.add_done_callback(_consume_outcome)
                 if self._lost.is_set():
                     raise ImapConnectionError(f"IMAP {what} at {self.host}:{self.port}: connection lost")
+                waited = self.timeout if timeout is None else timeout
                 raise ImapConnectionError(
-                    f"IMAP {what} at {self.host}:{self.port}: no answer within {self.timeout:g} s"
+                    f"IMAP {what} at {self.host}:{self.port}: no answer within {waited:g} s"
                 )
         try:
             return task.result()
@@ -414,7 +432,7 @@ async def poll_once(
                 raw = await mailbox.fetch_header(uid, oversized.header_bytes)
                 step = functools.partial(oversized.handle, size=sizes[uid])
             else:
-                raw = await mailbox.fetch(uid)
+                raw = await mailbox.fetch(uid, sizes.get(uid))
                 step = handle
             if raw is None:
                 log.info("IMAP UID %s vanished before it could be fetched", uid)
