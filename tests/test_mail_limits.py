@@ -143,6 +143,13 @@ def test_thread_ids_and_recipients_are_capped_and_read_linearly() -> None:
     assert inbound.recipients_cut == 65_536 + 2 - MAX_RECIPIENTS
 
 
+def test_recipients_under_the_cap_are_all_read_and_none_counted_as_cut() -> None:
+    raw = plain_mail(1, To=f'{OWN}, "Doe, Jane" <jane@ngo.example.org>', Cc="jane@ngo.example.org, b@x.org")
+    inbound = parse_email(raw, own_addresses=[OWN])
+    assert inbound.cc == ("jane@ngo.example.org", "b@x.org")
+    assert inbound.recipients_cut == 0
+
+
 # --- through the intake, both databases ---------------------------------------------------------------------
 
 

@@ -166,7 +166,8 @@ def message_handler(
         try:
             result = await runtime.receive(inbound)
         except _TRANSIENT as exc:
-            reason = f"{type(exc).__name__}: {exc}"
+            # The first line only: SQLAlchemy appends the statement and its parameters (addresses, text).
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             # Counted in the database: if it cannot even do that, the database is the problem, not this
             # message, and the error leaves the message waiting without spending its budget.
             attempts = await count_failed_attempt(runtime.desk, digest, reason)

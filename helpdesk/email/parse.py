@@ -105,7 +105,7 @@ def parse_email(
             kept.append(attachment)
     reason = automatic_reason(msg, own_addresses=own_addresses)
     own = {address.strip().lower() for address in own_addresses}
-    recipients, recipients_total = _recipients(msg)
+    recipients, recipients_cut = _recipients(msg)
     return InboundMessage(
         channel="email",
         channel_message_id=message_id_of(msg, raw),
@@ -120,7 +120,7 @@ def parse_email(
         automatic_reason=reason,
         stripped_text=stripped if stripped != text.strip() else None,
         cc=tuple(a for a in recipients if a not in own and a != sender.email),
-        recipients_cut=recipients_total - len(recipients),
+        recipients_cut=recipients_cut,
         oversized_attachments=tuple(oversized),
     )
 
@@ -327,8 +327,8 @@ def _decoded_words(raw: str) -> str:
 
 
 def _recipients(msg: Message) -> tuple[list[str], int]:
-    """To and Cc addresses, lower case, in order, without duplicates: the first ``MAX_RECIPIENTS``,
-    and how many distinct-looking entries there were in all (counted, not parsed)."""
+    """To and Cc addresses, lower case, in order, without duplicates, from the first ``MAX_RECIPIENTS``
+    entries; and how many entries came after those (counted, never parsed)."""
     entries: list[str] = []
     total = 0
     for name in ("To", "Cc"):
@@ -343,7 +343,7 @@ def _recipients(msg: Message) -> tuple[list[str], int]:
             address = address.strip().lower()
             if "@" in address and len(address) <= 320:
                 result.setdefault(address)
-    return list(result), max(total, len(result))
+    return list(result), total - len(entries)
 
 
 def _address_entries(value: str) -> Iterator[str]:
