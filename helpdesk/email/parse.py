@@ -328,30 +328,30 @@ def _decoded_words(raw: str) -> str:
 
 def _recipients(msg: Message) -> tuple[list[str], int]:
     """To and Cc addresses, lower case, in order, without duplicates, from the first ``MAX_RECIPIENTS``
-    entries; and how many entries came after those (counted, never parsed)."""
+    entries; and about how many entries came after those (their "@"s counted, never parsed)."""
     entries: list[str] = []
-    total = 0
+    cut = 0
     for name in ("To", "Cc"):
         for value in _raw_headers(msg, name):
-            for entry in _address_entries(value):
-                total += 1
-                if len(entries) < MAX_RECIPIENTS:
-                    entries.append(entry)
+            if len(entries) >= MAX_RECIPIENTS:
+                cut += value.count("@")
+                continue
+            read, rest = _address_entries(value, MAX_RECIPIENTS - len(entries))
+            entries.extend(read)
+            cut += rest.count("@")
     result: dict[str, None] = {}  # ordered and de-duplicated in linear time
     for entry in entries:
         for _, address in getaddresses([_decoded_words(entry)]):
             address = address.strip().lower()
             if "@" in address and len(address) <= 320:
                 result.setdefault(address)
-    return list(result), total - len(entries)
+    return list(result), cut
 
 
-def _address_entries(value: str) -> Iterator[str]:
-    """Split an address list at top-level commas (not inside quotes, comments or angle brackets).
-
-    Linear and lazy: a To of 65,536 addresses is only counted past what is kept. Groups
-    ("team: a@x, b@y;") split into their members, which is what participants need anyway.
-    """
+def _address_entries(value: str, limit: int) -> tuple[list[str], str]:
+    """The first ``limit`` entries of an address list (split at commas outside quotes, comments and
+    angle brackets) and the unread rest. Groups ("team: a@x, b@y;") split into their members."""
+    entries: list[str] = []
     start = depth = 0
     quoted = escaped = False
     for index, char in enumerate(value):
@@ -369,12 +369,15 @@ def _address_entries(value: str) -> Iterator[str]:
             depth = max(0, depth - 1)
         elif char in ",;" and depth == 0:
             entry = value[start:index].strip()
-            if "@" in entry:
-                yield entry
             start = index + 1
+            if "@" in entry:
+                entries.append(entry)
+                if len(entries) == limit:
+                    return entries, value[start:]
     entry = value[start:].strip()
     if "@" in entry:
-        yield entry
+        entries.append(entry)
+    return entries, ""
 
 
 def _sender(msg: Message) -> Sender:
