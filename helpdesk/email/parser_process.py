@@ -30,6 +30,7 @@ TIME_LIMIT_SECONDS = 30.0
 # Starting the worker (an interpreter and the parser's imports) is not the message's fault: its own limit.
 START_LIMIT_SECONDS = 60.0
 DEFAULT_TARGET = "helpdesk.email.parse:parse_email"
+_WRITE_SLICE = 1024 * 1024
 
 
 class ParserLimitExceeded(RuntimeError):
@@ -108,7 +109,18 @@ class GuardedParser:
         raise value
 
     async def close(self) -> None:
-        await self._discard()
+        """End the worker: closing its stdin lets it exit by itself; killed if it does not."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.stdin is not None:
+            process.stdin.close()
+        try:
+            await asyncio.wait_for(process.wait(), 5)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
 
     @property
     def _limit_mb(self) -> str:
@@ -116,7 +128,12 @@ class GuardedParser:
 
     async def _exchange(self, process: asyncio.subprocess.Process, request: bytes) -> tuple[str, object]:
         assert process.stdin is not None
-        process.stdin.write(len(request).to_bytes(8, "big") + request)
+        process.stdin.write(len(request).to_bytes(8, "big"))
+        # In slices, draining between them: the transport would otherwise copy a 50 MB request whole.
+        view = memoryview(request)
+        for start in range(0, len(view), _WRITE_SLICE):
+            process.stdin.write(view[start : start + _WRITE_SLICE])
+            await process.stdin.drain()
         await process.stdin.drain()
         return await self._answer(process)
 

@@ -8,13 +8,18 @@ Only the service writes to its stdin, so unpickling what arrives there is safe.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import importlib
 import os
 import pickle
 import resource
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any, BinaryIO
+
+_PR_SET_PDEATHSIG = 1
 
 
 def _load(target: str) -> Callable[..., Any]:
@@ -31,7 +36,17 @@ def _answer(out: BinaryIO, status: str, value: object) -> None:
     out.flush()
 
 
+def _die_with_the_service() -> None:
+    """Linux: be killed when the service dies, even mid-parse (a runaway must not outlive it)."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)  # the running program, libc included
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() == 1:  # the service died before the line above ran
+            os._exit(0)
+
+
 def main(argv: list[str]) -> int:
+    _die_with_the_service()
     limit, target = int(argv[0]), argv[1]
     # Past the limit allocations fail with MemoryError here, instead of the kernel's OOM killer choosing
     # a victim (possibly the service).
