@@ -4,7 +4,9 @@ To/Cc, and a retry budget per message. Both databases; the IMAP tests against th
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -333,3 +335,50 @@ async def test_a_message_failing_temporarily_is_dead_lettered_after_its_budget(
         runtime.receive = real_receive  # type: ignore[method-assign]
         reference, _ = await retry_dead_letter(runtime, letter.id)
         assert reference is not None
+
+
+_SERVICE = """
+import asyncio
+from helpdesk.email.parser_process import GuardedParser
+
+async def main():
+    parser = GuardedParser(target="mail_worker_targets:misbehaving")
+    await parser.parse(b"From: a@b.org\\r\\n\\r\\nstarted and ready")
+    print(parser.pid, flush=True)
+    await parser.parse(b"From: a@b.org\\r\\nX-Misbehave: slow\\r\\n\\r\\nx")
+
+asyncio.run(main())
+"""
+
+
+def _state(pid: int) -> str:
+    """The process state letter and name from /proc (a small, local read), or "" once it is gone."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return ""
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("State:")), "")
+
+
+def _alive(pid: int) -> bool:
+    state = _state(pid)
+    return bool(state) and not state.startswith("Z")  # a zombie has ended; only its exit status is left
+
+
+@pytest.mark.usefixtures("worker_imports_tests")
+async def test_the_parser_worker_dies_with_the_service() -> None:
+    service = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _SERVICE, stdout=asyncio.subprocess.PIPE
+    )
+    assert service.stdout is not None
+    worker = int(await asyncio.wait_for(service.stdout.readline(), 60))
+    deadline = time.monotonic() + 30
+    while not _state(worker).startswith("S"):
+        assert time.monotonic() < deadline, "the worker never got to the slow parse"
+        await asyncio.sleep(0.05)  # until it sleeps in the runaway parse, past its start-up
+    service.kill()  # SIGKILL: nothing of the service runs, the worker is mid-parse of a runaway
+    await service.wait()
+    deadline = time.monotonic() + 10
+    while _alive(worker):
+        assert time.monotonic() < deadline, "the worker outlived the service"
+        await asyncio.sleep(0.05)

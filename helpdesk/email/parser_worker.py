@@ -1,4 +1,4 @@
-"""The parser worker's main loop (``python -m helpdesk.email.parser_worker LIMIT_BYTES MODULE:FUNCTION``).
+"""The parser worker's main loop (``python -m helpdesk.email.parser_worker LIMIT_BYTES MODULE:FUNCTION PID``).
 
 Reads ``(raw, options)`` requests from stdin as 8-byte big-endian length + pickle, answers
 ``("ok", InboundMessage)``, ``("error", exception)`` or ``("memory", None)`` the same way on stdout
@@ -36,18 +36,19 @@ def _answer(out: BinaryIO, status: str, value: object) -> None:
     out.flush()
 
 
-def _die_with_the_service() -> None:
+def _die_with_the_service(service_pid: int) -> None:
     """Linux: be killed when the service dies, even mid-parse (a runaway must not outlive it)."""
     with contextlib.suppress(Exception):
         libc = ctypes.CDLL(None, use_errno=True)  # the running program, libc included
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() == 1:  # the service died before the line above ran
-            os._exit(0)
+    # The service may be PID 1 (a container), so compare with its pid rather than with 1.
+    if os.getppid() != service_pid:  # it died before prctl ran
+        os._exit(0)
 
 
 def main(argv: list[str]) -> int:
-    _die_with_the_service()
-    limit, target = int(argv[0]), argv[1]
+    limit, target, service_pid = int(argv[0]), argv[1], int(argv[2])
+    _die_with_the_service(service_pid)
     # Past the limit allocations fail with MemoryError here, instead of the kernel's OOM killer choosing
     # a victim (possibly the service).
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
