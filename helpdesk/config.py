@@ -95,6 +95,10 @@ class Settings:
     staff_telegram_ids: frozenset[int] = field(default_factory=frozenset)
     timezone: str = "Asia/Tashkent"
     mail_max_attachment_mb: float = 20.0
+    # Larger mail is never fetched whole nor parsed: a dead letter with a notice to the sender.
+    mail_max_message_mb: float = 50.0
+    # Each IMAP and SMTP step (connect and greeting, login, each command, each send) gives up after this.
+    mail_timeout_seconds: float = 30.0
     mail_ack_limit_per_hour: int = 5
     # Reports: a ticket not answered within this many hours is past its response target.
     response_target_hours: float = 48.0
@@ -309,6 +313,8 @@ def _parse(env: Mapping[str, str], cwd: Path) -> Settings:
         staff_telegram_ids=frozenset(staff_ids),
         timezone=_timezone(env),
         mail_max_attachment_mb=_float(env, "HELPDESK_MAIL_MAX_ATTACHMENT_MB", 20.0),
+        mail_max_message_mb=_float(env, "HELPDESK_MAIL_MAX_MESSAGE_MB", 50.0),
+        mail_timeout_seconds=_float(env, "HELPDESK_MAIL_TIMEOUT_SECONDS", 30.0),
         mail_ack_limit_per_hour=_ack_limit(env),
         response_target_hours=_float(env, "HELPDESK_RESPONSE_TARGET_HOURS", 48.0),
         report_day=_bounded(env, "HELPDESK_REPORT_DAY", 1, 0, 28),
@@ -439,6 +445,8 @@ SETTINGS: dict[str, ValueCheck | None] = {
     "HELPDESK_MAIL_MAX_ATTACHMENT_MB": None,
     "HELPDESK_MAIL_ACK_LIMIT_PER_HOUR": None,
     "HELPDESK_MAIL_TRUSTED_AUTHSERV_ID": None,
+    "HELPDESK_MAIL_MAX_MESSAGE_MB": None,
+    "HELPDESK_MAIL_TIMEOUT_SECONDS": None,
     "HELPDESK_TIMEZONE": None,
     "HELPDESK_RESPONSE_TARGET_HOURS": None,
     "HELPDESK_REPORT_DAY": None,

@@ -58,6 +58,11 @@ async def check_database(settings: Settings) -> Check:
         await engine.dispose()
 
 
+def _step_timeout(settings: Settings) -> float:
+    # Each step within the whole check's budget, so a stalled server fails the check, not the probe.
+    return min(settings.mail_timeout_seconds, TIMEOUT)
+
+
 async def check_smtp(settings: Settings) -> Check:
     import aiosmtplib
 
@@ -65,7 +70,7 @@ async def check_smtp(settings: Settings) -> Check:
     assert smtp is not None
     client = aiosmtplib.SMTP(
         hostname=smtp.host, port=smtp.port, use_tls=smtp.tls and smtp.port == 465,
-        start_tls=smtp.tls and smtp.port != 465, timeout=TIMEOUT,
+        start_tls=smtp.tls and smtp.port != 465, timeout=_step_timeout(settings),
     )  # fmt: skip
     try:
         await client.connect()
@@ -87,7 +92,7 @@ async def check_imap(settings: Settings) -> Check:
     try:
         async with ImapMailbox(
             imap.host, imap.port, imap.user, imap.password.reveal(), tls=imap.tls, mailbox=imap.mailbox,
-            timeout=TIMEOUT,
+            timeout=_step_timeout(settings),
         ) as mailbox:  # fmt: skip
             unseen = len(await mailbox.unseen_uids())
             idle = "IDLE" if mailbox.supports_idle else "no IDLE"
@@ -104,14 +109,22 @@ async def check_telegram(settings: Settings) -> Check:
     return Check("telegram", ok, detail)
 
 
+async def _within(check: Awaitable[Check], name: str) -> Check:
+    """The check's own answer, or a failure once TIMEOUT has passed: a stalled peer never hangs the probe."""
+    try:
+        return await asyncio.wait_for(check, TIMEOUT)
+    except TimeoutError:
+        return Check(name, False, f"no answer within {TIMEOUT:g} s")
+
+
 async def run_checks(settings: Settings) -> list[Check]:
-    checks: list[Awaitable[Check]] = [check_database(settings)]
+    checks: list[Awaitable[Check]] = [_within(check_database(settings), "database")]
     if settings.telegram is not None:
-        checks.append(check_telegram(settings))
+        checks.append(_within(check_telegram(settings), "telegram"))
     if settings.imap is not None:
-        checks.append(check_imap(settings))
+        checks.append(_within(check_imap(settings), "imap"))
     if settings.smtp is not None:
-        checks.append(check_smtp(settings))
+        checks.append(_within(check_smtp(settings), "smtp"))
     results = list(await asyncio.gather(*checks))
     configured = {c.name for c in results}
     switches = {

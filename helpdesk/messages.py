@@ -128,6 +128,8 @@ class InboundMessage:
     stripped_text: str | None = None
     # Other people the message was addressed to (email To and Cc), lower case: ticket participants.
     cc: tuple[str, ...] = ()
+    # To/Cc addresses beyond the number read (helpdesk.email.parse.MAX_RECIPIENTS): not participants.
+    recipients_cut: int = 0
     # Attachments over the configured size limit, left out of ``attachments``.
     oversized_attachments: tuple[OversizedAttachment, ...] = ()
     # The trusted mail server's verdict on the sender (email); channels without one leave it "unknown".

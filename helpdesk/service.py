@@ -11,6 +11,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -28,6 +29,9 @@ from helpdesk.usecases.cards import queue_card_for
 from helpdesk.usecases.receive import ReceiveResult, receive
 from helpdesk.worker import DeliveryWorker, RetryPolicy
 
+if TYPE_CHECKING:
+    from helpdesk.email.parser_process import GuardedParser
+
 log = logging.getLogger(__name__)
 
 # Backing off while the database restarts: about half a minute in all, then the error is reported.
@@ -41,6 +45,8 @@ class Runtime:
     desk: Desk
     worker: DeliveryWorker
     senders: dict[str, ChannelSender] = field(default_factory=dict)
+    # The email channel's parser worker, made on first use (so other commands never start it).
+    mail_parser: GuardedParser | None = None
 
     async def receive(self, inbound: InboundMessage) -> ReceiveResult:
         """Receive with retries while the database is briefly away (a restart, a failover).
@@ -87,6 +93,7 @@ def build_senders(settings: Settings) -> dict[str, ChannelSender]:
             password=smtp.password.reveal() if smtp.password else None,
             tls=smtp.tls,
             mail_from=settings.mail_from,
+            timeout=settings.mail_timeout_seconds,
         )
     if settings.telegram is not None:
         from bot.sender import TelegramSender
@@ -131,9 +138,12 @@ async def open_runtime(
     )
     # An answer that cannot be delivered (e.g. the requester blocked the bot) shows on the staff card.
     worker.on_give_up = lambda session, ticket_id: queue_card_for(desk, session, ticket_id)
+    runtime = Runtime(settings=settings, engine=engine, desk=desk, worker=worker, senders=senders)
     try:
-        yield Runtime(settings=settings, engine=engine, desk=desk, worker=worker, senders=senders)
+        yield runtime
     finally:
+        if runtime.mail_parser is not None:
+            await runtime.mail_parser.close()
         for sender in senders.values():
             closer = getattr(sender, "close", None)
             if closer is not None:

@@ -14,6 +14,13 @@ from helpdesk.config import ConfigError, Settings
 MAIL = {"HELPDESK_SMTP_HOST": "smtp.example.org", "HELPDESK_MAIL_FROM": "helpdesk@tscc.example.org"}
 
 
+def test_mail_limits_default_and_override(workdir: Path) -> None:
+    assert Settings.from_env({}).mail_max_message_mb == 50.0
+    assert Settings.from_env({}).mail_timeout_seconds == 30.0
+    tuned = Settings.from_env({"HELPDESK_MAIL_MAX_MESSAGE_MB": "25", "HELPDESK_MAIL_TIMEOUT_SECONDS": "5"})
+    assert (tuned.mail_max_message_mb, tuned.mail_timeout_seconds) == (25.0, 5.0)
+
+
 def test_defaults_run_with_nothing_configured(workdir: Path) -> None:
     settings = Settings.from_env({})
     assert settings.database_url == f"sqlite+aiosqlite:///{workdir / 'helpdesk.db'}"
@@ -82,6 +89,9 @@ def test_full_configuration(workdir: Path) -> None:
             {"HELPDESK_MAIL_TRUSTED_AUTHSERV_ID": "mx.tscc.example; dkim=pass"},
             "HELPDESK_MAIL_TRUSTED_AUTHSERV_ID must be the mail server's authserv-id",
         ),
+        ({"HELPDESK_MAIL_MAX_MESSAGE_MB": "50MB"}, "HELPDESK_MAIL_MAX_MESSAGE_MB must be a number"),
+        ({"HELPDESK_MAIL_MAX_MESSAGE_MB": "0"}, "HELPDESK_MAIL_MAX_MESSAGE_MB must be greater than 0"),
+        ({"HELPDESK_MAIL_TIMEOUT_SECONDS": "soon"}, "HELPDESK_MAIL_TIMEOUT_SECONDS must be a number"),
     ],
 )
 def test_each_mistake_names_its_variable(workdir: Path, env: dict[str, str], message: str) -> None:

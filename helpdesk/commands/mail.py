@@ -10,6 +10,7 @@ import signal
 import sys
 
 from helpdesk.config import ConfigError, Settings
+from helpdesk.email.imap_intake import ImapError
 from helpdesk.email.intake import poll_email_once, retry_dead_letter, run_email_intake
 from helpdesk.email.parse import EmailParseError, load_message
 from helpdesk.service import open_runtime
@@ -46,7 +47,12 @@ async def _poll(args: argparse.Namespace) -> int:
         raise ConfigError("HELPDESK_IMAP_HOST is not set; the email channel is off")
     async with open_runtime(settings) as runtime:
         if args.once:
-            result = await poll_email_once(runtime)
+            try:
+                result = await poll_email_once(runtime)
+            except ImapError as exc:
+                # One line for cron's mail and the operator: what failed and where, no traceback.
+                print(f"helpdesk: mail poll failed: {exc}", file=sys.stderr)
+                return 1
             # Deliver the receipts now too: a cron job has no `helpdesk run` beside it to do it.
             while await runtime.worker.deliver_due():
                 pass

@@ -233,6 +233,19 @@ class DeadLetter(Base):
     resolved_at: Mapped[datetime | None] = mapped_column()
 
 
+class IntakeAttempt(Base):
+    """Mail that failed to be received for a reason that may clear up (the database said no), counted
+    across polls, restarts and cron runs of `mail poll --once`: after a few it becomes a dead letter
+    instead of holding the mailbox for ever. Keyed by the content hash; removed once the mail is in."""
+
+    __tablename__ = "mail_intake_attempts"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_reason: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class LabelledExample(Base):
     """A staff correction: this request's text belongs to these targets and core functions.
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import re
@@ -30,9 +31,27 @@ log = logging.getLogger(__name__)
 Handler = Callable[[int, bytes], Awaitable[bool]]
 _T = TypeVar("_T")
 
+
+@dataclass(frozen=True, slots=True)
+class Oversized:
+    """Mail over ``max_bytes`` (its RFC822.SIZE) is never fetched whole: ``handle(uid, header, size)``
+    gets its header block, fetched up to ``header_bytes``, and returns True once it is safe to mark."""
+
+    max_bytes: int
+    header_bytes: int
+    handle: Callable[[int, bytes, int], Awaitable[bool]]
+
+
 _UIDVALIDITY_RE = re.compile(rb"UIDVALIDITY (\d+)")
 _DIGITS_RE = re.compile(rb"[0-9 ]+")
 _FETCH_UID_RE = re.compile(rb"UID (\d+)")
+_FETCH_SIZE_RE = re.compile(rb"RFC822\.SIZE (\d+)")
+# A FETCH may take its step timeout plus the time to move the message at this rate (bytes per second);
+# without a known size, as if it were 50 MB (the default HELPDESK_MAIL_MAX_MESSAGE_MB).
+_SLOWEST_FETCH_RATE = 64 * 1024
+_UNKNOWN_SIZE = 50 * 1024 * 1024
+# UIDs per size query: keeps each command line short (servers cap it at some 8 KB).
+_SIZE_BATCH = 500
 
 
 class Checkpoint(Protocol):
@@ -190,9 +209,16 @@ class ImapMailbox:
             uids.update(uid for uid in _search_result(response.lines) if uid > after_uid)
         return sorted(uids)
 
-    async def fetch(self, uid: int) -> bytes | None:
-        """The raw message, without setting \\Seen (BODY.PEEK); None if it vanished since the search."""
-        response = await self._ok(self._require().uid("fetch", str(uid), "(BODY.PEEK[])"), "UID FETCH")
+    async def fetch(self, uid: int, size: int | None = None) -> bytes | None:
+        """The raw message, without setting \\Seen (BODY.PEEK); None if it vanished since the search.
+
+        A large message may take longer than one step's timeout on a slow link: the limit grows with
+        ``size`` (its RFC822.SIZE when known). aioimaplib's own timer still ends a transfer that stalls.
+        """
+        budget = self.timeout + (size if size is not None else _UNKNOWN_SIZE) / _SLOWEST_FETCH_RATE
+        response = await self._ok(
+            self._require().uid("fetch", str(uid), "(BODY.PEEK[])"), "UID FETCH", timeout=budget
+        )
         lines = response.lines
         for index, line in enumerate(lines):
             # The literal arrives as a bytearray right after the line that announces it ("… BODY[] {N}").
@@ -202,6 +228,33 @@ class ImapMailbox:
                 uid_match = uid_match or _FETCH_UID_RE.search(trailer)
                 if uid_match is None or int(uid_match.group(1)) == uid:
                     return bytes(line)
+        return None
+
+    async def sizes(self, uids: list[int]) -> dict[int, int]:
+        """RFC822.SIZE per UID, asked before fetching so that oversized mail is never pulled in whole."""
+        found: dict[int, int] = {}
+        for start in range(0, len(uids), _SIZE_BATCH):
+            batch = ",".join(str(uid) for uid in uids[start : start + _SIZE_BATCH])
+            response = await self._ok(self._require().uid("fetch", batch, "(RFC822.SIZE)"), "UID FETCH SIZE")
+            for line in response.lines:
+                data = bytes(line)
+                uid, size = _FETCH_UID_RE.search(data), _FETCH_SIZE_RE.search(data)
+                if uid is not None and size is not None:
+                    found[int(uid.group(1))] = int(size.group(1))
+        return found
+
+    async def fetch_header(self, uid: int, limit: int) -> bytes | None:
+        """The header block (at most ``limit`` bytes), without setting \\Seen; None if it vanished."""
+        response = await self._ok(
+            self._require().uid("fetch", str(uid), f"(BODY.PEEK[HEADER]<0.{limit}>)"), "UID FETCH HEADER"
+        )
+        for index, line in enumerate(response.lines):
+            if (
+                isinstance(line, bytearray)
+                and index > 0
+                and b"BODY[HEADER]" in bytes(response.lines[index - 1])
+            ):
+                return bytes(line)[:limit]
         return None
 
     async def fetch_unseen(self) -> AsyncIterator[tuple[int, bytes]]:
@@ -286,25 +339,45 @@ class ImapMailbox:
             raise ImapConnectionError("not connected")
         return self._client
 
-    async def _ok(self, call: Awaitable[aioimaplib.Response], what: str) -> aioimaplib.Response:
-        response = await self._guard(call, what)
+    async def _ok(
+        self,
+        call: Awaitable[aioimaplib.Response],
+        what: str,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> aioimaplib.Response:
+        response = await self._guard(call, what, timeout=timeout)
         if response.result != "OK":
             raise ImapCommandError(f"{what} failed: {response.result} {_text(response.lines)}")
         return response
 
-    async def _guard(self, call: Awaitable[_T], what: str) -> _T:
+    async def _guard(self, call: Awaitable[_T], what: str, *, timeout: float | None = None) -> _T:  # noqa: ASYNC109
+        """Await one IMAP step, at most ``timeout`` (default ``self.timeout``) seconds.
+
+        A stall (a server that greets and then says nothing, or never greets) is a connection error like
+        a drop: the caller reconnects with back-off. aioimaplib's greeting wait has no timeout of its own.
+        """
         task = asyncio.ensure_future(call)
         if not task.done():
             lost = asyncio.ensure_future(self._lost.wait())
             try:
-                await asyncio.wait({task, lost}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(
+                    {task, lost},
+                    timeout=self.timeout if timeout is None else timeout,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
             finally:
                 lost.cancel()
             if not task.done():
                 # Not awaited: aioimaplib's command wait can swallow the cancellation until its own timeout.
                 task.cancel()
                 task.add_done_callback(_consume_outcome)
-                raise ImapConnectionError(f"IMAP {what} at {self.host}:{self.port}: connection lost")
+                if self._lost.is_set():
+                    raise ImapConnectionError(f"IMAP {what} at {self.host}:{self.port}: connection lost")
+                waited = self.timeout if timeout is None else timeout
+                raise ImapConnectionError(
+                    f"IMAP {what} at {self.host}:{self.port}: no answer within {waited:g} s"
+                )
         try:
             return task.result()
         except (TimeoutError, OSError, aioimaplib.AioImapException) as exc:
@@ -327,7 +400,11 @@ CHECKPOINT_EVERY = 50
 
 
 async def poll_once(
-    mailbox: ImapMailbox, handle: Handler, *, checkpoint: Checkpoint | None = None
+    mailbox: ImapMailbox,
+    handle: Handler,
+    *,
+    checkpoint: Checkpoint | None = None,
+    oversized: Oversized | None = None,
 ) -> PollResult:
     """Hand every waiting message to ``handle``; mark (or move) only those it reports as committed.
 
@@ -348,14 +425,21 @@ async def poll_once(
             saved = highest
 
     try:
-        for uid in await mailbox.waiting_uids(after):
-            raw = await mailbox.fetch(uid)
+        waiting = await mailbox.waiting_uids(after)
+        sizes = await mailbox.sizes(waiting) if oversized is not None and waiting else {}
+        for uid in waiting:
+            if oversized is not None and sizes.get(uid, 0) > oversized.max_bytes:
+                raw = await mailbox.fetch_header(uid, oversized.header_bytes)
+                step = functools.partial(oversized.handle, size=sizes[uid])
+            else:
+                raw = await mailbox.fetch(uid, sizes.get(uid))
+                step = handle
             if raw is None:
                 log.info("IMAP UID %s vanished before it could be fetched", uid)
                 continue
             result.fetched += 1
             try:
-                committed = await handle(uid, raw)
+                committed = await step(uid, raw)
             except Exception:
                 result.failed += 1
                 result.failed_uids.append(uid)
@@ -388,6 +472,7 @@ async def run_intake(
     max_backoff: float = 300.0,
     on_poll: Callable[[PollResult], None] | None = None,
     checkpoint: Checkpoint | None = None,
+    oversized: Oversized | None = None,
 ) -> None:
     """Poll until ``stop`` is set, reconnecting with exponential back-off after errors.
 
@@ -399,7 +484,7 @@ async def run_intake(
         try:
             async with open_mailbox() as mailbox:
                 while not stop.is_set():
-                    result = await poll_once(mailbox, handle, checkpoint=checkpoint)
+                    result = await poll_once(mailbox, handle, checkpoint=checkpoint, oversized=oversized)
                     backoff = min_backoff  # a full poll worked: the connection is healthy
                     if on_poll is not None:
                         on_poll(result)

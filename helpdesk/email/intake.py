@@ -10,8 +10,10 @@ is down or locked) leave the message waiting on the server instead.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from sqlalchemy import exc as sa_exc
@@ -20,10 +22,27 @@ from sqlalchemy import select
 from helpdesk.db.models import ImapCheckpoint
 from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
-from helpdesk.email.imap_intake import Handler, ImapMailbox, PollResult, poll_once, run_intake
-from helpdesk.email.parse import EmailParseError, parse_email
+from helpdesk.email.imap_intake import (
+    Handler,
+    ImapMailbox,
+    Oversized,
+    PollResult,
+    poll_once,
+    run_intake,
+)
+from helpdesk.email.limits import LimitExceeded, MailLimits, check_raw
+from helpdesk.email.parse import EmailParseError
+from helpdesk.email.parser_process import GuardedParser, ParserLimitExceeded, ParserUnavailable
+from helpdesk.email.rejection import rejection_notice
 from helpdesk.messages import InboundMessage
-from helpdesk.usecases.dead_letters import get_dead_letter, record_retry, store_dead_letter
+from helpdesk.usecases.dead_letters import (
+    count_failed_attempt,
+    forget_failed_attempts,
+    get_dead_letter,
+    is_cut,
+    record_retry,
+    store_dead_letter,
+)
 
 if TYPE_CHECKING:
     from helpdesk.service import Runtime
@@ -39,6 +58,9 @@ _TRANSIENT = (
     sa_exc.TimeoutError,
     sa_exc.DisconnectionError,
 )
+# Temporary failures one message may have (across polls, restarts and cron runs) before it is given up
+# as a dead letter, so that it never holds the rest of the mailbox back.
+RETRY_BUDGET = 5
 
 
 class DatabaseCheckpoint:
@@ -92,50 +114,80 @@ def mailbox_factory(runtime: Runtime) -> Callable[[], ImapMailbox]:
             tls=imap.tls,
             mailbox=imap.mailbox,
             processed_folder=imap.processed_folder,
+            timeout=runtime.settings.mail_timeout_seconds,
         )
 
     return open_mailbox
 
 
-def parser_for(runtime: Runtime) -> Callable[[bytes], InboundMessage]:
+def mail_limits(runtime: Runtime) -> MailLimits:
+    return MailLimits.with_max_message_mb(runtime.settings.mail_max_message_mb)
+
+
+async def parse_guarded(runtime: Runtime, raw: bytes, limits: MailLimits) -> InboundMessage:
+    """Raw limits first, then the parser in its worker process (memory and time limits).
+
+    Raises LimitExceeded or ParserLimitExceeded (refused: tell the sender), or EmailParseError.
+    """
+    check_raw(raw, limits)
+    if runtime.mail_parser is None:
+        runtime.mail_parser = GuardedParser()
     own = (runtime.settings.mail_from,) if runtime.settings.mail_from else ()
-    limit = int(runtime.settings.mail_max_attachment_mb * 1024 * 1024)
-
-    def parse(raw: bytes) -> InboundMessage:
+    return await runtime.mail_parser.parse(
+        raw,
+        own_addresses=own,
         # The time of arrival, not the Date header: a sender's clock must not skew response times.
-        return parse_email(
-            raw,
-            own_addresses=own,
-            received_at=utcnow(),
-            max_attachment_bytes=limit,
-            trusted_authserv_id=runtime.settings.mail_trusted_authserv_id,
-        )
-
-    return parse
+        received_at=utcnow(),
+        max_attachment_bytes=int(runtime.settings.mail_max_attachment_mb * 1024 * 1024),
+        trusted_authserv_id=runtime.settings.mail_trusted_authserv_id,
+    )
 
 
-def message_handler(runtime: Runtime, *, source: str | None = None) -> Handler:
-    parse = parser_for(runtime)
+def message_handler(
+    runtime: Runtime, *, source: str | None = None, limits: MailLimits | None = None
+) -> Handler:
+    limits = limits or mail_limits(runtime)
+    failed_before: set[str] = set()  # content hashes with a stored attempt count to clear on success
 
     async def handle(uid: int, raw: bytes) -> bool:
         try:
-            # Parsing a message with large attachments takes a while: keep it off the event loop.
-            inbound = await asyncio.to_thread(parse, raw)
+            inbound = await parse_guarded(runtime, raw, limits)
+        except (LimitExceeded, ParserLimitExceeded) as exc:
+            return await _refuse(runtime, raw[: limits.kept_bytes], exc.reason, source, uid, len(raw))
         except EmailParseError as exc:
             return await _dead_letter(runtime, raw, f"cannot parse: {exc.reason}", source, uid)
+        except ParserUnavailable:
+            raise  # nothing to do with this message: it waits on the server for the next poll
         except Exception as exc:  # a parser bug on odd input must not block this message forever
             log.exception("IMAP UID %s: the parser failed", uid)
             return await _dead_letter(
                 runtime, raw, f"parser failed: {type(exc).__name__}: {exc}", source, uid
             )
+        digest = hashlib.sha256(raw).hexdigest()
         try:
             result = await runtime.receive(inbound)
-        except _TRANSIENT:
-            raise  # left waiting on the server; the next poll tries again
+        except _TRANSIENT as exc:
+            # The first line only: SQLAlchemy appends the statement and its parameters (addresses, text).
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            # Counted in the database: if it cannot even do that, the database is the problem, not this
+            # message, and the error leaves the message waiting without spending its budget.
+            attempts = await count_failed_attempt(runtime.desk, digest, reason)
+            failed_before.add(digest)
+            if attempts < RETRY_BUDGET:
+                raise  # left waiting on the server; the next poll tries again
+            log.error("IMAP UID %s failed %d times for temporary reasons; giving up on it", uid, attempts)
+            reason = f"gave up after {attempts} temporary failures; last: {reason}"
+            stored = await _dead_letter(runtime, raw, reason, source, uid)
+            await forget_failed_attempts(runtime.desk, digest)
+            failed_before.discard(digest)
+            return stored
         except Exception as exc:
             log.exception("IMAP UID %s: the desk refused the message", uid)
             reason = f"cannot be received: {type(exc).__name__}: {exc}"
             return await _dead_letter(runtime, raw, reason, source, uid)
+        if digest in failed_before:
+            failed_before.discard(digest)
+            await forget_failed_attempts(runtime.desk, digest)
         log.info(
             "IMAP UID %s → %s (%s)",
             uid,
@@ -145,6 +197,48 @@ def message_handler(runtime: Runtime, *, source: str | None = None) -> Handler:
         return True
 
     return handle
+
+
+def oversized_handler(runtime: Runtime, *, source: str | None = None) -> Oversized:
+    """Mail over HELPDESK_MAIL_MAX_MESSAGE_MB: only its header block is fetched, kept and answered."""
+    limits = mail_limits(runtime)
+
+    async def handle(uid: int, header: bytes, size: int) -> bool:
+        limit_mb = runtime.settings.mail_max_message_mb
+        reason = f"message is {size / (1024 * 1024):.1f} MB, over the limit of {limit_mb:g} MB"
+        return await _refuse(runtime, header, reason, source, uid, size, size_was_the_reason=True)
+
+    return Oversized(limits.max_message_bytes, limits.header_fetch_bytes, handle)
+
+
+async def _refuse(
+    runtime: Runtime,
+    kept: bytes,
+    reason: str,
+    source: str | None,
+    uid: int | None,
+    size: int,
+    *,
+    size_was_the_reason: bool = False,
+) -> bool:
+    """Over a limit: a dead letter of the first bytes, and the sender told why (once, never a robot)."""
+    own = [a for a in (runtime.settings.mail_from, *runtime.settings.staff_emails) if a]
+    notice = rejection_notice(kept, own)
+    if notice is not None and size_was_the_reason:
+        limit_mb = runtime.settings.mail_max_message_mb
+        notice = replace(notice, size=f"{size / (1024 * 1024):.1f} MB", limit=f"{limit_mb:g} MB")
+    stored = await store_dead_letter(
+        runtime.desk, kept, f"refused: {reason}", source=source, source_uid=uid, original_size=size,
+        notice=notice,
+    )  # fmt: skip
+    log.warning(
+        "IMAP UID %s refused before parsing, dead letter %s (%s); sender %s",
+        uid,
+        stored.id,
+        reason,
+        "told" if stored.notified else "not told",
+    )
+    return True
 
 
 async def _dead_letter(runtime: Runtime, raw: bytes, reason: str, source: str | None, uid: int) -> bool:
@@ -166,9 +260,16 @@ async def retry_dead_letter(runtime: Runtime, letter_id: int) -> tuple[str | Non
         return letter.ticket_reference, None
     reference: str | None = None
     reason: str | None = None
+    if is_cut(letter):
+        reason = f"only the first {len(letter.raw)} of {letter.size} bytes were kept: it cannot be received"
+        await record_retry(runtime.desk, letter_id, reference=None, reason=None)
+        return None, reason
     try:
-        inbound = await asyncio.to_thread(parser_for(runtime), letter.raw)
+        # The same guards as intake: a dead letter is as hostile as the mail it was.
+        inbound = await parse_guarded(runtime, letter.raw, mail_limits(runtime))
         reference = (await runtime.receive(inbound)).reference
+    except (LimitExceeded, ParserLimitExceeded) as exc:
+        reason = f"refused: {exc.reason}"
     except EmailParseError as exc:
         reason = f"cannot parse: {exc.reason}"
     except Exception as exc:
@@ -187,6 +288,7 @@ async def poll_email_once(runtime: Runtime) -> PollResult:
             mailbox,
             message_handler(runtime, source=_source(mailbox)),
             checkpoint=DatabaseCheckpoint(runtime.desk),
+            oversized=oversized_handler(runtime, source=_source(mailbox)),
         )
 
 
@@ -200,4 +302,5 @@ async def run_email_intake(runtime: Runtime, stop: asyncio.Event) -> None:
         interval=imap.poll_interval,
         stop=stop,
         checkpoint=DatabaseCheckpoint(runtime.desk),
+        oversized=oversized_handler(runtime, source=source),
     )

@@ -36,11 +36,18 @@ _CYRILLIC_RE = re.compile("[\u0400-\u04ff]")
 _MAX_MSGID = 900
 # Hostile headers are cut before they are parsed: a To line with 100,000 addresses adds no participants.
 _MAX_ADDRESS_HEADER = 16_384
-_MAX_RECIPIENTS = 100
 _ANGLE_ADDR_RE = re.compile(r"<([^<>\s@]+@[^<>\s@]+)>")
 # Tags of our own sub-addresses (signed reply addresses): a few short ones, never a long list.
 _MAX_TAG = 54
 _MAX_TAGS = 4
+# Threading needs the newest few ids: a References of 40,000 ids must not become 40,000 query parameters
+# (PostgreSQL allows 32,767) nor 1 MB copied into every receipt. Real threads reach a few dozen.
+MAX_THREAD_IDS = 30
+# To/Cc addresses read per message: more than a meeting's worth of participants is a list, not a
+# conversation; the rest are counted (a note on the ticket says how many) but never parsed.
+MAX_RECIPIENTS = 50
+# Only the tail of a References field is searched for ids: room for MAX_THREAD_IDS of the longest kind.
+_REFERENCES_TAIL = MAX_THREAD_IDS * (_MAX_MSGID + 100)
 
 # Senders that are machines, by local part (RFC 3834 §2 and common practice).
 _ROBOT_LOCAL_PARTS = re.compile(
@@ -108,7 +115,8 @@ def parse_email(
             kept.append(attachment)
     reason = automatic_reason(msg, own_addresses=own_addresses)
     own = {address.strip().lower() for address in own_addresses}
-    tags, recipients = _reply_tags(_recipients(msg), own_addresses)
+    recipients, recipients_cut = _recipients(msg)
+    tags, recipients = _reply_tags(recipients, own_addresses)
     results = trusted_results(_raw_items(msg), trusted_authserv_id)
     return InboundMessage(
         channel="email",
@@ -124,6 +132,7 @@ def parse_email(
         automatic_reason=reason,
         stripped_text=stripped if stripped != text.strip() else None,
         cc=tuple(a for a in recipients if a not in own and a != sender.email),
+        recipients_cut=recipients_cut,
         oversized_attachments=tuple(oversized),
         authenticity=assess(results, sender.email),
         reply_tokens=tuple(tags),
@@ -346,15 +355,57 @@ def _decoded_words(raw: str) -> str:
         return raw
 
 
-def _recipients(msg: Message) -> list[str]:
-    """To and Cc addresses, lower case, in order, without duplicates (parsed undecoded, names unused)."""
-    result: list[str] = []
+def _recipients(msg: Message) -> tuple[list[str], int]:
+    """To and Cc addresses, lower case, in order, without duplicates, from the first ``MAX_RECIPIENTS``
+    entries; and about how many entries came after those (their "@"s counted, never parsed)."""
+    entries: list[str] = []
+    cut = 0
     for name in ("To", "Cc"):
         for value in _raw_headers(msg, name):
-            for _, address in _addresses(value):
-                if address not in result and len(result) < _MAX_RECIPIENTS:
-                    result.append(address)
-    return result
+            if len(entries) >= MAX_RECIPIENTS:
+                cut += value.count("@")
+                continue
+            read, rest = _address_entries(value, MAX_RECIPIENTS - len(entries))
+            entries.extend(read)
+            cut += rest.count("@")
+    result: dict[str, None] = {}  # ordered and de-duplicated in linear time
+    for entry in entries:
+        # Each entry parsed undecoded: an address hidden in an encoded display name stays a name.
+        for _, address in _addresses(entry):
+            result.setdefault(address)
+    return list(result), cut
+
+
+def _address_entries(value: str, limit: int) -> tuple[list[str], str]:
+    """The first ``limit`` entries of an address list (split at commas outside quotes, comments and
+    angle brackets) and the unread rest. Groups ("team: a@x, b@y;") split into their members."""
+    entries: list[str] = []
+    start = depth = 0
+    quoted = escaped = False
+    for index, char in enumerate(value):
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif quoted:
+            continue
+        elif char in "(<":
+            depth += 1
+        elif char in ")>":
+            depth = max(0, depth - 1)
+        elif char in ",;" and depth == 0:
+            entry = value[start:index].strip()
+            start = index + 1
+            if "@" in entry:
+                entries.append(entry)
+                if len(entries) == limit:
+                    return entries, value[start:]
+    entry = value[start:].strip()
+    if "@" in entry:
+        entries.append(entry)
+    return entries, ""
 
 
 def _reply_tags(recipients: list[str], own_addresses: Collection[str]) -> tuple[list[str], list[str]]:
@@ -395,20 +446,20 @@ def _date(msg: Message) -> datetime | None:
 
 
 def _replies_to(msg: Message) -> tuple[str, ...]:
-    ordered: list[str] = []
-    for value in _raw_headers(msg, "References"):
-        ordered.extend(_MSGID_RE.findall(value))
+    """Thread ids, oldest first, the direct parent last: at most ``MAX_THREAD_IDS``, the newest kept."""
     parents: list[str] = []
     for value in _raw_headers(msg, "In-Reply-To"):
         parents.extend(_MSGID_RE.findall(value))
+    parents = list(dict.fromkeys(parents))[-MAX_THREAD_IDS:]
+    # References lists the thread oldest first: the newest ids are at its end.
+    ordered: list[str] = []
+    for value in _raw_headers(msg, "References"):
+        ordered.extend(_MSGID_RE.findall(value[-_REFERENCES_TAIL:]))
     # The direct parent (In-Reply-To) is the newest, so it goes last even if References lists it earlier.
-    seen: set[str] = set()
-    result: list[str] = []
-    for message_id in [m for m in ordered if m not in parents] + parents:
-        if message_id not in seen:
-            seen.add(message_id)
-            result.append(message_id)
-    return tuple(result)
+    kept_parents = set(parents)
+    earlier = list(dict.fromkeys(m for m in ordered if m not in kept_parents))
+    room = MAX_THREAD_IDS - len(parents)
+    return tuple((earlier[-room:] if room > 0 else []) + parents)
 
 
 def _bounced_ids(msg: Message) -> tuple[str, ...]:

@@ -170,6 +170,13 @@ async def after_email_stored(
         await mark_unverified_sender(session, ticket, message, inbound)
     if thread.changes_ticket and (created or thread.role in ("requester", "participant")):
         await add_participants(desk, session, ticket, inbound.cc)
+        if inbound.recipients_cut:
+            _note(
+                session,
+                ticket,
+                f"This mail was addressed to {inbound.recipients_cut} more people (To/Cc) than are read; "
+                "they were not added as participants.",
+            )
     if created and thread.possible_followup_of is not None:
         _note(
             session,
