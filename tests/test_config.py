@@ -9,6 +9,11 @@ import pytest
 from helpdesk.config import ConfigError, Settings
 
 MAIL = {"HELPDESK_SMTP_HOST": "smtp.example.org", "HELPDESK_MAIL_FROM": "helpdesk@tscc.example.org"}
+WEBHOOK = {
+    "HELPDESK_TELEGRAM_TOKEN": "123:abc",
+    "HELPDESK_TELEGRAM_WEBHOOK_URL": "https://desk.example.org/telegram",
+    "HELPDESK_TELEGRAM_WEBHOOK_SECRET": "Wh-" + "s3cret_" * 36,  # 255 characters
+}
 
 
 def test_defaults_run_with_nothing_configured(workdir: Path) -> None:
@@ -73,11 +78,51 @@ def test_full_configuration(workdir: Path) -> None:
             "STAFF_CHAT_ID must be",
         ),
         ({"HELPDESK_TIMEZONE": "Mars/Olympus"}, "HELPDESK_TIMEZONE must be an IANA time zone"),
+        (
+            {**WEBHOOK, "HELPDESK_TELEGRAM_WEBHOOK_URL": "http://desk.example.org/telegram"},
+            "^HELPDESK_TELEGRAM_WEBHOOK_URL must be an https:// URL",
+        ),
+        (
+            {**WEBHOOK, "HELPDESK_TELEGRAM_WEBHOOK_URL": "https:///telegram"},
+            "^HELPDESK_TELEGRAM_WEBHOOK_URL must be an https:// URL",
+        ),
+        (
+            {**WEBHOOK, "HELPDESK_TELEGRAM_WEBHOOK_SECRET": ""},
+            "^HELPDESK_TELEGRAM_WEBHOOK_SECRET is not set; it is required when HELPDESK_TELEGRAM_WEBHOOK_URL",
+        ),
+        (
+            {**WEBHOOK, "HELPDESK_TELEGRAM_WEBHOOK_SECRET": "has space"},
+            "^HELPDESK_TELEGRAM_WEBHOOK_SECRET must be 1-256 characters",
+        ),
+        (
+            {**WEBHOOK, "HELPDESK_TELEGRAM_WEBHOOK_SECRET": "секрет"},
+            "^HELPDESK_TELEGRAM_WEBHOOK_SECRET must be 1-256 characters",
+        ),
+        (
+            {**WEBHOOK, "HELPDESK_TELEGRAM_WEBHOOK_SECRET": "x" * 257},
+            "^HELPDESK_TELEGRAM_WEBHOOK_SECRET must be 1-256 characters",
+        ),
     ],
 )
 def test_each_mistake_names_its_variable(workdir: Path, env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Settings.from_env(env)
+
+
+def test_webhook_mode_needs_a_secret_and_listens_on_loopback(workdir: Path) -> None:
+    telegram = Settings.from_env(WEBHOOK).telegram
+    assert telegram is not None and telegram.webhook_url == "https://desk.example.org/telegram"
+    assert telegram.webhook_listen == "127.0.0.1" and telegram.webhook_port == 8443
+    assert telegram.webhook_secret is not None
+    assert telegram.webhook_secret.reveal() == WEBHOOK["HELPDESK_TELEGRAM_WEBHOOK_SECRET"]  # whole, not cut
+    assert "s3cret" not in repr(telegram)
+    # The error for a malformed secret names the variable, never the value.
+    with pytest.raises(ConfigError) as error:
+        Settings.from_env({**WEBHOOK, "HELPDESK_TELEGRAM_WEBHOOK_SECRET": "s3cret value"})
+    assert "s3cret" not in str(error.value)
+    # Polling mode needs no secret.
+    polling = Settings.from_env({"HELPDESK_TELEGRAM_TOKEN": "123:abc"}).telegram
+    assert polling is not None and polling.webhook_url is None and polling.webhook_secret is None
 
 
 def test_files_add_settings_and_environment_wins(workdir: Path) -> None:
