@@ -16,16 +16,19 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from telegram import User
 from telegram.ext import CallbackQueryHandler, CommandHandler
 from telegram_harness import STAFF_CHAT, STAFF_USER, Harness, open_harness
 
-from bot.staff import StaffHandlers, _picker
+from bot.staff import StaffHandlers, _picker, staff_name
 from helpdesk.db.models import AuditEvent, Message, OutboxItem, Ticket
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage, Sender
+from helpdesk.rendering import render
 from helpdesk.reports import Period, build_report
 from helpdesk.reports.render import render_report
-from helpdesk.usecases.cards import card_markup
+from helpdesk.usecases.assign import assign
+from helpdesk.usecases.cards import card_markup, staff_language
 from helpdesk.usecases.receive import receive
 from helpdesk.usecases.reply import reply
 
@@ -178,6 +181,74 @@ async def test_every_staff_command_and_button_is_refused_to_strangers(harness: H
     print(f"refused to strangers: {len(commands)} commands x 2 chats, {len(buttons)} buttons, 1 card reply")
 
 
+# ---------------------------------------------------------------------------------- staff's place
+
+FOCAL_GROUP = -1005870  # a focal points' group the staff member is in, like the requesters
+REQUEST = "Request on protected areas financing"
+
+
+async def _staff_tickets(harness: Harness) -> tuple[str, str]:
+    """Two tickets: one in the queue (unassigned), one assigned to the staff member (theirs)."""
+    queued, _ = await _ticket_with_card(harness, 5861)
+    mine, _ = await _ticket_with_card(harness, 5862)
+    await assign(harness.desk, mine.reference, staff_name(User(**STAFF_USER, is_bot=False)), actor="cli:test")
+    await _settled(harness)
+    return queued.reference, mine.reference
+
+
+async def test_staff_commands_show_tickets_only_in_staff_places(harness: Harness) -> None:
+    """A staff member's /ticket, /queue and /mine: content in the staff group and in their private chat;
+    in a requesters' group only a short refusal (and every other staff command and button the same)."""
+    api = harness.api
+    queued, mine = await _staff_tickets(harness)
+    shows = {"/queue": queued, "/mine": mine, f"/ticket {queued}": REQUEST}
+
+    for chat, chat_type in ((STAFF_CHAT, "supergroup"), (STAFF_USER["id"], "private")):
+        for command, content in shows.items():
+            calls = len(api.calls)
+            await api.push_message(chat, command, chat_type=chat_type, user=STAFF_USER)
+            answer = await api.wait_for_call("sendMessage", _to(chat), since=calls)
+            assert content in answer.params["text"], (chat, command, answer.params["text"])
+    await _settled(harness)
+    before = await _state(harness)
+    refused_before = len(await harness.audit("refused"))
+
+    # In the focal points' group: every staff command (enumerated from the registered handlers, so a new
+    # one that skips the rule fails here) and every staff button.
+    commands = registered_commands(harness.app) - REQUESTER_COMMANDS
+    assert {"reply", "note", "queue", "mine", "ticket"} <= commands
+    await api.push_message(FOCAL_GROUP, "/start", chat_type="supergroup", chat_title="FP Kazakhstan")
+    await api.wait_for_call("sendMessage", _to(FOCAL_GROUP))
+    answers = []
+    for command in sorted(commands):
+        for args in (f" {queued} Answer typed in the wrong chat", f" {mine}", ""):
+            calls = len(api.calls)
+            await api.push_message(FOCAL_GROUP, f"/{command}{args}", chat_type="supergroup", user=STAFF_USER)
+            answers.append((await api.wait_for_call("sendMessage", _to(FOCAL_GROUP), since=calls)).params)
+    group_message = api.sent_messages(FOCAL_GROUP)[-1]["message_id"]
+    for data in sorted(staff_buttons(queued)):
+        calls = len(api.calls)
+        await api.push_callback_query(FOCAL_GROUP, data, message_id=group_message, user=STAFF_USER)
+        answer = await api.wait_for_call("answerCallbackQuery", since=calls)
+        assert answer.params.get("show_alert") is True, (data, answer.params)
+        answers.append(answer.params)
+
+    wrong_place = render("bot/staff_wrong_place.{lang}.txt.j2", staff_language()).strip()
+    for answer in answers:
+        assert answer["text"] == wrong_place and "reply_markup" not in answer, answer
+    for sent in api.sent_messages(FOCAL_GROUP):
+        assert queued not in sent["text"] and mine not in sent["text"] and REQUEST not in sent["text"]
+    assert not api.calls_to("editMessageReplyMarkup")  # no picker drawn on a message in the group
+    await _settled(harness)
+    assert await _state(harness) == before  # no reply, note, assignment or status change
+    refusals = await harness.audit("refused")
+    # Audited on the ticket when a reference was given (3 of each command's 3 tries name none).
+    assert len(refusals) - refused_before == 2 * len(commands) + len(staff_buttons(queued))
+    assert {r.detail["reason"] for r in refusals[refused_before:]} == {
+        "not a staff chat: in a supergroup chat"
+    }
+
+
 # ------------------------------------------------------------------------------- own tickets only
 
 
@@ -285,11 +356,13 @@ async def test_html_in_telegram_text_reaches_the_card_as_plain_text(harness: Har
 # ------------------------------------------------------------------------------------- secrets
 
 
-def test_every_staff_message_handler_checks_staff() -> None:
-    """Every MessageHandler the staff module registers is guarded too (checked via the source)."""
+def test_every_staff_handler_goes_through_the_admission_rule() -> None:
+    """Every handler the staff module registers checks who and where through ``_admit`` (via the source)."""
     source = inspect.getsource(StaffHandlers)
-    for name in re.findall(r"MessageHandler\([^,]+,\s*self\.(\w+)\)", source):
-        assert "_is_staff" in inspect.getsource(getattr(StaffHandlers, name)), name
+    names = re.findall(r"Handler\((?:[^()]|\([^()]*\))*?self\.(\w+)", source)
+    assert {"command", "button", "reply_to_card"} <= set(names), names
+    for name in names:
+        assert "await self._admit(" in inspect.getsource(getattr(StaffHandlers, name)), name
 
 
 BOT_TOKEN = "4242424242:SECRETbotTOKENxxxxxxxxxxxxxxxxxxxxxxxx"
