@@ -381,6 +381,27 @@ class _Everything(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append(self.format(record))
 
+    async def wait_for(
+        self, pattern: str, *, since: int = 0, unless: asyncio.Task[None] | None = None, within: float = 120
+    ) -> None:
+        """Until a line from ``lines[since:]`` matches: the service's own word that it got there.
+
+        Bounded generously (a loaded 2-core machine is slow, not stuck); fails at once if ``unless`` ends.
+        """
+        deadline = asyncio.get_running_loop().time() + within
+        checked = since
+        while True:
+            lines = self.lines[checked:]
+            if any(re.search(pattern, line) for line in lines):
+                return
+            checked += len(lines)
+            if unless is not None and unless.done():
+                unless.result()  # its exception, if it failed
+                raise AssertionError(f"the service ended before logging {pattern!r}")
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"no log line matching {pattern!r} within {within} s")
+            await asyncio.sleep(0.05)
+
 
 def _all_loggers_at_debug() -> None:
     logging.getLogger().setLevel(logging.DEBUG)
@@ -424,24 +445,25 @@ async def test_secrets_never_appear_in_logs(database_url: str, engine: Any) -> N
             async with open_runtime(settings(BOT_TOKEN, IMAP_PASSWORD, SMTP_PASSWORD)) as runtime:
                 stop = asyncio.Event()
                 service = asyncio.create_task(serve(runtime, stop))
-                await api.wait_for_call("getUpdates", timeout=20)
+                # Not the first getUpdates: the stand-in records a long poll when it ends (10 s later).
+                await capture.wait_for("Telegram channel polling", unless=service)
                 _all_loggers_at_debug()  # the bot quiets httpx on start; listen to it anyway
                 await api.push_message(5901, "Need PAME tools", user={"language_code": "en"})
                 await imap.append(
                     b"From: Aliya <aliya@eco.gov.kz>\r\nTo: helpdesk@tscc.example.org\r\n"
                     b"Subject: PAME\r\nMessage-ID: <s1@eco.gov.kz>\r\n\r\nNeed PAME tools\r\n"
                 )
-                await smtp.wait_for_messages(1, timeout=20)
-                await api.wait_for_call("sendMessage", _to(5901), timeout=20)
+                await smtp.wait_for_messages(1, timeout=120)
+                await api.wait_for_call("sendMessage", _to(5901), timeout=120)
                 stop.set()
-                await asyncio.wait_for(service, 30)
+                await asyncio.wait_for(service, 120)
 
             # Errors: the Bot API answering 401 to a wrong token stops the start with a reason.
             async with open_runtime(
                 settings(BOT_TOKEN[:-4] + "XXXX", IMAP_PASSWORD, SMTP_PASSWORD)
             ) as runtime:
                 try:
-                    await asyncio.wait_for(serve(runtime, asyncio.Event()), 20)
+                    await asyncio.wait_for(serve(runtime, asyncio.Event()), 120)
                 except Exception as exc:  # what `helpdesk run` would print
                     logging.getLogger("test").error("service stopped: %s", exc, exc_info=exc)
             # A wrong IMAP password (intake retries) and a wrong SMTP password (a staff reply to send).
@@ -452,10 +474,12 @@ async def test_secrets_never_appear_in_logs(database_url: str, engine: Any) -> N
                 [email_ticket] = [t for t in await _tickets(runtime.desk) if t.channel == "email"]
                 await reply(runtime.desk, email_ticket.reference, "Here you are", actor="cli:test")
                 stop = asyncio.Event()
+                since = len(capture.lines)
                 service = asyncio.create_task(serve(runtime, stop))
-                await asyncio.sleep(2)
+                await capture.wait_for("IMAP login refused", since=since, unless=service)
+                await capture.wait_for(r"(?i)SMTP delivery of .*(auth|535)", since=since, unless=service)
                 stop.set()
-                await asyncio.wait_for(service, 30)
+                await asyncio.wait_for(service, 120)
     finally:
         root.removeHandler(capture)
         for name, level in levels.items():
