@@ -389,7 +389,8 @@ class TelegramApiStandIn:
         self,
         method: str,
         predicate: Callable[[ApiCall], bool] | None = None,
-        timeout: float = 5.0,  # noqa: ASYNC109 - the tests' familiar spelling; applied with wait_for
+        # A bound for a loaded machine, not an expected delay: a call that comes returns at once.
+        timeout: float = 30.0,  # noqa: ASYNC109 - the tests' familiar spelling; applied with wait_for
         *,
         since: int = 0,
     ) -> ApiCall:
