@@ -164,14 +164,20 @@ async def start_webhook(
     app: Application,  # type: ignore[type-arg]
     *,
     webhook_url: str,
+    secret_token: str,
     listen: str = "127.0.0.1",
     port: int = 8443,
     url_path: str = "telegram",
-    secret_token: str | None = None,
     bootstrap_retries: int = 5,
     drop_pending_updates: bool = False,
 ) -> None:
-    """Like :func:`start_polling`, but PTB's own webhook server receives the updates Telegram POSTs."""
+    """Like :func:`start_polling`, but PTB's own webhook server receives the updates Telegram POSTs.
+
+    ``secret_token`` is not optional: PTB answers 403 to a POST without it, and without one any POST
+    claiming a staff user's id would act as staff.
+    """
+    if not secret_token:
+        raise TelegramStartError("HELPDESK_TELEGRAM_WEBHOOK_SECRET is required in webhook mode")
     await _initialize(app, bootstrap_retries)
     await app.start()
     assert app.updater is not None

@@ -1,8 +1,11 @@
 """Handlers for staff: card buttons, replies to cards, and /reply /note /queue /mine /ticket.
 
-Only HELPDESK_STAFF_TELEGRAM_IDS may act; anyone else is refused, and the attempt is logged (and audited on
-the ticket it was about). Every action is a desk use-case; the card itself is refreshed by the desk through
-the outbox, so the bot only draws the transient pickers (reassign, status, reclassify) on the card.
+Only HELPDESK_STAFF_TELEGRAM_IDS may act, and only in a staff place: the staff group, or a staff member's
+own private chat with the bot. Anyone else, or staff anywhere else (a requesters' group), is refused with
+a short answer that shows nothing of a ticket, and the attempt is logged (and audited on the ticket it was
+about). ``_admit`` is that rule, and every handler goes through it. Every action is a desk use-case; the
+card itself is refreshed by the desk through the outbox, so the bot only draws the transient pickers
+(reassign, status, reclassify) on the card.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ import logging
 import re
 from typing import Any
 
-from telegram import InlineKeyboardMarkup, Message, Update, User
+from telegram import Chat, InlineKeyboardMarkup, Message, Update, User
+from telegram.constants import ChatType
 from telegram.error import BadRequest
 from telegram.ext import (
     Application,
@@ -96,9 +100,30 @@ class StaffHandlers:
     def _actor(self, user: User) -> str:
         return f"telegram:{staff_name(user)}"
 
-    async def _refused(self, user: User | None, reference: str | None, attempted: str) -> None:
+    def _in_staff_place(self, chat: Chat | None, user: User) -> bool:
+        """Where only staff read: the staff group, or the staff member's own private chat with the bot."""
+        if chat is None:
+            return False
+        if self._staff_chat_id is not None and chat.id == self._staff_chat_id:
+            return True
+        return chat.type == ChatType.PRIVATE and chat.id == user.id
+
+    async def _admit(
+        self, user: User | None, chat: Chat | None, reference: str | None, attempted: str
+    ) -> str | None:
+        """None when ``user`` may act in ``chat``; otherwise the refusal to answer (without any ticket
+        content), after the attempt is logged and audited."""
         actor = f"telegram:{user.id}" if user else "telegram:unknown"
-        await record_refusal(self._desk, reference, actor, attempted)
+        if not self._is_staff(user):
+            await record_refusal(self._desk, reference, actor, attempted)
+            return self._text("staff_refused")
+        assert user is not None
+        if not self._in_staff_place(chat, user):
+            # Staff in a requesters' group: whatever the bot answered would be read by the requesters.
+            where = f"in a {chat.type} chat" if chat is not None else "in an unknown chat"
+            await record_refusal(self._desk, reference, actor, attempted, reason=f"not a staff chat: {where}")
+            return self._text("staff_wrong_place")
+        return None
 
     # ----------------------------------------------------------------------------------------- commands
 
@@ -108,9 +133,9 @@ class StaffHandlers:
             return
         name = message.text.split()[0][1:].split("@")[0].lower()
         args = context.args or []
-        if not self._is_staff(user):
-            await self._refused(user, args[0] if args else None, f"/{name}")
-            await message.reply_text(self._text("staff_refused"))
+        refusal = await self._admit(user, message.chat, args[0] if args else None, f"/{name}")
+        if refusal is not None:
+            await message.reply_text(refusal)
             return
         assert user is not None
         try:
@@ -164,9 +189,9 @@ class StaffHandlers:
         text = message.text or message.caption or ""
         if reference is None or not text.strip():
             return
-        if not self._is_staff(user):
-            await self._refused(user, reference, "reply to card")
-            await message.reply_text(self._text("staff_refused"))
+        refusal = await self._admit(user, message.chat, reference, "reply to card")
+        if refusal is not None:
+            await message.reply_text(refusal)
             return
         assert user is not None
         try:
@@ -184,9 +209,11 @@ class StaffHandlers:
         # st:<op>:<ref>[:arg], rc:<ref>:<targets>:<core functions>:<op>
         at = 1 if parts[0] == "rc" else 2
         reference = parts[at] if len(parts) > at else None
-        if not self._is_staff(query.from_user):
-            await self._refused(query.from_user, reference, f"button {parts[0]}:{parts[1]}")
-            await query.answer(self._text("staff_refused"), show_alert=True)
+        # A picker drawn on a card is read by everyone in the card's chat.
+        chat = query.message.chat if query.message is not None else None
+        refusal = await self._admit(query.from_user, chat, reference, f"button {parts[0]}:{parts[1]}")
+        if refusal is not None:
+            await query.answer(refusal, show_alert=True)
             return
         try:
             answer = await self._press(query.from_user, parts)

@@ -8,11 +8,13 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.engine import make_url
@@ -77,8 +79,10 @@ class TelegramSettings:
     staff_chat_id: int | None
     # Webhook mode when set (Telegram POSTs updates to this public HTTPS URL); long polling otherwise.
     webhook_url: str | None = None
-    webhook_listen: str = "0.0.0.0"
+    # Behind the reverse proxy that terminates TLS: not reachable from outside the host by default.
+    webhook_listen: str = "127.0.0.1"
     webhook_port: int = 8443
+    # Required with webhook_url: updates without this X-Telegram-Bot-Api-Secret-Token are refused.
     webhook_secret: Secret | None = None
 
 
@@ -338,16 +342,19 @@ def _api_url(env: Mapping[str, str], name: str) -> str:
 
 def _webhook_url(env: Mapping[str, str], name: str) -> str | None:
     url = _get(env, name)
-    if url is not None and not url.startswith(("https://", "http://")):
+    if url is not None and (not url.startswith("https://") or not urlsplit(url).hostname):
         raise ConfigError(f"{name} must be an https:// URL, got {url!r}")
     return url
 
 
+# Telegram sends this header value with every webhook call; it allows 1-256 of these characters.
+_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+
 def _webhook_secret(env: Mapping[str, str], name: str) -> str | None:
     secret = _get(env, name)
-    # Telegram allows 1-256 characters A-Z, a-z, 0-9, _ and - in the secret token header.
-    if secret is not None and not all(c.isascii() and (c.isalnum() or c in "_-") for c in secret):
-        raise ConfigError(f"{name} may contain only A-Z, a-z, 0-9, _ and -")
+    if secret is not None and not _WEBHOOK_SECRET.fullmatch(secret):
+        raise ConfigError(f"{name} must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
     return secret
 
 
@@ -355,12 +362,14 @@ def _webhook(env: Mapping[str, str]) -> dict[str, object]:
     url = _webhook_url(env, "HELPDESK_TELEGRAM_WEBHOOK_URL")
     if url is None:
         return {}
-    secret = _webhook_secret(env, "HELPDESK_TELEGRAM_WEBHOOK_SECRET")
+    # Without the secret the listener cannot tell Telegram's calls from forged ones claiming a staff id.
+    secret = _require(env, "HELPDESK_TELEGRAM_WEBHOOK_SECRET", "when HELPDESK_TELEGRAM_WEBHOOK_URL is set")
+    _webhook_secret(env, "HELPDESK_TELEGRAM_WEBHOOK_SECRET")
     return {
         "webhook_url": url,
-        "webhook_listen": _get(env, "HELPDESK_TELEGRAM_WEBHOOK_LISTEN") or "0.0.0.0",
+        "webhook_listen": _get(env, "HELPDESK_TELEGRAM_WEBHOOK_LISTEN") or "127.0.0.1",
         "webhook_port": _port(env, "HELPDESK_TELEGRAM_WEBHOOK_PORT", 8443),
-        "webhook_secret": Secret(secret[:256]) if secret else None,
+        "webhook_secret": Secret(secret),
     }
 
 

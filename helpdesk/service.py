@@ -169,13 +169,15 @@ async def serve(runtime: Runtime, stop: asyncio.Event) -> None:
                 staff_ids=settings.staff_telegram_ids,
             )
             if telegram.webhook_url:
+                # Settings refuse webhook mode without a secret; start_webhook refuses it too.
+                secret = telegram.webhook_secret.reveal() if telegram.webhook_secret else ""
                 await start_webhook(
                     application,
                     webhook_url=telegram.webhook_url,
                     listen=telegram.webhook_listen,
                     port=telegram.webhook_port,
                     url_path=urlsplit(telegram.webhook_url).path.strip("/"),
-                    secret_token=telegram.webhook_secret.reveal() if telegram.webhook_secret else None,
+                    secret_token=secret,
                     bootstrap_retries=-1,
                 )
                 log.info(

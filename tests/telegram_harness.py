@@ -33,7 +33,7 @@ class Harness:
     desk: Desk
     app: Any
 
-    async def until(self, check: Callable[[], Awaitable[Any]], within: float = 8.0) -> Any:
+    async def until(self, check: Callable[[], Awaitable[Any]], within: float = 30.0) -> Any:
         deadline = asyncio.get_running_loop().time() + within
         while True:
             value = await check()

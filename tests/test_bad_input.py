@@ -543,7 +543,7 @@ async def _handled(watched: Watched, update: dict[str, Any]) -> None:
     calls = len(api.calls)
     watched.errors.clear()
     pushed = await api.push_update(update)
-    await harness.until(lambda: _true(pushed["update_id"] in watched.done), within=15)
+    await harness.until(lambda: _true(pushed["update_id"] in watched.done))
     assert not watched.errors, [f"{type(e).__name__}: {e}" for e in watched.errors]
     message = update.get("message")
     if message is not None and message["chat"]["type"] == "private":

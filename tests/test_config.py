@@ -12,6 +12,11 @@ import pytest
 from helpdesk.config import ConfigError, Settings
 
 MAIL = {"HELPDESK_SMTP_HOST": "smtp.example.org", "HELPDESK_MAIL_FROM": "helpdesk@tscc.example.org"}
+WEBHOOK = {
+    "HELPDESK_TELEGRAM_TOKEN": "123:abc",
+    "HELPDESK_TELEGRAM_WEBHOOK_URL": "https://desk.example.org/telegram",
+    "HELPDESK_TELEGRAM_WEBHOOK_SECRET": "Wh-" + "s3cret_" * 36,  # 255 characters
+}
 
 
 def test_mail_limits_default_and_override(workdir: Path) -> None:
@@ -92,11 +97,51 @@ def test_full_configuration(workdir: Path) -> None:
         ({"HELPDESK_MAIL_MAX_MESSAGE_MB": "50MB"}, "HELPDESK_MAIL_MAX_MESSAGE_MB must be a number"),
         ({"HELPDESK_MAIL_MAX_MESSAGE_MB": "0"}, "HELPDESK_MAIL_MAX_MESSAGE_MB must be greater than 0"),
         ({"HELPDESK_MAIL_TIMEOUT_SECONDS": "soon"}, "HELPDESK_MAIL_TIMEOUT_SECONDS must be a number"),
+        (
+            {**WEBHOOK, "HELPDESK_TELEGRAM_WEBHOOK_URL": "http://desk.example.org/telegram"},
+            "^HELPDESK_TELEGRAM_WEBHOOK_URL must be an https:// URL",
+        ),
+        (
+            {**WEBHOOK, "HELPDESK_TELEGRAM_WEBHOOK_URL": "https:///telegram"},
+            "^HELPDESK_TELEGRAM_WEBHOOK_URL must be an https:// URL",
+        ),
+        (
+            {**WEBHOOK, "HELPDESK_TELEGRAM_WEBHOOK_SECRET": ""},
+            "^HELPDESK_TELEGRAM_WEBHOOK_SECRET is not set; it is required when HELPDESK_TELEGRAM_WEBHOOK_URL",
+        ),
+        (
+            {**WEBHOOK, "HELPDESK_TELEGRAM_WEBHOOK_SECRET": "has space"},
+            "^HELPDESK_TELEGRAM_WEBHOOK_SECRET must be 1-256 characters",
+        ),
+        (
+            {**WEBHOOK, "HELPDESK_TELEGRAM_WEBHOOK_SECRET": "секрет"},
+            "^HELPDESK_TELEGRAM_WEBHOOK_SECRET must be 1-256 characters",
+        ),
+        (
+            {**WEBHOOK, "HELPDESK_TELEGRAM_WEBHOOK_SECRET": "x" * 257},
+            "^HELPDESK_TELEGRAM_WEBHOOK_SECRET must be 1-256 characters",
+        ),
     ],
 )
 def test_each_mistake_names_its_variable(workdir: Path, env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Settings.from_env(env)
+
+
+def test_webhook_mode_needs_a_secret_and_listens_on_loopback(workdir: Path) -> None:
+    telegram = Settings.from_env(WEBHOOK).telegram
+    assert telegram is not None and telegram.webhook_url == "https://desk.example.org/telegram"
+    assert telegram.webhook_listen == "127.0.0.1" and telegram.webhook_port == 8443
+    assert telegram.webhook_secret is not None
+    assert telegram.webhook_secret.reveal() == WEBHOOK["HELPDESK_TELEGRAM_WEBHOOK_SECRET"]  # whole, not cut
+    assert "s3cret" not in repr(telegram)
+    # The error for a malformed secret names the variable, never the value.
+    with pytest.raises(ConfigError) as error:
+        Settings.from_env({**WEBHOOK, "HELPDESK_TELEGRAM_WEBHOOK_SECRET": "s3cret value"})
+    assert "s3cret" not in str(error.value)
+    # Polling mode needs no secret.
+    polling = Settings.from_env({"HELPDESK_TELEGRAM_TOKEN": "123:abc"}).telegram
+    assert polling is not None and polling.webhook_url is None and polling.webhook_secret is None
 
 
 def test_files_add_settings_and_environment_wins(workdir: Path) -> None:
@@ -134,7 +179,7 @@ def test_broken_toml_is_reported(workdir: Path) -> None:
             {"HELPDESK_TELEGRAM_WEBHOOK_URL": "example.org/tg"},
             "HELPDESK_TELEGRAM_WEBHOOK_URL must be an https",
         ),
-        ({"HELPDESK_TELEGRAM_WEBHOOK_SECRET": "a b"}, "HELPDESK_TELEGRAM_WEBHOOK_SECRET may contain only"),
+        ({"HELPDESK_TELEGRAM_WEBHOOK_SECRET": "a b"}, "HELPDESK_TELEGRAM_WEBHOOK_SECRET must be 1-256 characters"),
     ],
 )
 def test_a_malformed_value_is_reported_when_its_channel_is_off(

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from helpdesk.demo import run_demo
 from helpdesk.standins.environment import standin_environment
 from helpdesk.standins.smtp_server import SmtpStandIn
@@ -118,9 +120,9 @@ async def test_run_serves_telegram_and_stops_cleanly_on_sigterm(tmp_path: Path) 
         assert process.stderr is not None
         seen: list[str] = []
         try:
-            await asyncio.wait_for(_wait_for_line(process.stderr, "Telegram channel polling", seen), 30)
+            await asyncio.wait_for(_wait_for_line(process.stderr, "Telegram channel polling", seen), 120)
             await bot_api.push_message(4242, "Нужна помощь с отчётом по ООПТ", user={"language_code": "ru"})
-            call = await bot_api.wait_for_call("sendMessage", timeout=15)
+            call = await bot_api.wait_for_call("sendMessage", timeout=60)
             assert call.params["chat_id"] == 4242 and "TSCC-" in call.params["text"]
         finally:
             process.send_signal(signal.SIGTERM)
@@ -132,14 +134,37 @@ async def test_run_serves_telegram_and_stops_cleanly_on_sigterm(tmp_path: Path) 
         assert bot_api.token.split(":")[1] not in log  # the token's secret never reaches the log
 
 
-async def test_run_with_a_missing_setting_prints_one_line(tmp_path: Path) -> None:
-    env = {**os.environ, "HELPDESK_IMAP_HOST": "imap.example.org", "HELPDESK_DATABASE_URL": ""}
+WEBHOOK = {"HELPDESK_TELEGRAM_TOKEN": "1:abc", "HELPDESK_TELEGRAM_WEBHOOK_URL": "https://desk.example.org/tg"}
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        (
+            {"HELPDESK_IMAP_HOST": "imap.example.org"},
+            "HELPDESK_IMAP_USER is not set; it is required when HELPDESK_IMAP_HOST is set",
+        ),
+        (
+            WEBHOOK,
+            "HELPDESK_TELEGRAM_WEBHOOK_SECRET is not set; it is required when HELPDESK_TELEGRAM_WEBHOOK_URL "
+            "is set",
+        ),
+        (
+            {**WEBHOOK, "HELPDESK_TELEGRAM_WEBHOOK_URL": "http://desk.example.org/tg"},
+            "HELPDESK_TELEGRAM_WEBHOOK_URL must be an https:// URL, got 'http://desk.example.org/tg'",
+        ),
+    ],
+)
+async def test_run_with_a_missing_setting_prints_one_line(
+    tmp_path: Path, settings: dict[str, str], expected: str
+) -> None:
+    unset = {name: "" for name in os.environ if name.startswith("HELPDESK_")}
+    env = {**os.environ, **unset, **settings}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "helpdesk.cli", "run",
         env=env, cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    _, err = await asyncio.wait_for(process.communicate(), 30)
+    _, err = await asyncio.wait_for(process.communicate(), 120)
     assert process.returncode == 2
     lines = err.decode().strip().splitlines()
-    expected = "HELPDESK_IMAP_USER is not set; it is required when HELPDESK_IMAP_HOST is set"
     assert lines == [f"helpdesk: configuration: {expected}"]

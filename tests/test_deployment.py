@@ -52,8 +52,14 @@ def test_compose_passes_only_variables_the_app_reads_and_all_of_the_contract() -
 
 def test_compose_holds_no_secret_values() -> None:
     environment = compose()["services"]["helpdesk"]["environment"]
-    for name in ("HELPDESK_TELEGRAM_TOKEN", "HELPDESK_IMAP_PASSWORD", "HELPDESK_SMTP_PASSWORD"):
+    secrets = ("TELEGRAM_TOKEN", "TELEGRAM_WEBHOOK_SECRET", "IMAP_PASSWORD", "SMTP_PASSWORD")
+    for name in (f"HELPDESK_{secret}" for secret in secrets):
         assert re.fullmatch(r"\$\{[A-Z_]+:-\}", environment[name]), name
+
+
+def test_compose_keeps_the_webhook_listener_on_loopback() -> None:
+    environment = compose()["services"]["helpdesk"]["environment"]
+    assert environment["HELPDESK_TELEGRAM_WEBHOOK_LISTEN"] == "${HELPDESK_TELEGRAM_WEBHOOK_LISTEN:-127.0.0.1}"
 
 
 def test_dockerfile_installs_the_package_and_runs_the_service() -> None:
@@ -61,4 +67,5 @@ def test_dockerfile_installs_the_package_and_runs_the_service() -> None:
     for folder in ("bot", "helpdesk", "knowledge", "templates"):
         assert f"COPY {folder} ./{folder}" in dockerfile
     assert "pip install ." in dockerfile
+    assert "LICENSE" in dockerfile  # pyproject's license-files: the build fails without it
     assert "helpdesk run" in dockerfile and "USER helpdesk" in dockerfile

@@ -16,16 +16,19 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from telegram import User
 from telegram.ext import CallbackQueryHandler, CommandHandler
 from telegram_harness import STAFF_CHAT, STAFF_USER, Harness, open_harness
 
-from bot.staff import StaffHandlers, _picker
+from bot.staff import StaffHandlers, _picker, staff_name
 from helpdesk.db.models import AuditEvent, Message, OutboxItem, Ticket
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage, Sender
+from helpdesk.rendering import render
 from helpdesk.reports import Period, build_report
 from helpdesk.reports.render import render_report
-from helpdesk.usecases.cards import card_markup
+from helpdesk.usecases.assign import assign
+from helpdesk.usecases.cards import card_markup, staff_language
 from helpdesk.usecases.receive import receive
 from helpdesk.usecases.reply import reply
 
@@ -178,6 +181,74 @@ async def test_every_staff_command_and_button_is_refused_to_strangers(harness: H
     print(f"refused to strangers: {len(commands)} commands x 2 chats, {len(buttons)} buttons, 1 card reply")
 
 
+# ---------------------------------------------------------------------------------- staff's place
+
+FOCAL_GROUP = -1005870  # a focal points' group the staff member is in, like the requesters
+REQUEST = "Request on protected areas financing"
+
+
+async def _staff_tickets(harness: Harness) -> tuple[str, str]:
+    """Two tickets: one in the queue (unassigned), one assigned to the staff member (theirs)."""
+    queued, _ = await _ticket_with_card(harness, 5861)
+    mine, _ = await _ticket_with_card(harness, 5862)
+    await assign(harness.desk, mine.reference, staff_name(User(**STAFF_USER, is_bot=False)), actor="cli:test")
+    await _settled(harness)
+    return queued.reference, mine.reference
+
+
+async def test_staff_commands_show_tickets_only_in_staff_places(harness: Harness) -> None:
+    """A staff member's /ticket, /queue and /mine: content in the staff group and in their private chat;
+    in a requesters' group only a short refusal (and every other staff command and button the same)."""
+    api = harness.api
+    queued, mine = await _staff_tickets(harness)
+    shows = {"/queue": queued, "/mine": mine, f"/ticket {queued}": REQUEST}
+
+    for chat, chat_type in ((STAFF_CHAT, "supergroup"), (STAFF_USER["id"], "private")):
+        for command, content in shows.items():
+            calls = len(api.calls)
+            await api.push_message(chat, command, chat_type=chat_type, user=STAFF_USER)
+            answer = await api.wait_for_call("sendMessage", _to(chat), since=calls)
+            assert content in answer.params["text"], (chat, command, answer.params["text"])
+    await _settled(harness)
+    before = await _state(harness)
+    refused_before = len(await harness.audit("refused"))
+
+    # In the focal points' group: every staff command (enumerated from the registered handlers, so a new
+    # one that skips the rule fails here) and every staff button.
+    commands = registered_commands(harness.app) - REQUESTER_COMMANDS
+    assert {"reply", "note", "queue", "mine", "ticket"} <= commands
+    await api.push_message(FOCAL_GROUP, "/start", chat_type="supergroup", chat_title="FP Kazakhstan")
+    await api.wait_for_call("sendMessage", _to(FOCAL_GROUP))
+    answers = []
+    for command in sorted(commands):
+        for args in (f" {queued} Answer typed in the wrong chat", f" {mine}", ""):
+            calls = len(api.calls)
+            await api.push_message(FOCAL_GROUP, f"/{command}{args}", chat_type="supergroup", user=STAFF_USER)
+            answers.append((await api.wait_for_call("sendMessage", _to(FOCAL_GROUP), since=calls)).params)
+    group_message = api.sent_messages(FOCAL_GROUP)[-1]["message_id"]
+    for data in sorted(staff_buttons(queued)):
+        calls = len(api.calls)
+        await api.push_callback_query(FOCAL_GROUP, data, message_id=group_message, user=STAFF_USER)
+        answer = await api.wait_for_call("answerCallbackQuery", since=calls)
+        assert answer.params.get("show_alert") is True, (data, answer.params)
+        answers.append(answer.params)
+
+    wrong_place = render("bot/staff_wrong_place.{lang}.txt.j2", staff_language()).strip()
+    for answer in answers:
+        assert answer["text"] == wrong_place and "reply_markup" not in answer, answer
+    for sent in api.sent_messages(FOCAL_GROUP):
+        assert queued not in sent["text"] and mine not in sent["text"] and REQUEST not in sent["text"]
+    assert not api.calls_to("editMessageReplyMarkup")  # no picker drawn on a message in the group
+    await _settled(harness)
+    assert await _state(harness) == before  # no reply, note, assignment or status change
+    refusals = await harness.audit("refused")
+    # Audited on the ticket when a reference was given (3 of each command's 3 tries name none).
+    assert len(refusals) - refused_before == 2 * len(commands) + len(staff_buttons(queued))
+    assert {r.detail["reason"] for r in refusals[refused_before:]} == {
+        "not a staff chat: in a supergroup chat"
+    }
+
+
 # ------------------------------------------------------------------------------- own tickets only
 
 
@@ -285,11 +356,13 @@ async def test_html_in_telegram_text_reaches_the_card_as_plain_text(harness: Har
 # ------------------------------------------------------------------------------------- secrets
 
 
-def test_every_staff_message_handler_checks_staff() -> None:
-    """Every MessageHandler the staff module registers is guarded too (checked via the source)."""
+def test_every_staff_handler_goes_through_the_admission_rule() -> None:
+    """Every handler the staff module registers checks who and where through ``_admit`` (via the source)."""
     source = inspect.getsource(StaffHandlers)
-    for name in re.findall(r"MessageHandler\([^,]+,\s*self\.(\w+)\)", source):
-        assert "_is_staff" in inspect.getsource(getattr(StaffHandlers, name)), name
+    names = re.findall(r"Handler\((?:[^()]|\([^()]*\))*?self\.(\w+)", source)
+    assert {"command", "button", "reply_to_card"} <= set(names), names
+    for name in names:
+        assert "await self._admit(" in inspect.getsource(getattr(StaffHandlers, name)), name
 
 
 BOT_TOKEN = "4242424242:SECRETbotTOKENxxxxxxxxxxxxxxxxxxxxxxxx"
@@ -307,6 +380,27 @@ class _Everything(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append(self.format(record))
+
+    async def wait_for(
+        self, pattern: str, *, since: int = 0, unless: asyncio.Task[None] | None = None, within: float = 120
+    ) -> None:
+        """Until a line from ``lines[since:]`` matches: the service's own word that it got there.
+
+        Bounded generously (a loaded 2-core machine is slow, not stuck); fails at once if ``unless`` ends.
+        """
+        deadline = asyncio.get_running_loop().time() + within
+        checked = since
+        while True:
+            lines = self.lines[checked:]
+            if any(re.search(pattern, line) for line in lines):
+                return
+            checked += len(lines)
+            if unless is not None and unless.done():
+                unless.result()  # its exception, if it failed
+                raise AssertionError(f"the service ended before logging {pattern!r}")
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"no log line matching {pattern!r} within {within} s")
+            await asyncio.sleep(0.05)
 
 
 def _all_loggers_at_debug() -> None:
@@ -351,24 +445,25 @@ async def test_secrets_never_appear_in_logs(database_url: str, engine: Any) -> N
             async with open_runtime(settings(BOT_TOKEN, IMAP_PASSWORD, SMTP_PASSWORD)) as runtime:
                 stop = asyncio.Event()
                 service = asyncio.create_task(serve(runtime, stop))
-                await api.wait_for_call("getUpdates", timeout=20)
+                # Not the first getUpdates: the stand-in records a long poll when it ends (10 s later).
+                await capture.wait_for("Telegram channel polling", unless=service)
                 _all_loggers_at_debug()  # the bot quiets httpx on start; listen to it anyway
                 await api.push_message(5901, "Need PAME tools", user={"language_code": "en"})
                 await imap.append(
                     b"From: Aliya <aliya@eco.gov.kz>\r\nTo: helpdesk@tscc.example.org\r\n"
                     b"Subject: PAME\r\nMessage-ID: <s1@eco.gov.kz>\r\n\r\nNeed PAME tools\r\n"
                 )
-                await smtp.wait_for_messages(1, timeout=20)
-                await api.wait_for_call("sendMessage", _to(5901), timeout=20)
+                await smtp.wait_for_messages(1, timeout=120)
+                await api.wait_for_call("sendMessage", _to(5901), timeout=120)
                 stop.set()
-                await asyncio.wait_for(service, 30)
+                await asyncio.wait_for(service, 120)
 
             # Errors: the Bot API answering 401 to a wrong token stops the start with a reason.
             async with open_runtime(
                 settings(BOT_TOKEN[:-4] + "XXXX", IMAP_PASSWORD, SMTP_PASSWORD)
             ) as runtime:
                 try:
-                    await asyncio.wait_for(serve(runtime, asyncio.Event()), 20)
+                    await asyncio.wait_for(serve(runtime, asyncio.Event()), 120)
                 except Exception as exc:  # what `helpdesk run` would print
                     logging.getLogger("test").error("service stopped: %s", exc, exc_info=exc)
             # A wrong IMAP password (intake retries) and a wrong SMTP password (a staff reply to send).
@@ -379,10 +474,12 @@ async def test_secrets_never_appear_in_logs(database_url: str, engine: Any) -> N
                 [email_ticket] = [t for t in await _tickets(runtime.desk) if t.channel == "email"]
                 await reply(runtime.desk, email_ticket.reference, "Here you are", actor="cli:test")
                 stop = asyncio.Event()
+                since = len(capture.lines)
                 service = asyncio.create_task(serve(runtime, stop))
-                await asyncio.sleep(2)
+                await capture.wait_for("IMAP login refused", since=since, unless=service)
+                await capture.wait_for(r"(?i)SMTP delivery of .*(auth|535)", since=since, unless=service)
                 stop.set()
-                await asyncio.wait_for(service, 30)
+                await asyncio.wait_for(service, 120)
     finally:
         root.removeHandler(capture)
         for name, level in levels.items():

@@ -474,7 +474,7 @@ def test_webhook_settings() -> None:
     assert telegram is not None
     assert (telegram.webhook_url, telegram.webhook_listen, telegram.webhook_port) == (
         "https://helpdesk.example.org/telegram",
-        "0.0.0.0",
+        "127.0.0.1",
         8080,
     )
     assert telegram.webhook_secret is not None and "s3cret" not in repr(telegram)

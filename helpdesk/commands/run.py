@@ -22,6 +22,7 @@ async def _run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    # Before "help desk running" below: a supervisor (or a test) may SIGTERM as soon as it reads that line.
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with open_runtime(settings, create=True) as runtime:

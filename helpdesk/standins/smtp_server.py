@@ -124,7 +124,7 @@ class SmtpStandIn:
             self._refusals.append(_Refusal(n, code, text or default, stage))
 
     # A plain timeout argument reads better in tests than an asyncio.timeout() block around every call.
-    async def wait_for_messages(self, n: int, timeout: float = 5.0) -> list[CapturedMessage]:  # noqa: ASYNC109
+    async def wait_for_messages(self, n: int, timeout: float = 30.0) -> list[CapturedMessage]:  # noqa: ASYNC109
         """Wait until at least ``n`` messages were accepted; TimeoutError otherwise."""
         deadline = time.monotonic() + timeout
         while True:

@@ -389,7 +389,8 @@ class TelegramApiStandIn:
         self,
         method: str,
         predicate: Callable[[ApiCall], bool] | None = None,
-        timeout: float = 5.0,  # noqa: ASYNC109 - the tests' familiar spelling; applied with wait_for
+        # A bound for a loaded machine, not an expected delay: a call that comes returns at once.
+        timeout: float = 30.0,  # noqa: ASYNC109 - the tests' familiar spelling; applied with wait_for
         *,
         since: int = 0,
     ) -> ApiCall:
@@ -416,6 +417,19 @@ class TelegramApiStandIn:
         except TimeoutError:
             seen = [c.params for c in self.calls_to(method)]
             raise AssertionError(f"no matching {method} call within {timeout}s; calls seen: {seen}") from None
+
+    async def wait_for_poll(self, count: int = 1, timeout: float = 60.0) -> None:  # noqa: ASYNC109
+        """Until ``count`` getUpdates calls have arrived (``calls`` shows a long poll only once it ends)."""
+
+        async def wait() -> None:
+            async with self._changed:
+                while self._poll_generation < count:
+                    await self._changed.wait()
+
+        try:
+            await asyncio.wait_for(wait(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"{count} getUpdates calls did not arrive within {timeout}s") from None
 
     def sent_messages(self, chat_id: int) -> list[dict[str, Any]]:
         """Messages the bot sent to ``chat_id``, in order, as they are now (edits applied)."""

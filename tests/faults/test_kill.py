@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from faults.helpers import (
     MAIL_FROM,
+    READY,
     HelpdeskProcess,
     databases,
     duplicates,
@@ -45,7 +46,6 @@ from helpdesk.usecases.receive import receive
 from helpdesk.usecases.reply import reply
 
 SEED = int(os.environ.get("HELPDESK_FAULT_SEED", "7"))
-READY = "help desk running"
 
 
 async def _all_items(sessions: async_sessionmaker[AsyncSession]) -> list[OutboxItem]:

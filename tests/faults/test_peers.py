@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from faults.helpers import (
+    READY,
     HelpdeskProcess,
     PrivatePostgres,
     inbound_ids,
@@ -30,8 +31,6 @@ from helpdesk.db.migrate import upgrade
 from helpdesk.standins.imap_server import ImapStandIn
 from helpdesk.standins.smtp_server import SmtpStandIn
 from helpdesk.standins.telegram_api import TelegramApiStandIn
-
-READY = "help desk running"
 
 
 def _acked_chats(api: TelegramApiStandIn) -> Counter[int]:
