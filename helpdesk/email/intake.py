@@ -14,10 +14,10 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 
 from helpdesk.db.models import ImapCheckpoint
+from helpdesk.db.transient import is_transient
 from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
 from helpdesk.email.imap_intake import Handler, ImapMailbox, PollResult, poll_once, run_intake
@@ -29,17 +29,6 @@ if TYPE_CHECKING:
     from helpdesk.service import Runtime
 
 log = logging.getLogger(__name__)
-
-# Failures that say nothing about the message: leave it on the server and try again later.
-_TRANSIENT = (
-    OSError,
-    TimeoutError,
-    sa_exc.OperationalError,
-    sa_exc.InterfaceError,
-    sa_exc.TimeoutError,
-    sa_exc.DisconnectionError,
-)
-
 
 class DatabaseCheckpoint:
     """The IMAP UID checkpoint in the ``imap_checkpoints`` table."""
@@ -124,9 +113,9 @@ def message_handler(runtime: Runtime, *, source: str | None = None) -> Handler:
             )
         try:
             result = await runtime.receive(inbound)
-        except _TRANSIENT:
-            raise  # left waiting on the server; the next poll tries again
         except Exception as exc:
+            if is_transient(exc):
+                raise  # says nothing about the message: left waiting on the server for the next poll
             log.exception("IMAP UID %s: the desk refused the message", uid)
             reason = f"cannot be received: {type(exc).__name__}: {exc}"
             return await _dead_letter(runtime, raw, reason, source, uid)
