@@ -1,7 +1,8 @@
 """Handlers for requesters: private chats, and focal points' groups where the bot is addressed.
 
-Messages become InboundMessages handed to ``on_inbound`` (the desk answers through its outbox). The bot
-itself answers what needs no ticket: /start, /lang, /status, the follow-up question, unsupported content.
+Messages become InboundMessages handed to ``on_inbound`` (the desk answers through its outbox): it stores
+them, keeps them on disk while the database is away, or returns a FollowupQuestion for the bot to ask. The
+bot itself answers what needs no ticket: /start, /lang, /status, the follow-up question, unsupported content.
 Everything that reads or changes the desk goes through ``helpdesk.usecases``.
 """
 
@@ -44,6 +45,8 @@ from helpdesk.rendering import render
 from helpdesk.usecases import self_service
 from helpdesk.usecases.cards import button_labels
 from helpdesk.usecases.errors import DeskError
+from helpdesk.usecases.receive import ReceiveResult
+from helpdesk.usecases.take import FollowupQuestion
 
 log = logging.getLogger(__name__)
 
@@ -283,11 +286,9 @@ class RequesterHandlers:
                 # The requester has not answered the question yet: this message goes with the first.
                 self._pending[waiting].messages.append(inbound)
                 return
-            choices = await self_service.followup_choices(self._desk, inbound)
-            if choices:
-                await self._ask_which(message, key, inbound, choices)
-                return
-        await self._take(inbound, message)
+        outcome = await self._take(inbound, message)
+        if isinstance(outcome, FollowupQuestion) and key is not None:
+            await self._ask_which(message, key, inbound, outcome.choices)
 
     async def _ask_which(
         self,
@@ -316,16 +317,21 @@ class RequesterHandlers:
             reply_markup=InlineKeyboardMarkup(rows),
         )
 
-    async def _take(self, inbound: InboundMessage, message: Message) -> bool:
+    async def _take(self, inbound: InboundMessage, message: Message | None) -> object:
+        """Hand ``inbound`` to the desk (one retried unit, kept on disk while the database is away).
+
+        Returns what the desk answered (a FollowupQuestion means nothing was stored yet), or None when
+        it failed and the requester was told.
+        """
         try:
-            await self._on_inbound(inbound)
+            return await self._on_inbound(inbound)
         except Exception:
             # PTB has already confirmed this update to Telegram: unless the requester hears that it
             # failed, the message is lost without a trace on their side.
             log.exception("The desk failed to take Telegram message %s", inbound.channel_message_id)
-            await message.reply_text(self.text("failed", message.from_user))
-            return False
-        return True
+            if message is not None:
+                await message.reply_text(self.text("failed", message.from_user))
+            return None
 
     async def _summary(self, message: Message, user: User, text: str) -> None:
         assert self._desk is not None
@@ -440,17 +446,21 @@ class RequesterHandlers:
         await query.answer()
         await query.edit_message_reply_markup(None)
         message = query.message if isinstance(query.message, Message) else None
-        for index, inbound in enumerate(pending.messages):
-            if choice == "new":
-                # The first message opens the ticket; the rest follow it like any message in the chat.
-                chosen = dataclasses.replace(inbound, force_new=index == 0)
-            else:
-                chosen = dataclasses.replace(inbound, continues=choice)
-            if message is not None:
-                if not await self._take(chosen, message):
-                    return
-            else:
-                await self._on_inbound(chosen)
+        first, *rest = pending.messages
+        if choice == "new":
+            # The first message opens the ticket; the rest continue that one.
+            outcome = await self._take(dataclasses.replace(first, force_new=True), message)
+            if outcome is None:
+                return
+            choice = outcome.reference if isinstance(outcome, ReceiveResult) else ""
+            rest = [dataclasses.replace(m, force_new=False) for m in rest]
+        else:
+            rest = [first, *rest]
+        for inbound in rest:
+            # A ticket not known yet (the first was kept in the spool) is left to the chat's usual rule.
+            chosen = dataclasses.replace(inbound, continues=choice or None)
+            if await self._take(chosen, message) is None:
+                return
 
 
 def _only_reference(text: str) -> bool:
