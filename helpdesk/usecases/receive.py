@@ -158,8 +158,9 @@ async def _followup_target(
 async def _open_tickets_at_cap(
     desk: Desk, session: AsyncSession, requester: Requester, inbound: InboundMessage
 ) -> list[Ticket]:
-    """The requester's open tickets, most recent first (this chat's first) when they hold the most allowed;
-    empty when they may open another."""
+    """The requester's open tickets, newest first (this chat's first) when they hold the most allowed;
+    empty when they may open another. Newest by opening, not by last change: a card being posted touches
+    a ticket, and a burst must keep joining the same one."""
     cap = desk.limits.max_open_tickets
     if cap <= 0:
         return []
@@ -167,7 +168,7 @@ async def _open_tickets_at_cap(
         await session.scalars(
             select(Ticket)
             .where(Ticket.requester_id == requester.id, Ticket.status.in_(OPEN_STATUSES))
-            .order_by(Ticket.updated_at.desc(), Ticket.id.desc())
+            .order_by(Ticket.id.desc())
             .limit(cap)
         )
     )
