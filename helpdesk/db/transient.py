@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import TypeVar
 
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+_SQLITE_TRANSIENT = ("locked", "busy", "unable to open", "disk i/o error")
 _SQLALCHEMY = (
     sa_exc.OperationalError,
     sa_exc.InterfaceError,
@@ -59,9 +61,16 @@ def is_transient(exc: BaseException) -> bool:
     A unique-key clash, a constraint, a bad value or a bug in our SQL is not transient: retrying it
     would fail the same way.
     """
-    for error in _chain(exc):
+    chain = list(_chain(exc))
+    for error in chain:
         if isinstance(error, sa_exc.IntegrityError):
             return False
+        if isinstance(error, sqlite3.Error):
+            # SQLite says OperationalError for a busy file and for "no such column" alike: read the message.
+            return isinstance(error, sqlite3.OperationalError) and any(
+                sign in str(error).lower() for sign in _SQLITE_TRANSIENT
+            )
+    for error in chain:
         if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
             return True
         if isinstance(error, (*_SQLALCHEMY, *_ASYNCPG, OSError, TimeoutError)):
