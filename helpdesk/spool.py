@@ -40,6 +40,7 @@ class Spooled:
     path: Path
     spooled_at: float
     inbound: InboundMessage
+    size: int = 0
 
     @property
     def chat_id(self) -> int | None:
@@ -134,7 +135,7 @@ class InboundSpool:
         for entry in entries:
             self._chats[entry.chat_id] = self._chats.get(entry.chat_id, 0) + 1
             self._files += 1
-            self._bytes += entry.path.stat().st_size
+            self._bytes += entry.size
         self._scanned = True
 
     async def holds_chat(self, chat_id: int | None) -> bool:
@@ -172,7 +173,7 @@ class InboundSpool:
             self._chats[inbound.sender.telegram_chat_id] = (
                 self._chats.get(inbound.sender.telegram_chat_id, 0) + 1
             )
-        return Spooled(path, spooled_at, inbound)
+        return Spooled(path, spooled_at, inbound, len(data))
 
     def _write(self, name: str, data: bytes) -> Path:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -203,7 +204,8 @@ class InboundSpool:
         found: list[Spooled] = []
         for path in sorted(self.directory.glob(f"*{SUFFIX}")):
             try:
-                inbound, spooled_at = decode(path.read_bytes())
+                raw = path.read_bytes()
+                inbound, spooled_at = decode(raw)
             except FileNotFoundError:
                 continue  # removed by a replay in the meantime
             except (ValueError, KeyError, TypeError) as exc:
@@ -211,7 +213,7 @@ class InboundSpool:
                 log.error("inbound spool: %s cannot be read (%s); renamed to .bad", path.name, exc)
                 path.replace(path.with_suffix(".bad"))
                 continue
-            found.append(Spooled(path, spooled_at, inbound))
+            found.append(Spooled(path, spooled_at, inbound, len(raw)))
         return found
 
     async def remove(self, entry: Spooled) -> None:
