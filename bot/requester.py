@@ -55,6 +55,9 @@ InboundHandler = Callable[[InboundMessage], Awaitable[object]]
 # A question waiting for the requester's choice keeps the messages it is about, in memory: after a restart
 # the button says so and asks them to send again (nothing was confirmed to them yet).
 MAX_PENDING = 10_000
+# Messages held per open question: beyond these, a flood does not wait in memory but joins the most
+# recently active ticket offered (stored at once; the held ones still follow the answer).
+MAX_HELD = 20
 
 
 class Addressed(filters.MessageFilter):
@@ -102,6 +105,7 @@ class _Pending:
     user_id: int
     chat_id: int
     messages: list[InboundMessage]
+    latest: str
 
 
 class RequesterHandlers:
@@ -282,10 +286,13 @@ class RequesterHandlers:
         )
         if self._desk is not None and key is not None:
             waiting = self._pending_by_chat.get(key)
-            if waiting is not None and waiting in self._pending and not force_new:
-                # The requester has not answered the question yet: this message goes with the first.
-                self._pending[waiting].messages.append(inbound)
-                return
+            pending = self._pending.get(waiting) if waiting is not None else None
+            if pending is not None and not force_new:
+                if len(pending.messages) < MAX_HELD:
+                    # The requester has not answered the question yet: this message goes with the first.
+                    pending.messages.append(inbound)
+                    return
+                inbound = dataclasses.replace(inbound, continues=pending.latest)
         outcome = await self._take(inbound, message)
         if isinstance(outcome, FollowupQuestion) and key is not None:
             await self._ask_which(message, key, inbound, outcome.choices)
@@ -300,7 +307,9 @@ class RequesterHandlers:
         if len(self._pending) >= MAX_PENDING:
             self._pending.pop(next(iter(self._pending)))
         token = secrets.token_hex(4)
-        self._pending[token] = _Pending(user_id=key[0], chat_id=key[1], messages=[inbound])
+        self._pending[token] = _Pending(
+            user_id=key[0], chat_id=key[1], messages=[inbound], latest=choices[0].reference
+        )
         self._pending_by_chat[key] = token
         label = button_labels(self.language(message.from_user))
         rows = [[InlineKeyboardButton(label["new_request"], callback_data=f"pick:{token}:new")]]

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import func, select
 from telegram_harness import STAFF_CHAT, Harness, open_harness
 
+from bot.requester import MAX_HELD
 from helpdesk.db.models import Message, Ticket
 from helpdesk.desk import Desk
 from helpdesk.flood import FloodLimits
@@ -129,3 +130,44 @@ async def test_new_requests_beyond_the_cap_join_the_latest_open_ticket(harness: 
 
 async def _cards_async(harness: Harness, count: int) -> bool:
     return _cards_posted(harness) >= count
+
+
+async def test_flood_while_a_question_is_open_is_held_only_up_to_a_bound(harness: Harness) -> None:
+    api = harness.api
+    for n in range(2):
+        await api.push_message(
+            FLOODER, f"/new Separate request {n} on Target {n + 1}", user={"language_code": "en"}
+        )
+    await harness.sent_to(FLOODER, 2)
+    extra = MAX_HELD + 10
+    for n in range(extra):
+        await api.push_message(FLOODER, f"which one? {n}", user={"language_code": "en"})
+
+    async def overflow_stored() -> bool:
+        return await _inbound_count(harness, FLOODER) == 2 + extra - MAX_HELD
+
+    await harness.until(overflow_stored, within=60)
+    questions = [m for m in api.sent_messages(FLOODER) if "reply_markup" in m]
+    assert len(questions) == 1  # one question for the whole burst
+    question = questions[0]
+    offered = [b["callback_data"] for row in question["reply_markup"]["inline_keyboard"][1:] for b in row]
+    # The overflow joined the ticket offered first (the most recently active); pick the other one.
+    pick = offered[1]
+    picked = next(t for t in await harness.tickets() if pick.endswith(t.reference))
+    overflowed = next(t for t in await harness.tickets() if offered[0].endswith(t.reference))
+    await api.push_callback_query(FLOODER, pick, message_id=question["message_id"])
+
+    async def all_stored() -> bool:
+        return await _inbound_count(harness, FLOODER) == 2 + extra
+
+    await harness.until(all_stored, within=60)
+    counts = {}
+    async with harness.desk.sessions() as session:
+        for ticket in (picked, overflowed):
+            counts[ticket.reference] = await session.scalar(
+                select(func.count())
+                .select_from(Message)
+                .where(Message.ticket_id == ticket.id, Message.kind == "inbound")
+            )
+    # The held messages followed the answer; the overflow was stored meanwhile on the other.
+    assert counts == {picked.reference: 1 + MAX_HELD, overflowed.reference: 1 + extra - MAX_HELD}
