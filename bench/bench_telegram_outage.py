@@ -3,6 +3,7 @@
 
     .venv/bin/python bench/bench_telegram_outage.py [--down 3 8] [--messages 20] [--checkout PATH]
 
+``--down 0`` cuts the desk's connections every 0.4 s instead of stopping the server.
 ``--checkout`` runs `helpdesk run` from another checkout (PYTHONPATH), for a before/after comparison.
 """
 
@@ -19,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 
+import asyncpg
 from faults.helpers import HelpdeskProcess, PrivatePostgres, inbound_ids, run_env
 
 from helpdesk.db.engine import make_engine, make_sessions
@@ -28,6 +30,19 @@ from helpdesk.standins.telegram_api import TelegramApiStandIn
 
 def _texts(api: TelegramApiStandIn, chat: int) -> list[str]:
     return [m["text"] for m in api.sent_messages(chat)]
+
+
+async def _cut_connections(postgres: PrivatePostgres) -> None:
+    admin = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:{postgres.port}/postgres")
+    try:
+        while True:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = 'helpdesk' AND pid <> pg_backend_pid()"
+            )
+            await asyncio.sleep(0.4)
+    finally:
+        await admin.close()
 
 
 async def scenario(down_for: float, messages: int, checkout: str | None) -> dict[str, object]:
@@ -45,7 +60,11 @@ async def scenario(down_for: float, messages: int, checkout: str | None) -> dict
                 await process.start()
                 try:
                     await process.wait_for_log("Telegram channel polling", timeout=60)
-                    await postgres.stop()
+                    cutting = None
+                    if down_for > 0:
+                        await postgres.stop()
+                    else:  # no outage: the server cuts the desk's connections every 0.4 s instead
+                        cutting = asyncio.create_task(_cut_connections(postgres))
                     stopped = time.monotonic()
                     for n, chat in enumerate(chats):
                         await api.push_message(
@@ -53,7 +72,8 @@ async def scenario(down_for: float, messages: int, checkout: str | None) -> dict
                         )
                         await asyncio.sleep(down_for / (messages + 1))
                     await asyncio.sleep(max(0.0, down_for - (time.monotonic() - stopped)))
-                    await postgres.start()
+                    if down_for > 0:
+                        await postgres.start()
                     back = time.monotonic()
                     deadline = back + 90
                     while time.monotonic() < deadline:
@@ -62,6 +82,8 @@ async def scenario(down_for: float, messages: int, checkout: str | None) -> dict
                             break
                         await asyncio.sleep(0.2)
                     settled = time.monotonic() - back
+                    if cutting is not None:
+                        cutting.cancel()
                 finally:
                     await process.terminate()
                 failures = process.log_text().count("Telegram update")
