@@ -11,6 +11,8 @@ COPY templates ./templates
 RUN pip install . && useradd --system --home-dir /var/lib/helpdesk --create-home helpdesk
 USER helpdesk
 WORKDIR /var/lib/helpdesk
+# Created here so the spool volume is owned by the helpdesk user.
+RUN mkdir -p spool
 
 # `run` applies migrations itself before it starts; `db upgrade` first makes a failed migration visible
 # as its own step in the container log.

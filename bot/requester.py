@@ -1,7 +1,8 @@
 """Handlers for requesters: private chats, and focal points' groups where the bot is addressed.
 
-Messages become InboundMessages handed to ``on_inbound`` (the desk answers through its outbox). The bot
-itself answers what needs no ticket: /start, /lang, /status, the follow-up question, unsupported content.
+Messages become InboundMessages handed to ``on_inbound`` (the desk answers through its outbox): it stores
+them, keeps them on disk while the database is away, or returns a FollowupQuestion for the bot to ask. The
+bot itself answers what needs no ticket: /start, /lang, /status, the follow-up question, unsupported content.
 Everything that reads or changes the desk goes through ``helpdesk.usecases``.
 """
 
@@ -44,6 +45,8 @@ from helpdesk.rendering import render
 from helpdesk.usecases import self_service
 from helpdesk.usecases.cards import button_labels
 from helpdesk.usecases.errors import DeskError
+from helpdesk.usecases.receive import ReceiveResult
+from helpdesk.usecases.take import FollowupQuestion
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,9 @@ InboundHandler = Callable[[InboundMessage], Awaitable[object]]
 # A question waiting for the requester's choice keeps the messages it is about, in memory: after a restart
 # the button says so and asks them to send again (nothing was confirmed to them yet).
 MAX_PENDING = 10_000
+# Messages held per open question: beyond these, a flood does not wait in memory but joins the most
+# recently active ticket offered (stored at once; the held ones still follow the answer).
+MAX_HELD = 20
 
 
 class Addressed(filters.MessageFilter):
@@ -99,6 +105,7 @@ class _Pending:
     user_id: int
     chat_id: int
     messages: list[InboundMessage]
+    latest: str
 
 
 class RequesterHandlers:
@@ -279,15 +286,16 @@ class RequesterHandlers:
         )
         if self._desk is not None and key is not None:
             waiting = self._pending_by_chat.get(key)
-            if waiting is not None and waiting in self._pending and not force_new:
-                # The requester has not answered the question yet: this message goes with the first.
-                self._pending[waiting].messages.append(inbound)
-                return
-            choices = await self_service.followup_choices(self._desk, inbound)
-            if choices:
-                await self._ask_which(message, key, inbound, choices)
-                return
-        await self._take(inbound, message)
+            pending = self._pending.get(waiting) if waiting is not None else None
+            if pending is not None and not force_new:
+                if len(pending.messages) < MAX_HELD:
+                    # The requester has not answered the question yet: this message goes with the first.
+                    pending.messages.append(inbound)
+                    return
+                inbound = dataclasses.replace(inbound, continues=pending.latest)
+        outcome = await self._take(inbound, message)
+        if isinstance(outcome, FollowupQuestion) and key is not None:
+            await self._ask_which(message, key, inbound, outcome.choices)
 
     async def _ask_which(
         self,
@@ -299,7 +307,9 @@ class RequesterHandlers:
         if len(self._pending) >= MAX_PENDING:
             self._pending.pop(next(iter(self._pending)))
         token = secrets.token_hex(4)
-        self._pending[token] = _Pending(user_id=key[0], chat_id=key[1], messages=[inbound])
+        self._pending[token] = _Pending(
+            user_id=key[0], chat_id=key[1], messages=[inbound], latest=choices[0].reference
+        )
         self._pending_by_chat[key] = token
         label = button_labels(self.language(message.from_user))
         rows = [[InlineKeyboardButton(label["new_request"], callback_data=f"pick:{token}:new")]]
@@ -316,16 +326,21 @@ class RequesterHandlers:
             reply_markup=InlineKeyboardMarkup(rows),
         )
 
-    async def _take(self, inbound: InboundMessage, message: Message) -> bool:
+    async def _take(self, inbound: InboundMessage, message: Message | None) -> object:
+        """Hand ``inbound`` to the desk (one retried unit, kept on disk while the database is away).
+
+        Returns what the desk answered (a FollowupQuestion means nothing was stored yet), or None when
+        it failed and the requester was told.
+        """
         try:
-            await self._on_inbound(inbound)
+            return await self._on_inbound(inbound)
         except Exception:
             # PTB has already confirmed this update to Telegram: unless the requester hears that it
             # failed, the message is lost without a trace on their side.
             log.exception("The desk failed to take Telegram message %s", inbound.channel_message_id)
-            await message.reply_text(self.text("failed", message.from_user))
-            return False
-        return True
+            if message is not None:
+                await message.reply_text(self.text("failed", message.from_user))
+            return None
 
     async def _summary(self, message: Message, user: User, text: str) -> None:
         assert self._desk is not None
@@ -440,17 +455,21 @@ class RequesterHandlers:
         await query.answer()
         await query.edit_message_reply_markup(None)
         message = query.message if isinstance(query.message, Message) else None
-        for index, inbound in enumerate(pending.messages):
-            if choice == "new":
-                # The first message opens the ticket; the rest follow it like any message in the chat.
-                chosen = dataclasses.replace(inbound, force_new=index == 0)
-            else:
-                chosen = dataclasses.replace(inbound, continues=choice)
-            if message is not None:
-                if not await self._take(chosen, message):
-                    return
-            else:
-                await self._on_inbound(chosen)
+        first, *rest = pending.messages
+        if choice == "new":
+            # The first message opens the ticket; the rest continue that one.
+            outcome = await self._take(dataclasses.replace(first, force_new=True), message)
+            if outcome is None:
+                return
+            choice = outcome.reference if isinstance(outcome, ReceiveResult) else ""
+            rest = [dataclasses.replace(m, force_new=False) for m in rest]
+        else:
+            rest = [first, *rest]
+        for inbound in rest:
+            # A ticket not known yet (the first was kept in the spool) is left to the chat's usual rule.
+            chosen = dataclasses.replace(inbound, continues=choice or None)
+            if await self._take(chosen, message) is None:
+                return
 
 
 def _only_reference(text: str) -> bool:

@@ -116,6 +116,14 @@ class Settings:
     # long before another picks them up), and the first retry delay (doubling after each failure).
     delivery_lease_seconds: float = 120.0
     delivery_retry_base_seconds: float = 5.0
+    # Telegram messages the database could not take are kept here and replayed; after the grace period
+    # the requester is asked to send again. The spool is capped in size.
+    spool_dir: Path = Path("spool")
+    spool_max_mb: int = 512
+    telegram_outage_grace_seconds: float = 60.0
+    # Flood limits per Telegram requester (helpdesk/flood.py).
+    telegram_max_open_tickets: int = 5
+    telegram_receipts_per_minute: int = 3
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, cwd: Path | None = None) -> Settings:
@@ -327,6 +335,11 @@ def _parse(env: Mapping[str, str], cwd: Path) -> Settings:
         retention_months=_bounded(env, "HELPDESK_RETENTION_MONTHS", 0, 0, 1200),
         delivery_lease_seconds=_float(env, "HELPDESK_DELIVERY_LEASE_SECONDS", 120.0),
         delivery_retry_base_seconds=_float(env, "HELPDESK_DELIVERY_RETRY_BASE_SECONDS", 5.0),
+        spool_dir=cwd / (_get(env, "HELPDESK_SPOOL_DIR") or "spool"),
+        spool_max_mb=_bounded(env, "HELPDESK_SPOOL_MAX_MB", 512, 1, 1_000_000),
+        telegram_outage_grace_seconds=_float(env, "HELPDESK_TELEGRAM_OUTAGE_GRACE_SECONDS", 60.0),
+        telegram_max_open_tickets=_bounded(env, "HELPDESK_TELEGRAM_MAX_OPEN_TICKETS", 5, 1, 1000),
+        telegram_receipts_per_minute=_bounded(env, "HELPDESK_TELEGRAM_RECEIPTS_PER_MINUTE", 3, 0, 1000),
     )
 
 
@@ -456,6 +469,11 @@ SETTINGS: dict[str, ValueCheck | None] = {
     "HELPDESK_MAIL_TRUSTED_AUTHSERV_ID": None,
     "HELPDESK_MAIL_MAX_MESSAGE_MB": None,
     "HELPDESK_MAIL_TIMEOUT_SECONDS": None,
+    "HELPDESK_SPOOL_DIR": None,
+    "HELPDESK_SPOOL_MAX_MB": None,
+    "HELPDESK_TELEGRAM_OUTAGE_GRACE_SECONDS": None,
+    "HELPDESK_TELEGRAM_MAX_OPEN_TICKETS": None,
+    "HELPDESK_TELEGRAM_RECEIPTS_PER_MINUTE": None,
     "HELPDESK_TIMEZONE": None,
     "HELPDESK_RESPONSE_TARGET_HOURS": None,
     "HELPDESK_REPORT_DAY": None,

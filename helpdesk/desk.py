@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from helpdesk.flood import FloodLimits
+
 if TYPE_CHECKING:
     from helpdesk.triage import Triage
 
@@ -27,6 +29,8 @@ class Desk:
     staff_telegram_chat_id: int | None = None
     # Called after a transaction put something in the outbox, so a worker in this process sends it at once.
     outbox_written: Callable[[], None] = lambda: None
+    # Per-requester limits on Telegram floods (open tickets, receipts, card refreshes).
+    limits: FloodLimits = field(default_factory=FloodLimits)
     # Classifier + matcher with the staff's corrections; rebuilt when the database says they changed.
     triage: Triage | None = None
     triage_key: Any = None

@@ -22,9 +22,13 @@ from helpdesk.config import Settings
 from helpdesk.db.engine import make_engine, make_sessions
 from helpdesk.db.migrate import upgrade
 from helpdesk.db.reachable import ensure_database
+from helpdesk.db.transient import retrying
 from helpdesk.delivery import ChannelSender
 from helpdesk.desk import Desk
+from helpdesk.flood import FloodLimits
 from helpdesk.messages import InboundMessage
+from helpdesk.safe_intake import SafeIntake
+from helpdesk.spool import InboundSpool
 from helpdesk.usecases.cards import queue_card_for
 from helpdesk.usecases.receive import ReceiveResult, receive
 from helpdesk.worker import DeliveryWorker, RetryPolicy
@@ -44,6 +48,7 @@ class Runtime:
     engine: AsyncEngine
     desk: Desk
     worker: DeliveryWorker
+    intake: SafeIntake
     senders: dict[str, ChannelSender] = field(default_factory=dict)
     # The email channel's parser worker, made on first use (so other commands never start it).
     mail_parser: GuardedParser | None = None
@@ -55,29 +60,12 @@ class Runtime:
         channel id and reported as a duplicate. A unique-key clash (another process took the same
         message at the same moment) is retried once the same way.
         """
-        for delay in (*RECEIVE_RETRY_DELAYS, None):
-            try:
-                return await receive(self.desk, inbound)
-            except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.IntegrityError, OSError) as exc:
-                transient = not isinstance(exc, sa_exc.IntegrityError) or delay == RECEIVE_RETRY_DELAYS[0]
-                if delay is None or not transient:
-                    raise
-                log.warning(
-                    "receiving %s failed (%s); retrying in %.1f s",
-                    inbound.channel_message_id,
-                    type(exc).__name__,
-                    delay,
-                )
-            except sa_exc.DBAPIError as exc:
-                if delay is None or not exc.connection_invalidated:
-                    raise
-                log.warning(
-                    "receiving %s: database connection lost; retrying in %.1f s",
-                    inbound.channel_message_id,
-                    delay,
-                )
-            await asyncio.sleep(delay)
-        raise AssertionError("unreachable")
+        return await retrying(
+            lambda: receive(self.desk, inbound),
+            RECEIVE_RETRY_DELAYS,
+            what=f"receiving {inbound.channel_message_id}",
+            once_more_on=(sa_exc.IntegrityError,),
+        )
 
 
 def build_senders(settings: Settings) -> dict[str, ChannelSender]:
@@ -125,7 +113,11 @@ async def open_runtime(
         retry_policy = RetryPolicy(
             base_delay=settings.delivery_retry_base_seconds, lease=settings.delivery_lease_seconds
         )
-    worker = DeliveryWorker(sessions, senders, policy=retry_policy)
+    limits = FloodLimits(
+        max_open_tickets=settings.telegram_max_open_tickets,
+        receipts_per_minute=settings.telegram_receipts_per_minute,
+    )
+    worker = DeliveryWorker(sessions, senders, policy=retry_policy, per_recipient=limits.outbox_per_recipient)
     desk = Desk(
         sessions=sessions,
         mail_from=settings.mail_from,
@@ -135,10 +127,17 @@ async def open_runtime(
         timezone=ZoneInfo(settings.timezone),
         outbox_written=worker.wake,
         staff_telegram_chat_id=settings.telegram.staff_chat_id if settings.telegram is not None else None,
+        limits=limits,
+    )
+    spool = InboundSpool(settings.spool_dir, max_bytes=settings.spool_max_mb * 1024 * 1024)
+    intake = SafeIntake(
+        desk, spool, sender=senders.get("telegram"), grace_seconds=settings.telegram_outage_grace_seconds
     )
     # An answer that cannot be delivered (e.g. the requester blocked the bot) shows on the staff card.
     worker.on_give_up = lambda session, ticket_id: queue_card_for(desk, session, ticket_id)
-    runtime = Runtime(settings=settings, engine=engine, desk=desk, worker=worker, senders=senders)
+    runtime = Runtime(
+        settings=settings, engine=engine, desk=desk, worker=worker, intake=intake, senders=senders
+    )
     try:
         yield runtime
     finally:
@@ -160,10 +159,12 @@ async def serve(runtime: Runtime, stop: asyncio.Event) -> None:
             from bot.application import build_application, start_polling, start_webhook, stop_application
 
             telegram = settings.telegram
+            # Replays what a previous run kept in the spool, then whatever the database cannot take now.
+            tasks.append(asyncio.create_task(runtime.intake.run(stop), name="telegram-spool"))
             application = build_application(
                 telegram.token.reveal(),
                 telegram.api_url,
-                runtime.receive,
+                runtime.intake.take,
                 desk=runtime.desk,
                 staff_chat_id=telegram.staff_chat_id,
                 staff_ids=settings.staff_telegram_ids,

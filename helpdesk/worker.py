@@ -13,12 +13,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpdesk.db.models import AuditEvent, Message, OutboxItem, Ticket
 from helpdesk.db.types import utcnow
 from helpdesk.delivery import ChannelSender, DeliveryError
+from helpdesk.flood import FloodLimits
 from helpdesk.messages import OutboundMessage
 from helpdesk.usecases.cards import card_outbound
 
@@ -48,6 +49,7 @@ class DeliveryWorker:
         concurrency: int = 8,
         poll_interval: float = 2.0,
         on_give_up: Callable[[AsyncSession, int], Awaitable[None]] | None = None,
+        per_recipient: int = FloodLimits().outbox_per_recipient,
     ) -> None:
         self._sessions = sessions
         self._senders = dict(senders)
@@ -55,6 +57,7 @@ class DeliveryWorker:
         self._batch_size = batch_size
         self._concurrency = concurrency
         self._poll_interval = poll_interval
+        self._per_recipient = per_recipient
         self._wake = asyncio.Event()
         # Called in the transaction that records a message as undeliverable (e.g. to refresh the staff card).
         self.on_give_up = on_give_up
@@ -106,14 +109,30 @@ class DeliveryWorker:
         if not channels:
             return []
         async with self._sessions.begin() as session:
-            due = (
-                select(OutboxItem.id)
+            # Fairness: at most a few items per recipient in one batch (oldest first, so each recipient's
+            # order holds), or a chat with a thousand queued items would fill batch after batch while
+            # another chat's receipt waits behind them.
+            ranked = (
+                select(
+                    OutboxItem.id,
+                    func.row_number()
+                    .over(
+                        partition_by=(OutboxItem.channel, OutboxItem.payload["recipient"].as_string()),
+                        order_by=OutboxItem.id,
+                    )
+                    .label("rank"),
+                )
                 .where(
                     OutboxItem.status == "pending",
                     OutboxItem.channel.in_(channels),
                     OutboxItem.next_attempt_at <= now,
                     or_(OutboxItem.locked_until.is_(None), OutboxItem.locked_until < now),
                 )
+                .subquery()
+            )
+            due = (
+                select(OutboxItem.id)
+                .where(OutboxItem.id.in_(select(ranked.c.id).where(ranked.c.rank <= self._per_recipient)))
                 .order_by(OutboxItem.id)
                 .limit(self._batch_size)
                 # Several workers on PostgreSQL each take different rows instead of queueing behind a lock.

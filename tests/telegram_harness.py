@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -15,9 +17,10 @@ from bot.application import build_application, start_polling, stop_application
 from bot.sender import TelegramSender
 from helpdesk.db.models import AuditEvent, Ticket
 from helpdesk.desk import Desk
+from helpdesk.safe_intake import SafeIntake
+from helpdesk.spool import InboundSpool
 from helpdesk.standins.telegram_api import TelegramApiStandIn
 from helpdesk.usecases.cards import queue_card_for
-from helpdesk.usecases.receive import receive
 from helpdesk.worker import DeliveryWorker, RetryPolicy
 
 STAFF_CHAT = -1009000
@@ -32,6 +35,7 @@ class Harness:
     api: TelegramApiStandIn
     desk: Desk
     app: Any
+    intake: SafeIntake
 
     async def until(self, check: Callable[[], Awaitable[Any]], within: float = 30.0) -> Any:
         deadline = asyncio.get_running_loop().time() + within
@@ -69,33 +73,47 @@ class Harness:
 
 
 @contextlib.asynccontextmanager
-async def open_harness(desk: Desk) -> AsyncIterator[Harness]:
-    """The stand-in, the PTB application (staff chat STAFF_CHAT, staff STAFF and OTHER_STAFF) and a worker."""
-    async with TelegramApiStandIn() as api:
-        sender = TelegramSender(api.token, api.base_url)
-        worker = DeliveryWorker(desk.sessions, {"telegram": sender}, policy=FAST, poll_interval=0.1)
-        desk.staff_telegram_chat_id = STAFF_CHAT
-        desk.outbox_written = worker.wake
-        worker.on_give_up = lambda session, ticket_id: queue_card_for(desk, session, ticket_id)
-
-        async def on_inbound(inbound: Any) -> Any:
-            return await receive(desk, inbound)
-
-        app = build_application(
-            api.token,
-            api.base_url,
-            on_inbound,
-            desk=desk,
-            staff_chat_id=STAFF_CHAT,
-            staff_ids=frozenset({STAFF, OTHER_STAFF}),
-        )
-        stop = asyncio.Event()
-        delivery = asyncio.create_task(worker.run(stop))
-        await start_polling(app, poll_timeout=1)
-        try:
-            yield Harness(api, desk, app)
-        finally:
-            await stop_application(app)
-            stop.set()
-            await delivery
-            await sender.close()
+async def open_harness(
+    desk: Desk,
+    *,
+    spool_dir: Path | None = None,
+    grace_seconds: float = 60.0,
+    retry_delays: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0),
+) -> AsyncIterator[Harness]:
+    """The stand-in, the PTB application (staff chat STAFF_CHAT, staff STAFF and OTHER_STAFF), a worker,
+    and the intake as `helpdesk run` wires it: retried, kept in an on-disk spool and replayed."""
+    with tempfile.TemporaryDirectory(prefix="spool-") as scratch:
+        async with TelegramApiStandIn() as api:
+            sender = TelegramSender(api.token, api.base_url)
+            worker = DeliveryWorker(desk.sessions, {"telegram": sender}, policy=FAST, poll_interval=0.1)
+            desk.staff_telegram_chat_id = STAFF_CHAT
+            desk.outbox_written = worker.wake
+            worker.on_give_up = lambda session, ticket_id: queue_card_for(desk, session, ticket_id)
+            intake = SafeIntake(
+                desk,
+                InboundSpool(spool_dir or Path(scratch)),
+                sender=sender,
+                grace_seconds=grace_seconds,
+                retry_delays=retry_delays,
+                replay_interval=0.2,
+            )
+            app = build_application(
+                api.token,
+                api.base_url,
+                intake.take,
+                desk=desk,
+                staff_chat_id=STAFF_CHAT,
+                staff_ids=frozenset({STAFF, OTHER_STAFF}),
+            )
+            stop = asyncio.Event()
+            delivery = asyncio.create_task(worker.run(stop))
+            replay = asyncio.create_task(intake.run(stop))
+            await start_polling(app, poll_timeout=1)
+            try:
+                yield Harness(api, desk, app, intake)
+            finally:
+                await stop_application(app)
+                stop.set()
+                await delivery
+                await replay
+                await sender.close()

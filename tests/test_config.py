@@ -31,6 +31,24 @@ def test_defaults_run_with_nothing_configured(workdir: Path) -> None:
     assert settings.database_url == f"sqlite+aiosqlite:///{workdir / 'helpdesk.db'}"
     assert settings.telegram is None and settings.imap is None and settings.smtp is None
     assert settings.timezone == "Asia/Tashkent"
+    assert settings.spool_dir == workdir / "spool" and settings.spool_max_mb == 512
+    assert settings.telegram_outage_grace_seconds == 60
+    assert (settings.telegram_max_open_tickets, settings.telegram_receipts_per_minute) == (5, 3)
+
+
+def test_telegram_outage_and_flood_settings(workdir: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "HELPDESK_SPOOL_DIR": "/var/lib/helpdesk/spool",
+            "HELPDESK_SPOOL_MAX_MB": "64",
+            "HELPDESK_TELEGRAM_OUTAGE_GRACE_SECONDS": "120",
+            "HELPDESK_TELEGRAM_MAX_OPEN_TICKETS": "2",
+            "HELPDESK_TELEGRAM_RECEIPTS_PER_MINUTE": "0",
+        }
+    )
+    assert settings.spool_dir == Path("/var/lib/helpdesk/spool") and settings.spool_max_mb == 64
+    assert settings.telegram_outage_grace_seconds == 120
+    assert (settings.telegram_max_open_tickets, settings.telegram_receipts_per_minute) == (2, 0)
 
 
 def test_full_configuration(workdir: Path) -> None:
@@ -121,6 +139,10 @@ def test_full_configuration(workdir: Path) -> None:
             {**WEBHOOK, "HELPDESK_TELEGRAM_WEBHOOK_SECRET": "x" * 257},
             "^HELPDESK_TELEGRAM_WEBHOOK_SECRET must be 1-256 characters",
         ),
+        ({"HELPDESK_TELEGRAM_OUTAGE_GRACE_SECONDS": "0"}, "HELPDESK_TELEGRAM_OUTAGE_GRACE_SECONDS must be"),
+        ({"HELPDESK_TELEGRAM_MAX_OPEN_TICKETS": "0"}, "HELPDESK_TELEGRAM_MAX_OPEN_TICKETS must be between"),
+        ({"HELPDESK_TELEGRAM_RECEIPTS_PER_MINUTE": "many"}, "HELPDESK_TELEGRAM_RECEIPTS_PER_MINUTE must be"),
+        ({"HELPDESK_SPOOL_MAX_MB": "-1"}, "HELPDESK_SPOOL_MAX_MB must be between"),
     ],
 )
 def test_each_mistake_names_its_variable(workdir: Path, env: dict[str, str], message: str) -> None:
@@ -179,7 +201,10 @@ def test_broken_toml_is_reported(workdir: Path) -> None:
             {"HELPDESK_TELEGRAM_WEBHOOK_URL": "example.org/tg"},
             "HELPDESK_TELEGRAM_WEBHOOK_URL must be an https",
         ),
-        ({"HELPDESK_TELEGRAM_WEBHOOK_SECRET": "a b"}, "HELPDESK_TELEGRAM_WEBHOOK_SECRET must be 1-256 characters"),
+        (
+            {"HELPDESK_TELEGRAM_WEBHOOK_SECRET": "a b"},
+            "HELPDESK_TELEGRAM_WEBHOOK_SECRET must be 1-256 characters",
+        ),
     ],
 )
 def test_a_malformed_value_is_reported_when_its_channel_is_off(

@@ -16,10 +16,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 
 from helpdesk.db.models import ImapCheckpoint
+from helpdesk.db.transient import is_transient
 from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
 from helpdesk.email.imap_intake import (
@@ -49,15 +49,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Failures that say nothing about the message: leave it on the server and try again later.
-_TRANSIENT = (
-    OSError,
-    TimeoutError,
-    sa_exc.OperationalError,
-    sa_exc.InterfaceError,
-    sa_exc.TimeoutError,
-    sa_exc.DisconnectionError,
-)
 # Temporary failures one message may have (across polls, restarts and cron runs) before it is given up
 # as a dead letter, so that it never holds the rest of the mailbox back.
 RETRY_BUDGET = 5
@@ -166,7 +157,11 @@ def message_handler(
         digest = hashlib.sha256(raw).hexdigest()
         try:
             result = await runtime.receive(inbound)
-        except _TRANSIENT as exc:
+        except Exception as exc:
+            if not is_transient(exc):
+                log.exception("IMAP UID %s: the desk refused the message", uid)
+                reason = f"cannot be received: {type(exc).__name__}: {exc}"
+                return await _dead_letter(runtime, raw, reason, source, uid)
             # The first line only: SQLAlchemy appends the statement and its parameters (addresses, text).
             reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             # Counted in the database: if it cannot even do that, the database is the problem, not this
@@ -181,10 +176,6 @@ def message_handler(
             await forget_failed_attempts(runtime.desk, digest)
             failed_before.discard(digest)
             return stored
-        except Exception as exc:
-            log.exception("IMAP UID %s: the desk refused the message", uid)
-            reason = f"cannot be received: {type(exc).__name__}: {exc}"
-            return await _dead_letter(runtime, raw, reason, source, uid)
         if digest in failed_before:
             failed_before.discard(digest)
             await forget_failed_attempts(runtime.desk, digest)

@@ -9,6 +9,7 @@ records the id of a card it posted. The buttons are plain Bot API JSON; the bot 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import cache
 from typing import Any
 
@@ -206,12 +207,15 @@ async def card_outbound(session: AsyncSession, ticket: Ticket, chat_id: int) -> 
     )
 
 
-async def queue_card(desk: Desk, session: AsyncSession, ticket: Ticket) -> None:
+async def queue_card(
+    desk: Desk, session: AsyncSession, ticket: Ticket, *, settle_seconds: float = 0.0
+) -> None:
     """Queue posting or refreshing ``ticket``'s card, inside the caller's transaction.
 
     The outbox item names the ticket only; the worker draws the card when it sends it, so the card shows
     the ticket as it is then, and intake does not pay for drawing it. A card still waiting in the outbox
-    covers any later change: a burst of changes costs one Bot API call.
+    covers any later change: a burst of changes costs one Bot API call. With ``settle_seconds`` the new
+    card waits until that long after the last one was sent, so a flood of messages is one edit per period.
     """
     chat_id = desk.staff_telegram_chat_id
     if chat_id is None:
@@ -231,6 +235,21 @@ async def queue_card(desk: Desk, session: AsyncSession, ticket: Ticket) -> None:
     )
     if waiting is not None:
         return
+    due = now
+    if settle_seconds > 0:
+        last_sent = await session.scalar(
+            select(OutboxItem.sent_at)
+            .where(
+                OutboxItem.ticket_id == ticket.id,
+                OutboxItem.message_id.is_(None),
+                OutboxItem.channel == "telegram",
+                OutboxItem.status == "sent",
+            )
+            .order_by(OutboxItem.id.desc())
+            .limit(1)
+        )
+        if last_sent is not None:
+            due = max(now, last_sent + timedelta(seconds=settle_seconds))
     placeholder = OutboundMessage(
         channel="telegram",
         recipient=str(chat_id),
@@ -239,7 +258,13 @@ async def queue_card(desk: Desk, session: AsyncSession, ticket: Ticket) -> None:
         extra={"card_ticket_id": ticket.id},
     )
     session.add(
-        OutboxItem(ticket_id=ticket.id, message_id=None, channel="telegram", payload=placeholder.to_json())
+        OutboxItem(
+            ticket_id=ticket.id,
+            message_id=None,
+            channel="telegram",
+            payload=placeholder.to_json(),
+            next_attempt_at=due,
+        )
     )
 
 

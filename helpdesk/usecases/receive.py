@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.db.models import Message, Requester, Ticket
@@ -32,6 +33,7 @@ from helpdesk.usecases.tickets import audit, store_inbound
 
 SUBJECT_LIMIT = 300
 OPEN_STATUSES = ("new", "open", "waiting")
+RECEIPT_WINDOW = timedelta(minutes=1)
 REOPENABLE = ("resolved", "closed")
 
 
@@ -78,6 +80,11 @@ async def _receive(desk: Desk, session: AsyncSession, inbound: InboundMessage) -
         ticket = thread.ticket
     else:
         ticket = None if inbound.force_new else await _followup_target(session, inbound, requester)
+    crowded: list[Ticket] = []
+    if ticket is None and inbound.channel == "telegram":
+        crowded = await _open_tickets_at_cap(desk, session, requester, inbound)
+        if crowded:
+            ticket = crowded[0]  # nothing is lost: the message joins their most recent open request
 
     resources: tuple[dict[str, str], ...] = ()
     if ticket is None:
@@ -102,12 +109,14 @@ async def _receive(desk: Desk, session: AsyncSession, inbound: InboundMessage) -
     audit(session, ticket, _actor(inbound), "received", message_channel_id=inbound.channel_message_id)
     if thread is not None:
         await after_email_stored(desk, session, ticket, message, inbound, thread, created=created)
-    if not inbound.automatic:
-        await _acknowledge(desk, session, ticket, message, inbound, created=created, resources=resources)
+    if not inbound.automatic and (created or await _receipt_due(desk, session, ticket, inbound)):
+        await _acknowledge(
+            desk, session, ticket, message, inbound, created=created, resources=resources, crowded=crowded
+        )
     if thread is None or thread.changes_ticket:
         unverified = thread is not None and thread.unverified_staff
         await notify_staff(desk, session, ticket, inbound, created=created, unverified=unverified)
-    await queue_card(desk, session, ticket)
+    await queue_card(desk, session, ticket, settle_seconds=desk.limits.card_refresh_seconds)
     return ReceiveResult(ticket.reference, ticket.id, created=created, reopened=reopened)
 
 
@@ -150,6 +159,50 @@ async def _followup_target(
             .limit(1)
         )
     return None
+
+
+async def _open_tickets_at_cap(
+    desk: Desk, session: AsyncSession, requester: Requester, inbound: InboundMessage
+) -> list[Ticket]:
+    """The requester's open tickets, newest first (this chat's first) when they hold the most allowed;
+    empty when they may open another. Newest by opening, not by last change: a card being posted touches
+    a ticket, and a burst must keep joining the same one."""
+    cap = desk.limits.max_open_tickets
+    if cap <= 0:
+        return []
+    tickets = list(
+        await session.scalars(
+            select(Ticket)
+            .where(Ticket.requester_id == requester.id, Ticket.status.in_(OPEN_STATUSES))
+            .order_by(Ticket.id.desc())
+            .limit(cap)
+        )
+    )
+    if len(tickets) < cap:
+        return []
+    chat = inbound.sender.telegram_chat_id
+    return sorted(tickets, key=lambda t: t.telegram_chat_id != chat)  # stable: recency kept within each
+
+
+async def _receipt_due(desk: Desk, session: AsyncSession, ticket: Ticket, inbound: InboundMessage) -> bool:
+    """Whether a follow-up on Telegram gets its own receipt: a few per ticket per minute, then a burst is
+    stored silently (the requester has just been told where their messages go)."""
+    if inbound.channel != "telegram":
+        return True
+    since = utcnow() - RECEIPT_WINDOW
+    sent = await session.scalar(
+        select(func.count())
+        .select_from(Message)
+        .where(
+            Message.ticket_id == ticket.id,
+            Message.kind == "outbound",
+            Message.channel == "telegram",
+            Message.automatic.is_(True),
+            Message.created_at >= since,
+        )
+    )
+    registration = 1 if ticket.created_at >= since else 0
+    return (sent or 0) < desk.limits.receipts_per_minute + registration
 
 
 def _subject(inbound: InboundMessage) -> str:
@@ -222,6 +275,7 @@ async def _acknowledge(
     *,
     created: bool,
     resources: tuple[dict[str, str], ...] = (),
+    crowded: list[Ticket] | None = None,
 ) -> None:
     language = ticket.language
     name = inbound.sender.name
@@ -257,11 +311,15 @@ async def _acknowledge(
         )
     else:
         template = "bot/ack.{lang}.txt.j2" if created else "bot/followup.{lang}.txt.j2"
+        if crowded:
+            template = "bot/open_cap.{lang}.txt.j2"
         message_id = None
+        shown = [{"reference": t.reference, "subject": t.subject[:80]} for t in crowded or ()]
         outbound = OutboundMessage(
             channel="telegram",
-            recipient=str(ticket.telegram_chat_id),
-            text=render(template, language, reference=ticket.reference, resources=resources),
+            # The chat it came from (a ticket over the cap may have been opened in another chat).
+            recipient=str(inbound.sender.telegram_chat_id or ticket.telegram_chat_id),
+            text=render(template, language, reference=ticket.reference, resources=resources, tickets=shown),
             reference=ticket.reference,
             extra={"reply_to_message_id": int(inbound.channel_message_id.rpartition(":")[2])},
         )
