@@ -14,6 +14,7 @@ from helpdesk.classification import (
     CoreFunctionScore,
     LabelledExample,
     TargetScore,
+    build_classifier,
 )
 from helpdesk.matching import Matcher
 from knowledge import Expert, KnowledgeBase, load_knowledge_base
@@ -43,11 +44,11 @@ class Assessment:
 class Triage:
     def __init__(self, kb: KnowledgeBase, classifier: Classifier | None = None) -> None:
         self.kb = kb
-        self.classifier = classifier or Classifier(kb)
+        self.classifier = build_classifier(kb) if classifier is None else classifier
         self.matcher = Matcher(kb)
 
     def with_examples(self, examples: Iterable[LabelledExample]) -> Triage:
-        # Reuses the compiled vocabulary: adding corrections costs an index of the examples only.
+        # The classifier keeps what the examples do not change (the lexicon one, its compiled vocabulary).
         clone = object.__new__(Triage)
         clone.kb, clone.matcher = self.kb, self.matcher
         clone.classifier = self.classifier.with_examples(examples)

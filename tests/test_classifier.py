@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpdesk.classification import Classifier, LabelledExample
+from helpdesk.classification import Classifier, LabelledExample, build_classifier
 from helpdesk.classification.evaluate import evaluate, meets_goals, read_labelled
 from helpdesk.commands import classify as classify_command
 from knowledge import load_knowledge_base
@@ -21,7 +21,7 @@ DATA = Path(__file__).parent / "data" / "classify_own.jsonl"
 
 @pytest.fixture(scope="module")
 def classifier() -> Classifier:
-    return Classifier(load_knowledge_base())
+    return build_classifier(load_knowledge_base())
 
 
 def top(result) -> int | None:
@@ -108,7 +108,7 @@ def test_abstains_on_off_topic(classifier, text) -> None:
 def test_deterministic(classifier) -> None:
     text = "Dear TSCC, we need a trainer on TNFD disclosure for banks in Almaty"
     assert classifier.classify(text) == classifier.classify(text)
-    assert Classifier(load_knowledge_base()).classify(text) == classifier.classify(text)
+    assert build_classifier(load_knowledge_base()).classify(text) == classifier.classify(text)
 
 
 def test_learns_from_staff_corrections(classifier) -> None:

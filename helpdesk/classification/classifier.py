@@ -49,8 +49,8 @@ def _phrases(vocab: Vocabulary) -> Iterable[str]:
         yield from phrases
 
 
-class Classifier:
-    """classify(text) -> Classification. Build once per knowledge base; share freely (thread-safe reads)."""
+class LexiconClassifier:
+    """The desk's Classifier (protocol.py), built by build_classifier. Share freely (thread-safe reads)."""
 
     def __init__(self, kb: KnowledgeBase, examples: Iterable[LabelledExample] = ()) -> None:
         self.kb = kb
@@ -97,9 +97,9 @@ class Classifier:
     def _index(self, examples: Iterable[LabelledExample]) -> ExampleIndex:
         return ExampleIndex((ex, features(content_tokens(ex.text, self.stemmer))) for ex in examples)
 
-    def with_examples(self, examples: Iterable[LabelledExample]) -> Classifier:
+    def with_examples(self, examples: Iterable[LabelledExample]) -> LexiconClassifier:
         """A classifier sharing this one's compiled vocabulary but voting with these staff examples."""
-        clone = object.__new__(Classifier)
+        clone = object.__new__(LexiconClassifier)
         clone.kb, clone.stemmer, clone.lexicon = self.kb, self.stemmer, self.lexicon
         clone._domains = self._domains
         clone.examples = clone._index(examples)

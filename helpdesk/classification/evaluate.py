@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from helpdesk.classification.classifier import Classifier
+from helpdesk.classification.protocol import Classifier
 
 GOALS = {"top1": 0.85, "recall3": 0.95, "cf_top1": 0.80, "abstention": 0.90, "false_abstention": 0.05}
 

@@ -8,7 +8,7 @@ import sys
 from functools import lru_cache
 from typing import TextIO
 
-from helpdesk.classification import Classifier, LabelledExample
+from helpdesk.classification import Classifier, LabelledExample, build_classifier
 from helpdesk.classification.evaluate import evaluate, format_json, format_text, read_labelled
 from knowledge import KnowledgeError, load_knowledge_base
 
@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 @lru_cache(maxsize=4)
 def _classifier(kb_dir: str | None) -> Classifier:
-    return Classifier(load_knowledge_base(kb_dir))
+    return build_classifier(load_knowledge_base(kb_dir))
 
 
 def read_examples(path: str) -> list[LabelledExample]:
