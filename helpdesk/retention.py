@@ -11,7 +11,7 @@ import contextlib
 import logging
 
 from helpdesk.desk import Desk
-from helpdesk.usecases.personal_data import apply_retention
+from helpdesk.usecases.personal_data.retention import apply_retention
 
 log = logging.getLogger(__name__)
 
