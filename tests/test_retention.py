@@ -4,7 +4,6 @@ report figures stay, a requester with a newer ticket is kept; the setting. The j
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +14,6 @@ from helpdesk.config import ConfigError, Settings
 from helpdesk.desk import Desk
 from helpdesk.messages import Sender
 from helpdesk.reports import Period, build_report
-from helpdesk.retention import run_retention
 from helpdesk.usecases.personal_data.retention import apply_retention
 
 
@@ -51,21 +49,6 @@ async def test_retention_anonymises_only_old_closed_tickets(desk: Desk) -> None:
 
     again = await apply_retention(desk, 12, apply=True)
     assert again.tickets == [] and again.requesters == []
-
-
-async def test_retention_task_of_helpdesk_run_anonymises_and_stops(desk: Desk) -> None:
-    reference = await requester_ticket(desk, BOB, 9, "old request tapir-otter-9999")
-    old = datetime.now(UTC) - timedelta(days=400)
-    await set_ticket(desk, reference, status="closed", closed=old, created=old)
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_retention(desk, 12, stop, interval=0.05))
-    for _ in range(100):
-        if not await traces(desk, ["tapir-otter-9999"]):
-            break
-        await asyncio.sleep(0.05)
-    stop.set()
-    await asyncio.wait_for(task, timeout=5)
-    assert await traces(desk, ["tapir-otter-9999", BOB.email or ""]) == []
 
 
 def test_retention_setting(workdir: Path) -> None:

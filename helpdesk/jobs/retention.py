@@ -7,10 +7,10 @@ Checked on start and then every few hours; each run only touches tickets not yet
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from helpdesk.desk import Desk
+from helpdesk.jobs.periodic import every
 from helpdesk.usecases.personal_data.retention import apply_retention
 
 log = logging.getLogger(__name__)
@@ -22,18 +22,15 @@ async def run_retention(
     desk: Desk, months: int, stop: asyncio.Event, *, interval: float = CHECK_INTERVAL
 ) -> None:
     """Anonymise what has passed the retention period, now and every `interval` seconds, until `stop`."""
-    while not stop.is_set():
-        try:
-            result = await apply_retention(desk, months, apply=True)
-            if result.tickets or result.requesters:
-                log.info(
-                    "retention: anonymised %d tickets closed before %s and forgot %d requesters",
-                    len(result.tickets),
-                    result.cutoff.date().isoformat(),
-                    len(result.requesters),
-                )
-        except Exception:
-            # A failing run must not stop the service; the next check tries again.
-            log.exception("retention run failed")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval)
+
+    async def check() -> None:
+        result = await apply_retention(desk, months, apply=True)
+        if result.tickets or result.requesters:
+            log.info(
+                "retention: anonymised %d tickets closed before %s and forgot %d requesters",
+                len(result.tickets),
+                result.cutoff.date().isoformat(),
+                len(result.requesters),
+            )
+
+    await every(interval, stop, check, log=log, failure="retention run failed")
