@@ -179,7 +179,10 @@ def test_broken_toml_is_reported(workdir: Path) -> None:
             {"HELPDESK_TELEGRAM_WEBHOOK_URL": "example.org/tg"},
             "HELPDESK_TELEGRAM_WEBHOOK_URL must be an https",
         ),
-        ({"HELPDESK_TELEGRAM_WEBHOOK_SECRET": "a b"}, "HELPDESK_TELEGRAM_WEBHOOK_SECRET must be 1-256 characters"),
+        (
+            {"HELPDESK_TELEGRAM_WEBHOOK_SECRET": "a b"},
+            "HELPDESK_TELEGRAM_WEBHOOK_SECRET must be 1-256 characters",
+        ),
     ],
 )
 def test_a_malformed_value_is_reported_when_its_channel_is_off(
