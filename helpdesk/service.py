@@ -196,13 +196,13 @@ async def serve(runtime: Runtime, stop: asyncio.Event) -> None:
             tasks.append(asyncio.create_task(run_email_intake(runtime, stop), name="email-intake"))
             log.info("email channel polling %s every %.0f s", settings.imap.host, settings.imap.poll_interval)
         if settings.report_day:
-            from helpdesk.reports.monthly import run_monthly_reports
+            from helpdesk.jobs.monthly_report import run_monthly_reports
 
             tasks.append(
                 asyncio.create_task(run_monthly_reports(runtime.desk, settings, stop), name="monthly-report")
             )
         if settings.retention_months:
-            from helpdesk.retention import run_retention
+            from helpdesk.jobs.retention import run_retention
 
             tasks.append(
                 asyncio.create_task(

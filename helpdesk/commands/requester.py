@@ -11,7 +11,10 @@ from pathlib import Path
 
 from helpdesk.config import ConfigError, Settings
 from helpdesk.service import open_runtime
-from helpdesk.usecases.personal_data import Person, apply_retention, export_person, forget_person
+from helpdesk.usecases.personal_data.export import export_person
+from helpdesk.usecases.personal_data.forget import forget_person
+from helpdesk.usecases.personal_data.person import Person
+from helpdesk.usecases.personal_data.retention import apply_retention
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

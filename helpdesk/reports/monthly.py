@@ -1,14 +1,13 @@
 """The monthly summary for staff: emailed (full report) and posted to the staff group (headline figures).
 
-Early each month `helpdesk run` sends the previous month's report once. The delivery is recorded in
-`report_deliveries` in the same transaction that queues the messages in the outbox, so a restart, a crash
-after the commit or a second running service never sends it twice (the key is the primary key).
+Early each month the previous month's report is sent once (`helpdesk.jobs.monthly_report` asks hourly).
+The delivery is recorded in `report_deliveries` in the same transaction that queues the messages in the
+outbox, so a restart, a crash after the commit or a second running service never sends it twice (the key is
+the primary key).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -28,8 +27,6 @@ from helpdesk.reports.period import Period, add_months
 from helpdesk.reports.render import to_html, to_markdown
 
 log = logging.getLogger(__name__)
-
-CHECK_INTERVAL = 3600.0
 
 
 def due_period(settings: Settings, now: datetime) -> Period | None:
@@ -110,17 +107,3 @@ async def deliver_monthly_report(desk: Desk, settings: Settings, *, now: datetim
     log.info("monthly report for %s queued for %d staff addresses", period.key, len(emails))
     desk.outbox_written()
     return True
-
-
-async def run_monthly_reports(
-    desk: Desk, settings: Settings, stop: asyncio.Event, *, interval: float = CHECK_INTERVAL
-) -> None:
-    """Check hourly (and on start) whether last month's report is due; until `stop` is set."""
-    while not stop.is_set():
-        try:
-            await deliver_monthly_report(desk, settings)
-        except Exception:
-            # A failing report must not stop the service; the next check tries again.
-            log.exception("monthly report failed")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval)
