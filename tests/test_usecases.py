@@ -253,3 +253,21 @@ async def test_requester_is_reused_by_email_case_insensitively(desk: Desk) -> No
     async with desk.sessions() as session:
         assert await session.scalar(select(func.count(Requester.id))) == 1
         assert await session.scalar(select(func.count(Ticket.id))) == 2
+
+
+async def test_an_edit_with_unstorable_characters_is_stored_cleaned(desk: Desk) -> None:
+    """A Telegram edit carrying NUL and a lone surrogate: PostgreSQL refuses NUL in text, so the edit
+    is cleaned like a new message instead of failing (found by the Telegram update fuzzer)."""
+    from helpdesk.usecases.self_service import edit_message
+
+    await receive(desk, telegram(7, "Нужна консультация по ООПТ"))
+    reference = await edit_message(
+        desk, "telegram", "5001:7", "Нужна\x00 консультация \ud800по ООПТ", actor="telegram:5001"
+    )
+
+    assert reference is not None
+    async with desk.sessions() as session:
+        body = await session.scalar(
+            select(Message.body).where(Message.kind == "inbound", Message.channel_message_id == "5001:7")
+        )
+    assert body == "Нужна консультация \ufffdпо ООПТ"

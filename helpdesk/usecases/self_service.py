@@ -16,7 +16,7 @@ from helpdesk.db.models import Message, Requester, Ticket
 from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
 from helpdesk.language import detect_reply_language
-from helpdesk.messages import InboundMessage, Sender
+from helpdesk.messages import InboundMessage, Sender, storable
 from helpdesk.references import find_reference
 from helpdesk.rendering import LANGUAGES
 from helpdesk.usecases.cards import queue_card
@@ -245,6 +245,7 @@ async def edit_message(
 
     Returns the ticket's reference, or None when the message was never stored (nothing to update).
     """
+    text = storable(text)  # the same cleaning as a new message: PostgreSQL refuses NUL in text
     async with desk.sessions.begin() as session:
         message = await session.scalar(
             select(Message).where(
