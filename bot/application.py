@@ -19,6 +19,7 @@ from bot.logsafe import protect_token, redact
 from bot.requester import InboundHandler, RequesterHandlers
 from bot.staff import StaffHandlers
 from bot.updates import PerChatUpdateProcessor
+from helpdesk.channels import ChannelStartError
 
 if TYPE_CHECKING:
     from helpdesk.desk import Desk
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 DEFAULT_API_URL = "https://api.telegram.org/bot"
 
 
-class TelegramStartError(RuntimeError):
+class TelegramStartError(ChannelStartError):
     """The bot could not start; the message names the setting to check and never contains the token."""
 
 

@@ -10,6 +10,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from helpdesk.channels import ChannelStartError
 from helpdesk.config import ConfigError
 from helpdesk.db.reachable import DatabaseUnavailable
 from helpdesk.usecases.errors import DeskError
@@ -60,6 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DatabaseUnavailable as exc:
         print(f"helpdesk: {exc}", file=sys.stderr)
         return 2
+    except ChannelStartError as exc:
+        print(f"helpdesk: {exc}", file=sys.stderr)
+        return 1
     except DeskError as exc:
         print(f"helpdesk: {exc}", file=sys.stderr)
         return 1

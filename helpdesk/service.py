@@ -152,8 +152,18 @@ async def open_runtime(
 
 async def serve(runtime: Runtime, stop: asyncio.Event) -> None:
     """Run every configured channel and the delivery worker until `stop` is set."""
-    settings = runtime.settings
     tasks: list[asyncio.Task[None]] = [asyncio.create_task(runtime.worker.run(stop), name="delivery")]
+    try:
+        await _serve_channels(runtime, stop, tasks)
+    except BaseException:
+        # A channel that cannot start (or a crash) ends the tasks already running, not just this coroutine.
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+async def _serve_channels(runtime: Runtime, stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
+    settings = runtime.settings
     async with contextlib.AsyncExitStack() as stack:
         if settings.telegram is not None:
             from bot.application import build_application, start_polling, start_webhook, stop_application

@@ -168,3 +168,25 @@ async def test_run_with_a_missing_setting_prints_one_line(
     assert process.returncode == 2
     lines = err.decode().strip().splitlines()
     assert lines == [f"helpdesk: configuration: {expected}"]
+
+
+async def test_run_with_a_rejected_token_ends_with_one_line_and_stops_its_other_tasks(tmp_path: Path) -> None:
+    """A channel that cannot start ends `helpdesk run` at once: one line, and the delivery worker and the
+    spool replayer it had already started end with it (no task left pending, no traceback)."""
+    async with TelegramApiStandIn() as bot_api:
+        env = {
+            **os.environ,
+            "HELPDESK_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'run.db'}",
+            **standin_environment(bot_api=bot_api),
+            "HELPDESK_TELEGRAM_TOKEN": "9876543210:AAFakeButWellFormedTokenValue123456789",
+        }
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "helpdesk.cli", "run",
+            env=env, cwd=tmp_path, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(process.communicate(), 120)
+    log = err.decode()
+    assert process.returncode not in (0, None), log
+    assert "HELPDESK_TELEGRAM_TOKEN" in log
+    assert "Traceback" not in log and "Task was destroyed" not in log and "never retrieved" not in log, log
+    assert "AAFakeButWellFormedTokenValue123456789" not in log
