@@ -121,10 +121,7 @@ class SafeIntake:
             if chat not in blocked and now - entry.spooled_at > self.grace_seconds:
                 # The chat's oldest kept message is past the grace period: everything it kept goes, and
                 # the requester is told once (a later message alone would arrive out of its context).
-                kept = [e for e in entries if e.chat_id == chat]
-                if await self._tell_resend(kept):
-                    for dropped in kept:
-                        await self.spool.remove(dropped)
+                await self._give_up(chat, entries)
                 given_up.add(chat)
                 continue
             if database_down or chat in blocked:
@@ -137,10 +134,7 @@ class SafeIntake:
                     continue
                 # The desk refuses it for good (a bug, bad data): the requester must hear it failed.
                 log.exception("spooled message %s cannot be received", entry.inbound.channel_message_id)
-                kept = [e for e in entries if e.chat_id == chat]
-                if await self._tell_resend(kept):
-                    for dropped in kept:
-                        await self.spool.remove(dropped)
+                await self._give_up(chat, entries)
                 given_up.add(chat)
                 continue
             await self.spool.remove(entry)
@@ -156,6 +150,13 @@ class SafeIntake:
                 "database still unavailable; %s message(s) wait in the inbound spool", len(self.spool)
             )
         return stored
+
+    async def _give_up(self, chat: int | None, entries: list[Spooled]) -> None:
+        """Drop everything ``chat`` kept, once its requester has been told to send it again."""
+        kept = [e for e in entries if e.chat_id == chat]
+        if await self._tell_resend(kept):
+            for dropped in kept:
+                await self.spool.remove(dropped)
 
     async def _tell_resend(self, dropped: list[Spooled]) -> bool:
         """Ask the requester to send again, directly through the channel; False if it could not be said."""
