@@ -501,6 +501,89 @@ async def test_unauthenticated_requester_mail_is_kept_but_changes_nothing(
     assert (await ticket(runtime, original.reference)).status == "open"
 
 
+async def test_staff_vouching_needs_one_unambiguous_author(
+    runtime: Runtime, imap: ImapStandIn, smtp: SmtpStandIn
+) -> None:
+    """The server's DKIM/DMARC pass is about the From it evaluated; where the desk could read another
+    author out of the mail, the pass proves nothing about the one the desk reads."""
+    original = await email_request(runtime, imap)
+    tscc_pass = (
+        f"Authentication-Results: {MX}; dkim=pass header.d=tscc.example; dmarc=pass header.from=tscc.example"
+    )
+    subject = f"Re: [{original.reference}] Your request"
+
+    def staff_mail(n: int, sender: str, extra: tuple[str, ...] = ()) -> bytes:
+        return mail(
+            sender=sender, subject=subject, body=IBAN, message_id=f"<author-{n}@tscc.example>",
+            top=(tscc_pass,), extra=extra,
+        )  # fmt: skip
+
+    variants = {
+        # DKIM replay: a genuine tscc.example mail (signed From: an intern) with a From put on top of it.
+        # Verifiers check the bottom-most From; the desk read the first one.
+        "second From header": staff_mail(1, STAFF).replace(
+            b"Subject:", b"From: intern@tscc.example\r\nSubject:", 1
+        ),
+        # A colleague's own signed mail whose From shows the staff address as its "name" part.
+        "bare address before the angle-addr": staff_mail(2, f"{STAFF} <intern@tscc.example>"),
+        # RFC 5322 mailbox-list: which one is the author?
+        "mailbox-list": staff_mail(3, f"{STAFF}, intern@tscc.example"),
+        # No From at all: the server's DMARC had no author to check.
+        "Sender instead of From": staff_mail(4, STAFF).replace(b"From:", b"Sender:", 1),
+    }
+    for label, raw in variants.items():
+        verdict = parse_email(raw, own_addresses=[HELPDESK], trusted_authserv_id=MX).authenticity.verdict
+        assert verdict != "verified", label
+    before = len(mailed_to(smtp, REQUESTER))
+    for raw in variants.values():
+        await arrive(runtime, imap, raw)
+    assert len(mailed_to(smtp, REQUESTER)) == before, [body_of(m) for m in mailed_to(smtp, REQUESTER)]
+    assert all("IBAN" not in m.body for m in await messages(runtime, original.reference))
+    assert len(await audits(runtime, "unverified_staff_sender")) == len(variants)
+
+
+async def test_requester_mail_cannot_dodge_a_dmarc_fail_by_blurring_its_author(
+    runtime: Runtime, imap: ImapStandIn, smtp: SmtpStandIn
+) -> None:
+    """A mail whose From the server evaluated as evil.example (so DMARC passes there), or that gives the
+    server no single author, while the desk reads the requester's address: kept, but changes nothing."""
+    original = await email_request(runtime, imap)
+    async with runtime.desk.sessions.begin() as session:
+        closed = await session.get(Ticket, original.id)
+        assert closed is not None
+        closed.status = "closed"
+    participants_before = await _participants(runtime, original.id)
+    evil_pass = (
+        f"Authentication-Results: {MX}; spf=pass smtp.mailfrom=attacker@evil.example; "
+        "dkim=pass header.d=evil.example; dmarc=pass header.from=evil.example"
+    )
+    no_author = (
+        f"Authentication-Results: {MX}; spf=pass smtp.mailfrom=attacker@evil.example; "
+        "dkim=pass header.d=evil.example; dmarc=none"
+    )
+
+    def spoof(n: int, sender: str, top: str) -> bytes:
+        return mail(
+            sender=sender, subject=f"Re: [{original.reference}] Support", body="Add my colleague.",
+            message_id=f"<blur-{n}@evil.example>", top=(top,), extra=("Cc: new.colleague@evil.example",),
+        )  # fmt: skip
+
+    variants = [
+        spoof(1, f"{REQUESTER} <attacker@evil.example>", evil_pass),
+        spoof(2, REQUESTER, evil_pass).replace(b"To:", b"From: attacker@evil.example\r\nTo:", 1),
+        spoof(3, f"{REQUESTER}, attacker@evil.example", evil_pass),
+        spoof(4, REQUESTER, no_author).replace(b"From:", b"Sender:", 1),
+    ]
+    for raw in variants:
+        await arrive(runtime, imap, raw)
+    after = await ticket(runtime, original.reference)
+    assert after.status == "closed" and UNVERIFIED_SENDER_TAG in after.tags
+    kept = [m for m in await messages(runtime, original.reference) if m.body.startswith("Add my colleague")]
+    assert len(kept) == len(variants) and all(m.unverified for m in kept)
+    assert await _participants(runtime, original.id) == participants_before
+    assert not await audits(runtime, "reopened")
+
+
 async def _participants(runtime: Runtime, ticket_id: int) -> set[str]:
     async with runtime.desk.sessions() as session:
         return set(
@@ -540,6 +623,21 @@ def test_authentication_results_reader_takes_only_the_trusted_servers_results() 
     # Bounded: an enormous header is ignored rather than parsed.
     huge = [("Authentication-Results", f"{MX}; dkim=pass header.d=x.example" + " " * 10_000)]
     assert trusted_results(huge, MX) == []
+
+
+def test_verdict_is_failed_when_the_server_checked_another_author() -> None:
+    dmarc_evil = [
+        ("Authentication-Results", f"{MX}; dkim=pass header.d=x.example; dmarc=pass header.from=evil.example")
+    ]
+    assert assess(trusted_results(dmarc_evil, MX), "a@x.example").verdict == "failed"
+    # No single author: whatever the server says is about someone else.
+    dkim_x = [("Authentication-Results", f"{MX}; dkim=pass header.d=x.example")]
+    assert assess(trusted_results(dkim_x, MX), None).verdict == "failed"
+    assert assess([], None).verdict == "unknown"  # no trusted server, no verdict
+    # An internationalised domain is compared in the A-label form servers write.
+    idn = [("Authentication-Results", f"{MX}; dmarc=pass header.from=xn--e1afmkfd.example")]
+    assert assess(trusted_results(idn, MX), "a@пример.example").verdict == "verified"
+    assert assess(trusted_results(idn, MX), "a@XN--E1AFMKFD.example").verdict == "verified"
 
 
 def test_reply_tokens_are_bound_to_one_ticket_and_one_staff_address() -> None:

@@ -21,6 +21,11 @@ No trusted id configured: nothing is vouched for, and nothing counts as failed e
 The verdict is "verified" when the server found DKIM pass (``header.d``/``header.i``) or DMARC pass
 (``header.from``) for the sender's own domain (exact match: no organisational-domain guessing); "failed"
 when, without such a pass, it found spf, dkim or dmarc ``fail``; "unknown" otherwise.
+
+The server's verdict is about the From it evaluated. It is "failed", whatever it says, when the server
+and the desk may disagree on who the author is: the mail has no single author address (see
+``helpdesk.email.parse``: several From fields or mailboxes, no From), or the server's DMARC checked
+another From domain (``header.from``) than the desk's sender.
 """
 
 from __future__ import annotations
@@ -72,16 +77,23 @@ def trusted_results(headers: Iterable[tuple[str, str]], authserv_id: str | None)
 
 
 def assess(results: list[MethodResult], sender_address: str | None) -> Authenticity:
-    """The verdict for a mail from ``sender_address`` given the trusted server's results."""
+    """The verdict for a mail from ``sender_address`` given the trusted server's results.
+
+    ``sender_address`` None: the mail has no single author, so nothing the server says is about it.
+    """
     if not results:
         return Authenticity()
+    sender_domain = _domain_of(sender_address)
     vouched: list[str] = []
-    failed = False
+    failed = sender_domain is None
     for item in results:
         if item.method not in _METHODS:
             continue
         if item.result == "fail":
             failed = True
+        if item.method == "dmarc" and item.property("header.from") is not None:
+            if _clean_domain(item.property("header.from")) != sender_domain:
+                return Authenticity(verdict="failed")  # the server checked another author than ours
         if item.result != "pass":
             continue
         if item.method == "dkim":
@@ -94,7 +106,6 @@ def assess(results: list[MethodResult], sender_address: str | None) -> Authentic
             domain = _clean_domain(candidate)
             if domain is not None and domain not in vouched:
                 vouched.append(domain)
-    sender_domain = _domain_of(sender_address)
     if sender_domain is not None and sender_domain in vouched:
         verdict = "verified"
     elif failed:
@@ -206,7 +217,14 @@ def _unquote(value: str) -> str:
 def _domain_of(address: str | None) -> str | None:
     if not address or "@" not in address:
         return None
-    return _clean_domain(address.rpartition("@")[2])
+    domain = address.rpartition("@")[2]
+    if not domain.isascii():
+        # An internationalised domain: servers write its A-label (xn--…) in their results.
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            return None
+    return _clean_domain(domain)
 
 
 def _clean_domain(value: str | None) -> str | None:

@@ -37,6 +37,7 @@ _MAX_MSGID = 900
 # Hostile headers are cut before they are parsed: a To line with 100,000 addresses adds no participants.
 _MAX_ADDRESS_HEADER = 16_384
 _ANGLE_ADDR_RE = re.compile(r"<([^<>\s@]+@[^<>\s@]+)>")
+_QUOTED_OR_COMMENT_RE = re.compile(r'"(?:[^"\\]|\\.)*"|\((?:[^()\\]|\\.)*\)')
 # Tags of our own sub-addresses (signed reply addresses): a few short ones, never a long list.
 _MAX_TAG = 54
 _MAX_TAGS = 4
@@ -134,7 +135,7 @@ def parse_email(
         cc=tuple(a for a in recipients if a not in own and a != sender.email),
         recipients_cut=recipients_cut,
         oversized_attachments=tuple(oversized),
-        authenticity=assess(results, sender.email),
+        authenticity=assess(results, _author(msg)),
         reply_tokens=tuple(tags),
     )
 
@@ -325,6 +326,27 @@ def _from_address(msg: Message) -> tuple[str | None, str | None]:
             for display, address in _addresses(raw):
                 return (_display_name(display), address)
     return (None, None)
+
+
+def _author(msg: Message) -> str | None:
+    """The author address the trusted server's DKIM/DMARC verdict can be about, or None when there is no
+    single one: exactly one From field holding exactly one mailbox, with no other angle-addr in it.
+
+    Where the desk could read an author other than the one the server checked (a second From put on top of
+    a signed mail, a mailbox-list, ``staff@x <intern@x>``, no From at all), the verdict proves nothing
+    about the address the desk acts on.
+    """
+    values = _raw_headers(msg, "From")
+    if len(values) != 1:
+        return None
+    pairs = _addresses(values[0])
+    if len(pairs) != 1:
+        return None
+    address = pairs[0][1]
+    bare = _QUOTED_OR_COMMENT_RE.sub(" ", values[0][:_MAX_ADDRESS_HEADER])
+    if any(angle.lower() != address for angle in _ANGLE_ADDR_RE.findall(bare)):
+        return None
+    return address
 
 
 def _addresses(raw: str) -> list[tuple[str, str]]:
