@@ -542,6 +542,31 @@ async def test_staff_vouching_needs_one_unambiguous_author(
     assert len(await audits(runtime, "unverified_staff_sender")) == len(variants)
 
 
+async def test_forged_pass_right_below_our_servers_block_is_outweighed_by_its_dmarc_fail(
+    runtime: Runtime, imap: ImapStandIn, smtp: SmtpStandIn
+) -> None:
+    """A server that adds its verdict but does not strip (RFC 8601 §5 unmet): the sender's own forged
+    header starts their message, so it lands directly below ours, inside the topmost block. OpenDKIM adds
+    nothing for an unsigned mail; OpenDMARC says fail. A DMARC fail for the sender's domain contradicts
+    any DKIM pass for it: never verified."""
+    original = await email_request(runtime, imap)
+    ours = f"Authentication-Results: {MX}; dmarc=fail (p=none) header.from=tscc.example"
+    forged = f"Authentication-Results: {MX}; dkim=pass header.d=tscc.example header.i=@tscc.example"
+    raw = mail(
+        sender=STAFF,
+        subject=f"Re: [{original.reference}] Your request",
+        body=IBAN,
+        message_id="<merged-block@evil.example>",
+        top=(ours, forged),
+    )
+    parsed = parse_email(raw, own_addresses=[HELPDESK], trusted_authserv_id=MX)
+    assert parsed.authenticity.verdict == "failed"
+    before = len(mailed_to(smtp, REQUESTER))
+    await arrive(runtime, imap, raw)
+    assert len(mailed_to(smtp, REQUESTER)) == before
+    assert len(await audits(runtime, "unverified_staff_sender")) == 1
+
+
 async def test_requester_mail_cannot_dodge_a_dmarc_fail_by_blurring_its_author(
     runtime: Runtime, imap: ImapStandIn, smtp: SmtpStandIn
 ) -> None:

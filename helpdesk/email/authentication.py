@@ -25,7 +25,8 @@ when, without such a pass, it found spf, dkim or dmarc ``fail``; "unknown" other
 The server's verdict is about the From it evaluated. It is "failed", whatever it says, when the server
 and the desk may disagree on who the author is: the mail has no single author address (see
 ``helpdesk.email.parse``: several From fields or mailboxes, no From), or the server's DMARC checked
-another From domain (``header.from``) than the desk's sender.
+another From domain (``header.from``) than the desk's sender. A DMARC ``fail`` is final: no pass beside
+it verifies anything (DMARC cannot fail where an aligned DKIM passed, so such a pass is forged).
 """
 
 from __future__ import annotations
@@ -94,6 +95,10 @@ def assess(results: list[MethodResult], sender_address: str | None) -> Authentic
         if item.method == "dmarc" and item.property("header.from") is not None:
             if _clean_domain(item.property("header.from")) != sender_domain:
                 return Authenticity(verdict="failed")  # the server checked another author than ours
+        if item.method == "dmarc" and item.result == "fail":
+            # DMARC fails only when no aligned DKIM or SPF passed: a "pass" beside it for the same domain
+            # is a forged header that slipped into the block (a server that does not strip them).
+            return Authenticity(verdict="failed")
         if item.result != "pass":
             continue
         if item.method == "dkim":
