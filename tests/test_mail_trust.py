@@ -659,6 +659,11 @@ def test_verdict_is_failed_when_the_server_checked_another_author() -> None:
     dkim_x = [("Authentication-Results", f"{MX}; dkim=pass header.d=x.example")]
     assert assess(trusted_results(dkim_x, MX), None).verdict == "failed"
     assert assess([], None).verdict == "unknown"  # no trusted server, no verdict
+    # The signing domain counts, not an identity the signer wrote for another domain.
+    i_only = [("Authentication-Results", f"{MX}; dkim=pass header.d=evil.example header.i=@x.example")]
+    assert assess(trusted_results(i_only, MX), "a@x.example").verdict == "unknown"
+    legacy = [("Authentication-Results", f"{MX}; dkim=pass header.i=@x.example")]
+    assert assess(trusted_results(legacy, MX), "a@x.example").verdict == "verified"
     # An internationalised domain is compared in the A-label form servers write.
     idn = [("Authentication-Results", f"{MX}; dmarc=pass header.from=xn--e1afmkfd.example")]
     assert assess(trusted_results(idn, MX), "a@пример.example").verdict == "verified"

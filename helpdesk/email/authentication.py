@@ -102,7 +102,9 @@ def assess(results: list[MethodResult], sender_address: str | None) -> Authentic
         if item.result != "pass":
             continue
         if item.method == "dkim":
-            candidates = [item.property("header.d"), _domain_of(item.property("header.i"))]
+            # The signing domain (d=) is what the signature proves; the identity (i=, which the signer
+            # chooses) only stands in when a server writes no header.d.
+            candidates = [item.property("header.d") or _domain_of(item.property("header.i"))]
         elif item.method == "dmarc":
             candidates = [item.property("header.from")]
         else:
