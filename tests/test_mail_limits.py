@@ -27,9 +27,10 @@ from helpdesk.db.models import (
     TicketParticipant,
 )
 from helpdesk.email.intake import RETRY_BUDGET, message_handler, poll_email_once, retry_dead_letter
-from helpdesk.email.limits import LimitExceeded, MailLimits, check_raw, sender_address
+from helpdesk.email.limits import LimitExceeded, MailLimits, check_raw
 from helpdesk.email.parse import MAX_RECIPIENTS, MAX_THREAD_IDS, parse_email
 from helpdesk.email.parser_process import GuardedParser, ParserLimitExceeded
+from helpdesk.email.rejection import sender_address
 from helpdesk.service import Runtime, open_runtime
 from helpdesk.standins.environment import standin_environment
 from helpdesk.standins.imap_server import ImapStandIn
@@ -121,6 +122,9 @@ def test_sender_address_is_the_addr_spec_read_before_any_decoding() -> None:
         b"From: plain@ngo.example.org\r\n": "plain@ngo.example.org",
         b"From: =?utf-8?q?x?= <not an address>\r\nReply-To: r@ngo.example.org\r\n": "r@ngo.example.org",
         b"From: nobody\r\n": None,
+        # The address the desk itself reads as the sender, never one in a comment.
+        b"From: aliya@eco.gov.kz (<victim@ministry.example>)\r\n": "aliya@eco.gov.kz",
+        b"Reply-To: r@ngo.example.org\r\nFrom: Aliya <aliya@eco.gov.kz>\r\n": "aliya@eco.gov.kz",
     }
     for block, expected in cases.items():
         assert sender_address(block) == expected, block

@@ -12,7 +12,7 @@ import hashlib
 import html
 import mimetypes
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from datetime import datetime
 from email import message_from_bytes, policy
 from email.header import decode_header, make_header
@@ -27,6 +27,8 @@ from helpdesk.messages import Attachment, InboundMessage, OversizedAttachment, S
 from helpdesk.references import REFERENCE_RE, find_reference
 
 SYNTHETIC_ID_DOMAIN = "tscc-helpdesk.invalid"
+# Where the sender's address is read from, in this order (lower case, as header names compare).
+SENDER_FIELDS = ("from", "sender", "reply-to", "return-path")
 
 _MSGID_RE = re.compile(r"<[^<>\s]+>")
 _BRACKETED_REFERENCE_RE = re.compile(r"\[\s*(" + REFERENCE_RE.pattern + r")\s*\]", re.IGNORECASE)
@@ -316,15 +318,29 @@ def _squeeze_line(text: str) -> str:
 
 
 def _from_address(msg: Message) -> tuple[str | None, str | None]:
-    """The sender's display name and address: From, else Sender, Reply-To, Return-Path.
+    """The sender's display name (decoded) and address (see ``sender_in``)."""
+    fields = _raw_items(msg)
+    display, address = sender_in(
+        (key, _fix_surrogates(value)) for key, value in fields if key.strip().lower() in SENDER_FIELDS
+    )
+    return (_display_name(display) if display is not None else None, address)
+
+
+def sender_in(fields: Iterable[tuple[str, str]]) -> tuple[str | None, str | None]:
+    """The sender's raw display name and lower-case address, from undecoded ``(name, value)`` header
+    fields: the first From, else Sender, Reply-To, Return-Path. ``(None, None)`` when none has one.
 
     The address is always taken from the header as it was sent, before any RFC 2047 decoding: an encoded
     display name such as ``=?utf-8?q?Staff_=3Cstaff=40tscc=2Eexample=3E?=`` is a name, never an address.
+    Intake reads the sender here, and so does the notice for mail refused before parsing.
     """
-    for name in ("From", "Sender", "Reply-To", "Return-Path"):
-        for raw in _raw_headers(msg, name)[:1]:
-            for display, address in _addresses(raw):
-                return (_display_name(display), address)
+    first: dict[str, str] = {}
+    for name, value in fields:
+        first.setdefault(name.strip().lower(), value)
+    for name in SENDER_FIELDS:
+        if name in first:
+            for display, address in _addresses(first[name]):
+                return (display, address)
     return (None, None)
 
 
