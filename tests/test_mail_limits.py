@@ -200,6 +200,21 @@ async def test_refusals_never_answer_automatic_mail_robots_or_ourselves(
     assert await _notices(runtime) == []
 
 
+async def test_a_staff_members_refused_mail_is_answered_like_anyones(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    """Staff are people: their mail over a limit is refused with a notice too (the issue: the sender is
+    told once), whether or not a server vouches for it; only the desk's own address is never answered."""
+    staff = "staff@tscc.example"
+    settings = Settings(database_url=database_url, mail_from=OWN, staff_emails=frozenset({staff}))
+    async with open_runtime(settings, migrate=False) as rt:
+        handle = message_handler(rt)
+        assert await handle(1, encoded_words_mail(130 * 1024, sender=f"Staff <{staff}>"))
+        assert await handle(1, encoded_words_mail(131 * 1024, sender=f"Staff <{staff}>"))
+        assert await _count(rt, DeadLetter) == 2
+        assert [n["recipient"] for n in await _notices(rt)] == [staff, staff]
+
+
 async def test_references_with_40000_ids_is_ticketed_at_once(runtime: Runtime) -> None:
     ids = " ".join(f"<thread-{i}@mail.example.org>" for i in range(40_000))
     raw = plain_mail(1, References=ids)
