@@ -21,7 +21,7 @@ from helpdesk.config import Settings
 from helpdesk.db.engine import make_sessions
 from helpdesk.db.models import AuditEvent, DeskSecret, Message, Requester, Ticket, TicketParticipant
 from helpdesk.email.authentication import assess, parse_header, trusted_results
-from helpdesk.email.intake import poll_email_once
+from helpdesk.email.intake import poll_email_once, retry_dead_letter
 from helpdesk.email.parse import load_message, parse_email
 from helpdesk.messages import InboundMessage, Sender
 from helpdesk.service import Runtime, open_runtime
@@ -29,6 +29,7 @@ from helpdesk.standins.environment import standin_environment
 from helpdesk.standins.imap_server import ImapStandIn
 from helpdesk.standins.smtp_server import CapturedMessage, SmtpStandIn
 from helpdesk.standins.telegram_api import TelegramApiStandIn
+from helpdesk.usecases.dead_letters import store_dead_letter
 from helpdesk.usecases.desk_secrets import desk_secret
 from helpdesk.usecases.listing import show_ticket
 from helpdesk.usecases.reply_addresses import reply_token, token_proves, token_ticket_id
@@ -607,6 +608,43 @@ async def test_requester_mail_cannot_dodge_a_dmarc_fail_by_blurring_its_author(
     assert len(kept) == len(variants) and all(m.unverified for m in kept)
     assert await _participants(runtime, original.id) == participants_before
     assert not await audits(runtime, "reopened")
+
+
+async def test_a_retried_dead_letter_keeps_its_proof_and_its_lack_of_one(
+    runtime: Runtime, imap: ImapStandIn, smtp: SmtpStandIn
+) -> None:
+    """`helpdesk mail dead-letters retry` parses the kept bytes again with the same guards: a signed
+    reply address still proves its staff member, a forged From still proves nothing."""
+    original = await email_request(runtime, imap)
+    signed = notification_reply_to(smtp, STAFF, original.reference)
+
+    def staff_reply(n: int, to: str) -> bytes:
+        return mail(
+            sender=STAFF, to=to, subject=f"Re: [{original.reference}] Support",
+            body=f"Retried answer {n}.", message_id=f"<retried-{n}@tscc.example>",
+        )  # fmt: skip
+
+    for raw in (staff_reply(1, signed), staff_reply(2, HELPDESK)):
+        letter = await store_dead_letter(runtime.desk, raw, "cannot be received: the database was gone")
+        reference, reason = await retry_dead_letter(runtime, letter.id)
+        assert reason is None and reference is not None
+    await drain(runtime)
+    relayed = [body_of(m) for m in mailed_to(smtp, REQUESTER) if "Retried answer" in body_of(m)]
+    assert len(relayed) == 1 and "Retried answer 1." in relayed[0]
+    assert len(await audits(runtime, "unverified_staff_sender")) == 1
+
+
+async def test_a_flood_of_forged_staff_mail_alerts_the_staff_group_within_the_limit(
+    runtime: Runtime, imap: ImapStandIn, bot_api: TelegramApiStandIn
+) -> None:
+    runtime.desk.mail_ack_limit_per_hour = 2
+    for n in range(5):
+        raw = mail(sender=STAFF, subject=f"Urgent {n}", body=IBAN, message_id=f"<flood-{n}@evil.example>")
+        await arrive(runtime, imap, raw)
+    alerts = [m for m in bot_api.sent_messages(STAFF_CHAT) if "⚠" in m["text"]]
+    assert len(alerts) == 2
+    # Each one is still marked and in the audit trail.
+    assert len(await audits(runtime, "unverified_staff_sender")) == 5
 
 
 async def _participants(runtime: Runtime, ticket_id: int) -> set[str]:
