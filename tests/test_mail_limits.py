@@ -243,6 +243,18 @@ async def test_65536_recipients_make_at_most_the_cap_of_participants_and_a_note(
     assert ticket.reference
 
 
+async def test_an_unclosed_angle_bracket_does_not_smuggle_recipients_past_the_cap(runtime: Runtime) -> None:
+    """One "entry" that never closes its "<" holds thousands of addresses: the cap counts addresses."""
+    many = ", ".join(f"p{i}@ngo.example.org" for i in range(65_536))
+    inbound = parse_email(plain_mail(1, To=f"{OWN}, <{many}"), own_addresses=[OWN])
+    assert len(inbound.cc) <= MAX_RECIPIENTS
+    assert inbound.recipients_cut > 0
+    assert await message_handler(runtime)(1, plain_mail(1, To=f"{OWN}, <{many}")) is True
+    assert await _count(runtime, TicketParticipant) <= MAX_RECIPIENTS
+    notes = [m.body for m in await _all(runtime, Message) if m.kind == "note"]
+    assert any("more people" in note for note in notes), notes
+
+
 @pytest.fixture
 def worker_imports_tests(monkeypatch: pytest.MonkeyPatch) -> None:
     # The worker imports the misbehaving stand-in from tests/ (a separate interpreter: tell it where).

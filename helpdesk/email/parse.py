@@ -408,9 +408,17 @@ def _recipients(msg: Message) -> tuple[list[str], int]:
             cut += rest.count("@")
     result: dict[str, None] = {}  # ordered and de-duplicated in linear time
     for entry in entries:
+        # An entry that never closes its "<" (or quote) is one entry of any number of addresses: the cap
+        # counts addresses too, and what _addresses does not read of a long entry is counted as cut.
+        cut += entry[_MAX_ADDRESS_HEADER:].count("@")
         # Each entry parsed undecoded: an address hidden in an encoded display name stays a name.
         for _, address in _addresses(entry):
-            result.setdefault(address)
+            if address in result:
+                continue
+            if len(result) < MAX_RECIPIENTS:
+                result[address] = None
+            else:
+                cut += 1
     return list(result), cut
 
 
