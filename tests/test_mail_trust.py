@@ -9,6 +9,7 @@ a staff address is a stranger's mail, marked and alerted, never sent to a reques
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from email.utils import getaddresses
 from pathlib import Path
@@ -566,6 +567,32 @@ async def test_forged_pass_right_below_our_servers_block_is_outweighed_by_its_dm
     await arrive(runtime, imap, raw)
     assert len(mailed_to(smtp, REQUESTER)) == before
     assert len(await audits(runtime, "unverified_staff_sender")) == 1
+
+
+async def test_a_forged_header_the_documented_strip_rule_misses_is_not_read_either(
+    runtime: Runtime, imap: ImapStandIn, smtp: SmtpStandIn
+) -> None:
+    r"""The README's strip rule (`/^Authentication-Results:\s*mx\.tscc\.example\b/ IGNORE`) misses an
+    authserv-id behind a comment or in quotes, which RFC 8601 syntax allows; the reader must not accept
+    what the strip rule lets through. Our server here checks SPF only and adds its header on top."""
+    original = await email_request(runtime, imap)
+    ours = f"Authentication-Results: {MX}; spf=pass smtp.mailfrom=relay.example"
+    strip = re.compile(r"^Authentication-Results:\s*mx\.tscc\.example\b", re.IGNORECASE)
+    forgeries = [
+        f"Authentication-Results: (our mail server) {MX}; dkim=pass header.d=tscc.example",
+        f'Authentication-Results: "{MX}"; dkim=pass header.d=tscc.example',
+    ]
+    before = len(mailed_to(smtp, REQUESTER))
+    for n, forged in enumerate(forgeries):
+        assert strip.match(forged) is None  # it survives the server's strip
+        raw = mail(
+            sender=STAFF, subject=f"Re: [{original.reference}] Your request", body=IBAN,
+            message_id=f"<unstripped-{n}@evil.example>", top=(ours, forged),
+        )  # fmt: skip
+        assert parse_email(raw, trusted_authserv_id=MX).authenticity.verdict != "verified"
+        await arrive(runtime, imap, raw)
+    assert len(mailed_to(smtp, REQUESTER)) == before
+    assert len(await audits(runtime, "unverified_staff_sender")) == len(forgeries)
 
 
 async def test_requester_mail_cannot_dodge_a_dmarc_fail_by_blurring_its_author(

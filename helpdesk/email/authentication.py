@@ -47,6 +47,7 @@ _METHODS = ("spf", "dkim", "dmarc")
 _TRACE = frozenset({"received", "return-path", "delivered-to", "x-original-to", "received-spf", "x-received"})
 _TRACE_PREFIXES = ("arc-", "x-spam", "x-rspamd", "x-virus", "x-envelope-")
 _PAIR_RE = re.compile(r'([A-Za-z0-9_.\-/]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s";]+)')
+_LEADING_ID_RE = re.compile(r'\s*([^\s;()"\\]+)(?:[\s;]|$)')
 _DOMAIN_RE = re.compile(r"^[a-z0-9](?:[a-z0-9\-.]*[a-z0-9])?$")
 
 
@@ -71,9 +72,11 @@ def trusted_results(headers: Iterable[tuple[str, str]], authserv_id: str | None)
     for value in _top_block(headers):
         if len(value) > MAX_HEADER_CHARS:
             continue
-        server, parsed = parse_header(value)
-        if server is not None and server.lower() == trusted:
-            results.extend(parsed)
+        # The authserv-id must open the value as servers write it: RFC 8601 also allows a comment before
+        # it or quotes around it, which a strip rule such as the README's misses, so those never count.
+        leading = _LEADING_ID_RE.match(value)
+        if leading is not None and leading.group(1).lower() == trusted:
+            results.extend(parse_header(value)[1])
     return results
 
 
