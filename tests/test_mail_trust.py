@@ -170,6 +170,15 @@ async def email_request(runtime: Runtime, imap: ImapStandIn, n: int = 1) -> Tick
     return await ticket_of(runtime, REQUESTER)
 
 
+async def closed_email_request(runtime: Runtime, imap: ImapStandIn) -> Ticket:
+    original = await email_request(runtime, imap)
+    async with runtime.desk.sessions.begin() as session:
+        closed = await session.get(Ticket, original.id)
+        assert closed is not None
+        closed.status = "closed"
+    return original
+
+
 async def telegram_request(runtime: Runtime) -> Ticket:
     sender = Sender(name="Focal point", telegram_user_id=FP_CHAT, telegram_chat_id=FP_CHAT)
     inbound = InboundMessage("telegram", f"{FP_CHAT}:1", sender, "Help with the Target 3 national report")
@@ -447,11 +456,7 @@ async def test_staff_notifications_are_signed_bounded_and_not_about_ones_own_or_
 async def test_unauthenticated_requester_mail_is_kept_but_changes_nothing(
     runtime: Runtime, imap: ImapStandIn, smtp: SmtpStandIn
 ) -> None:
-    original = await email_request(runtime, imap)
-    async with runtime.desk.sessions.begin() as session:
-        closed = await session.get(Ticket, original.id)
-        assert closed is not None
-        closed.status = "closed"
+    original = await closed_email_request(runtime, imap)
     participants_before = await _participants(runtime, original.id)
     requester_mail_before = len(mailed_to(smtp, REQUESTER))
 
@@ -600,11 +605,7 @@ async def test_requester_mail_cannot_dodge_a_dmarc_fail_by_blurring_its_author(
 ) -> None:
     """A mail whose From the server evaluated as evil.example (so DMARC passes there), or that gives the
     server no single author, while the desk reads the requester's address: kept, but changes nothing."""
-    original = await email_request(runtime, imap)
-    async with runtime.desk.sessions.begin() as session:
-        closed = await session.get(Ticket, original.id)
-        assert closed is not None
-        closed.status = "closed"
+    original = await closed_email_request(runtime, imap)
     participants_before = await _participants(runtime, original.id)
     evil_pass = (
         f"Authentication-Results: {MX}; spf=pass smtp.mailfrom=attacker@evil.example; "
