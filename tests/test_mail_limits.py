@@ -27,9 +27,10 @@ from helpdesk.db.models import (
     TicketParticipant,
 )
 from helpdesk.email.intake import RETRY_BUDGET, message_handler, poll_email_once, retry_dead_letter
-from helpdesk.email.limits import LimitExceeded, MailLimits, check_raw, sender_address
+from helpdesk.email.limits import LimitExceeded, MailLimits, check_raw
 from helpdesk.email.parse import MAX_RECIPIENTS, MAX_THREAD_IDS, parse_email
 from helpdesk.email.parser_process import GuardedParser, ParserLimitExceeded
+from helpdesk.email.rejection import sender_address
 from helpdesk.service import Runtime, open_runtime
 from helpdesk.standins.environment import standin_environment
 from helpdesk.standins.imap_server import ImapStandIn
@@ -121,6 +122,9 @@ def test_sender_address_is_the_addr_spec_read_before_any_decoding() -> None:
         b"From: plain@ngo.example.org\r\n": "plain@ngo.example.org",
         b"From: =?utf-8?q?x?= <not an address>\r\nReply-To: r@ngo.example.org\r\n": "r@ngo.example.org",
         b"From: nobody\r\n": None,
+        # The address the desk itself reads as the sender, never one in a comment.
+        b"From: aliya@eco.gov.kz (<victim@ministry.example>)\r\n": "aliya@eco.gov.kz",
+        b"Reply-To: r@ngo.example.org\r\nFrom: Aliya <aliya@eco.gov.kz>\r\n": "aliya@eco.gov.kz",
     }
     for block, expected in cases.items():
         assert sender_address(block) == expected, block
@@ -196,6 +200,21 @@ async def test_refusals_never_answer_automatic_mail_robots_or_ourselves(
     assert await _notices(runtime) == []
 
 
+async def test_a_staff_members_refused_mail_is_answered_like_anyones(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    """Staff are people: their mail over a limit is refused with a notice too (the issue: the sender is
+    told once), whether or not a server vouches for it; only the desk's own address is never answered."""
+    staff = "staff@tscc.example"
+    settings = Settings(database_url=database_url, mail_from=OWN, staff_emails=frozenset({staff}))
+    async with open_runtime(settings, migrate=False) as rt:
+        handle = message_handler(rt)
+        assert await handle(1, encoded_words_mail(130 * 1024, sender=f"Staff <{staff}>"))
+        assert await handle(1, encoded_words_mail(131 * 1024, sender=f"Staff <{staff}>"))
+        assert await _count(rt, DeadLetter) == 2
+        assert [n["recipient"] for n in await _notices(rt)] == [staff, staff]
+
+
 async def test_references_with_40000_ids_is_ticketed_at_once(runtime: Runtime) -> None:
     ids = " ".join(f"<thread-{i}@mail.example.org>" for i in range(40_000))
     raw = plain_mail(1, References=ids)
@@ -222,6 +241,18 @@ async def test_65536_recipients_make_at_most_the_cap_of_participants_and_a_note(
     notes = [m.body for m in await _all(runtime, Message) if m.kind == "note"]
     assert any(f"{65_537 - MAX_RECIPIENTS} more people" in note for note in notes), notes
     assert ticket.reference
+
+
+async def test_an_unclosed_angle_bracket_does_not_smuggle_recipients_past_the_cap(runtime: Runtime) -> None:
+    """One "entry" that never closes its "<" holds thousands of addresses: the cap counts addresses."""
+    many = ", ".join(f"p{i}@ngo.example.org" for i in range(65_536))
+    inbound = parse_email(plain_mail(1, To=f"{OWN}, <{many}"), own_addresses=[OWN])
+    assert len(inbound.cc) <= MAX_RECIPIENTS
+    assert inbound.recipients_cut > 0
+    assert await message_handler(runtime)(1, plain_mail(1, To=f"{OWN}, <{many}")) is True
+    assert await _count(runtime, TicketParticipant) <= MAX_RECIPIENTS
+    notes = [m.body for m in await _all(runtime, Message) if m.kind == "note"]
+    assert any("more people" in note for note in notes), notes
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ a staff address is a stranger's mail, marked and alerted, never sent to a reques
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from email.utils import getaddresses
 from pathlib import Path
@@ -21,7 +22,7 @@ from helpdesk.config import Settings
 from helpdesk.db.engine import make_sessions
 from helpdesk.db.models import AuditEvent, DeskSecret, Message, Requester, Ticket, TicketParticipant
 from helpdesk.email.authentication import assess, parse_header, trusted_results
-from helpdesk.email.intake import poll_email_once
+from helpdesk.email.intake import poll_email_once, retry_dead_letter
 from helpdesk.email.parse import load_message, parse_email
 from helpdesk.messages import InboundMessage, Sender
 from helpdesk.service import Runtime, open_runtime
@@ -29,6 +30,7 @@ from helpdesk.standins.environment import standin_environment
 from helpdesk.standins.imap_server import ImapStandIn
 from helpdesk.standins.smtp_server import CapturedMessage, SmtpStandIn
 from helpdesk.standins.telegram_api import TelegramApiStandIn
+from helpdesk.usecases.dead_letters import store_dead_letter
 from helpdesk.usecases.desk_secrets import desk_secret
 from helpdesk.usecases.listing import show_ticket
 from helpdesk.usecases.reply_addresses import reply_token, token_proves, token_ticket_id
@@ -166,6 +168,15 @@ async def email_request(runtime: Runtime, imap: ImapStandIn, n: int = 1) -> Tick
     )
     await arrive(runtime, imap, raw)
     return await ticket_of(runtime, REQUESTER)
+
+
+async def closed_email_request(runtime: Runtime, imap: ImapStandIn) -> Ticket:
+    original = await email_request(runtime, imap)
+    async with runtime.desk.sessions.begin() as session:
+        closed = await session.get(Ticket, original.id)
+        assert closed is not None
+        closed.status = "closed"
+    return original
 
 
 async def telegram_request(runtime: Runtime) -> Ticket:
@@ -445,11 +456,7 @@ async def test_staff_notifications_are_signed_bounded_and_not_about_ones_own_or_
 async def test_unauthenticated_requester_mail_is_kept_but_changes_nothing(
     runtime: Runtime, imap: ImapStandIn, smtp: SmtpStandIn
 ) -> None:
-    original = await email_request(runtime, imap)
-    async with runtime.desk.sessions.begin() as session:
-        closed = await session.get(Ticket, original.id)
-        assert closed is not None
-        closed.status = "closed"
+    original = await closed_email_request(runtime, imap)
     participants_before = await _participants(runtime, original.id)
     requester_mail_before = len(mailed_to(smtp, REQUESTER))
 
@@ -501,6 +508,173 @@ async def test_unauthenticated_requester_mail_is_kept_but_changes_nothing(
     assert (await ticket(runtime, original.reference)).status == "open"
 
 
+async def test_staff_vouching_needs_one_unambiguous_author(
+    runtime: Runtime, imap: ImapStandIn, smtp: SmtpStandIn
+) -> None:
+    """The server's DKIM/DMARC pass is about the From it evaluated; where the desk could read another
+    author out of the mail, the pass proves nothing about the one the desk reads."""
+    original = await email_request(runtime, imap)
+    tscc_pass = (
+        f"Authentication-Results: {MX}; dkim=pass header.d=tscc.example; dmarc=pass header.from=tscc.example"
+    )
+    subject = f"Re: [{original.reference}] Your request"
+
+    def staff_mail(n: int, sender: str, extra: tuple[str, ...] = ()) -> bytes:
+        return mail(
+            sender=sender, subject=subject, body=IBAN, message_id=f"<author-{n}@tscc.example>",
+            top=(tscc_pass,), extra=extra,
+        )  # fmt: skip
+
+    variants = {
+        # DKIM replay: a genuine tscc.example mail (signed From: an intern) with a From put on top of it.
+        # Verifiers check the bottom-most From; the desk read the first one.
+        "second From header": staff_mail(1, STAFF).replace(
+            b"Subject:", b"From: intern@tscc.example\r\nSubject:", 1
+        ),
+        # A colleague's own signed mail whose From shows the staff address as its "name" part.
+        "bare address before the angle-addr": staff_mail(2, f"{STAFF} <intern@tscc.example>"),
+        # RFC 5322 mailbox-list: which one is the author?
+        "mailbox-list": staff_mail(3, f"{STAFF}, intern@tscc.example"),
+        # No From at all: the server's DMARC had no author to check.
+        "Sender instead of From": staff_mail(4, STAFF).replace(b"From:", b"Sender:", 1),
+    }
+    for label, raw in variants.items():
+        verdict = parse_email(raw, own_addresses=[HELPDESK], trusted_authserv_id=MX).authenticity.verdict
+        assert verdict != "verified", label
+    before = len(mailed_to(smtp, REQUESTER))
+    for raw in variants.values():
+        await arrive(runtime, imap, raw)
+    assert len(mailed_to(smtp, REQUESTER)) == before, [body_of(m) for m in mailed_to(smtp, REQUESTER)]
+    assert all("IBAN" not in m.body for m in await messages(runtime, original.reference))
+    assert len(await audits(runtime, "unverified_staff_sender")) == len(variants)
+
+
+async def test_forged_pass_right_below_our_servers_block_is_outweighed_by_its_dmarc_fail(
+    runtime: Runtime, imap: ImapStandIn, smtp: SmtpStandIn
+) -> None:
+    """A server that adds its verdict but does not strip (RFC 8601 §5 unmet): the sender's own forged
+    header starts their message, so it lands directly below ours, inside the topmost block. OpenDKIM adds
+    nothing for an unsigned mail; OpenDMARC says fail. A DMARC fail for the sender's domain contradicts
+    any DKIM pass for it: never verified."""
+    original = await email_request(runtime, imap)
+    ours = f"Authentication-Results: {MX}; dmarc=fail (p=none) header.from=tscc.example"
+    forged = f"Authentication-Results: {MX}; dkim=pass header.d=tscc.example header.i=@tscc.example"
+    raw = mail(
+        sender=STAFF,
+        subject=f"Re: [{original.reference}] Your request",
+        body=IBAN,
+        message_id="<merged-block@evil.example>",
+        top=(ours, forged),
+    )
+    parsed = parse_email(raw, own_addresses=[HELPDESK], trusted_authserv_id=MX)
+    assert parsed.authenticity.verdict == "failed"
+    before = len(mailed_to(smtp, REQUESTER))
+    await arrive(runtime, imap, raw)
+    assert len(mailed_to(smtp, REQUESTER)) == before
+    assert len(await audits(runtime, "unverified_staff_sender")) == 1
+
+
+async def test_a_forged_header_the_documented_strip_rule_misses_is_not_read_either(
+    runtime: Runtime, imap: ImapStandIn, smtp: SmtpStandIn
+) -> None:
+    r"""The README's strip rule (`/^Authentication-Results:\s*mx\.tscc\.example\b/ IGNORE`) misses an
+    authserv-id behind a comment or in quotes, which RFC 8601 syntax allows; the reader must not accept
+    what the strip rule lets through. Our server here checks SPF only and adds its header on top."""
+    original = await email_request(runtime, imap)
+    ours = f"Authentication-Results: {MX}; spf=pass smtp.mailfrom=relay.example"
+    strip = re.compile(r"^Authentication-Results:\s*mx\.tscc\.example\b", re.IGNORECASE)
+    forgeries = [
+        f"Authentication-Results: (our mail server) {MX}; dkim=pass header.d=tscc.example",
+        f'Authentication-Results: "{MX}"; dkim=pass header.d=tscc.example',
+    ]
+    before = len(mailed_to(smtp, REQUESTER))
+    for n, forged in enumerate(forgeries):
+        assert strip.match(forged) is None  # it survives the server's strip
+        raw = mail(
+            sender=STAFF, subject=f"Re: [{original.reference}] Your request", body=IBAN,
+            message_id=f"<unstripped-{n}@evil.example>", top=(ours, forged),
+        )  # fmt: skip
+        assert parse_email(raw, trusted_authserv_id=MX).authenticity.verdict != "verified"
+        await arrive(runtime, imap, raw)
+    assert len(mailed_to(smtp, REQUESTER)) == before
+    assert len(await audits(runtime, "unverified_staff_sender")) == len(forgeries)
+
+
+async def test_requester_mail_cannot_dodge_a_dmarc_fail_by_blurring_its_author(
+    runtime: Runtime, imap: ImapStandIn, smtp: SmtpStandIn
+) -> None:
+    """A mail whose From the server evaluated as evil.example (so DMARC passes there), or that gives the
+    server no single author, while the desk reads the requester's address: kept, but changes nothing."""
+    original = await closed_email_request(runtime, imap)
+    participants_before = await _participants(runtime, original.id)
+    evil_pass = (
+        f"Authentication-Results: {MX}; spf=pass smtp.mailfrom=attacker@evil.example; "
+        "dkim=pass header.d=evil.example; dmarc=pass header.from=evil.example"
+    )
+    no_author = (
+        f"Authentication-Results: {MX}; spf=pass smtp.mailfrom=attacker@evil.example; "
+        "dkim=pass header.d=evil.example; dmarc=none"
+    )
+
+    def spoof(n: int, sender: str, top: str) -> bytes:
+        return mail(
+            sender=sender, subject=f"Re: [{original.reference}] Support", body="Add my colleague.",
+            message_id=f"<blur-{n}@evil.example>", top=(top,), extra=("Cc: new.colleague@evil.example",),
+        )  # fmt: skip
+
+    variants = [
+        spoof(1, f"{REQUESTER} <attacker@evil.example>", evil_pass),
+        spoof(2, REQUESTER, evil_pass).replace(b"To:", b"From: attacker@evil.example\r\nTo:", 1),
+        spoof(3, f"{REQUESTER}, attacker@evil.example", evil_pass),
+        spoof(4, REQUESTER, no_author).replace(b"From:", b"Sender:", 1),
+    ]
+    for raw in variants:
+        await arrive(runtime, imap, raw)
+    after = await ticket(runtime, original.reference)
+    assert after.status == "closed" and UNVERIFIED_SENDER_TAG in after.tags
+    kept = [m for m in await messages(runtime, original.reference) if m.body.startswith("Add my colleague")]
+    assert len(kept) == len(variants) and all(m.unverified for m in kept)
+    assert await _participants(runtime, original.id) == participants_before
+    assert not await audits(runtime, "reopened")
+
+
+async def test_a_retried_dead_letter_keeps_its_proof_and_its_lack_of_one(
+    runtime: Runtime, imap: ImapStandIn, smtp: SmtpStandIn
+) -> None:
+    """`helpdesk mail dead-letters retry` parses the kept bytes again with the same guards: a signed
+    reply address still proves its staff member, a forged From still proves nothing."""
+    original = await email_request(runtime, imap)
+    signed = notification_reply_to(smtp, STAFF, original.reference)
+
+    def staff_reply(n: int, to: str) -> bytes:
+        return mail(
+            sender=STAFF, to=to, subject=f"Re: [{original.reference}] Support",
+            body=f"Retried answer {n}.", message_id=f"<retried-{n}@tscc.example>",
+        )  # fmt: skip
+
+    for raw in (staff_reply(1, signed), staff_reply(2, HELPDESK)):
+        letter = await store_dead_letter(runtime.desk, raw, "cannot be received: the database was gone")
+        reference, reason = await retry_dead_letter(runtime, letter.id)
+        assert reason is None and reference is not None
+    await drain(runtime)
+    relayed = [body_of(m) for m in mailed_to(smtp, REQUESTER) if "Retried answer" in body_of(m)]
+    assert len(relayed) == 1 and "Retried answer 1." in relayed[0]
+    assert len(await audits(runtime, "unverified_staff_sender")) == 1
+
+
+async def test_a_flood_of_forged_staff_mail_alerts_the_staff_group_within_the_limit(
+    runtime: Runtime, imap: ImapStandIn, bot_api: TelegramApiStandIn
+) -> None:
+    runtime.desk.mail_ack_limit_per_hour = 2
+    for n in range(5):
+        raw = mail(sender=STAFF, subject=f"Urgent {n}", body=IBAN, message_id=f"<flood-{n}@evil.example>")
+        await arrive(runtime, imap, raw)
+    alerts = [m for m in bot_api.sent_messages(STAFF_CHAT) if "⚠" in m["text"]]
+    assert len(alerts) == 2
+    # Each one is still marked and in the audit trail.
+    assert len(await audits(runtime, "unverified_staff_sender")) == 5
+
+
 async def _participants(runtime: Runtime, ticket_id: int) -> set[str]:
     async with runtime.desk.sessions() as session:
         return set(
@@ -540,6 +714,26 @@ def test_authentication_results_reader_takes_only_the_trusted_servers_results() 
     # Bounded: an enormous header is ignored rather than parsed.
     huge = [("Authentication-Results", f"{MX}; dkim=pass header.d=x.example" + " " * 10_000)]
     assert trusted_results(huge, MX) == []
+
+
+def test_verdict_is_failed_when_the_server_checked_another_author() -> None:
+    dmarc_evil = [
+        ("Authentication-Results", f"{MX}; dkim=pass header.d=x.example; dmarc=pass header.from=evil.example")
+    ]
+    assert assess(trusted_results(dmarc_evil, MX), "a@x.example").verdict == "failed"
+    # No single author: whatever the server says is about someone else.
+    dkim_x = [("Authentication-Results", f"{MX}; dkim=pass header.d=x.example")]
+    assert assess(trusted_results(dkim_x, MX), None).verdict == "failed"
+    assert assess([], None).verdict == "unknown"  # no trusted server, no verdict
+    # The signing domain counts, not an identity the signer wrote for another domain.
+    i_only = [("Authentication-Results", f"{MX}; dkim=pass header.d=evil.example header.i=@x.example")]
+    assert assess(trusted_results(i_only, MX), "a@x.example").verdict == "unknown"
+    legacy = [("Authentication-Results", f"{MX}; dkim=pass header.i=@x.example")]
+    assert assess(trusted_results(legacy, MX), "a@x.example").verdict == "verified"
+    # An internationalised domain is compared in the A-label form servers write.
+    idn = [("Authentication-Results", f"{MX}; dmarc=pass header.from=xn--e1afmkfd.example")]
+    assert assess(trusted_results(idn, MX), "a@пример.example").verdict == "verified"
+    assert assess(trusted_results(idn, MX), "a@XN--E1AFMKFD.example").verdict == "verified"
 
 
 def test_reply_tokens_are_bound_to_one_ticket_and_one_staff_address() -> None:

@@ -21,6 +21,12 @@ No trusted id configured: nothing is vouched for, and nothing counts as failed e
 The verdict is "verified" when the server found DKIM pass (``header.d``/``header.i``) or DMARC pass
 (``header.from``) for the sender's own domain (exact match: no organisational-domain guessing); "failed"
 when, without such a pass, it found spf, dkim or dmarc ``fail``; "unknown" otherwise.
+
+The server's verdict is about the From it evaluated. It is "failed", whatever it says, when the server
+and the desk may disagree on who the author is: the mail has no single author address (see
+``helpdesk.email.parse``: several From fields or mailboxes, no From), or the server's DMARC checked
+another From domain (``header.from``) than the desk's sender. A DMARC ``fail`` is final: no pass beside
+it verifies anything (DMARC cannot fail where an aligned DKIM passed, so such a pass is forged).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ _METHODS = ("spf", "dkim", "dmarc")
 _TRACE = frozenset({"received", "return-path", "delivered-to", "x-original-to", "received-spf", "x-received"})
 _TRACE_PREFIXES = ("arc-", "x-spam", "x-rspamd", "x-virus", "x-envelope-")
 _PAIR_RE = re.compile(r'([A-Za-z0-9_.\-/]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s";]+)')
+_LEADING_ID_RE = re.compile(r'\s*([^\s;()"\\]+)(?:[\s;]|$)')
 _DOMAIN_RE = re.compile(r"^[a-z0-9](?:[a-z0-9\-.]*[a-z0-9])?$")
 
 
@@ -65,27 +72,42 @@ def trusted_results(headers: Iterable[tuple[str, str]], authserv_id: str | None)
     for value in _top_block(headers):
         if len(value) > MAX_HEADER_CHARS:
             continue
-        server, parsed = parse_header(value)
-        if server is not None and server.lower() == trusted:
-            results.extend(parsed)
+        # The authserv-id must open the value as servers write it: RFC 8601 also allows a comment before
+        # it or quotes around it, which a strip rule such as the README's misses, so those never count.
+        leading = _LEADING_ID_RE.match(value)
+        if leading is not None and leading.group(1).lower() == trusted:
+            results.extend(parse_header(value)[1])
     return results
 
 
 def assess(results: list[MethodResult], sender_address: str | None) -> Authenticity:
-    """The verdict for a mail from ``sender_address`` given the trusted server's results."""
+    """The verdict for a mail from ``sender_address`` given the trusted server's results.
+
+    ``sender_address`` None: the mail has no single author, so nothing the server says is about it.
+    """
     if not results:
         return Authenticity()
+    sender_domain = _domain_of(sender_address)
     vouched: list[str] = []
-    failed = False
+    failed = sender_domain is None
     for item in results:
         if item.method not in _METHODS:
             continue
         if item.result == "fail":
             failed = True
+        if item.method == "dmarc" and item.property("header.from") is not None:
+            if _clean_domain(item.property("header.from")) != sender_domain:
+                return Authenticity(verdict="failed")  # the server checked another author than ours
+        if item.method == "dmarc" and item.result == "fail":
+            # DMARC fails only when no aligned DKIM or SPF passed: a "pass" beside it for the same domain
+            # is a forged header that slipped into the block (a server that does not strip them).
+            return Authenticity(verdict="failed")
         if item.result != "pass":
             continue
         if item.method == "dkim":
-            candidates = [item.property("header.d"), _domain_of(item.property("header.i"))]
+            # The signing domain (d=) is what the signature proves; the identity (i=, which the signer
+            # chooses) only stands in when a server writes no header.d.
+            candidates = [item.property("header.d") or _domain_of(item.property("header.i"))]
         elif item.method == "dmarc":
             candidates = [item.property("header.from")]
         else:
@@ -94,7 +116,6 @@ def assess(results: list[MethodResult], sender_address: str | None) -> Authentic
             domain = _clean_domain(candidate)
             if domain is not None and domain not in vouched:
                 vouched.append(domain)
-    sender_domain = _domain_of(sender_address)
     if sender_domain is not None and sender_domain in vouched:
         verdict = "verified"
     elif failed:
@@ -206,7 +227,14 @@ def _unquote(value: str) -> str:
 def _domain_of(address: str | None) -> str | None:
     if not address or "@" not in address:
         return None
-    return _clean_domain(address.rpartition("@")[2])
+    domain = address.rpartition("@")[2]
+    if not domain.isascii():
+        # An internationalised domain: servers write its A-label (xn--…) in their results.
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            return None
+    return _clean_domain(domain)
 
 
 def _clean_domain(value: str | None) -> str | None:

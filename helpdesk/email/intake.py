@@ -213,7 +213,8 @@ async def _refuse(
     size_was_the_reason: bool = False,
 ) -> bool:
     """Over a limit: a dead letter of the first bytes, and the sender told why (once, never a robot)."""
-    own = [a for a in (runtime.settings.mail_from, *runtime.settings.staff_emails) if a]
+    # Only our own address is never answered; staff are senders like any other here.
+    own = [runtime.settings.mail_from] if runtime.settings.mail_from else []
     notice = rejection_notice(kept, own)
     if notice is not None and size_was_the_reason:
         limit_mb = runtime.settings.mail_max_message_mb

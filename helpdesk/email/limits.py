@@ -22,7 +22,6 @@ LIST_FIELDS = frozenset({b"to", b"cc", b"references", b"in-reply-to"})
 
 _ENCODED_WORD_RE = re.compile(rb"=\?[^?\s]{1,75}\?[bBqQ]\?")
 _BLANK_LINE_RE = re.compile(rb"\r?\n\r?\n")
-_ADDR_SPEC_RE = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9.-]{1,253}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,25 +100,6 @@ def raw_field(block: bytes, wanted: bytes, cap: int = 2048) -> bytes | None:
     for name, value in _fields(block):
         if name.lower() == wanted.lower():
             return value[:cap]
-    return None
-
-
-def sender_address(block: bytes) -> str | None:
-    """The From (or Sender, Reply-To) addr-spec, lower case, read before any display-name decoding.
-
-    Only an address that looks plainly like one is returned: a notice goes nowhere rather than somewhere odd.
-    """
-    for name in (b"from", b"sender", b"reply-to"):
-        value = raw_field(block, name)
-        if value is None:
-            continue
-        text = value.decode("ascii", "replace")
-        # The angle-addr if there is one (the display name before it may hold anything, "@" included).
-        start, end = text.rfind("<"), text.rfind(">")
-        candidate = text[start + 1 : end] if 0 <= start < end else text
-        match = _ADDR_SPEC_RE.search(candidate)
-        if match is not None and "." in match.group(0).rsplit("@", 1)[1]:
-            return match.group(0).lower()
     return None
 
 

@@ -12,7 +12,7 @@ import hashlib
 import html
 import mimetypes
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from datetime import datetime
 from email import message_from_bytes, policy
 from email.header import decode_header, make_header
@@ -27,6 +27,8 @@ from helpdesk.messages import Attachment, InboundMessage, OversizedAttachment, S
 from helpdesk.references import REFERENCE_RE, find_reference
 
 SYNTHETIC_ID_DOMAIN = "tscc-helpdesk.invalid"
+# Where the sender's address is read from, in this order (lower case, as header names compare).
+SENDER_FIELDS = ("from", "sender", "reply-to", "return-path")
 
 _MSGID_RE = re.compile(r"<[^<>\s]+>")
 _BRACKETED_REFERENCE_RE = re.compile(r"\[\s*(" + REFERENCE_RE.pattern + r")\s*\]", re.IGNORECASE)
@@ -37,6 +39,7 @@ _MAX_MSGID = 900
 # Hostile headers are cut before they are parsed: a To line with 100,000 addresses adds no participants.
 _MAX_ADDRESS_HEADER = 16_384
 _ANGLE_ADDR_RE = re.compile(r"<([^<>\s@]+@[^<>\s@]+)>")
+_QUOTED_OR_COMMENT_RE = re.compile(r'"(?:[^"\\]|\\.)*"|\((?:[^()\\]|\\.)*\)')
 # Tags of our own sub-addresses (signed reply addresses): a few short ones, never a long list.
 _MAX_TAG = 54
 _MAX_TAGS = 4
@@ -134,7 +137,7 @@ def parse_email(
         cc=tuple(a for a in recipients if a not in own and a != sender.email),
         recipients_cut=recipients_cut,
         oversized_attachments=tuple(oversized),
-        authenticity=assess(results, sender.email),
+        authenticity=assess(results, _author(msg)),
         reply_tokens=tuple(tags),
     )
 
@@ -315,16 +318,51 @@ def _squeeze_line(text: str) -> str:
 
 
 def _from_address(msg: Message) -> tuple[str | None, str | None]:
-    """The sender's display name and address: From, else Sender, Reply-To, Return-Path.
+    """The sender's display name (decoded) and address (see ``sender_in``)."""
+    fields = _raw_items(msg)
+    display, address = sender_in(
+        (key, _fix_surrogates(value)) for key, value in fields if key.strip().lower() in SENDER_FIELDS
+    )
+    return (_display_name(display) if display is not None else None, address)
+
+
+def sender_in(fields: Iterable[tuple[str, str]]) -> tuple[str | None, str | None]:
+    """The sender's raw display name and lower-case address, from undecoded ``(name, value)`` header
+    fields: the first From, else Sender, Reply-To, Return-Path. ``(None, None)`` when none has one.
 
     The address is always taken from the header as it was sent, before any RFC 2047 decoding: an encoded
     display name such as ``=?utf-8?q?Staff_=3Cstaff=40tscc=2Eexample=3E?=`` is a name, never an address.
+    Intake reads the sender here, and so does the notice for mail refused before parsing.
     """
-    for name in ("From", "Sender", "Reply-To", "Return-Path"):
-        for raw in _raw_headers(msg, name)[:1]:
-            for display, address in _addresses(raw):
-                return (_display_name(display), address)
+    first: dict[str, str] = {}
+    for name, value in fields:
+        first.setdefault(name.strip().lower(), value)
+    for name in SENDER_FIELDS:
+        if name in first:
+            for display, address in _addresses(first[name]):
+                return (display, address)
     return (None, None)
+
+
+def _author(msg: Message) -> str | None:
+    """The author address the trusted server's DKIM/DMARC verdict can be about, or None when there is no
+    single one: exactly one From field holding exactly one mailbox, with no other angle-addr in it.
+
+    Where the desk could read an author other than the one the server checked (a second From put on top of
+    a signed mail, a mailbox-list, ``staff@x <intern@x>``, no From at all), the verdict proves nothing
+    about the address the desk acts on.
+    """
+    values = _raw_headers(msg, "From")
+    if len(values) != 1:
+        return None
+    pairs = _addresses(values[0])
+    if len(pairs) != 1:
+        return None
+    address = pairs[0][1]
+    bare = _QUOTED_OR_COMMENT_RE.sub(" ", values[0][:_MAX_ADDRESS_HEADER])
+    if any(angle.lower() != address for angle in _ANGLE_ADDR_RE.findall(bare)):
+        return None
+    return address
 
 
 def _addresses(raw: str) -> list[tuple[str, str]]:
@@ -370,9 +408,17 @@ def _recipients(msg: Message) -> tuple[list[str], int]:
             cut += rest.count("@")
     result: dict[str, None] = {}  # ordered and de-duplicated in linear time
     for entry in entries:
+        # An entry that never closes its "<" (or quote) is one entry of any number of addresses: the cap
+        # counts addresses too, and what _addresses does not read of a long entry is counted as cut.
+        cut += entry[_MAX_ADDRESS_HEADER:].count("@")
         # Each entry parsed undecoded: an address hidden in an encoded display name stays a name.
         for _, address in _addresses(entry):
-            result.setdefault(address)
+            if address in result:
+                continue
+            if len(result) < MAX_RECIPIENTS:
+                result[address] = None
+            else:
+                cut += 1
     return list(result), cut
 
 

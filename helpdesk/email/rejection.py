@@ -11,8 +11,8 @@ import re
 from collections.abc import Collection
 from email import message_from_bytes, policy
 
-from helpdesk.email.limits import header_block, header_subset, raw_field, sender_address
-from helpdesk.email.parse import automatic_reason
+from helpdesk.email.limits import header_block, header_subset, raw_field
+from helpdesk.email.parse import SENDER_FIELDS, automatic_reason, sender_in
 from helpdesk.language import detect_reply_language
 from helpdesk.usecases.dead_letters import RejectionNotice
 
@@ -33,6 +33,7 @@ _AUTOMATIC_FIELDS = frozenset(
     }
 )
 _MSGID_RE = re.compile(r"<[^<>\s]{1,900}>")
+_PLAIN_ADDRESS_RE = re.compile(r"[a-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[a-z0-9-]{1,63}(?:\.[a-z0-9-]{1,63})+")
 # Read with linear scans only; as much as a refused dead letter keeps.
 _HEADER_READ_BYTES = 256 * 1024
 
@@ -56,3 +57,16 @@ def rejection_notice(raw: bytes, own_addresses: Collection[str]) -> RejectionNot
         language=detect_reply_language("", language.decode("ascii", "replace") if language else "ru"),
         in_reply_to=match.group(0) if match else None,
     )
+
+
+def sender_address(block: bytes) -> str | None:
+    """The address the desk would take as the sender (``helpdesk.email.parse.sender_in``), read from a
+    bounded slice of each sender field; None unless it looks plainly like an address: a notice goes
+    nowhere rather than somewhere odd."""
+    fields = []
+    for name in SENDER_FIELDS:
+        value = raw_field(block, name.encode("ascii"))
+        if value is not None:
+            fields.append((name, value.decode("utf-8", "replace")))
+    _, address = sender_in(fields)
+    return address if address is not None and _PLAIN_ADDRESS_RE.fullmatch(address) else None

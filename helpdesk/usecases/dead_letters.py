@@ -18,7 +18,7 @@ from helpdesk.desk import Desk
 from helpdesk.messages import OutboundMessage
 from helpdesk.outbox import new_message_id
 from helpdesk.rendering import render
-from helpdesk.usecases.email_rules import allow_auto_reply
+from helpdesk.usecases.auto_replies import allow_auto_reply
 from helpdesk.usecases.errors import DeskError
 
 REASON_LIMIT = 4000

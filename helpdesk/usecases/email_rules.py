@@ -38,7 +38,7 @@ from helpdesk.usecases.staff_mail import (
     server_vouches,
     staff_proof,
 )
-from helpdesk.usecases.tickets import audit, store_inbound
+from helpdesk.usecases.tickets import audit, desk_note, store_inbound
 
 Role = Literal["requester", "participant", "staff", "automatic"]
 
@@ -146,7 +146,7 @@ async def relay_staff_mail(
         # The staff member's own text, not the history their mail client quoted below it.
         await reply_in_session(desk, session, ticket, inbound.text_for_classification, actor=f"email:{staff}")
     except (InvalidTransition, NoRoute) as exc:
-        _note(session, ticket, f"Mail from staff {staff} was not relayed to the requester: {exc}")
+        desk_note(session, ticket, f"Mail from staff {staff} was not relayed to the requester: {exc}")
     store_inbound(session, ticket, inbound, kind="note", author=staff)
     audit(session, ticket, f"email:{staff}", "received", message_channel_id=inbound.channel_message_id)
     await note_oversized(desk, session, ticket, None, inbound)
@@ -171,14 +171,14 @@ async def after_email_stored(
     if thread.changes_ticket and (created or thread.role in ("requester", "participant")):
         await add_participants(desk, session, ticket, inbound.cc)
         if inbound.recipients_cut:
-            _note(
+            desk_note(
                 session,
                 ticket,
                 f"This mail was addressed to {inbound.recipients_cut} more people (To/Cc) than are read; "
                 "they were not added as participants.",
             )
     if created and thread.possible_followup_of is not None:
-        _note(
+        desk_note(
             session,
             ticket,
             f"Possible follow-up of {thread.possible_followup_of}: {inbound.sender.email or 'the sender'} "
@@ -217,7 +217,7 @@ async def note_oversized(
                 Attachment(filename=item.filename, content_type=item.content_type, size=item.size, data=None)
             )
     listing = ", ".join(f"{a.filename} ({_megabytes(a.size)})" for a in inbound.oversized_attachments)
-    _note(
+    desk_note(
         session,
         ticket,
         f"Not stored, over the attachment size limit: {listing}. "
@@ -253,12 +253,6 @@ async def note_oversized(
     )
     session.add(notice)
     await enqueue(session, ticket, notice, outbound)
-
-
-def _note(session: AsyncSession, ticket: Ticket, text: str) -> None:
-    session.add(
-        Message(ticket_id=ticket.id, kind="note", channel=ticket.channel, author="helpdesk", body=text)
-    )
 
 
 def _megabytes(size: int) -> str:

@@ -25,7 +25,7 @@ from helpdesk.rendering import render
 from helpdesk.usecases.auto_replies import allow_auto_reply
 from helpdesk.usecases.cards import staff_language
 from helpdesk.usecases.reply_addresses import reply_address_key, token_proves
-from helpdesk.usecases.tickets import audit
+from helpdesk.usecases.tickets import audit, desk_note
 
 UNVERIFIED_STAFF_TAG = "unverified-staff-sender"
 UNVERIFIED_SENDER_TAG = "unverified-sender"
@@ -66,18 +66,12 @@ async def mark_unverified_staff(
     message.unverified = True
     address = inbound.sender.email or "?"
     _tag(ticket, UNVERIFIED_STAFF_TAG)
-    session.add(
-        Message(
-            ticket_id=ticket.id,
-            kind="note",
-            channel=ticket.channel,
-            author="helpdesk",
-            body=(
-                f"Unverified staff sender: this mail claims to come from the staff address {address}, but "
-                "neither the Centre's mail server (DKIM/DMARC) nor a signed reply address proves it. It was "
-                "handled as a stranger's mail and nothing of it was sent to any requester."
-            ),
-        )
+    desk_note(
+        session,
+        ticket,
+        f"Unverified staff sender: this mail claims to come from the staff address {address}, but "
+        "neither the Centre's mail server (DKIM/DMARC) nor a signed reply address proves it. It was "
+        "handled as a stranger's mail and nothing of it was sent to any requester.",
     )
     audit(
         session,
@@ -96,18 +90,12 @@ async def mark_unverified_sender(
     """The trusted mail server failed a mail claiming to be from the ticket's requester or a participant."""
     message.unverified = True
     _tag(ticket, UNVERIFIED_SENDER_TAG)
-    session.add(
-        Message(
-            ticket_id=ticket.id,
-            kind="note",
-            channel=ticket.channel,
-            author="helpdesk",
-            body=(
-                f"Unverified sender: the Centre's mail server failed the authentication (SPF/DKIM/DMARC) of "
-                f"this mail from {inbound.sender.email or '?'}. It is kept here, but it did not reopen the "
-                "ticket, change its status or add participants."
-            ),
-        )
+    desk_note(
+        session,
+        ticket,
+        f"Unverified sender: the Centre's mail server failed the authentication (SPF/DKIM/DMARC) of this "
+        f"mail from {inbound.sender.email or '?'}. It is kept here, but it did not reopen the ticket, change "
+        "its status or add participants.",
     )
     audit(session, ticket, "helpdesk", "unverified_sender", message_channel_id=inbound.channel_message_id)
 

@@ -61,5 +61,12 @@ def store_inbound(
     return message
 
 
+def desk_note(session: AsyncSession, ticket: Ticket, text: str) -> None:
+    """An internal note the desk itself writes on ``ticket`` (staff only, never sent to the requester)."""
+    session.add(
+        Message(ticket_id=ticket.id, kind="note", channel=ticket.channel, author="helpdesk", body=text)
+    )
+
+
 def audit(session: AsyncSession, ticket: Ticket, actor: str, action: str, **detail: Any) -> None:
     session.add(AuditEvent(ticket_id=ticket.id, actor=actor, action=action, detail=detail))
