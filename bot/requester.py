@@ -1,16 +1,15 @@
 """Handlers for requesters: private chats, and focal points' groups where the bot is addressed.
 
 Messages become InboundMessages handed to ``on_inbound`` (the desk answers through its outbox): it stores
-them, keeps them on disk while the database is away, or returns a FollowupQuestion for the bot to ask. The
+them, keeps them on disk while the database is away, or asks which ticket they continue (the question and
+the messages it holds live in the database: helpdesk.usecases.followup_question; the bot only renders it). The
 bot itself answers what needs no ticket: /start, /lang, /status, the follow-up question, unsupported content.
 Everything that reads or changes the desk goes through ``helpdesk.usecases``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -37,27 +36,24 @@ from telegram.ext import (
 )
 
 from bot.inbound import download_attachments, has_files, inbound_from_message, message_text, without_mention
+from helpdesk.db.transient import retrying
 from helpdesk.desk import Desk
 from helpdesk.language import detect_reply_language
 from helpdesk.messages import InboundMessage, Sender
 from helpdesk.references import REFERENCE_RE, find_reference
 from helpdesk.rendering import render
-from helpdesk.usecases import self_service
+from helpdesk.usecases import followup_question, self_service
 from helpdesk.usecases.cards import button_labels
 from helpdesk.usecases.errors import DeskError
-from helpdesk.usecases.receive import ReceiveResult
-from helpdesk.usecases.take import FollowupQuestion
+from helpdesk.usecases.followup_question import Asked
 
 log = logging.getLogger(__name__)
 
 InboundHandler = Callable[[InboundMessage], Awaitable[object]]
 
-# A question waiting for the requester's choice keeps the messages it is about, in memory: after a restart
-# the button says so and asks them to send again (nothing was confirmed to them yet).
-MAX_PENDING = 10_000
-# Messages held per open question: beyond these, a flood does not wait in memory but joins the most
-# recently active ticket offered (stored at once; the held ones still follow the answer).
-MAX_HELD = 20
+# Attempts at receiving the held messages when the button is pressed, while the database hiccups; after
+# them the requester is asked to press again (the messages stay held in the database).
+ANSWER_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)
 
 
 class Addressed(filters.MessageFilter):
@@ -100,21 +96,11 @@ def _when(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M")
 
 
-@dataclasses.dataclass
-class _Pending:
-    user_id: int
-    chat_id: int
-    messages: list[InboundMessage]
-    latest: str
-
-
 class RequesterHandlers:
     def __init__(self, on_inbound: InboundHandler, desk: Desk | None, staff_chat_id: int | None) -> None:
         self._on_inbound = on_inbound
         self._desk = desk
         self._staff_chat_id = staff_chat_id
-        self._pending: dict[str, _Pending] = {}
-        self._pending_by_chat: dict[tuple[int, int], str] = {}
         self._force_new: set[tuple[int, int]] = set()
         self._languages: dict[int, str] = {}
 
@@ -284,33 +270,11 @@ class RequesterHandlers:
         inbound = inbound_from_message(
             message, text=text, attachments=tuple(downloads.attachments), force_new=force_new
         )
-        if self._desk is not None and key is not None:
-            waiting = self._pending_by_chat.get(key)
-            pending = self._pending.get(waiting) if waiting is not None else None
-            if pending is not None and not force_new:
-                if len(pending.messages) < MAX_HELD:
-                    # The requester has not answered the question yet: this message goes with the first.
-                    pending.messages.append(inbound)
-                    return
-                inbound = dataclasses.replace(inbound, continues=pending.latest)
         outcome = await self._take(inbound, message)
-        if isinstance(outcome, FollowupQuestion) and key is not None:
-            await self._ask_which(message, key, inbound, outcome.choices)
+        if isinstance(outcome, Asked):
+            await self._ask_which(message, outcome.token, outcome.choices)
 
-    async def _ask_which(
-        self,
-        message: Message,
-        key: tuple[int, int],
-        inbound: InboundMessage,
-        choices: list[self_service.TicketBrief],
-    ) -> None:
-        if len(self._pending) >= MAX_PENDING:
-            self._pending.pop(next(iter(self._pending)))
-        token = secrets.token_hex(4)
-        self._pending[token] = _Pending(
-            user_id=key[0], chat_id=key[1], messages=[inbound], latest=choices[0].reference
-        )
-        self._pending_by_chat[key] = token
+    async def _ask_which(self, message: Message, token: str, choices: list[self_service.TicketBrief]) -> None:
         label = button_labels(self.language(message.from_user))
         rows = [[InlineKeyboardButton(label["new_request"], callback_data=f"pick:{token}:new")]]
         rows += [
@@ -329,8 +293,8 @@ class RequesterHandlers:
     async def _take(self, inbound: InboundMessage, message: Message | None) -> object:
         """Hand ``inbound`` to the desk (one retried unit, kept on disk while the database is away).
 
-        Returns what the desk answered (a FollowupQuestion means nothing was stored yet), or None when
-        it failed and the requester was told.
+        Returns what the desk answered (``Asked`` means nothing was stored yet), or None when it failed
+        and the requester was told.
         """
         try:
             return await self._on_inbound(inbound)
@@ -444,32 +408,25 @@ class RequesterHandlers:
 
     async def _picked(self, update: Update, value: str) -> None:
         query = update.callback_query
-        assert query is not None
+        assert query is not None and self._desk is not None
+        desk, user = self._desk, query.from_user
         token, _, choice = value.partition(":")
-        pending = self._pending.get(token)
-        if pending is None or pending.user_id != query.from_user.id:
-            await query.answer(self.text("choice_expired", query.from_user), show_alert=True)
+        try:
+            answered = await retrying(
+                lambda: followup_question.answer(desk, token, user.id, choice),
+                ANSWER_RETRY_DELAYS,
+                what=f"answering question {token}",
+            )
+        except Exception:
+            # The held messages stay in the database and the buttons on the question: pressing again works.
+            log.exception("could not answer question %s", token)
+            await query.answer(self.text("failed_press", user), show_alert=True)
             return
-        del self._pending[token]
-        self._pending_by_chat.pop((pending.user_id, pending.chat_id), None)
+        if answered is None:  # gone, expired, or someone else's question
+            await query.answer(self.text("choice_expired", user), show_alert=True)
+            return
         await query.answer()
         await query.edit_message_reply_markup(None)
-        message = query.message if isinstance(query.message, Message) else None
-        first, *rest = pending.messages
-        if choice == "new":
-            # The first message opens the ticket; the rest continue that one.
-            outcome = await self._take(dataclasses.replace(first, force_new=True), message)
-            if outcome is None:
-                return
-            choice = outcome.reference if isinstance(outcome, ReceiveResult) else ""
-            rest = [dataclasses.replace(m, force_new=False) for m in rest]
-        else:
-            rest = [first, *rest]
-        for inbound in rest:
-            # A ticket not known yet (the first was kept in the spool) is left to the chat's usual rule.
-            chosen = dataclasses.replace(inbound, continues=choice or None)
-            if await self._take(chosen, message) is None:
-                return
 
 
 def _only_reference(text: str) -> bool:

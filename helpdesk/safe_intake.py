@@ -25,8 +25,9 @@ from helpdesk.language import detect_reply_language
 from helpdesk.messages import InboundMessage, OutboundMessage
 from helpdesk.rendering import render
 from helpdesk.spool import InboundSpool, Spooled
+from helpdesk.usecases.followup_question import Asked, Held
 from helpdesk.usecases.receive import ReceiveResult, receive
-from helpdesk.usecases.take import FollowupQuestion, take_message
+from helpdesk.usecases.take import take_message
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 TAKE_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)
 REPLAY_INTERVAL = 1.0
 
-Outcome = ReceiveResult | FollowupQuestion | Spooled
+Outcome = ReceiveResult | Asked | Held | Spooled
 
 
 class SafeIntake:

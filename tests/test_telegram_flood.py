@@ -15,10 +15,10 @@ import pytest
 from sqlalchemy import func, select
 from telegram_harness import STAFF_CHAT, Harness, open_harness
 
-from bot.requester import MAX_HELD
 from helpdesk.db.models import Message, Ticket
 from helpdesk.desk import Desk
 from helpdesk.flood import FloodLimits
+from helpdesk.usecases.followup_question import MAX_HELD
 
 FLOODER = 6101
 OTHER = 6102

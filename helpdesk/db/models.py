@@ -291,3 +291,34 @@ class DeskSecret(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PendingChoice(Base):
+    """An open "which ticket does this continue?" question of one requester in one chat.
+
+    The messages it is about wait in ``pending_choice_messages`` until the requester presses a button, so
+    a restart between the question and the answer loses nothing. One open question per user and chat.
+    """
+
+    __tablename__ = "pending_choices"
+    __table_args__ = (UniqueConstraint("telegram_user_id", "telegram_chat_id"),)
+
+    token: Mapped[str] = mapped_column(String(32), primary_key=True)
+    telegram_user_id: Mapped[int] = mapped_column(BigInteger)
+    telegram_chat_id: Mapped[int] = mapped_column(BigInteger)
+    # The most recently active ticket offered: where a flood beyond the hold bounds goes meanwhile.
+    latest_reference: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class PendingChoiceMessage(Base):
+    """One message held for a question, as the spool's JSON (attachments base64); ``id`` keeps the order."""
+
+    __tablename__ = "pending_choice_messages"
+    __table_args__ = (UniqueConstraint("token", "channel_message_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token: Mapped[str] = mapped_column(ForeignKey("pending_choices.token"), index=True)
+    channel_message_id: Mapped[str] = mapped_column(String(1000))
+    size: Mapped[int] = mapped_column()
+    content: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,181 @@
+"""The "which of your tickets does this continue?" conversation, declared once and kept in the database.
+
+A requester's chat is in one of two states, and these are the only moves (each is one function here):
+
+=========  ================================================  =========  ====================
+state      event                                             next       function
+=========  ================================================  =========  ====================
+idle       a message whose ticket is unclear                 asked      :func:`ask`
+asked      another message (within the hold bounds)          asked      :func:`hold`
+asked      another message beyond the bounds                 asked      :func:`hold` → joins
+                                                                        the latest ticket
+asked      the requester presses a button                    idle       :func:`answer`
+asked      someone else presses it                           asked      :func:`answer` → None
+asked      pressed, or written to, after ``QUESTION_TTL``    idle       dropped, requester told
+=========  ================================================  =========  ====================
+
+The question and the messages it holds are rows (``pending_choices``, ``pending_choice_messages``), so a
+restart of the bot between the question and the answer loses nothing. The bot only renders the question
+and forwards the press; it keeps no state of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, replace
+from datetime import timedelta
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from helpdesk.db.models import PendingChoice, PendingChoiceMessage
+from helpdesk.db.types import utcnow
+from helpdesk.desk import Desk
+from helpdesk.messages import InboundMessage
+from helpdesk.spool import decode, encode
+from helpdesk.usecases.receive import ReceiveResult, receive
+from helpdesk.usecases.self_service import TicketBrief
+
+log = logging.getLogger(__name__)
+
+# An unanswered question is dropped after this long; pressing its button then says so.
+QUESTION_TTL = timedelta(hours=24)
+# Messages held per open question, and their stored size: beyond either, a flood does not wait but joins
+# the most recently active ticket offered (stored at once; the held ones still follow the answer).
+MAX_HELD = 20
+MAX_HELD_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """Nothing stored on a ticket yet: the bot must ask the question ``token`` stands for."""
+
+    token: str
+    choices: list[TicketBrief]
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """The message waits with the open question ``token`` (no acknowledgement until it is answered)."""
+
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Joins:
+    """The open question holds all it may: the message goes to this ticket now."""
+
+    reference: str
+
+
+async def hold(session: AsyncSession, inbound: InboundMessage) -> Held | Asked | Joins | None:
+    """While the sender's chat has an open question: keep ``inbound`` with it. None: no question open.
+
+    Safe to repeat: a message already held is not held twice (an ``Asked`` with no choices means it is
+    the one the question is about; the caller offers the choices again).
+    """
+    question = await _open_question(session, inbound)
+    if question is None:
+        return None
+    rows = list(
+        await session.execute(
+            select(PendingChoiceMessage.channel_message_id, PendingChoiceMessage.size)
+            .where(PendingChoiceMessage.token == question.token)
+            .order_by(PendingChoiceMessage.id)
+        )
+    )
+    held_ids = [row.channel_message_id for row in rows]
+    if inbound.channel_message_id in held_ids:
+        first = held_ids[0] == inbound.channel_message_id
+        return Asked(question.token, []) if first else Held(question.token)
+    content = encode(inbound, 0.0).decode()
+    if len(rows) >= MAX_HELD or sum(row.size for row in rows) + len(content) > MAX_HELD_BYTES:
+        return Joins(question.latest_reference)
+    session.add(_row(question.token, inbound, content))
+    return Held(question.token)
+
+
+async def ask(session: AsyncSession, inbound: InboundMessage, choices: list[TicketBrief]) -> Asked:
+    """Open a question about ``inbound`` in its chat, holding it; expired questions go on the way."""
+    await _drop(session, PendingChoice.created_at < utcnow() - QUESTION_TTL)
+    sender = inbound.sender
+    assert sender.telegram_user_id is not None and sender.telegram_chat_id is not None
+    token = secrets.token_hex(8)
+    session.add(
+        PendingChoice(
+            token=token,
+            telegram_user_id=sender.telegram_user_id,
+            telegram_chat_id=sender.telegram_chat_id,
+            latest_reference=choices[0].reference,
+        )
+    )
+    await session.flush()  # the question before its message (foreign key)
+    session.add(_row(token, inbound, encode(inbound, 0.0).decode()))
+    return Asked(token, choices)
+
+
+async def answer(desk: Desk, token: str, user_id: int, choice: str) -> list[ReceiveResult] | None:
+    """The requester chose: ``"new"`` or one of their ticket references. Receives the held messages in
+    order, then closes the question. None (nothing changes) when the question is gone, expired (then it
+    is dropped) or not ``user_id``'s.
+
+    Safe to repeat after a crash or a lost connection: messages already stored are found by their
+    channel id, and the question is closed only after the last one is in.
+    """
+    async with desk.sessions.begin() as session:
+        question = await session.get(PendingChoice, token)
+        if question is None or question.telegram_user_id != user_id:
+            return None
+        if question.created_at < utcnow() - QUESTION_TTL:
+            await _drop(session, PendingChoice.token == token)
+            return None
+        contents = list(
+            await session.scalars(
+                select(PendingChoiceMessage.content)
+                .where(PendingChoiceMessage.token == token)
+                .order_by(PendingChoiceMessage.id)
+            )
+        )
+    held = [decode(content.encode())[0] for content in contents]
+    results: list[ReceiveResult] = []
+    if held and choice == "new":
+        # The first message opens the ticket; the rest continue that one.
+        first = await receive(desk, replace(held.pop(0), force_new=True, continues=None))
+        results.append(first)
+        choice = first.reference
+    for inbound in held:
+        results.append(await receive(desk, replace(inbound, force_new=False, continues=choice)))
+    async with desk.sessions.begin() as session:
+        await _drop(session, PendingChoice.token == token)
+    return results
+
+
+async def _open_question(session: AsyncSession, inbound: InboundMessage) -> PendingChoice | None:
+    sender = inbound.sender
+    question = await session.scalar(
+        select(PendingChoice).where(
+            PendingChoice.telegram_user_id == sender.telegram_user_id,
+            PendingChoice.telegram_chat_id == sender.telegram_chat_id,
+        )
+    )
+    if question is not None and question.created_at < utcnow() - QUESTION_TTL:
+        dropped = await session.scalar(
+            select(func.count()).where(PendingChoiceMessage.token == question.token)
+        )
+        log.info("question %s expired unanswered; %s held message(s) dropped", question.token, dropped)
+        await _drop(session, PendingChoice.token == question.token)
+        return None
+    return question
+
+
+async def _drop(session: AsyncSession, which: object) -> None:
+    tokens = select(PendingChoice.token).where(which)  # type: ignore[arg-type]
+    await session.execute(delete(PendingChoiceMessage).where(PendingChoiceMessage.token.in_(tokens)))
+    await session.execute(delete(PendingChoice).where(PendingChoice.token.in_(tokens)))
+
+
+def _row(token: str, inbound: InboundMessage, content: str) -> PendingChoiceMessage:
+    return PendingChoiceMessage(
+        token=token, channel_message_id=inbound.channel_message_id, size=len(content), content=content
+    )
