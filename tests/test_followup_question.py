@@ -1,0 +1,244 @@
+"""The "which ticket does this continue?" question kept in the database: it survives a restart of
+`helpdesk run` (SIGTERM and SIGKILL) between the question and the button press, refuses a stranger's press,
+and expires. Real PTB client, Bot API stand-in over HTTP, both databases."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from faults.helpers import READY, HelpdeskProcess, run_env
+from sqlalchemy import func, select, update
+from telegram_harness import Harness, open_harness
+
+from helpdesk.db.models import Message, PendingChoice, PendingChoiceMessage, Ticket
+from helpdesk.db.types import utcnow
+from helpdesk.desk import Desk
+from helpdesk.messages import InboundMessage, Sender
+from helpdesk.standins.smtp_server import SmtpStandIn
+from helpdesk.standins.telegram_api import TelegramApiStandIn
+from helpdesk.usecases.followup_question import QUESTION_TTL
+from helpdesk.usecases.receive import receive
+
+REQUESTER = 8101
+GROUP = -8200
+PHOTO = b"\xff\xd8\xff-held-photo"
+
+
+async def two_open_tickets(desk: Desk, user: int, chat: int) -> list[str]:
+    """Two open tickets of ``user`` in ``chat``: a new message there makes the bot ask which it continues."""
+    sender = Sender(name="Aigerim", telegram_user_id=user, telegram_chat_id=chat, language="en")
+    references = []
+    for n, text in enumerate(["Wetlands monitoring methodology", "Invasive species in Lake Issyk-Kul"]):
+        inbound = InboundMessage("telegram", f"{chat}:{900 + n}", sender, text, force_new=True)
+        references.append((await receive(desk, inbound)).reference)
+    return references
+
+
+def the_question(api: TelegramApiStandIn, chat: int) -> dict[str, Any] | None:
+    return next((m for m in api.sent_messages(chat) if "pick:" in str(m.get("reply_markup"))), None)
+
+
+def pick(question: dict[str, Any], reference: str) -> str:
+    return next(
+        b["callback_data"]
+        for row in question["reply_markup"]["inline_keyboard"]
+        for b in row
+        if b["callback_data"].endswith(reference)
+    )
+
+
+async def inbound_bodies(desk: Desk, reference: str) -> list[str]:
+    async with desk.sessions() as session:
+        ticket = await session.scalar(select(Ticket).where(Ticket.reference == reference))
+        assert ticket is not None
+        return list(
+            await session.scalars(
+                select(Message.body)
+                .where(Message.ticket_id == ticket.id, Message.kind == "inbound")
+                .order_by(Message.id)
+            )
+        )
+
+
+async def held(desk: Desk) -> int:
+    async with desk.sessions() as session:
+        return await session.scalar(select(func.count()).select_from(PendingChoiceMessage)) or 0
+
+
+async def questions(desk: Desk) -> int:
+    async with desk.sessions() as session:
+        return await session.scalar(select(func.count()).select_from(PendingChoice)) or 0
+
+
+async def until(check: Any, within: float = 60.0) -> Any:
+    deadline = asyncio.get_running_loop().time() + within
+    while not (value := await check()):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+    return value
+
+
+# ------------------------------------------------------------------------------- restart of `helpdesk run`
+
+
+@pytest.mark.parametrize("stop", ["sigterm", "sigkill"])
+async def test_the_question_and_its_held_messages_survive_a_restart(
+    stop: str, database_url: str, desk: Desk, smtp: SmtpStandIn, workdir: Path
+) -> None:
+    first, second = await two_open_tickets(desk, REQUESTER, REQUESTER)
+    async with TelegramApiStandIn() as api:
+        api.add_file("held-photo", PHOTO, "photos/file_1.jpg")
+        env = run_env(database_url, smtp=smtp, bot_api=api)
+        process = await HelpdeskProcess(env, workdir, name="before").start()
+        try:
+            await process.wait_for_log(READY)
+            await api.push_message(REQUESTER, "is there any news?", user={"language_code": "en"})
+
+            async def asked() -> dict[str, Any] | None:
+                return the_question(api, REQUESTER)
+
+            question = await until(asked)
+            photo = [{"file_id": "held-photo", "file_unique_id": "u1", "width": 90, "height": 90}]
+            await api.push_message(REQUESTER, None, caption="it is quite urgent", extra={"photo": photo})
+
+            async def both_held() -> bool:
+                return await held(desk) == 2
+
+            await until(both_held)
+        finally:
+            if stop == "sigkill":
+                await process.kill()
+            else:
+                assert await process.terminate() == 0, process.log_text()[-3000:]
+        # Nothing of the two messages is on a ticket yet: they wait in the database, not in a process.
+        assert await inbound_bodies(desk, first) == ["Wetlands monitoring methodology"]
+
+        process = await HelpdeskProcess(env, workdir, name="after").start()
+        try:
+            await process.wait_for_log(READY)
+            await api.push_callback_query(REQUESTER, pick(question, first), message_id=question["message_id"])
+
+            async def stored() -> list[str] | None:
+                bodies = await inbound_bodies(desk, first)
+                return bodies if len(bodies) == 3 else None
+
+            bodies = await until(stored)
+            assert bodies == ["Wetlands monitoring methodology", "is there any news?", "it is quite urgent"]
+            assert await inbound_bodies(desk, second) == ["Invasive species in Lake Issyk-Kul"]
+            async with desk.sessions() as session:
+                message = await session.scalar(select(Message).where(Message.body == "it is quite urgent"))
+                assert message is not None
+                await session.refresh(message, ["attachments"])
+                assert [a.data for a in message.attachments] == [PHOTO]
+
+            async def acknowledged() -> list[dict[str, Any]] | None:
+                acks = [m for m in api.sent_messages(REQUESTER) if "Added to your request" in m["text"]]
+                return acks if len(acks) == 2 else None
+
+            acks = await until(acknowledged)
+            assert all(first in ack["text"] for ack in acks)
+            assert (await questions(desk), await held(desk)) == (0, 0)
+            # The buttons are gone from the question once it is answered.
+            answered = api.message(REQUESTER, question["message_id"])
+            assert answered is not None and not answered.get("reply_markup")
+        finally:
+            assert await process.terminate() == 0, process.log_text()[-3000:]
+
+
+# ----------------------------------------------------------------------------------- strangers, expiry
+
+
+@pytest.fixture
+async def harness(desk: Desk) -> AsyncIterator[Harness]:
+    async with open_harness(desk) as opened:
+        yield opened
+
+
+async def ask_in_group(harness: Harness, requester: int) -> tuple[list[str], dict[str, Any]]:
+    references = await two_open_tickets(harness.desk, requester, GROUP)
+    bot = harness.api.bot_user["username"]
+    await harness.api.push_message(
+        GROUP, f"@{bot} is there any news?", chat_type="group", user={"id": requester, "language_code": "en"}
+    )
+
+    async def asked() -> dict[str, Any] | None:
+        return the_question(harness.api, GROUP)
+
+    return references, await harness.until(asked)
+
+
+async def test_a_stranger_pressing_the_button_is_refused_and_nothing_is_stored(harness: Harness) -> None:
+    (first, _), question = await ask_in_group(harness, 8301)
+    await harness.api.push_callback_query(
+        GROUP, pick(question, first), message_id=question["message_id"], user={"id": 8302}
+    )
+    refusal = await harness.api.wait_for_call(
+        "answerCallbackQuery", lambda c: "send it again" in str(c.params.get("text"))
+    )
+    assert refusal.params["show_alert"] is True
+    assert await inbound_bodies(harness.desk, first) == ["Wetlands monitoring methodology"]
+    assert (await questions(harness.desk), await held(harness.desk)) == (1, 1)
+
+    # The requester's own press still works afterwards.
+    await harness.api.push_callback_query(
+        GROUP, pick(question, first), message_id=question["message_id"], user={"id": 8301}
+    )
+
+    async def stored() -> bool:
+        return len(await inbound_bodies(harness.desk, first)) == 2
+
+    await harness.until(stored)
+    assert (await questions(harness.desk), await held(harness.desk)) == (0, 0)
+
+
+async def test_an_expired_question_is_dropped_and_its_button_says_so(harness: Harness) -> None:
+    (first, _), question = await ask_in_group(harness, 8401)
+    async with harness.desk.sessions.begin() as session:
+        await session.execute(
+            update(PendingChoice).values(created_at=utcnow() - QUESTION_TTL - timedelta(minutes=1))
+        )
+    # A message after the expiry is not held by the old question: it gets a question of its own.
+    bot = harness.api.bot_user["username"]
+    await harness.api.push_message(
+        GROUP, f"@{bot} hello again", chat_type="group", user={"id": 8401, "language_code": "en"}
+    )
+
+    async def asked_again() -> list[dict[str, Any]] | None:
+        asked = [m for m in harness.api.sent_messages(GROUP) if "pick:" in str(m.get("reply_markup"))]
+        return asked if len(asked) == 2 else None
+
+    _, again = await harness.until(asked_again)
+    assert pick(again, first) != pick(question, first)  # a new token
+    assert (await questions(harness.desk), await held(harness.desk)) == (1, 1)
+
+    # The old button now says the question is gone; nothing is stored, the new question stays.
+    await harness.api.push_callback_query(
+        GROUP, pick(question, first), message_id=question["message_id"], user={"id": 8401}
+    )
+    expired = await harness.api.wait_for_call(
+        "answerCallbackQuery", lambda c: "send it again" in str(c.params.get("text"))
+    )
+    assert expired.params["show_alert"] is True
+    assert await inbound_bodies(harness.desk, first) == ["Wetlands monitoring methodology"]
+    assert (await questions(harness.desk), await held(harness.desk)) == (1, 1)
+
+    # Expired while waiting for the press itself: the press says so and drops it.
+    async with harness.desk.sessions.begin() as session:
+        await session.execute(
+            update(PendingChoice).values(created_at=utcnow() - QUESTION_TTL - timedelta(minutes=1))
+        )
+    await harness.api.push_callback_query(
+        GROUP, pick(again, first), message_id=again["message_id"], user={"id": 8401}
+    )
+
+    async def dropped() -> bool:
+        return (await questions(harness.desk), await held(harness.desk)) == (0, 0)
+
+    await harness.until(dropped)
+    assert await inbound_bodies(harness.desk, first) == ["Wetlands monitoring methodology"]
