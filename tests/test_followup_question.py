@@ -21,8 +21,11 @@ from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage, Sender
 from helpdesk.standins.smtp_server import SmtpStandIn
 from helpdesk.standins.telegram_api import TelegramApiStandIn
-from helpdesk.usecases.followup_question import QUESTION_TTL
+from helpdesk.usecases.followup_question import QUESTION_TTL, Asked, Held
+from helpdesk.usecases.personal_data.forget import forget_person
+from helpdesk.usecases.personal_data.person import Person
 from helpdesk.usecases.receive import receive
+from helpdesk.usecases.take import take_message
 
 REQUESTER = 8101
 GROUP = -8200
@@ -242,3 +245,28 @@ async def test_an_expired_question_is_dropped_and_its_button_says_so(harness: Ha
 
     await harness.until(dropped)
     assert await inbound_bodies(harness.desk, first) == ["Wetlands monitoring methodology"]
+
+
+# ------------------------------------------------------------------------------------------ personal data
+
+
+async def test_forgetting_a_person_drops_their_open_question_and_held_messages(desk: Desk) -> None:
+    first, _ = await two_open_tickets(desk, 8501, 8501)
+    sender = Sender(name="Aigerim", telegram_user_id=8501, telegram_chat_id=8501, language="en")
+    asked = await take_message(desk, InboundMessage("telegram", "8501:1", sender, "any news? Aigerim"))
+    assert isinstance(asked, Asked) and [c.reference for c in asked.choices][-1] == first
+    held_too = await take_message(desk, InboundMessage("telegram", "8501:2", sender, "call me on +7 700"))
+    assert isinstance(held_too, Held) and held_too.token == asked.token
+    # Taken again (a retry after a lost connection), a held message is not held twice.
+    assert (
+        await take_message(desk, InboundMessage("telegram", "8501:2", sender, "call me on +7 700"))
+        == held_too
+    )
+    # The question's own message taken again: the same question is offered again, nothing held twice.
+    again = await take_message(desk, InboundMessage("telegram", "8501:1", sender, "any news? Aigerim"))
+    assert isinstance(again, Asked) and again.token == asked.token and again.choices == asked.choices
+    assert (await questions(desk), await held(desk)) == (1, 2)
+
+    result = await forget_person(desk, Person(telegram_id=8501), actor="staff:test")
+    assert result.held_messages == 2
+    assert (await questions(desk), await held(desk)) == (0, 0)

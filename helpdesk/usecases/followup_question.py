@@ -151,6 +151,18 @@ async def answer(desk: Desk, token: str, user_id: int, choice: str) -> list[Rece
     return results
 
 
+async def forget_questions(session: AsyncSession, telegram_user_ids: set[int]) -> int:
+    """Drop the open questions of these Telegram users (a person forgotten); returns the messages dropped."""
+    if not telegram_user_ids:
+        return 0
+    mine = PendingChoice.telegram_user_id.in_(telegram_user_ids)
+    dropped = await session.scalar(
+        select(func.count()).where(PendingChoiceMessage.token.in_(select(PendingChoice.token).where(mine)))
+    )
+    await _drop(session, mine)
+    return dropped or 0
+
+
 async def _open_question(session: AsyncSession, inbound: InboundMessage) -> PendingChoice | None:
     sender = inbound.sender
     question = await session.scalar(

@@ -16,6 +16,7 @@ resources an acknowledgement carried. Everything that says who the person is or 
 - ticket participations with their address are deleted; so are labelled examples made from their tickets
   (the classifier can learn nothing from an erased text, and deleting changes the fingerprint that makes a
   running service rebuild its classifier) and dead letters that mention their address or Telegram id;
+- an open "which ticket does this continue?" question of theirs is dropped with the messages it holds;
 - audit events: their actor string (``email:…``, ``telegram:…``) becomes the pseudonym; on their tickets
   only the enumerated detail values are kept (statuses, channels, assignees, numbers), free text goes;
 - automatic-reply counters addressed to them carry the pseudonym.
@@ -33,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.db.models import AuditEvent, AutoReply, LabelledExample, TicketParticipant
 from helpdesk.desk import Desk
+from helpdesk.usecases.followup_question import forget_questions
 from helpdesk.usecases.personal_data.person import Identity, Person, identify, pseudonym
 from helpdesk.usecases.personal_data.rows import dead_letters_for, messages_elsewhere, outbox_for, tickets_of
 from helpdesk.usecases.personal_data.scrub import scrub_event, scrub_message, scrub_outbox, scrub_ticket
@@ -51,6 +53,7 @@ class ForgetResult:
     dead_letters: int = 0
     labelled_examples: int = 0
     automatic_replies: int = 0
+    held_messages: int = 0
 
     def counts(self) -> dict[str, int]:
         return {k: v for k, v in self.__dict__.items() if isinstance(v, int)}
@@ -149,6 +152,8 @@ async def forget_identity(session: AsyncSession, identity: Identity) -> ForgetRe
             delete(LabelledExample).where(LabelledExample.ticket_id.in_(ticket_ids))
         )
         result.labelled_examples += deleted.rowcount or 0
+
+    result.held_messages = await forget_questions(session, identity.telegram_ids)
 
     for requester in identity.requesters:
         name = pseudonym(requester.id)
