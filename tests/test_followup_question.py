@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faults.helpers import READY, HelpdeskProcess, run_env
+from faults.helpers import READY, HelpdeskProcess, PrivatePostgres, run_env
 from sqlalchemy import func, select, update
 from telegram_harness import Harness, open_harness
 
+from helpdesk.db.engine import make_engine, make_sessions
+from helpdesk.db.migrate import upgrade
 from helpdesk.db.models import Message, PendingChoice, PendingChoiceMessage, Ticket
 from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
@@ -245,6 +247,47 @@ async def test_an_expired_question_is_dropped_and_its_button_says_so(harness: Ha
 
     await harness.until(dropped)
     assert await inbound_bodies(harness.desk, first) == ["Wetlands monitoring methodology"]
+
+
+async def test_the_database_away_at_the_press_keeps_the_messages_and_the_buttons(workdir: Path) -> None:
+    postgres = PrivatePostgres()
+    try:
+        await postgres.setup()
+        await upgrade(postgres.url)
+        engine = make_engine(postgres.url)
+        desk = Desk(sessions=make_sessions(engine), mail_from="helpdesk@tscc.example.org")
+        async with open_harness(desk) as harness:
+            (first, _), question = await ask_in_group(harness, 8601)
+            await engine.dispose()
+            await postgres.stop()
+            await harness.api.push_callback_query(
+                GROUP, pick(question, first), message_id=question["message_id"], user={"id": 8601}
+            )
+            failed = await harness.api.wait_for_call(
+                "answerCallbackQuery",
+                lambda c: "press the button again" in str(c.params.get("text")),
+                timeout=60,
+            )
+            assert failed.params["show_alert"] is True
+            still = harness.api.message(GROUP, question["message_id"])
+            assert still is not None and still.get("reply_markup")  # the buttons stay
+
+            await postgres.start()
+            await harness.api.push_callback_query(
+                GROUP, pick(question, first), message_id=question["message_id"], user={"id": 8601}
+            )
+
+            async def stored() -> bool:
+                return await inbound_bodies(desk, first) == [
+                    "Wetlands monitoring methodology",
+                    "is there any news?",
+                ]
+
+            await harness.until(stored, within=60)
+            assert (await questions(desk), await held(desk)) == (0, 0)
+        await engine.dispose()
+    finally:
+        await postgres.cleanup()
 
 
 # ------------------------------------------------------------------------------------------ personal data
