@@ -42,6 +42,7 @@ from helpdesk.language import detect_reply_language
 from helpdesk.messages import InboundMessage, Sender
 from helpdesk.references import REFERENCE_RE, find_reference
 from helpdesk.rendering import render
+from helpdesk.safe_intake import TAKE_RETRY_DELAYS
 from helpdesk.usecases import followup_question, self_service
 from helpdesk.usecases.cards import button_labels
 from helpdesk.usecases.errors import DeskError
@@ -50,10 +51,6 @@ from helpdesk.usecases.followup_question import Asked
 log = logging.getLogger(__name__)
 
 InboundHandler = Callable[[InboundMessage], Awaitable[object]]
-
-# Attempts at receiving the held messages when the button is pressed, while the database hiccups; after
-# them the requester is asked to press again (the messages stay held in the database).
-ANSWER_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)
 
 
 class Addressed(filters.MessageFilter):
@@ -414,7 +411,8 @@ class RequesterHandlers:
         try:
             answered = await retrying(
                 lambda: followup_question.answer(desk, token, user.id, choice),
-                ANSWER_RETRY_DELAYS,
+                # As long as taking a message: then the requester is asked to press again.
+                TAKE_RETRY_DELAYS,
                 what=f"answering question {token}",
             )
         except Exception:
