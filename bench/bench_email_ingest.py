@@ -26,9 +26,9 @@ import aioimaplib
 from helpdesk.config import Settings
 from helpdesk.email.intake import poll_email_once
 from helpdesk.service import open_runtime
-from helpdesk.standins.environment import standin_environment
-from helpdesk.standins.imap_server import ImapStandIn
-from helpdesk.standins.smtp_server import SmtpStandIn
+from standins.environment import standin_environment
+from standins.imap_server import ImapStandIn
+from standins.smtp_server import SmtpStandIn
 
 MAIL = Path(__file__).resolve().parent.parent / "tests" / "data" / "mail"
 BENCH_DIR = str(Path(__file__).resolve().parent)
@@ -126,8 +126,8 @@ import asyncio, json, resource, sys, time
 from pathlib import Path
 sys.path.insert(0, {bench!r})
 from bench_email_ingest import ours, settings_for
-from helpdesk.standins.imap_server import ImapStandIn
-from helpdesk.standins.smtp_server import SmtpStandIn
+from standins.imap_server import ImapStandIn
+from standins.smtp_server import SmtpStandIn
 
 class Running:
     def __init__(self, host, port, user, password):

@@ -29,9 +29,9 @@ from bot.sender import TelegramSender
 from helpdesk.db.engine import make_engine, make_sessions
 from helpdesk.db.migrate import upgrade
 from helpdesk.desk import Desk
-from helpdesk.standins.telegram_api import TelegramApiStandIn
 from helpdesk.usecases.receive import receive
 from helpdesk.worker import DeliveryWorker
+from standins.telegram_api import TelegramApiStandIn
 
 STAFF_CHAT = -100777
 

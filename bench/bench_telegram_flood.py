@@ -33,8 +33,8 @@ from helpdesk.db.engine import make_engine, make_sessions
 from helpdesk.db.migrate import upgrade
 from helpdesk.db.models import Message, OutboxItem, Ticket
 from helpdesk.desk import Desk
-from helpdesk.standins.telegram_api import TelegramApiStandIn
 from helpdesk.worker import DeliveryWorker
+from standins.telegram_api import TelegramApiStandIn
 
 STAFF_CHAT = -100777
 FLOODER = 910_001

@@ -25,7 +25,7 @@ from faults.helpers import HelpdeskProcess, PrivatePostgres, inbound_ids, run_en
 
 from helpdesk.db.engine import make_engine, make_sessions
 from helpdesk.db.migrate import upgrade
-from helpdesk.standins.telegram_api import TelegramApiStandIn
+from standins.telegram_api import TelegramApiStandIn
 
 
 def _texts(api: TelegramApiStandIn, chat: int) -> list[str]:

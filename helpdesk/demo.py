@@ -21,12 +21,12 @@ from helpdesk.db.reachable import sqlite_path
 from helpdesk.db.types import utcnow
 from helpdesk.demo_database import claim_demo_database
 from helpdesk.service import Runtime, open_runtime, serve
-from helpdesk.standins.imap_server import ImapStandIn
-from helpdesk.standins.smtp_server import SmtpStandIn
-from helpdesk.standins.telegram_api import TelegramApiStandIn
 from helpdesk.usecases.listing import TicketFilter, list_tickets
 from helpdesk.usecases.reply import reply
 from helpdesk.worker import RetryPolicy
+from standins.imap_server import ImapStandIn
+from standins.smtp_server import SmtpStandIn
+from standins.telegram_api import TelegramApiStandIn
 
 MAIL_FROM = "helpdesk@tscc-demo.example"
 TOKEN = "7000000001:DEMO-not-a-real-token"

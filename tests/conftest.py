@@ -21,9 +21,9 @@ from helpdesk.db.engine import make_engine, make_sessions
 from helpdesk.db.migrate import upgrade
 from helpdesk.db.models import Base
 from helpdesk.desk import Desk
-from helpdesk.standins.imap_server import ImapStandIn
-from helpdesk.standins.smtp_server import SmtpStandIn
-from helpdesk.standins.telegram_api import TelegramApiStandIn
+from standins.imap_server import ImapStandIn
+from standins.smtp_server import SmtpStandIn
+from standins.telegram_api import TelegramApiStandIn
 
 # Tests talk to stand-ins on loopback; a proxy from the environment must not intercept them.
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"

@@ -19,9 +19,9 @@ from helpdesk.db.models import AuditEvent, Ticket
 from helpdesk.desk import Desk
 from helpdesk.safe_intake import SafeIntake
 from helpdesk.spool import InboundSpool
-from helpdesk.standins.telegram_api import TelegramApiStandIn
 from helpdesk.usecases.cards import queue_card_for
 from helpdesk.worker import DeliveryWorker, RetryPolicy
+from standins.telegram_api import TelegramApiStandIn
 
 STAFF_CHAT = -1009000
 STAFF = 777001

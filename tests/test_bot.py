@@ -26,7 +26,7 @@ from bot.inbound import inbound_from_update
 from bot.sender import TelegramSender, split_text, utf16_len
 from helpdesk.delivery import DeliveryError
 from helpdesk.messages import InboundMessage, OutboundMessage, Sender
-from helpdesk.standins.telegram_api import TelegramApiStandIn
+from standins.telegram_api import TelegramApiStandIn
 
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 

@@ -14,9 +14,9 @@ from helpdesk.db.engine import make_engine, make_sessions
 from helpdesk.db.models import Base, OutboxItem, Ticket
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage, Sender
-from helpdesk.standins.smtp_server import SmtpStandIn
 from helpdesk.usecases.receive import receive
 from knowledge import load_knowledge_base
+from standins.smtp_server import SmtpStandIn
 
 YEAR = datetime.now(UTC).year
 

@@ -15,12 +15,12 @@ from helpdesk.db.models import AuditEvent, OutboxItem
 from helpdesk.desk import Desk
 from helpdesk.email.smtp_sender import SmtpSender
 from helpdesk.messages import InboundMessage, Sender
-from helpdesk.standins.smtp_server import SmtpStandIn
-from helpdesk.standins.telegram_api import TelegramApiStandIn
 from helpdesk.usecases.listing import show_ticket
 from helpdesk.usecases.receive import receive
 from helpdesk.usecases.reply import reply
 from helpdesk.worker import DeliveryWorker, RetryPolicy
+from standins.smtp_server import SmtpStandIn
+from standins.telegram_api import TelegramApiStandIn
 
 FAST = RetryPolicy(max_attempts=4, base_delay=0.05, max_delay=0.2, lease=30)
 ALIYA = Sender(name="Aliya", email="aliya@eco.gov.kz")

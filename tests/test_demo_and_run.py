@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from helpdesk.demo import run_demo
-from helpdesk.standins.environment import standin_environment
-from helpdesk.standins.smtp_server import SmtpStandIn
-from helpdesk.standins.telegram_api import TelegramApiStandIn
+from standins.environment import standin_environment
+from standins.smtp_server import SmtpStandIn
+from standins.telegram_api import TelegramApiStandIn
 
 
 async def test_demo_tickets_acknowledges_and_answers_every_request(tmp_path: Path) -> None:

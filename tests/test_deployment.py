@@ -67,5 +67,8 @@ def test_dockerfile_installs_the_package_and_runs_the_service() -> None:
     for folder in ("bot", "helpdesk", "knowledge", "templates"):
         assert f"COPY {folder} ./{folder}" in dockerfile
     assert "pip install ." in dockerfile
+    # The plain package: no extra, and no stand-ins copied into the production image.
+    assert "pip install .[" not in dockerfile and "pip install '.[" not in dockerfile
+    assert "standins" not in dockerfile
     assert "LICENSE" in dockerfile  # pyproject's license-files: the build fails without it
     assert "helpdesk run" in dockerfile and "USER helpdesk" in dockerfile

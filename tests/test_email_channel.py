@@ -32,10 +32,10 @@ from helpdesk.email.imap_intake import ImapMailbox, poll_once
 from helpdesk.email.parse import parse_email
 from helpdesk.email.quotes import strip_quoted
 from helpdesk.service import open_runtime
-from helpdesk.standins.environment import standin_environment
-from helpdesk.standins.imap_server import ImapStandIn
-from helpdesk.standins.smtp_server import SmtpStandIn
 from helpdesk.usecases.receive import receive
+from standins.environment import standin_environment
+from standins.imap_server import ImapStandIn
+from standins.smtp_server import SmtpStandIn
 
 MAIL = Path(__file__).parent / "data" / "mail"
 OURS = ["helpdesk@tscc.example"]

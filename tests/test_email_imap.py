@@ -18,8 +18,8 @@ from helpdesk.email.imap_intake import (
     run_intake,
 )
 from helpdesk.email.parse import parse_email
-from helpdesk.standins.imap_server import ImapStandIn
-from helpdesk.standins.smtp_server import free_port
+from standins.imap_server import ImapStandIn
+from standins.smtp_server import free_port
 
 MAIL = Path(__file__).parent / "data" / "mail"
 

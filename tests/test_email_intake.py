@@ -14,9 +14,9 @@ from helpdesk.config import ImapSettings, Secret, Settings, SmtpSettings
 from helpdesk.db.models import Ticket
 from helpdesk.email.intake import poll_email_once
 from helpdesk.service import Runtime, open_runtime
-from helpdesk.standins.imap_server import ImapStandIn
-from helpdesk.standins.smtp_server import SmtpStandIn
 from helpdesk.usecases.dead_letters import list_dead_letters
+from standins.imap_server import ImapStandIn
+from standins.smtp_server import SmtpStandIn
 
 DATA = Path(__file__).parent / "data" / "mail"
 

@@ -13,7 +13,7 @@ from helpdesk.email.compose import compose_email, tagged_subject
 from helpdesk.email.parse import automatic_reason, parse_email
 from helpdesk.email.smtp_sender import SmtpSender
 from helpdesk.messages import OutboundMessage
-from helpdesk.standins.smtp_server import SmtpStandIn, free_port
+from standins.smtp_server import SmtpStandIn, free_port
 
 MAIL_FROM = "TSCC Help Desk <helpdesk@tscc.example>"
 

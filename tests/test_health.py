@@ -7,9 +7,9 @@ import socket
 from helpdesk.config import ImapSettings, Secret, Settings, SmtpSettings, TelegramSettings
 from helpdesk.db.migrate import current_revision_heads, upgrade
 from helpdesk.health import run_checks
-from helpdesk.standins.imap_server import ImapStandIn
-from helpdesk.standins.smtp_server import SmtpStandIn
-from helpdesk.standins.telegram_api import TelegramApiStandIn
+from standins.imap_server import ImapStandIn
+from standins.smtp_server import SmtpStandIn
+from standins.telegram_api import TelegramApiStandIn
 
 
 async def test_all_parts_reachable(database_url: str) -> None:

@@ -32,9 +32,9 @@ from helpdesk.email.parse import MAX_RECIPIENTS, MAX_THREAD_IDS, parse_email
 from helpdesk.email.parser_process import GuardedParser, ParserLimitExceeded
 from helpdesk.email.rejection import sender_address
 from helpdesk.service import Runtime, open_runtime
-from helpdesk.standins.environment import standin_environment
-from helpdesk.standins.imap_server import ImapStandIn
-from helpdesk.standins.smtp_server import SmtpStandIn
+from standins.environment import standin_environment
+from standins.imap_server import ImapStandIn
+from standins.smtp_server import SmtpStandIn
 
 MAIL = Path(__file__).parent / "data" / "mail"
 OWN = "helpdesk@tscc.example"

@@ -26,15 +26,15 @@ from helpdesk.email.intake import poll_email_once, retry_dead_letter
 from helpdesk.email.parse import load_message, parse_email
 from helpdesk.messages import InboundMessage, Sender
 from helpdesk.service import Runtime, open_runtime
-from helpdesk.standins.environment import standin_environment
-from helpdesk.standins.imap_server import ImapStandIn
-from helpdesk.standins.smtp_server import CapturedMessage, SmtpStandIn
-from helpdesk.standins.telegram_api import TelegramApiStandIn
 from helpdesk.usecases.dead_letters import store_dead_letter
 from helpdesk.usecases.desk_secrets import desk_secret
 from helpdesk.usecases.listing import show_ticket
 from helpdesk.usecases.reply_addresses import reply_token, token_proves, token_ticket_id
 from helpdesk.usecases.staff_mail import UNVERIFIED_SENDER_TAG, UNVERIFIED_STAFF_TAG
+from standins.environment import standin_environment
+from standins.imap_server import ImapStandIn
+from standins.smtp_server import CapturedMessage, SmtpStandIn
+from standins.telegram_api import TelegramApiStandIn
 
 HELPDESK = "helpdesk@tscc.example"
 STAFF = "staff@tscc.example"

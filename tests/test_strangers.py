@@ -412,9 +412,9 @@ def _all_loggers_at_debug() -> None:
 async def test_secrets_never_appear_in_logs(database_url: str, engine: Any) -> None:
     from helpdesk.config import ImapSettings, Secret, Settings, SmtpSettings, TelegramSettings
     from helpdesk.service import open_runtime, serve
-    from helpdesk.standins.imap_server import ImapStandIn
-    from helpdesk.standins.smtp_server import SmtpStandIn
-    from helpdesk.standins.telegram_api import TelegramApiStandIn
+    from standins.imap_server import ImapStandIn
+    from standins.smtp_server import SmtpStandIn
+    from standins.telegram_api import TelegramApiStandIn
 
     if database_url.startswith("postgresql"):
         # The test server trusts loopback, so a password in the URL is accepted and ignored.

@@ -15,7 +15,7 @@ from telegram_harness import STAFF_CHAT, STAFF_USER, Harness, open_harness
 from helpdesk.config import ConfigError, Settings
 from helpdesk.db.models import Message, Requester, Ticket
 from helpdesk.desk import Desk
-from helpdesk.standins.telegram_api import TelegramApiStandIn
+from standins.telegram_api import TelegramApiStandIn
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes
 
-from helpdesk.standins.telegram_api import TelegramApiStandIn
+from standins.telegram_api import TelegramApiStandIn
 
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 

@@ -23,8 +23,8 @@ from helpdesk.config import Secret, Settings, TelegramSettings
 from helpdesk.db.models import AuditEvent, Message, OutboxItem
 from helpdesk.messages import InboundMessage, Sender
 from helpdesk.service import Runtime, open_runtime, serve
-from helpdesk.standins.smtp_server import free_port
-from helpdesk.standins.telegram_api import TelegramApiStandIn
+from standins.smtp_server import free_port
+from standins.telegram_api import TelegramApiStandIn
 
 SECRET = "Right_webhook-secret-81"
 HOOK_PATH = "telegram-hook"

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import sys
 from pathlib import Path
+
+# The servers the stand-ins run (standins/): the `demo` extra, which a plain install leaves out.
+DEMO_LIBRARIES = ("aiohttp", "aiosmtpd", "pymap")
+INSTALL_DEMO = "pip install 'tscc-helpdesk[demo]'"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,7 +25,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.set_defaults(handler=_demo)
 
 
+def missing_demo_libraries() -> list[str]:
+    """The demo extra's libraries this Python cannot import (pymap runs as a subprocess, so look them up
+    rather than wait for the demo to fail halfway)."""
+    missing = []
+    for name in DEMO_LIBRARIES:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except ImportError:
+            found = False
+        if not found:
+            missing.append(name)
+    return missing
+
+
 async def _demo(args: argparse.Namespace) -> int:
+    if missing := missing_demo_libraries():
+        print(f"helpdesk demo needs {', '.join(missing)} (the demo extra): {INSTALL_DEMO}", file=sys.stderr)
+        return 2
     if not args.verbose:
         # The demo's story is on stdout; the stand-ins' and libraries' chatter would bury it.
         logging.getLogger().setLevel(logging.WARNING)

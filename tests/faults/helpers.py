@@ -31,10 +31,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpdesk.db.models import Message, OutboxItem, Ticket
-from helpdesk.standins.environment import standin_environment
-from helpdesk.standins.imap_server import ImapStandIn
-from helpdesk.standins.smtp_server import SmtpStandIn, free_port
-from helpdesk.standins.telegram_api import TelegramApiStandIn
+from standins.environment import standin_environment
+from standins.imap_server import ImapStandIn
+from standins.smtp_server import SmtpStandIn, free_port
+from standins.telegram_api import TelegramApiStandIn
 
 MAIL_FROM = "helpdesk@tscc.example"
 # `helpdesk run` logs this once its SIGTERM handler is installed (helpdesk/commands/run.py).

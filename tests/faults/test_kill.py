@@ -39,11 +39,11 @@ from faults.helpers import (
 from helpdesk.db.models import OutboxItem
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage, Sender
-from helpdesk.standins.imap_server import ImapStandIn
-from helpdesk.standins.smtp_server import SmtpStandIn
-from helpdesk.standins.telegram_api import TelegramApiStandIn
 from helpdesk.usecases.receive import receive
 from helpdesk.usecases.reply import reply
+from standins.imap_server import ImapStandIn
+from standins.smtp_server import SmtpStandIn
+from standins.telegram_api import TelegramApiStandIn
 
 SEED = int(os.environ.get("HELPDESK_FAULT_SEED", "7"))
 

@@ -25,9 +25,9 @@ from faults.helpers import (
     ticket_count,
     wait_until,
 )
-from helpdesk.standins.imap_server import ImapStandIn
-from helpdesk.standins.smtp_server import SmtpStandIn
-from helpdesk.standins.telegram_api import TelegramApiStandIn
+from standins.imap_server import ImapStandIn
+from standins.smtp_server import SmtpStandIn
+from standins.telegram_api import TelegramApiStandIn
 
 READY = "Telegram channel polling"
 

@@ -28,9 +28,9 @@ from faults.helpers import (
 )
 from helpdesk.db.engine import make_engine, make_sessions
 from helpdesk.db.migrate import upgrade
-from helpdesk.standins.imap_server import ImapStandIn
-from helpdesk.standins.smtp_server import SmtpStandIn
-from helpdesk.standins.telegram_api import TelegramApiStandIn
+from standins.imap_server import ImapStandIn
+from standins.smtp_server import SmtpStandIn
+from standins.telegram_api import TelegramApiStandIn
 
 
 def _acked_chats(api: TelegramApiStandIn) -> Counter[int]:

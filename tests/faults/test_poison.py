@@ -26,8 +26,8 @@ from faults.helpers import (
     wait_until,
 )
 from helpdesk.db.models import DeadLetter
-from helpdesk.standins.imap_server import ImapStandIn
-from helpdesk.standins.smtp_server import SmtpStandIn
+from standins.imap_server import ImapStandIn
+from standins.smtp_server import SmtpStandIn
 
 KB = 1024
 MB = 1024 * 1024

@@ -26,7 +26,7 @@ from helpdesk.db.engine import make_engine, make_sessions
 from helpdesk.db.migrate import upgrade
 from helpdesk.db.models import Ticket
 from helpdesk.desk import Desk
-from helpdesk.standins.telegram_api import TelegramApiStandIn
+from standins.telegram_api import TelegramApiStandIn
 
 RESEND = "database was unavailable"  # bot/resend.en.txt.j2
 FAILED = "because of a problem on our side"  # bot/failed.en.txt.j2

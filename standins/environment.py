@@ -6,9 +6,9 @@ configure their channels the same way.
 
 from __future__ import annotations
 
-from helpdesk.standins.imap_server import ImapStandIn
-from helpdesk.standins.smtp_server import SmtpStandIn
-from helpdesk.standins.telegram_api import TelegramApiStandIn
+from standins.imap_server import ImapStandIn
+from standins.smtp_server import SmtpStandIn
+from standins.telegram_api import TelegramApiStandIn
 
 
 def standin_environment(

@@ -21,7 +21,7 @@ from types import TracebackType
 
 import aioimaplib
 
-from helpdesk.standins.smtp_server import free_port
+from standins.smtp_server import free_port
 
 # pymap 0.36 has no __main__ module, so `python -m pymap` does not work; call its console entry point.
 _PYMAP_BOOT = "import sys; sys.argv[0] = 'pymap'; from pymap.main import main; main()"
