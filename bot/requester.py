@@ -47,6 +47,7 @@ from helpdesk.usecases.cards import button_labels
 from helpdesk.usecases.errors import DeskError
 from helpdesk.usecases.receive import ReceiveResult
 from helpdesk.usecases.take import FollowupQuestion
+from knowledge.models import PARTY_CODES
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +172,7 @@ class RequesterHandlers:
 
     def _party_markup(self, language: str) -> InlineKeyboardMarkup:
         names = _party_names(language)
-        codes = list(self_service.PARTIES)
+        codes = list(PARTY_CODES)
         rows = [
             [InlineKeyboardButton(names.get(c, c), callback_data=f"party:{c}") for c in codes[i : i + 3]]
             for i in range(0, len(codes), 3)

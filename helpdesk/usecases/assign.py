@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from helpdesk import lifecycle
 from helpdesk.db.models import Ticket
 from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
@@ -14,15 +15,14 @@ async def assign(desk: Desk, reference: str, assignee: str | None, *, actor: str
     assignee = assignee.strip() if assignee else None
     async with desk.sessions.begin() as session:
         ticket = await get_ticket(session, reference, for_update=True)
-        if ticket.status == "closed":
-            raise InvalidTransition(f"{ticket.reference} is closed")
+        lifecycle.next_status(ticket, lifecycle.Move.ASSIGN)  # a closed ticket is refused before anything
         if ticket.assignee == assignee:
             raise InvalidTransition(f"{ticket.reference} is already assigned to {assignee or 'nobody'}")
         audit(session, ticket, actor, "assigned", previous=ticket.assignee, assignee=assignee)
         ticket.assignee = assignee
-        if ticket.status == "new":
-            ticket.status = "open"
-        ticket.updated_at = utcnow()
+        now = utcnow()
+        lifecycle.apply(ticket, lifecycle.Move.ASSIGN, now)
+        ticket.updated_at = now
         await queue_card(desk, session, ticket)
     desk.outbox_written()
     return ticket

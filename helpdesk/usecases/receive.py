@@ -8,6 +8,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from helpdesk import lifecycle
 from helpdesk.db.models import Message, Requester, Ticket
 from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
@@ -27,9 +28,7 @@ from helpdesk.usecases.threading_rules import find_thread
 from helpdesk.usecases.tickets import audit, store_inbound
 
 SUBJECT_LIMIT = 300
-OPEN_STATUSES = ("new", "open", "waiting")
 RECEIPT_WINDOW = timedelta(minutes=1)
-REOPENABLE = ("resolved", "closed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,14 +84,10 @@ async def _receive(desk: Desk, session: AsyncSession, inbound: InboundMessage) -
         created = False
         # Automatic mail and mail the trusted mail server failed are kept, but move nothing.
         moves = not inbound.automatic and thread.changes_ticket
-        reopened = moves and ticket.status in REOPENABLE
+        previous = lifecycle.apply(ticket, lifecycle.Move.INBOUND, utcnow()) if moves else None
+        reopened = previous in lifecycle.REOPENABLE
         if reopened:
-            audit(session, ticket, _actor(inbound), "reopened", previous=ticket.status)
-            ticket.status = "open"
-            ticket.resolved_at = None
-            ticket.closed_at = None
-        elif moves and ticket.status == "waiting":
-            ticket.status = "open"
+            audit(session, ticket, _actor(inbound), "reopened", previous=previous)
         ticket.updated_at = utcnow()
 
     message = store_inbound(session, ticket, inbound)
@@ -128,7 +123,7 @@ async def _open_tickets_at_cap(
     tickets = list(
         await session.scalars(
             select(Ticket)
-            .where(Ticket.requester_id == requester.id, Ticket.status.in_(OPEN_STATUSES))
+            .where(Ticket.requester_id == requester.id, Ticket.status.in_(lifecycle.ACTIVE))
             .order_by(Ticket.id.desc())
             .limit(cap)
         )
@@ -177,7 +172,7 @@ async def _open_ticket(
         reference=reference,
         subject=_subject(inbound),
         channel=inbound.channel,
-        status="new",
+        status=lifecycle.INITIAL.value,
         requester_id=requester.id,
         party=requester.party,
         language=language,

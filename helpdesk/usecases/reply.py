@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from helpdesk import lifecycle
 from helpdesk.db.models import Message, Ticket
 from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
@@ -36,8 +37,7 @@ async def reply_in_session(
     text = text.strip()
     if not text:
         raise InvalidTransition("a reply needs some text")
-    if ticket.status == "closed":
-        raise InvalidTransition(f"{ticket.reference} is closed; reopen it (set status open) to reply")
+    lifecycle.next_status(ticket, lifecycle.Move.REPLY)  # refused before anything is queued
     outbound = _outbound(desk, ticket, text)
     message = Message(
         ticket_id=ticket.id,
@@ -54,8 +54,7 @@ async def reply_in_session(
     now = utcnow()
     if ticket.first_response_at is None:
         ticket.first_response_at = now
-    if ticket.status in ("new", "open"):
-        ticket.status = "waiting"
+    lifecycle.apply(ticket, lifecycle.Move.REPLY, now)
     ticket.updated_at = now
     audit(session, ticket, actor, "replied", message_id=message.id)
     await queue_card(desk, session, ticket)

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from helpdesk import lifecycle
 from helpdesk.db.models import Message, Requester, Ticket
 from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
@@ -23,10 +24,9 @@ from helpdesk.usecases.cards import queue_card
 from helpdesk.usecases.errors import InvalidTransition
 from helpdesk.usecases.requesters import find_or_create_requester
 from helpdesk.usecases.tickets import audit
+from knowledge.models import PARTY_CODES
 
 __all__ = [
-    "ACTIVE",
-    "PARTIES",
     "STALE_AFTER",
     "Profile",
     "TicketBrief",
@@ -41,8 +41,6 @@ __all__ = [
     "set_party",
 ]
 
-ACTIVE = ("new", "open", "waiting")
-PARTIES = ("AM", "AZ", "BY", "KZ", "KG", "RU", "TJ", "TM", "UZ")
 # A follow-up to a ticket untouched this long is more likely a new request: the requester is asked.
 STALE_AFTER = timedelta(days=7)
 # Telegram language codes that name one Party unambiguously (Russian is spoken in all nine).
@@ -128,7 +126,7 @@ async def set_language(desk: Desk, sender: Sender, language: str) -> Profile:
 
 async def set_party(desk: Desk, sender: Sender, party: str) -> Profile:
     party = party.upper()
-    if party not in PARTIES:
+    if party not in PARTY_CODES:
         raise InvalidTransition(f"unknown Party {party!r}")
     async with desk.sessions.begin() as session:
         requester = await _requester(session, sender)
@@ -151,7 +149,7 @@ async def _active(session: AsyncSession, requester: Requester) -> list[Ticket]:
     return list(
         await session.scalars(
             select(Ticket)
-            .where(Ticket.requester_id == requester.id, Ticket.status.in_(ACTIVE))
+            .where(Ticket.requester_id == requester.id, Ticket.status.in_(lifecycle.ACTIVE))
             .with_for_update()
         )
     )
@@ -217,7 +215,7 @@ async def followup_choices(desk: Desk, inbound: InboundMessage) -> list[TicketBr
                 .where(
                     Ticket.requester_id == requester.id,
                     Ticket.telegram_chat_id == inbound.sender.telegram_chat_id,
-                    Ticket.status.in_(ACTIVE),
+                    Ticket.status.in_(lifecycle.ACTIVE),
                 )
                 .order_by(Ticket.updated_at.desc(), Ticket.id.desc())
                 .limit(5)

@@ -28,11 +28,11 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from helpdesk import lifecycle
 from helpdesk.db.models import Message, Requester, Ticket, TicketParticipant
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage
 from helpdesk.references import REFERENCE_RE, find_reference
-from helpdesk.usecases.load import ACTIVE
 from helpdesk.usecases.reply_addresses import token_ticket_id
 from helpdesk.usecases.staff_mail import claims_staff, server_vouches, staff_proof
 
@@ -142,7 +142,7 @@ async def _chat_open_ticket(context: Context) -> list[Ticket]:
         .where(
             Ticket.requester_id == context.requester.id,
             Ticket.telegram_chat_id == chat,
-            Ticket.status.in_(ACTIVE),
+            Ticket.status.in_(lifecycle.ACTIVE),
         )
         .order_by(Ticket.updated_at.desc(), Ticket.id.desc())
         .limit(1)
