@@ -6,7 +6,7 @@ from helpdesk import lifecycle
 from helpdesk.db.models import Ticket
 from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
-from helpdesk.usecases.cards import queue_card
+from helpdesk.usecases import events
 from helpdesk.usecases.errors import InvalidTransition
 from helpdesk.usecases.tickets import audit, get_ticket
 
@@ -23,6 +23,6 @@ async def assign(desk: Desk, reference: str, assignee: str | None, *, actor: str
         now = utcnow()
         lifecycle.apply(ticket, lifecycle.Move.ASSIGN, now)
         ticket.updated_at = now
-        await queue_card(desk, session, ticket)
+        await events.record(desk, session, events.Reassigned(ticket))
     desk.outbox_written()
     return ticket

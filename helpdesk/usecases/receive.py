@@ -16,14 +16,13 @@ from helpdesk.language import detect_reply_language
 from helpdesk.messages import InboundMessage, OutboundMessage
 from helpdesk.outbox import enqueue, new_message_id
 from helpdesk.rendering import render
+from helpdesk.usecases import events
 from helpdesk.usecases.auto_replies import allow_auto_reply
-from helpdesk.usecases.cards import queue_card
 from helpdesk.usecases.email_rules import after_email_stored, relay_staff_mail
 from helpdesk.usecases.knowledge_state import current_triage
 from helpdesk.usecases.load import expert_load
 from helpdesk.usecases.numbering import next_reference
 from helpdesk.usecases.requesters import find_or_create_requester
-from helpdesk.usecases.staff_notifications import notify_staff
 from helpdesk.usecases.threading_rules import find_thread
 from helpdesk.usecases.tickets import audit, store_inbound
 
@@ -98,10 +97,14 @@ async def _receive(desk: Desk, session: AsyncSession, inbound: InboundMessage) -
         await _acknowledge(
             desk, session, ticket, message, inbound, created=created, resources=resources, crowded=crowded
         )
-    if thread.changes_ticket:
-        unverified = thread.unverified_staff
-        await notify_staff(desk, session, ticket, inbound, created=created, unverified=unverified)
-    await queue_card(desk, session, ticket, settle_seconds=desk.limits.card_refresh_seconds)
+    received = events.MessageReceived(
+        ticket,
+        inbound,
+        created=created,
+        moves_ticket=thread.changes_ticket,
+        unverified_staff=thread.unverified_staff,
+    )
+    await events.record(desk, session, received)
     return ReceiveResult(ticket.reference, ticket.id, created=created, reopened=reopened)
 
 

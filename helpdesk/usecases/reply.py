@@ -11,7 +11,7 @@ from helpdesk.desk import Desk
 from helpdesk.messages import OutboundMessage
 from helpdesk.outbox import enqueue, new_message_id
 from helpdesk.rendering import render
-from helpdesk.usecases.cards import queue_card
+from helpdesk.usecases import events
 from helpdesk.usecases.errors import InvalidTransition, NoRoute
 from helpdesk.usecases.tickets import audit, get_ticket
 
@@ -57,7 +57,7 @@ async def reply_in_session(
     lifecycle.apply(ticket, lifecycle.Move.REPLY, now)
     ticket.updated_at = now
     audit(session, ticket, actor, "replied", message_id=message.id)
-    await queue_card(desk, session, ticket)
+    await events.record(desk, session, events.Replied(ticket))
     return message
 
 

@@ -20,7 +20,7 @@ from helpdesk.language import detect_reply_language
 from helpdesk.messages import InboundMessage, Sender, storable
 from helpdesk.references import find_reference
 from helpdesk.rendering import LANGUAGES
-from helpdesk.usecases.cards import queue_card
+from helpdesk.usecases import events
 from helpdesk.usecases.errors import InvalidTransition
 from helpdesk.usecases.requesters import find_or_create_requester
 from helpdesk.usecases.tickets import audit
@@ -118,7 +118,7 @@ async def set_language(desk: Desk, sender: Sender, language: str) -> Profile:
                     session, ticket, _actor(sender), "language", previous=ticket.language, language=language
                 )
                 ticket.language = language
-                await queue_card(desk, session, ticket)
+                await events.record(desk, session, events.RequesterChanged(ticket))
         result = Profile(language, True, requester.party)
     desk.outbox_written()
     return result
@@ -135,7 +135,7 @@ async def set_party(desk: Desk, sender: Sender, party: str) -> Profile:
             if ticket.party is None:
                 audit(session, ticket, _actor(sender), "party", party=party)
                 ticket.party = party
-                await queue_card(desk, session, ticket)
+                await events.record(desk, session, events.RequesterChanged(ticket))
         result = Profile(requester.language or "ru", requester.language_chosen, party)
     desk.outbox_written()
     return result
@@ -258,7 +258,7 @@ async def edit_message(
         audit(session, ticket, actor, "edited", message_id=message.id, previous=message.body)
         message.body = text
         ticket.updated_at = utcnow()
-        await queue_card(desk, session, ticket)
+        await events.record(desk, session, events.RequesterChanged(ticket))
         reference = ticket.reference
     desk.outbox_written()
     return reference
@@ -275,7 +275,7 @@ async def requester_blocked(desk: Desk, telegram_user_id: int, *, blocked: bool)
             audit(
                 session, ticket, f"telegram:{telegram_user_id}", "blocked_bot" if blocked else "unblocked_bot"
             )
-            await queue_card(desk, session, ticket)
+            await events.record(desk, session, events.RequesterChanged(ticket))
         references = [t.reference for t in tickets]
     desk.outbox_written()
     return references

@@ -6,7 +6,7 @@ from helpdesk import lifecycle
 from helpdesk.db.models import Ticket
 from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
-from helpdesk.usecases.cards import queue_card
+from helpdesk.usecases import events
 from helpdesk.usecases.tickets import audit, get_ticket
 
 
@@ -18,7 +18,7 @@ async def set_status(desk: Desk, reference: str, status: str, *, actor: str) -> 
         previous = lifecycle.apply(ticket, move, now)
         audit(session, ticket, actor, "status", previous=previous, status=ticket.status)
         ticket.updated_at = now
-        await queue_card(desk, session, ticket)
+        await events.record(desk, session, events.StatusChanged(ticket))
     desk.outbox_written()
     return ticket
 
