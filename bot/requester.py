@@ -47,6 +47,7 @@ from helpdesk.usecases import followup_question, self_service
 from helpdesk.usecases.cards import button_labels
 from helpdesk.usecases.errors import DeskError
 from helpdesk.usecases.followup_question import Asked
+from knowledge.models import PARTY_CODES
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +155,7 @@ class RequesterHandlers:
 
     def _party_markup(self, language: str) -> InlineKeyboardMarkup:
         names = _party_names(language)
-        codes = list(self_service.PARTIES)
+        codes = list(PARTY_CODES)
         rows = [
             [InlineKeyboardButton(names.get(c, c), callback_data=f"party:{c}") for c in codes[i : i + 3]]
             for i in range(0, len(codes), 3)

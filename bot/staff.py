@@ -26,6 +26,7 @@ from telegram.ext import (
     filters,
 )
 
+from helpdesk import lifecycle
 from helpdesk.desk import Desk
 from helpdesk.references import find_reference
 from helpdesk.rendering import render
@@ -36,7 +37,7 @@ from helpdesk.usecases.listing import TicketFilter, list_tickets, show_ticket
 from helpdesk.usecases.note import add_note
 from helpdesk.usecases.refusals import record_refusal
 from helpdesk.usecases.reply import reply
-from helpdesk.usecases.status import set_status
+from helpdesk.usecases.status import close, set_status
 
 log = logging.getLogger(__name__)
 
@@ -256,17 +257,19 @@ class StaffHandlers:
             await assign(self._desk, reference, who, actor=actor)
             return self._text("staff_done", action="assigned", reference=reference, who=who)
         if op == "status":
-            statuses = ("open", "waiting", "resolved", "closed")
             row = [
-                {"text": label[f"status_{s}"], "callback_data": f"st:set:{reference}:{s}"} for s in statuses
+                {"text": label[f"status_{s}"], "callback_data": f"st:set:{reference}:{s}"}
+                for s in lifecycle.SETTABLE
             ]
             return {"inline_keyboard": [row[:2], row[2:], back]}
         if op == "set" and arg is not None:
             await set_status(self._desk, reference, arg, actor=actor)
             return self._text("staff_done", action="status", reference=reference, status=arg)
         if op == "close":
-            await set_status(self._desk, reference, "closed", actor=actor)
-            return self._text("staff_done", action="status", reference=reference, status="closed")
+            await close(self._desk, reference, actor=actor)
+            return self._text(
+                "staff_done", action="status", reference=reference, status=lifecycle.Status.CLOSED.value
+            )
         if op == "rc":
             ticket = await show_ticket(self._desk, reference)
             classification = ticket.get("classification") or {}

@@ -14,9 +14,9 @@ from helpdesk.email.parse import (
     html_to_text,
     load_message,
     parse_email,
-    ticket_reference_in_subject,
 )
 from helpdesk.references import REFERENCE_RE, find_reference, format_reference
+from helpdesk.usecases.threading_rules import subject_reference
 
 MAIL = Path(__file__).parent / "data" / "mail"
 OURS = ["helpdesk@tscc.example"]
@@ -50,7 +50,7 @@ def test_outlook_reply_in_windows_1251() -> None:
     assert message.sender.email == "a.ivanova@minpriroda.kz"
     assert message.sender.language == "ru"
     assert message.subject == "RE: [TSCC-2026-0042] Запрос принят"
-    assert ticket_reference_in_subject(message.subject) == "TSCC-2026-0042"
+    assert subject_reference(message.subject) == "TSCC-2026-0042"
     assert message.channel_message_id == "<000001dc8a1b$4c3e2f10$e4ba8d30$@minpriroda.kz>"
     # The direct parent (In-Reply-To) is last.
     assert message.replies_to == ("<request.1@minpriroda.kz>", "<ack.TSCC-2026-0042.1@tscc.example>")
@@ -238,11 +238,3 @@ def test_references_module() -> None:
     assert REFERENCE_RE.fullmatch("TSCC-2026-0042")
     with pytest.raises(ValueError):
         format_reference(2026, 0)
-
-
-def test_ticket_reference_in_subject_prefers_the_tag() -> None:
-    assert ticket_reference_in_subject("Re: about TSCC-2026-0001 [TSCC-2026-0042]") == "TSCC-2026-0042"
-    assert ticket_reference_in_subject("Fwd: TSCC-2026-0007 question") == "TSCC-2026-0007"
-    assert ticket_reference_in_subject("[ TSCC-2026-0042 ]") == "TSCC-2026-0042"
-    assert ticket_reference_in_subject("") is None
-    assert ticket_reference_in_subject(None) is None

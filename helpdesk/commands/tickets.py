@@ -8,6 +8,7 @@ import json
 import sys
 from typing import Any
 
+from helpdesk import lifecycle
 from helpdesk.config import Settings
 from helpdesk.service import open_runtime
 from helpdesk.usecases.assign import assign
@@ -15,7 +16,7 @@ from helpdesk.usecases.listing import TicketFilter, list_tickets, show_ticket
 from helpdesk.usecases.note import add_note
 from helpdesk.usecases.reclassify import reclassify
 from helpdesk.usecases.reply import reply
-from helpdesk.usecases.status import STATUSES, close, set_status
+from helpdesk.usecases.status import close, set_status
 from knowledge import load_knowledge_base
 
 
@@ -25,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     listing = actions.add_parser("list", help="list tickets, newest first")
     listing.add_argument(
-        "--status", choices=(*STATUSES, "active"), help="only this status (active: not resolved)"
+        "--status", choices=(*lifecycle.Status, "active"), help="only this status (active: not resolved)"
     )
     listing.add_argument("--channel", choices=("telegram", "email"))
     listing.add_argument("--party", type=_party, help="ISO code of the Party, e.g. UZ")
@@ -57,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     status = actions.add_parser("status", help="set the status (open, waiting, resolved, closed)")
     status.add_argument("reference")
-    status.add_argument("status", choices=[s for s in STATUSES if s != "new"])
+    status.add_argument("status", choices=lifecycle.SETTABLE)
     _actor_option(status)
     status.set_defaults(handler=_status)
 

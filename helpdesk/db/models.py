@@ -20,6 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from helpdesk.db.types import UtcDateTime, utcnow
+from helpdesk.lifecycle import Status
 
 # Named constraints so Alembic migrations can alter them on SQLite (batch mode) and PostgreSQL alike.
 NAMING = {
@@ -74,7 +75,7 @@ class Ticket(Base):
     reference: Mapped[str] = mapped_column(String(20), unique=True)
     subject: Mapped[str] = mapped_column(String(300))
     channel: Mapped[str] = mapped_column(String(16), index=True)
-    status: Mapped[str] = mapped_column(String(16), default="new", index=True)
+    status: Mapped[str] = mapped_column(String(16), default=Status.NEW.value, index=True)
     priority: Mapped[str] = mapped_column(String(16), default="normal")
     requester_id: Mapped[int] = mapped_column(ForeignKey("requesters.id"), index=True)
     assignee: Mapped[str | None] = mapped_column(String(200), index=True)

@@ -24,14 +24,12 @@ import html2text
 from helpdesk.email.authentication import assess, trusted_results
 from helpdesk.email.quotes import strip_quoted
 from helpdesk.messages import Attachment, InboundMessage, OversizedAttachment, Sender
-from helpdesk.references import REFERENCE_RE, find_reference
 
 SYNTHETIC_ID_DOMAIN = "tscc-helpdesk.invalid"
 # Where the sender's address is read from, in this order (lower case, as header names compare).
 SENDER_FIELDS = ("from", "sender", "reply-to", "return-path")
 
 _MSGID_RE = re.compile(r"<[^<>\s]+>")
-_BRACKETED_REFERENCE_RE = re.compile(r"\[\s*(" + REFERENCE_RE.pattern + r")\s*\]", re.IGNORECASE)
 _SURROGATES_RE = re.compile("[\udc80-\udcff]")
 _CYRILLIC_RE = re.compile("[\u0400-\u04ff]")
 # A longer "Message-ID" is garbage (the column holds 1000); fall back to the content hash.
@@ -145,16 +143,6 @@ def parse_email(
 def load_message(raw: bytes) -> EmailMessage:
     """The parsed ``EmailMessage`` (for callers that need headers the ``InboundMessage`` does not carry)."""
     return _load(raw)
-
-
-def ticket_reference_in_subject(subject: str | None) -> str | None:
-    """The ticket reference a subject carries: a ``[TSCC-…]`` tag first, else a bare reference."""
-    if not subject:
-        return None
-    tagged = _BRACKETED_REFERENCE_RE.search(subject)
-    if tagged is not None:
-        return find_reference(tagged.group(1))
-    return find_reference(subject)
 
 
 def message_id_of(msg: Message, raw: bytes) -> str:

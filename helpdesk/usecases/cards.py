@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from helpdesk import lifecycle
 from helpdesk.db.models import Attachment, AuditEvent, Message, OutboxItem, Requester, Ticket
 from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
@@ -67,7 +68,7 @@ def card_markup(reference: str, status: str, language: str | None = None) -> dic
         [button("assign_me", "me"), button("reassign", "who")],
         [button("reclassify", "rc"), button("status", "status")],
     ]
-    if status != "closed":
+    if status != lifecycle.Status.CLOSED:
         rows.append([button("close", "close")])
     return {"inline_keyboard": rows}
 

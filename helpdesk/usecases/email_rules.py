@@ -1,22 +1,12 @@
-"""Email-specific rules of receiving: who may continue a ticket, staff replies by mail, participants,
-oversized attachments and the per-recipient limit on automatic replies.
+"""Email-specific steps of receiving, once the threading rules (``helpdesk.usecases.threading_rules``) have
+decided where a mail belongs: staff replies by mail relayed, participants, trust marks, the possible-follow-up
+note and oversized attachments.
 
-Threading (issue 4): the ``[TSCC-…]`` subject tag, then In-Reply-To/References against the ticket's
-messages. A follow-up is attached only when its sender is the requester, a participant (an address that
-was on To/Cc of the ticket's mail) or staff; otherwise the mail opens a new ticket with a visible
-"possible follow-up of …" note. Automatic mail (bounces, out-of-office) is stored on the ticket it
-answers whoever sent it: it is never acknowledged and never reopens anything.
-
-Trust (issue 10): a staff address acts as staff only when proven (``helpdesk.usecases.staff_mail``);
-unproven, it is a stranger marked "unverified staff sender". Mail the trusted mail server failed that
-claims to be the requester or a participant is kept on the ticket, marked unverified, and changes
-nothing: no reopening, no status change, no participants.
+Trust (issue 10): mail the trusted mail server failed that claims to be the requester or a participant is
+kept on the ticket, marked unverified, and changes nothing: no reopening, no status change, no participants.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,114 +15,13 @@ from helpdesk.db.models import Attachment, Message, Requester, Ticket, TicketPar
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage, OutboundMessage
 from helpdesk.outbox import enqueue, new_message_id
-from helpdesk.references import find_reference
 from helpdesk.rendering import render
 from helpdesk.usecases.auto_replies import allow_auto_reply
 from helpdesk.usecases.errors import InvalidTransition, NoRoute
 from helpdesk.usecases.reply import reply_in_session
-from helpdesk.usecases.reply_addresses import token_ticket_id
-from helpdesk.usecases.staff_mail import (
-    claims_staff,
-    mark_unverified_sender,
-    mark_unverified_staff,
-    server_vouches,
-    staff_proof,
-)
+from helpdesk.usecases.staff_mail import mark_unverified_sender, mark_unverified_staff
+from helpdesk.usecases.threading_rules import Thread
 from helpdesk.usecases.tickets import audit, desk_note, store_inbound
-
-Role = Literal["requester", "participant", "staff", "automatic"]
-
-
-@dataclass(frozen=True, slots=True)
-class EmailThread:
-    """Where an inbound email belongs."""
-
-    # The ticket it continues (None: open a new one) and why the sender may continue it.
-    ticket: Ticket | None = None
-    role: Role | None = None
-    # A ticket the mail refers to but whose sender may not join it: noted on the new ticket.
-    possible_followup_of: str | None = None
-    # A staff member's (person-written, proven) mail on this ticket: relay it to the requester.
-    staff_ticket: Ticket | None = None
-    # Mail from a staff address without proof: handled as a stranger's, marked, the staff group alerted.
-    unverified_staff: bool = False
-    # The trusted mail server failed the sender of a follow-up: kept, marked, changes nothing.
-    unverified_sender: bool = False
-
-    @property
-    def changes_ticket(self) -> bool:
-        """Whether the mail may reopen the ticket, move it on, or add participants."""
-        return not self.unverified_sender
-
-
-async def email_thread(
-    desk: Desk, session: AsyncSession, inbound: InboundMessage, requester: Requester
-) -> EmailThread:
-    candidates: list[Ticket] = []
-    reference = find_reference(inbound.subject) or find_reference(inbound.text)
-    if reference is not None:
-        ticket = await session.scalar(select(Ticket).where(Ticket.reference == reference))
-        if ticket is not None:
-            candidates.append(ticket)
-    if inbound.replies_to:
-        ticket = await session.scalar(
-            select(Ticket)
-            .join(Message, Message.ticket_id == Ticket.id)
-            .where(Message.channel_message_id.in_(inbound.replies_to))
-            .order_by(Message.id.desc())
-            .limit(1)
-        )
-        if ticket is not None and ticket not in candidates:
-            candidates.append(ticket)
-    for token in inbound.reply_tokens:
-        # A signed reply address names its ticket even when the subject lost the tag.
-        ticket_id = token_ticket_id(token)
-        ticket = await session.get(Ticket, ticket_id) if ticket_id is not None else None
-        if ticket is not None and ticket not in candidates:
-            candidates.append(ticket)
-    # A staff address the Centre's own server vouches for is a staff member even on a ticket they do not
-    # answer as staff (their own request, say); anything else from a staff address is unproven so far.
-    unverified_staff = claims_staff(desk, inbound) and not server_vouches(inbound)
-    for ticket in candidates:
-        role = await sender_role(desk, session, ticket, inbound, requester)
-        if role == "staff" and ticket is not candidates[0]:
-            # A mail that names one ticket must not act as staff on another one (a signed reply address
-            # for ticket A under the subject of ticket B proves nothing about B, and relays nothing to A).
-            role = None
-        if role == "staff":
-            unverified_staff = False
-            if not inbound.automatic:
-                return EmailThread(staff_ticket=ticket, role="staff")
-        if role is not None:
-            failed = role in ("requester", "participant") and inbound.authenticity.verdict == "failed"
-            return EmailThread(
-                ticket=ticket, role=role, unverified_staff=unverified_staff, unverified_sender=failed
-            )
-        if inbound.automatic:
-            # A bounce or an out-of-office answering our mail belongs to that ticket, whoever sends it.
-            return EmailThread(ticket=ticket, role="automatic", unverified_staff=unverified_staff)
-    if candidates:
-        return EmailThread(possible_followup_of=candidates[0].reference, unverified_staff=unverified_staff)
-    return EmailThread(unverified_staff=unverified_staff)
-
-
-async def sender_role(
-    desk: Desk, session: AsyncSession, ticket: Ticket, inbound: InboundMessage, requester: Requester
-) -> Role | None:
-    if ticket.requester_id == requester.id:
-        return "requester"
-    address = (inbound.sender.email or "").lower()
-    if not address:
-        return None
-    if claims_staff(desk, inbound):
-        # Only a proven staff mail acts as staff; an unproven one is a stranger's (see staff_mail).
-        return "staff" if await staff_proof(desk, session, ticket, inbound) else None
-    participant = await session.scalar(
-        select(TicketParticipant.id).where(
-            TicketParticipant.ticket_id == ticket.id, TicketParticipant.email == address
-        )
-    )
-    return "participant" if participant is not None else None
 
 
 async def relay_staff_mail(
@@ -158,7 +47,7 @@ async def after_email_stored(
     ticket: Ticket,
     message: Message,
     inbound: InboundMessage,
-    thread: EmailThread,
+    thread: Thread,
     *,
     created: bool,
 ) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from helpdesk import lifecycle
 from helpdesk.db.models import AuditEvent, OutboxItem, Ticket
 from helpdesk.desk import Desk
 from helpdesk.usecases.tickets import get_ticket
@@ -47,7 +48,7 @@ async def list_tickets(desk: Desk, where: TicketFilter) -> list[dict[str, Any]]:
         select(Ticket).options(selectinload(Ticket.requester)).order_by(Ticket.id.desc()).limit(where.limit)
     )
     if where.status == "active":
-        query = query.where(Ticket.status.in_(("new", "open", "waiting")))
+        query = query.where(Ticket.status.in_(lifecycle.ACTIVE))
     elif where.status:
         query = query.where(Ticket.status == where.status)
     if where.channel:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from helpdesk.db.models import Message, Ticket
 from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
-from helpdesk.usecases.cards import queue_card
+from helpdesk.usecases import events
 from helpdesk.usecases.errors import InvalidTransition
 from helpdesk.usecases.tickets import audit, get_ticket
 
@@ -21,6 +21,6 @@ async def add_note(desk: Desk, reference: str, text: str, *, actor: str) -> Tick
         await session.flush()
         ticket.updated_at = utcnow()
         audit(session, ticket, actor, "noted", message_id=message.id)
-        await queue_card(desk, session, ticket)
+        await events.record(desk, session, events.Noted(ticket))
     desk.outbox_written()
     return ticket

@@ -8,33 +8,26 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from helpdesk import lifecycle
 from helpdesk.db.models import Message, Requester, Ticket
 from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
 from helpdesk.language import detect_reply_language
 from helpdesk.messages import InboundMessage, OutboundMessage
 from helpdesk.outbox import enqueue, new_message_id
-from helpdesk.references import find_reference
 from helpdesk.rendering import render
+from helpdesk.usecases import events
 from helpdesk.usecases.auto_replies import allow_auto_reply
-from helpdesk.usecases.cards import queue_card
-from helpdesk.usecases.email_rules import (
-    EmailThread,
-    after_email_stored,
-    email_thread,
-    relay_staff_mail,
-)
+from helpdesk.usecases.email_rules import after_email_stored, relay_staff_mail
 from helpdesk.usecases.knowledge_state import current_triage
 from helpdesk.usecases.load import expert_load
 from helpdesk.usecases.numbering import next_reference
 from helpdesk.usecases.requesters import find_or_create_requester
-from helpdesk.usecases.staff_notifications import notify_staff
+from helpdesk.usecases.threading_rules import find_thread
 from helpdesk.usecases.tickets import audit, store_inbound
 
 SUBJECT_LIMIT = 300
-OPEN_STATUSES = ("new", "open", "waiting")
 RECEIPT_WINDOW = timedelta(minutes=1)
-REOPENABLE = ("resolved", "closed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,16 +63,11 @@ async def _receive(desk: Desk, session: AsyncSession, inbound: InboundMessage) -
     requester = await find_or_create_requester(session, inbound.sender, language)
     if requester.language_chosen and requester.language:
         language = requester.language  # the requester's own choice (/lang) beats detection
-    thread: EmailThread | None = None
-    if inbound.channel == "email" and not inbound.force_new:
-        # Email has its own rules: participants and staff may continue a ticket, staff mail is relayed.
-        thread = await email_thread(desk, session, inbound, requester)
-        if thread.staff_ticket is not None:
-            await relay_staff_mail(desk, session, thread.staff_ticket, inbound)
-            return ReceiveResult(thread.staff_ticket.reference, thread.staff_ticket.id, created=False)
-        ticket = thread.ticket
-    else:
-        ticket = None if inbound.force_new else await _followup_target(session, inbound, requester)
+    thread = await find_thread(desk, session, inbound, requester)
+    if thread.staff_ticket is not None:
+        await relay_staff_mail(desk, session, thread.staff_ticket, inbound)
+        return ReceiveResult(thread.staff_ticket.reference, thread.staff_ticket.id, created=False)
+    ticket = thread.ticket
     crowded: list[Ticket] = []
     if ticket is None and inbound.channel == "telegram":
         crowded = await _open_tickets_at_cap(desk, session, requester, inbound)
@@ -94,29 +82,29 @@ async def _receive(desk: Desk, session: AsyncSession, inbound: InboundMessage) -
     else:
         created = False
         # Automatic mail and mail the trusted mail server failed are kept, but move nothing.
-        moves = not inbound.automatic and (thread is None or thread.changes_ticket)
-        reopened = moves and ticket.status in REOPENABLE
+        moves = not inbound.automatic and thread.changes_ticket
+        previous = lifecycle.apply(ticket, lifecycle.Move.INBOUND, utcnow()) if moves else None
+        reopened = previous in lifecycle.REOPENABLE
         if reopened:
-            audit(session, ticket, _actor(inbound), "reopened", previous=ticket.status)
-            ticket.status = "open"
-            ticket.resolved_at = None
-            ticket.closed_at = None
-        elif moves and ticket.status == "waiting":
-            ticket.status = "open"
+            audit(session, ticket, _actor(inbound), "reopened", previous=previous)
         ticket.updated_at = utcnow()
 
     message = store_inbound(session, ticket, inbound)
     audit(session, ticket, _actor(inbound), "received", message_channel_id=inbound.channel_message_id)
-    if thread is not None:
+    if inbound.channel == "email":
         await after_email_stored(desk, session, ticket, message, inbound, thread, created=created)
     if not inbound.automatic and (created or await _receipt_due(desk, session, ticket, inbound)):
         await _acknowledge(
             desk, session, ticket, message, inbound, created=created, resources=resources, crowded=crowded
         )
-    if thread is None or thread.changes_ticket:
-        unverified = thread is not None and thread.unverified_staff
-        await notify_staff(desk, session, ticket, inbound, created=created, unverified=unverified)
-    await queue_card(desk, session, ticket, settle_seconds=desk.limits.card_refresh_seconds)
+    received = events.MessageReceived(
+        ticket,
+        inbound,
+        created=created,
+        moves_ticket=thread.changes_ticket,
+        unverified_staff=thread.unverified_staff,
+    )
+    await events.record(desk, session, received)
     return ReceiveResult(ticket.reference, ticket.id, created=created, reopened=reopened)
 
 
@@ -124,41 +112,6 @@ def _actor(inbound: InboundMessage) -> str:
     if inbound.channel == "telegram":
         return f"telegram:{inbound.sender.telegram_user_id}"
     return f"email:{inbound.sender.email}"
-
-
-async def _followup_target(
-    session: AsyncSession, inbound: InboundMessage, requester: Requester
-) -> Ticket | None:
-    """The requester's own ticket this message continues, or None for a new ticket."""
-    reference = inbound.continues or find_reference(inbound.subject) or find_reference(inbound.text)
-    if reference is not None:
-        ticket = await session.scalar(select(Ticket).where(Ticket.reference == reference))
-        # A reference someone else's mail quotes must not let a stranger join a ticket.
-        if ticket is not None and ticket.requester_id == requester.id:
-            return ticket
-    if inbound.replies_to:
-        ticket = await session.scalar(
-            select(Ticket)
-            .join(Message, Message.ticket_id == Ticket.id)
-            .where(Message.channel_message_id.in_(inbound.replies_to), Ticket.requester_id == requester.id)
-            .order_by(Message.id.desc())
-            .limit(1)
-        )
-        if ticket is not None:
-            return ticket
-    if inbound.channel == "telegram":
-        # A chat is a conversation: a new message continues the requester's open request in that chat.
-        return await session.scalar(
-            select(Ticket)
-            .where(
-                Ticket.requester_id == requester.id,
-                Ticket.telegram_chat_id == inbound.sender.telegram_chat_id,
-                Ticket.status.in_(OPEN_STATUSES),
-            )
-            .order_by(Ticket.updated_at.desc(), Ticket.id.desc())
-            .limit(1)
-        )
-    return None
 
 
 async def _open_tickets_at_cap(
@@ -173,7 +126,7 @@ async def _open_tickets_at_cap(
     tickets = list(
         await session.scalars(
             select(Ticket)
-            .where(Ticket.requester_id == requester.id, Ticket.status.in_(OPEN_STATUSES))
+            .where(Ticket.requester_id == requester.id, Ticket.status.in_(lifecycle.ACTIVE))
             .order_by(Ticket.id.desc())
             .limit(cap)
         )
@@ -222,7 +175,7 @@ async def _open_ticket(
         reference=reference,
         subject=_subject(inbound),
         channel=inbound.channel,
-        status="new",
+        status=lifecycle.INITIAL.value,
         requester_id=requester.id,
         party=requester.party,
         language=language,

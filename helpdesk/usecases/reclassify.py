@@ -5,7 +5,7 @@ from __future__ import annotations
 from helpdesk.db.models import LabelledExample, Ticket
 from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
-from helpdesk.usecases.cards import queue_card
+from helpdesk.usecases import events
 from helpdesk.usecases.errors import InvalidTransition
 from helpdesk.usecases.knowledge_state import current_triage
 from helpdesk.usecases.load import expert_load
@@ -66,7 +66,7 @@ async def reclassify(
                 :2
             ],
         )
-        await queue_card(desk, session, ticket)
+        await events.record(desk, session, events.Reclassified(ticket))
     desk.outbox_written()
     return ticket
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from helpdesk import lifecycle
 from helpdesk.db.models import Message, Ticket
 from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
 from helpdesk.messages import OutboundMessage
 from helpdesk.outbox import enqueue, new_message_id
 from helpdesk.rendering import render
-from helpdesk.usecases.cards import queue_card
+from helpdesk.usecases import events
 from helpdesk.usecases.errors import InvalidTransition, NoRoute
 from helpdesk.usecases.tickets import audit, get_ticket
 
@@ -36,8 +37,7 @@ async def reply_in_session(
     text = text.strip()
     if not text:
         raise InvalidTransition("a reply needs some text")
-    if ticket.status == "closed":
-        raise InvalidTransition(f"{ticket.reference} is closed; reopen it (set status open) to reply")
+    lifecycle.next_status(ticket, lifecycle.Move.REPLY)  # refused before anything is queued
     outbound = _outbound(desk, ticket, text)
     message = Message(
         ticket_id=ticket.id,
@@ -54,11 +54,10 @@ async def reply_in_session(
     now = utcnow()
     if ticket.first_response_at is None:
         ticket.first_response_at = now
-    if ticket.status in ("new", "open"):
-        ticket.status = "waiting"
+    lifecycle.apply(ticket, lifecycle.Move.REPLY, now)
     ticket.updated_at = now
     audit(session, ticket, actor, "replied", message_id=message.id)
-    await queue_card(desk, session, ticket)
+    await events.record(desk, session, events.Replied(ticket))
     return message
 
 

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from helpdesk import lifecycle
 from helpdesk.db.models import Message, Requester, Ticket
 from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
@@ -19,14 +20,13 @@ from helpdesk.language import detect_reply_language
 from helpdesk.messages import InboundMessage, Sender, storable
 from helpdesk.references import find_reference
 from helpdesk.rendering import LANGUAGES
-from helpdesk.usecases.cards import queue_card
+from helpdesk.usecases import events
 from helpdesk.usecases.errors import InvalidTransition
 from helpdesk.usecases.requesters import find_or_create_requester
 from helpdesk.usecases.tickets import audit
+from knowledge.models import PARTY_CODES
 
 __all__ = [
-    "ACTIVE",
-    "PARTIES",
     "STALE_AFTER",
     "Profile",
     "TicketBrief",
@@ -41,8 +41,6 @@ __all__ = [
     "set_party",
 ]
 
-ACTIVE = ("new", "open", "waiting")
-PARTIES = ("AM", "AZ", "BY", "KZ", "KG", "RU", "TJ", "TM", "UZ")
 # A follow-up to a ticket untouched this long is more likely a new request: the requester is asked.
 STALE_AFTER = timedelta(days=7)
 # Telegram language codes that name one Party unambiguously (Russian is spoken in all nine).
@@ -120,7 +118,7 @@ async def set_language(desk: Desk, sender: Sender, language: str) -> Profile:
                     session, ticket, _actor(sender), "language", previous=ticket.language, language=language
                 )
                 ticket.language = language
-                await queue_card(desk, session, ticket)
+                await events.record(desk, session, events.RequesterChanged(ticket))
         result = Profile(language, True, requester.party)
     desk.outbox_written()
     return result
@@ -128,7 +126,7 @@ async def set_language(desk: Desk, sender: Sender, language: str) -> Profile:
 
 async def set_party(desk: Desk, sender: Sender, party: str) -> Profile:
     party = party.upper()
-    if party not in PARTIES:
+    if party not in PARTY_CODES:
         raise InvalidTransition(f"unknown Party {party!r}")
     async with desk.sessions.begin() as session:
         requester = await _requester(session, sender)
@@ -137,7 +135,7 @@ async def set_party(desk: Desk, sender: Sender, party: str) -> Profile:
             if ticket.party is None:
                 audit(session, ticket, _actor(sender), "party", party=party)
                 ticket.party = party
-                await queue_card(desk, session, ticket)
+                await events.record(desk, session, events.RequesterChanged(ticket))
         result = Profile(requester.language or "ru", requester.language_chosen, party)
     desk.outbox_written()
     return result
@@ -151,7 +149,7 @@ async def _active(session: AsyncSession, requester: Requester) -> list[Ticket]:
     return list(
         await session.scalars(
             select(Ticket)
-            .where(Ticket.requester_id == requester.id, Ticket.status.in_(ACTIVE))
+            .where(Ticket.requester_id == requester.id, Ticket.status.in_(lifecycle.ACTIVE))
             .with_for_update()
         )
     )
@@ -217,7 +215,7 @@ async def followup_choices(desk: Desk, inbound: InboundMessage) -> list[TicketBr
                 .where(
                     Ticket.requester_id == requester.id,
                     Ticket.telegram_chat_id == inbound.sender.telegram_chat_id,
-                    Ticket.status.in_(ACTIVE),
+                    Ticket.status.in_(lifecycle.ACTIVE),
                 )
                 .order_by(Ticket.updated_at.desc(), Ticket.id.desc())
                 .limit(5)
@@ -260,7 +258,7 @@ async def edit_message(
         audit(session, ticket, actor, "edited", message_id=message.id, previous=message.body)
         message.body = text
         ticket.updated_at = utcnow()
-        await queue_card(desk, session, ticket)
+        await events.record(desk, session, events.RequesterChanged(ticket))
         reference = ticket.reference
     desk.outbox_written()
     return reference
@@ -277,7 +275,7 @@ async def requester_blocked(desk: Desk, telegram_user_id: int, *, blocked: bool)
             audit(
                 session, ticket, f"telegram:{telegram_user_id}", "blocked_bot" if blocked else "unblocked_bot"
             )
-            await queue_card(desk, session, ticket)
+            await events.record(desk, session, events.RequesterChanged(ticket))
         references = [t.reference for t in tickets]
     desk.outbox_written()
     return references

@@ -27,12 +27,16 @@ from helpdesk.db.models import (
 )
 from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
+from helpdesk.lifecycle import Status
 from helpdesk.reports.period import add_months
 from helpdesk.usecases.personal_data.forget import forget_identity, record_forgotten
 from helpdesk.usecases.personal_data.person import Person, identify, is_forgotten, pseudonym
 from helpdesk.usecases.personal_data.scrub import safe_detail, scrub_message, scrub_outbox, scrub_ticket
 
 RETENTION_ACTOR = "helpdesk:retention"
+
+# Only closed tickets age out; a reopened one is kept.
+CLOSED = Status.CLOSED
 
 
 @dataclass
@@ -72,7 +76,7 @@ async def apply_retention(
     )
     due = (
         select(Ticket.id)
-        .where(Ticket.status == "closed", Ticket.closed_at.is_not(None), Ticket.closed_at < cutoff)
+        .where(Ticket.status == CLOSED, Ticket.closed_at.is_not(None), Ticket.closed_at < cutoff)
         .where(Ticket.id.not_in(done))
         .order_by(Ticket.id)
     )
@@ -105,7 +109,7 @@ async def _retain_chunk(
     requester_ids = set()
     for ticket in tickets:
         # Reopened since it was listed: not due any more.
-        if ticket.status != "closed" or ticket.closed_at is None or ticket.closed_at >= cutoff:
+        if ticket.status != CLOSED or ticket.closed_at is None or ticket.closed_at >= cutoff:
             continue
         result.tickets.append(ticket.reference)
         requester_ids.add(ticket.requester_id)
@@ -127,7 +131,7 @@ async def _retain_chunk(
         newer = await session.scalar(
             select(func.count(Ticket.id)).where(
                 Ticket.requester_id == requester_id,
-                or_(Ticket.status != "closed", Ticket.closed_at.is_(None), Ticket.closed_at >= cutoff),
+                or_(Ticket.status != CLOSED, Ticket.closed_at.is_(None), Ticket.closed_at >= cutoff),
             )
         )
         if newer:
