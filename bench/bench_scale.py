@@ -14,7 +14,7 @@ then one delivery-worker round over the outbox those left, and at the largest si
 {"bench": "intake", "database", "tickets", "case", "messages", "median_ms", "p90_ms",
 "statements_per_message"}.
 With --plans, every distinct statement the intake and delivery paths issued is explained at that size
-({"bench": "plan", ..., "scan": true when a table is read in full}).
+({"bench": "plan", ..., "unserved": the lines that read a table without an index search, bench/plans.py}).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from plans import unserved
 from seed import seed
 
 from helpdesk.db.engine import make_engine, make_sessions
@@ -226,11 +227,6 @@ async def explain(url: str, statement: str, parameters: Any) -> list[str]:
     return await asyncio.to_thread(plan)
 
 
-def full_scan(plan: list[str]) -> bool:
-    """A table read in full: SQLite's "SCAN <table>" (also over a covering index), PostgreSQL's Seq Scan."""
-    return any(line.lstrip(" ->").startswith(("SCAN ", "Seq Scan")) for line in plan)
-
-
 async def _report(url: str, tickets: int, database: str) -> None:
     kb = load_knowledge_base()
     last_month = NOW.date().replace(day=1) - timedelta(days=1)
@@ -303,7 +299,7 @@ async def bench(
                     bench="plan",
                     database=database,
                     tickets=tickets,
-                    scan=full_scan(plan),
+                    unserved=unserved(plan),
                     statement=" ".join(statement.split()),
                     plan=plan,
                 )

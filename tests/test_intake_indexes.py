@@ -8,9 +8,9 @@ history (bench/bench_scale.md has the figures at 100,000 tickets).
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+import bench_modules
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -23,18 +23,8 @@ from helpdesk.standins.telegram_api import TelegramApiStandIn
 from helpdesk.usecases.receive import receive
 from helpdesk.worker import DeliveryWorker
 
-# Whole-table aggregates over tables staff fill by hand (corrections, the roster): the classifier's change
-# key. They stay small whatever the number of tickets.
-SMALL_TABLES = ("labelled_examples", "roster_experts")
 ALIYA = Sender(name="Aliya", email="Aliya@Eco.gov.kz")
 FARRUKH = Sender(name="Farrukh", telegram_user_id=5001, telegram_chat_id=5001, language="en")
-
-_SQLITE_SCAN = re.compile(r"^SCAN (\w+)")
-_SQLITE_BY_CHANNEL = re.compile(r"^SEARCH (messages|tickets) USING (?:COVERING )?INDEX \w+ \(channel=\?\)$")
-_PG_SCAN = re.compile(r"Seq Scan on (\w+)")
-_PG_BY_CHANNEL = re.compile(r"Index Cond: \(\(channel\)::text = '[^']*'::text\)$")
-# An index walked from end to end (no Index Cond under it): a scan in index order, e.g. to serve ORDER BY id.
-_PG_INDEX_WALK = re.compile(r"Index (?:Only )?Scan(?: Backward)? using \w+ on (\w+)")
 
 
 async def _traffic(desk: Desk, smtp: SmtpStandIn, bot_api: TelegramApiStandIn) -> None:
@@ -112,22 +102,6 @@ async def _plans(engine: AsyncEngine, statements: dict[str, Any]) -> dict[str, l
     return plans
 
 
-def _unserved(plan: list[str]) -> list[str]:
-    bad = []
-    lines = [line.strip(" ->") for line in plan]
-    for i, line in enumerate(lines):
-        walk = _PG_INDEX_WALK.search(line)
-        if walk and not (i + 1 < len(lines) and lines[i + 1].startswith("Index Cond")):
-            bad.append(line)
-            continue
-        scan = _SQLITE_SCAN.match(line) or _PG_SCAN.search(line)
-        if scan and scan.group(1) not in SMALL_TABLES and not scan.group(1).startswith("anon_"):
-            bad.append(line)
-        elif _SQLITE_BY_CHANNEL.match(line) or _PG_BY_CHANNEL.search(line):
-            bad.append(line)
-    return bad
-
-
 async def test_intake_and_delivery_lookups_are_served_by_indexes(
     desk: Desk, engine: AsyncEngine, smtp: SmtpStandIn, bot_api: TelegramApiStandIn
 ) -> None:
@@ -146,5 +120,9 @@ async def test_intake_and_delivery_lookups_are_served_by_indexes(
     assert any("lower(requesters.email)" in s for s in statements)  # the look-ups under test were issued
     assert any("channel_message_id IN" in s for s in statements)
     assert any("outbox.status" in s for s in statements)
-    unserved = {s: bad for s, plan in (await _plans(engine, statements)).items() if (bad := _unserved(plan))}
+    unserved = {
+        s: bad
+        for s, plan in (await _plans(engine, statements)).items()
+        if (bad := bench_modules.load("plans").unserved(plan))
+    }
     assert unserved == {}

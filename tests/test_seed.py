@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from datetime import UTC, datetime
-from pathlib import Path
-from types import ModuleType
 
+import bench_modules
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -18,21 +15,12 @@ from helpdesk.references import REFERENCE_RE, format_reference
 from helpdesk.usecases.receive import receive
 
 
-def _bench_seed() -> ModuleType:
-    # bench/ is a folder of scripts, not a package: load the module the way other benches use it.
-    path = Path(__file__).resolve().parents[1] / "bench" / "seed.py"
-    spec = importlib.util.spec_from_file_location("bench_seed", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 async def test_seeded_history_is_consistent_and_numbering_continues(
     database_url: str, engine: AsyncEngine, desk: Desk
 ) -> None:
-    summary = await _bench_seed().seed(database_url, 300, seed=3, now=datetime.now(UTC), migrate=False)
+    summary = await bench_modules.load("seed").seed(
+        database_url, 300, seed=3, now=datetime.now(UTC), migrate=False
+    )
     assert summary.tickets == 300 and summary.rows["tickets"] == 300
 
     async with desk.sessions() as session:
