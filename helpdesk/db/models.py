@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -43,10 +44,9 @@ class Base(DeclarativeBase):
 
 class Requester(Base):
     __tablename__ = "requesters"
-
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str | None] = mapped_column(String(200))
-    email: Mapped[str | None] = mapped_column(String(320), index=True)
+    email: Mapped[str | None] = mapped_column(String(320))
     telegram_user_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     telegram_chat_id: Mapped[int | None] = mapped_column(BigInteger)
     party: Mapped[str | None] = mapped_column(String(2))
@@ -57,6 +57,11 @@ class Requester(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     tickets: Mapped[list[Ticket]] = relationship(back_populates="requester")
+
+
+# Requesters are looked up by lower(email) (helpdesk/usecases/requesters.py, personal_data): an expression
+# index, declared beside the table because it needs the mapped column.
+Index("ix_requesters_email_lower", func.lower(Requester.email))
 
 
 class TicketCounter(Base):
@@ -70,12 +75,14 @@ class TicketCounter(Base):
 
 class Ticket(Base):
     __tablename__ = "tickets"
+    # The expert load counts active tickets per assignee; status alone is served by its leading column.
+    __table_args__ = (Index("ix_tickets_status_assignee", "status", "assignee"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     reference: Mapped[str] = mapped_column(String(20), unique=True)
     subject: Mapped[str] = mapped_column(String(300))
     channel: Mapped[str] = mapped_column(String(16), index=True)
-    status: Mapped[str] = mapped_column(String(16), default=Status.NEW.value, index=True)
+    status: Mapped[str] = mapped_column(String(16), default=Status.NEW.value)
     priority: Mapped[str] = mapped_column(String(16), default="normal")
     requester_id: Mapped[int] = mapped_column(ForeignKey("requesters.id"), index=True)
     assignee: Mapped[str | None] = mapped_column(String(200), index=True)
@@ -104,7 +111,12 @@ class Message(Base):
     __tablename__ = "messages"
     # Per kind: Telegram numbers a chat's messages from both sides, and our own sent ids must never make
     # recording a delivery fail. Intake de-duplicates against every kind (our own mail looping back too).
-    __table_args__ = (UniqueConstraint("channel", "kind", "channel_message_id"),)
+    # The unique constraint starts with (channel, kind): the duplicate check and the In-Reply-To look-up
+    # search by channel_message_id, so it leads an index of its own.
+    __table_args__ = (
+        UniqueConstraint("channel", "kind", "channel_message_id"),
+        Index("ix_messages_channel_message_id", "channel_message_id", "channel"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
