@@ -176,10 +176,11 @@ class InboundSpool:
         return Spooled(path, spooled_at, inbound, len(data))
 
     def _write(self, name: str, data: bytes) -> Path:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        # Requesters' messages outside the database: readable by the service's own user alone.
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         final = self.directory / name
         temporary = self.directory / f".{name}.tmp"
-        with open(temporary, "wb") as out:
+        with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())

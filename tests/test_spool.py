@@ -77,3 +77,18 @@ async def test_a_damaged_file_is_set_aside(tmp_path: Path, caplog: pytest.LogCap
     assert (
         files(tmp_path, "*.bad") == ["00000000000000000001-1-000000.bad"] and "cannot be read" in caplog.text
     )
+
+
+async def test_kept_messages_are_readable_by_the_service_alone(tmp_path: Path) -> None:
+    """Spooled messages are requesters' personal data outside the database: owner-only, whatever the umask."""
+    import os
+    import stat
+
+    directory = tmp_path / "spool"
+    previous = os.umask(0o022)
+    try:
+        spooled = await InboundSpool(directory).put(message(1, data=b"scan"))
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert stat.S_IMODE(spooled.path.stat().st_mode) == 0o600
