@@ -12,7 +12,7 @@ RUN pip install . && useradd --system --home-dir /var/lib/helpdesk --create-home
 USER helpdesk
 WORKDIR /var/lib/helpdesk
 # Created here so the spool volume is owned by the helpdesk user.
-RUN mkdir -p spool
+RUN mkdir -p -m 700 spool
 
 # `run` applies migrations itself before it starts; `db upgrade` first makes a failed migration visible
 # as its own step in the container log.
