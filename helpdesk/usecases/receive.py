@@ -41,13 +41,14 @@ class ReceiveResult:
 
 async def receive(desk: Desk, inbound: InboundMessage) -> ReceiveResult:
     async with desk.sessions.begin() as session:
-        result = await _receive(desk, session, inbound)
+        result = await receive_in_session(desk, session, inbound)
     if not result.duplicate:
         desk.outbox_written()
     return result
 
 
-async def _receive(desk: Desk, session: AsyncSession, inbound: InboundMessage) -> ReceiveResult:
+async def receive_in_session(desk: Desk, session: AsyncSession, inbound: InboundMessage) -> ReceiveResult:
+    """The whole of receiving inside the caller's transaction (group commit, tests); the caller commits."""
     seen = await session.scalar(
         select(Message).where(
             Message.channel == inbound.channel, Message.channel_message_id == inbound.channel_message_id
