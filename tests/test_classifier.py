@@ -195,3 +195,36 @@ def test_classify_reads_json_lines_from_a_pipe() -> None:
     result = _helpdesk_classify(None, '{"id": "q1", "text": "ROAM на русском есть?"}\n')
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["id"] == "q1"
+
+
+FROZEN = Path(__file__).parent / "data" / "classify_frozen.jsonl"
+
+
+def test_frozen_part_covers_every_target_in_every_language() -> None:
+    items = read_labelled(FROZEN)
+    assert not {i.text for i in items} & {i.text for i in read_labelled(DATA)}
+    for lang in ("en", "ru"):
+        primaries = [i.targets[0] for i in items if i.group == lang and i.targets]
+        assert all(primaries.count(t) >= 3 for t in range(1, 24)), lang
+        assert sum(1 for i in items if i.group == lang and not i.targets) >= 5
+    for lang in ("kk", "ky", "uz-Latn", "uz-Cyrl", "tg", "az", "hy", "be"):
+        assert sum(1 for i in items if i.group == lang) >= 20, lang
+
+
+def test_eval_reports_the_development_and_frozen_parts_apart(tmp_path) -> None:
+    import argparse
+    import io
+
+    dev = tmp_path / "dev.jsonl"
+    dev.write_text(DATA.read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
+    args = argparse.Namespace(
+        text=None, eval=[str(dev)], frozen=[str(FROZEN)], format="json", misses=False, kb=None, examples=None
+    )
+    out = io.StringIO()
+    assert classify_command.run(args, stdin=io.StringIO(), stdout=out) == 0
+    report = json.loads(out.getvalue())
+    assert list(report) == ["development", "frozen"]
+    assert report["development"]["by_language"]["overall"]["items"] == 1
+    frozen = report["frozen"]["by_language"]
+    assert {"en", "ru", "kk", "hy", "uz-Latn", "be"} <= set(frozen)
+    assert frozen["overall"]["items"] == len(read_labelled(FROZEN))

@@ -1,7 +1,8 @@
 """Evaluation of the classifier over labelled JSON Lines.
 
 Input lines: {"id", "lang": "en"|"ru"|"mixed", "text", "targets": [primary, ...] ([] = off-topic),
-"core_functions": [...], "party": code|null}. Figures, per language and overall:
+"core_functions": [...], "party": code|null}, optionally "language" (kk, ky, uz-Latn, uz-Cyrl, tg, az, hy,
+be...) which, when present, is what the figures are grouped by. Figures, per language and overall:
 
 - top-1: the best predicted target is among the gold targets (on-topic items)
 - recall@3: the primary gold target is among the best three predicted (on-topic items)
@@ -34,6 +35,11 @@ class LabelledItem:
     targets: tuple[int, ...]
     core_functions: tuple[int, ...]
     party: str | None
+    language: str | None = None  # finer than lang: the national language of a "mixed" item
+
+    @property
+    def group(self) -> str:
+        return self.language or self.lang
 
 
 def read_labelled(path: str | Path) -> list[LabelledItem]:
@@ -52,6 +58,7 @@ def read_labelled(path: str | Path) -> list[LabelledItem]:
                         targets=tuple(int(t) for t in d.get("targets", [])),
                         core_functions=tuple(int(c) for c in d.get("core_functions", [])),
                         party=d.get("party"),
+                        language=None if d.get("language") is None else str(d["language"]),
                     )
                 )
             except (ValueError, KeyError, TypeError) as exc:
@@ -95,7 +102,7 @@ def evaluate(classifier: Classifier, items: Iterable[LabelledItem]) -> dict[str,
     for item in items:
         result = classifier.classify(item.text, id=item.id)
         predicted = result.target_numbers
-        for key in (item.lang, "overall"):
+        for key in (item.group, "overall"):
             t = tallies.setdefault(key, Tally())
             t.total += 1
             t.party_ok += result.party == item.party
@@ -164,11 +171,10 @@ def format_text(report: dict[str, Any], *, show_misses: bool = False) -> str:
     met = meets_goals(report)
     if met:
         lines.append("met: " + ", ".join(f"{k}={'yes' if v else 'NO'}" for k, v in met.items()))
-    overall = report["confusions"].get("overall")
-    if overall:
+    for lang, confusions in report["confusions"].items():
         lines.append(
-            "confusions (gold primary -> predicted best): "
-            + ", ".join(f"{k} x{v}" for k, v in overall.items())
+            f"confusions {lang} (gold primary -> predicted best): "
+            + ", ".join(f"{k} x{v}" for k, v in confusions.items())
         )
     if show_misses:
         for lang, misses in report["misses"].items():
@@ -179,3 +185,16 @@ def format_text(report: dict[str, Any], *, show_misses: bool = False) -> str:
 
 def format_json(report: dict[str, Any]) -> str:
     return json.dumps(report, ensure_ascii=False, indent=2)
+
+
+def evaluate_parts(classifier: Classifier, parts: dict[str, list[LabelledItem]]) -> dict[str, Any]:
+    """One report per part ("development", "frozen"): the parts are never pooled, so a gain tuned on
+    the development part cannot hide a loss on the frozen one."""
+    return {name: evaluate(classifier, items) for name, items in parts.items() if items}
+
+
+def format_parts_text(reports: dict[str, Any], *, show_misses: bool = False) -> str:
+    return "\n\n".join(
+        f"== {name} part ==\n" + format_text(report, show_misses=show_misses)
+        for name, report in reports.items()
+    )

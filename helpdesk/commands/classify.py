@@ -9,7 +9,12 @@ from functools import lru_cache
 from typing import TextIO
 
 from helpdesk.classification import Classifier, LabelledExample, build_classifier
-from helpdesk.classification.evaluate import evaluate, format_json, format_text, read_labelled
+from helpdesk.classification.evaluate import (
+    evaluate_parts,
+    format_json,
+    format_parts_text,
+    read_labelled,
+)
 from knowledge import KnowledgeError, load_knowledge_base
 
 
@@ -19,12 +24,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="classify request text against KM-GBF targets and core functions",
         description=(
             "Classify TEXT, or JSON Lines {'id', 'text'} read from stdin, printing one JSON line each: "
-            "{id, language, targets, core_functions, party, unclassified}. With --eval FILE, score "
-            "the classifier on labelled JSON Lines instead."
+            "{id, language, targets, core_functions, party, unclassified}. With --eval FILE (the development "
+            "part) and/or --frozen FILE (the frozen test part), score the classifier on labelled JSON Lines "
+            "instead, each part reported on its own."
         ),
     )
     parser.add_argument("text", nargs="?", help="the request text (omit to read JSON Lines from stdin)")
-    parser.add_argument("--eval", metavar="FILE", help="labelled JSON Lines to evaluate against")
+    parser.add_argument(
+        "--eval", metavar="FILE", action="append", help="development part: labelled JSON Lines (repeatable)"
+    )
+    parser.add_argument(
+        "--frozen",
+        metavar="FILE",
+        action="append",
+        help="frozen test part, never tuned on: labelled JSON Lines reported apart (repeatable)",
+    )
     parser.add_argument("--format", choices=("text", "json"), default="text", help="--eval output format")
     parser.add_argument("--misses", action="store_true", help="with --eval: list every miss")
     parser.add_argument("--kb", metavar="DIR", help="knowledge base directory overriding the packaged data")
@@ -49,10 +63,16 @@ def read_examples(path: str) -> list[LabelledExample]:
     ]
 
 
+def _files(value: str | list[str] | None) -> list[str]:
+    return [value] if isinstance(value, str) else list(value or ())
+
+
 def run(args: argparse.Namespace, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
-    if args.text is None and not args.eval and stdin.isatty():
+    parts = {"development": _files(args.eval), "frozen": _files(getattr(args, "frozen", None))}
+    evaluating = any(parts.values())
+    if args.text is None and not evaluating and stdin.isatty():
         # Nobody is piping JSON Lines in: waiting for them would look like a hang.
         print(getattr(args, "usage", "").rstrip(), file=sys.stderr)
         print("helpdesk classify: give the TEXT, or pipe JSON Lines {'id', 'text'} on stdin", file=sys.stderr)
@@ -64,14 +84,19 @@ def run(args: argparse.Namespace, stdin: TextIO | None = None, stdout: TextIO | 
         return 2
     if args.examples:
         classifier = classifier.with_examples(read_examples(args.examples))
-    if args.eval:
+    if evaluating:
         try:
-            report = evaluate(classifier, read_labelled(args.eval))
+            reports = evaluate_parts(
+                classifier,
+                {name: [i for f in files for i in read_labelled(f)] for name, files in parts.items()},
+            )
         except (OSError, ValueError) as exc:
             print(f"helpdesk classify: {exc}", file=sys.stderr)
             return 2
         print(
-            format_json(report) if args.format == "json" else format_text(report, show_misses=args.misses),
+            format_json(reports)
+            if args.format == "json"
+            else format_parts_text(reports, show_misses=args.misses),
             file=stdout,
         )
         return 0
