@@ -35,7 +35,10 @@ ON_TOPIC_DOMAIN = 1.0
 ON_TOPIC_DOMAIN_ALONE = 2.0
 DOMAIN_WEIGHT = 1.0
 PARTY_MIN = 1.5  # one place name names a Party; a greeting word in a national language does not
+MIN_TARGETS = 3
 MAX_TARGETS = 5
+MIN_TARGET_VALUE = 0.3  # under this a target has no more than one weak word behind it
+EXTRA_TARGET_SHARE = 0.25
 MAX_CORE_FUNCTIONS = 4
 _DOMAIN = re.compile(r"(?:@|https?://|www\.)([\w-]+(?:\.[\w-]+)+)", re.IGNORECASE)
 
@@ -83,7 +86,7 @@ class LexiconClassifier:
             for phrase in p.places:
                 lex.add(("p", p.code), phrase, PARTY_WEIGHTS["place"])
             for phrase in p.language_markers:
-                lex.add(("p", p.code), phrase, PARTY_WEIGHTS["marker"])
+                lex.add(("pm", p.code), phrase, PARTY_WEIGHTS["marker"])
             self._domains.extend((d if d.startswith(".") else "." + d, p.code) for d in p.domains)
         # Longest suffix first so gov.kz wins over .kz for the evidence shown.
         self._domains.sort(key=lambda d: -len(d[0]))
@@ -118,6 +121,7 @@ class LexiconClassifier:
         party_ev: dict[str, list[str]] = defaultdict(list)
         noise_raw = domain_raw = 0.0
         noise_ev: list[str] = []
+        named: set[str] = set()
 
         for hit in _dedupe(hits):
             kind, key = hit.entry.label  # type: ignore[misc]
@@ -129,6 +133,10 @@ class LexiconClassifier:
                 cf_raw[key] += value
                 cf_ev[key].append((value, hit.evidence))
             elif kind == "p":
+                party_raw[key] += value
+                party_ev[key].append(hit.evidence)
+                named.add(key)
+            elif kind == "pm":
                 party_raw[key] += value
                 party_ev[key].append(hit.evidence)
             elif kind == "d":
@@ -143,12 +151,12 @@ class LexiconClassifier:
                 if domain.endswith(suffix):
                     party_raw[code] += PARTY_WEIGHTS["domain"]
                     party_ev[code].append(match.group(1).lower())
+                    named.add(code)
                     break
 
         neighbours = self.examples.neighbours(features(tokens)) if len(self.examples) else []
         _vote(neighbours, target_raw, target_ev, cf_raw, cf_ev)
 
-        party, party_evidence = _best_party(party_raw, party_ev)
         best = max(target_raw.values(), default=0.0)
         notes: list[str] = []
         on_topic = (
@@ -160,6 +168,11 @@ class LexiconClassifier:
             notes.append(f"too little domain evidence (target {best:.2f}, domain {domain_raw:.2f})")
         elif noise_raw >= NOISE_DEFAULT_WEIGHT and noise_raw >= best + 0.5 * domain_raw:
             notes.append("looks like an auto-reply, spam or an off-topic message")
+        # A greeting in a national language ("Assalomu alaykum, rahmat") names no Party on its own; in a
+        # real request the language backs a Party as the place names do.
+        party, party_evidence = _best_party(
+            party_raw if not notes else {c: v for c, v in party_raw.items() if c in named}, party_ev
+        )
         if notes:
             notes.extend(noise_ev[:5])
             return Classification(language, (), (), party, True, id, tuple(notes), party_evidence)
@@ -243,13 +256,27 @@ def _evidence(items: list[tuple[float, str]]) -> tuple[str, ...]:
     return tuple(out[:6])
 
 
+def _by_evidence(raw: dict[int, float], ev: dict[int, list[tuple[float, str]]]) -> list[tuple[int, float]]:
+    """Highest score first; a tie goes to the stronger single piece of evidence, then to more of it.
+
+    Only candidates with identical evidence fall back to their number, so the order stays deterministic.
+    """
+    return sorted(
+        raw.items(),
+        key=lambda kv: (-round(kv[1], 6), -max((v for v, _ in ev.get(kv[0], ())), default=0.0),
+                        -len(ev.get(kv[0], ())), kv[0]),
+    )  # fmt: skip
+
+
 def _rank_targets(raw: dict[int, float], ev: dict[int, list[tuple[float, str]]]) -> tuple[TargetScore, ...]:
-    ranked = sorted(raw.items(), key=lambda kv: (-kv[1], kv[0]))
-    top = ranked[0][1]
+    # The best MIN_TARGETS are always shown (a right primary under a strong distractor stays in view);
+    # more, up to MAX_TARGETS, only while they are within reach of the best.
+    ranked = [(n, v) for n, v in _by_evidence(raw, ev) if v >= MIN_TARGET_VALUE]
+    top = ranked[0][1] if ranked else 0.0
     out = [
         TargetScore(n, _squash(value, 4.0), _evidence(ev[n]))
-        for n, value in ranked
-        if value >= max(0.5, 0.25 * top)
+        for rank, (n, value) in enumerate(ranked)
+        if rank < MIN_TARGETS or value >= EXTRA_TARGET_SHARE * top
     ]
     return tuple(out[:MAX_TARGETS])
 
@@ -257,10 +284,11 @@ def _rank_targets(raw: dict[int, float], ev: dict[int, list[tuple[float, str]]])
 def _rank_core_functions(
     raw: dict[int, float], ev: dict[int, list[tuple[float, str]]]
 ) -> tuple[CoreFunctionScore, ...]:
-    ranked = sorted(raw.items(), key=lambda kv: (-kv[1], kv[0]))
+    # The prior ("default: request for knowledge") never beats a function a term of the request matched.
+    ranked = sorted(_by_evidence(raw, ev), key=lambda kv: not ev.get(kv[0]))
     top = ranked[0][1]
     out = [
-        CoreFunctionScore(n, _squash(value, 3.0), _evidence(ev[n]) or ("default: request for knowledge",))
+        CoreFunctionScore(n, _squash(value, 3.0), _evidence(ev.get(n, [])) or ("default: request for knowledge",))
         for n, value in ranked
         if value > 0 and value >= 0.35 * top
     ]

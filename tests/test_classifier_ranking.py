@@ -1,0 +1,51 @@
+"""Ranked output (issue #15 items 1 and 7): the best three always in view, ties by evidence, no Party from
+a greeting, and the core-function default never beating a matched term."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpdesk.classification import Classifier, build_classifier
+from helpdesk.classification.classifier import _by_evidence, _rank_core_functions
+from knowledge import load_knowledge_base
+
+
+@pytest.fixture(scope="module")
+def classifier() -> Classifier:
+    return build_classifier(load_knowledge_base())
+
+
+def test_a_strong_distractor_does_not_push_the_others_out_of_the_top_three(classifier) -> None:
+    # Many restoration words and one word about poaching: the poaching target stays in the list.
+    text = (
+        "Restoration of degraded pastures and reforestation after land degradation; rangers also find snares."
+    )
+    result = classifier.classify(text)
+    numbers = result.target_numbers
+    assert numbers[0] == 2 and 5 in numbers[:3]
+    scores = [t.score for t in result.targets]
+    assert scores == sorted(scores, reverse=True) and len(numbers) >= 3
+
+
+def test_ties_go_to_the_stronger_evidence_not_the_lower_number() -> None:
+    raw = {4: 3.0, 17: 3.0}
+    ev = {4: [(1.5, "weak a"), (1.5, "weak b")], 17: [(3.0, "one strong term")]}
+    assert [n for n, _ in _by_evidence(raw, ev)] == [17, 4]
+
+
+def test_the_knowledge_default_never_beats_a_matched_core_function() -> None:
+    raw = {2: 0.6, 5: 0.6}
+    ev = {5: [(0.6, "who can")]}
+    ranked = _rank_core_functions(raw, ev)
+    assert ranked[0].core_function == 5
+    assert ranked[1].evidence == ("default: request for knowledge",)
+
+
+@pytest.mark.parametrize("text", ["Salom, rahmat!", "Barev, shnorhakalutyun", "Сәлем! Рахмет"])
+def test_a_greeting_in_a_national_language_names_no_party(classifier, text) -> None:
+    result = classifier.classify(text)
+    assert result.unclassified and result.party is None
+
+
+def test_a_place_still_names_the_party_of_a_greeting(classifier) -> None:
+    assert classifier.classify("Salom from Samarkand, rahmat!").party == "UZ"
