@@ -49,3 +49,12 @@ def test_a_greeting_in_a_national_language_names_no_party(classifier, text) -> N
 
 def test_a_place_still_names_the_party_of_a_greeting(classifier) -> None:
     assert classifier.classify("Salom from Samarkand, rahmat!").party == "UZ"
+
+
+def test_russian_forms_meet_through_their_lemma() -> None:
+    from helpdesk.classification.text import Stemmer
+
+    stem = Stemmer().stem
+    assert stem("куланов") == stem("кулан") == stem("куланы")
+    assert stem("пестицидов") == stem("пестициды")
+    assert stem("conservancy") != stem("conservation") and stem("farming") != stem("farms")
