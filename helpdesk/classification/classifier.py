@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from helpdesk.classification.examples import ExampleIndex, LabelledExample, Neighbour, features
+from helpdesk.classification.language_id import NATIONAL, recognise_language
 from helpdesk.classification.lexicon import Hit, Lexicon
 from helpdesk.classification.result import Classification, CoreFunctionScore, TargetScore
 from helpdesk.classification.text import Stemmer, content_tokens, detect_language
@@ -112,6 +113,8 @@ class LexiconClassifier:
         tokens = content_tokens(text, self.stemmer)
         hits = self.lexicon.scan(tokens)
         language = detect_language(text)
+        recognised = recognise_language(text)
+        written_in = recognised if recognised in NATIONAL else None
 
         target_raw: dict[int, float] = defaultdict(float)
         target_ev: dict[int, list[tuple[float, str]]] = defaultdict(list)
@@ -175,11 +178,13 @@ class LexiconClassifier:
         )
         if notes:
             notes.extend(noise_ev[:5])
-            return Classification(language, (), (), party, True, id, tuple(notes), party_evidence)
+            return Classification(language, (), (), party, True, id, tuple(notes), party_evidence, written_in)
 
         targets = _rank_targets(target_raw, target_ev) if target_raw else ()
         core_functions = _rank_core_functions(cf_raw, cf_ev)
-        return Classification(language, targets, core_functions, party, False, id, (), party_evidence)
+        return Classification(
+            language, targets, core_functions, party, False, id, (), party_evidence, written_in
+        )
 
 
 def _dedupe(hits: list[Hit]) -> list[Hit]:
@@ -288,7 +293,9 @@ def _rank_core_functions(
     ranked = sorted(_by_evidence(raw, ev), key=lambda kv: not ev.get(kv[0]))
     top = ranked[0][1]
     out = [
-        CoreFunctionScore(n, _squash(value, 3.0), _evidence(ev.get(n, [])) or ("default: request for knowledge",))
+        CoreFunctionScore(
+            n, _squash(value, 3.0), _evidence(ev.get(n, [])) or ("default: request for knowledge",)
+        )
         for n, value in ranked
         if value > 0 and value >= 0.35 * top
     ]

@@ -38,6 +38,9 @@ class Classification:
     # Why the message was left unclassified or how the Party was found; for staff, not in to_json().
     notes: tuple[str, ...] = field(default=(), compare=False)
     party_evidence: tuple[str, ...] = field(default=(), compare=False)
+    # The national language recognised (kk, ky, uz-Latn, uz-Cyrl, tg, tk, az, hy, be), if any; "language"
+    # keeps its en/ru/mixed values for the scripts that read it.
+    written_in: str | None = None
 
     @property
     def target_numbers(self) -> list[int]:
@@ -60,6 +63,8 @@ class Classification:
         out["core_functions"] = [c.to_json() for c in self.core_functions]
         out["party"] = self.party
         out["unclassified"] = self.unclassified
+        if self.written_in is not None:
+            out["written_in"] = self.written_in
         return out
 
     def to_json_line(self) -> str:
