@@ -9,6 +9,7 @@ phrases match when all their stems occur within a small window, in any order.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Hashable
 from dataclasses import dataclass
@@ -20,6 +21,9 @@ from helpdesk.classification.text import STOPWORDS, Stemmer, Token, is_cyrillic,
 EXACT, PREFIX, TRANSLIT, FUZZY = 1.0, 0.9, 0.85, 0.75
 _MIN_PREFIX_CYR = 5
 _MIN_PREFIX_LAT = 6
+# Armenian inflects by suffixes on short roots (գայլ, գայլերը): a shorter start is still one word.
+_MIN_PREFIX_OTHER = 4
+_ARMENIAN = re.compile(r"[\u0531-\u0587]")
 _MIN_FUZZY = 6
 _FUZZY_CUTOFF = 85.0
 _WINDOW_SLACK = 2
@@ -99,7 +103,12 @@ class Lexicon:
     def _lookup(self, stem: str, fuzzy: bool) -> tuple[str, float] | None:
         if stem in self._by_stem:
             return stem, EXACT
-        min_prefix = _MIN_PREFIX_CYR if is_cyrillic(stem) else _MIN_PREFIX_LAT
+        if is_cyrillic(stem):
+            min_prefix = _MIN_PREFIX_CYR
+        elif _ARMENIAN.search(stem):
+            min_prefix = _MIN_PREFIX_OTHER
+        else:
+            min_prefix = _MIN_PREFIX_LAT
         for cut in range(len(stem) - 1, min_prefix - 1, -1):
             if stem[:cut] in self._by_stem:
                 return stem[:cut], PREFIX
