@@ -15,6 +15,7 @@ from helpdesk.classification.language_id import NATIONAL, recognise_language
 from helpdesk.classification.lexicon import Hit, Lexicon
 from helpdesk.classification.result import Classification, CoreFunctionScore, TargetScore
 from helpdesk.classification.text import Stemmer, content_tokens, detect_language
+from helpdesk.classification.tfidf import TfidfScorer
 from knowledge.models import KnowledgeBase, Vocabulary
 
 # Weights of the vocabulary tiers. A strong target term alone clears the abstention threshold;
@@ -36,6 +37,10 @@ ON_TOPIC_DOMAIN = 1.0
 ON_TOPIC_DOMAIN_ALONE = 2.0
 DOMAIN_WEIGHT = 1.0
 PARTY_MIN = 1.5  # one place name names a Party; a greeting word in a national language does not
+# Weight of the TF-IDF scorer's cosine similarity beside the lexicon's raw score, and the similarity
+# under which it says nothing; chosen by cross-validation on the development part (bench/tune_fusion.py).
+FUSION_WEIGHT = 4.0
+FUSION_MIN_SIMILARITY = 0.1
 MIN_TARGETS = 3
 MAX_TARGETS = 5
 MIN_TARGET_VALUE = 0.3  # under this a target has no more than one weak word behind it
@@ -56,11 +61,15 @@ def _phrases(vocab: Vocabulary) -> Iterable[str]:
 class LexiconClassifier:
     """The desk's Classifier (protocol.py), built by build_classifier. Share freely (thread-safe reads)."""
 
-    def __init__(self, kb: KnowledgeBase, examples: Iterable[LabelledExample] = ()) -> None:
+    def __init__(
+        self, kb: KnowledgeBase, examples: Iterable[LabelledExample] = (), *, second: bool = True
+    ) -> None:
         self.kb = kb
         self.stemmer = Stemmer()
         self.lexicon = Lexicon(self.stemmer)
         self._compile()
+        self.second = TfidfScorer(kb, self.stemmer) if second else None
+        self.fusion_weight = FUSION_WEIGHT
         self.examples = self._index(examples)
 
     def _compile(self) -> None:
@@ -105,6 +114,7 @@ class LexiconClassifier:
         """A classifier sharing this one's compiled vocabulary but voting with these staff examples."""
         clone = object.__new__(LexiconClassifier)
         clone.kb, clone.stemmer, clone.lexicon = self.kb, self.stemmer, self.lexicon
+        clone.second, clone.fusion_weight = self.second, self.fusion_weight
         clone._domains = self._domains
         clone.examples = clone._index(examples)
         return clone
@@ -180,6 +190,13 @@ class LexiconClassifier:
             notes.extend(noise_ev[:5])
             return Classification(language, (), (), party, True, id, tuple(notes), party_evidence, written_in)
 
+        if self.second is not None:
+            # Score fusion: the second scorer re-weighs targets, it never makes a message on-topic.
+            for n, sim in self.second.similarities(text).items():
+                if sim >= FUSION_MIN_SIMILARITY:
+                    value = self.fusion_weight * sim
+                    target_raw[n] += value
+                    target_ev[n].append((value, f"wording close to the target's texts ({sim:.2f})"))
         targets = _rank_targets(target_raw, target_ev) if target_raw else ()
         core_functions = _rank_core_functions(cf_raw, cf_ev)
         return Classification(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -129,6 +130,10 @@ _ENGLISH_KEPT = {
     "conservancies": "conservancy",
     "farming": "farming",
 }
+
+
+# pymorphy3 logs where its dictionaries are at INFO on every load: noise in `helpdesk classify` output.
+logging.getLogger("pymorphy3").setLevel(logging.WARNING)
 
 
 @lru_cache(maxsize=1)
