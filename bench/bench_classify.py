@@ -1,7 +1,8 @@
 """Benchmark: classify + match per request with the knowledge base grown to 10,000 experts and resources.
 
 Not a test. Run: .venv/bin/python bench/bench_classify.py [--n-experts 10000] [--requests 3000] [--runs 3]
-Reports KB load time, classifier and matcher build time, then p50/p99/mean per request, requests/s and
+Reports KB load time, classifier and matcher build time, the classifier's memory (beside a bare pymorphy3
+analyzer's), then p50/p99/mean per request, requests/s and
 CPU-time p99 on one thread for classify + match, classify only and match only, beside a bare-library
 baseline (rapidfuzz process.extract of every request word over the same vocabulary), with each row's
 mean latency as a multiple of the baseline's. Every figure is the median over --runs repetitions.
@@ -10,9 +11,11 @@ mean latency as a multiple of the baseline's. Every figure is the median over --
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import time
+import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,6 +118,34 @@ def timed(requests: list[T], work: Callable[[T], object]) -> Figures:
     )
 
 
+def resident_mb() -> float:
+    with open(f"/proc/{os.getpid()}/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def model_memory(base: KnowledgeBase) -> tuple[float, float]:
+    """MB the built classifier holds (dictionaries loaded anew), and a bare pymorphy3 analyzer's."""
+    import pymorphy3
+
+    from helpdesk.classification.text import russian_morphology
+
+    def traced(build: Callable[[], object]) -> float:
+        tracemalloc.start()
+        kept = build()
+        size = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        del kept
+        return size / 1e6
+
+    russian_morphology.cache_clear()
+    ours = traced(lambda: build_classifier(base))
+    bare = traced(lambda: pymorphy3.MorphAnalyzer(lang="ru"))
+    return ours, bare
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n-experts", type=int, default=10_000)
@@ -126,9 +157,12 @@ def main() -> None:
     t0 = time.perf_counter()
     base = load_knowledge_base()
     load_s = time.perf_counter() - t0
+    rss_before = resident_mb()
     t0 = time.perf_counter()
     classifier = build_classifier(base)
     build_s = time.perf_counter() - t0
+    rss_growth = resident_mb() - rss_before
+    model_mb, bare_mb = model_memory(base)
     kb = grow(base, args.n_experts, args.n_resources)
     t0 = time.perf_counter()
     matcher = Matcher(kb)
@@ -176,6 +210,11 @@ def main() -> None:
         f"{len(vocabulary)} knowledge-base phrases; "
         f"matcher index over {len(kb.experts)} experts + {len(kb.resources)} resources: "
         f"{matcher_s * ms:.0f} ms"
+    )
+    print(
+        f"classifier models in memory (tracemalloc, Russian dictionaries included): {model_mb:.1f} MB; "
+        f"bare pymorphy3 analyzer alone: {bare_mb:.1f} MB; resident memory grown by the first build "
+        f"(C dictionaries too): {rss_growth:.1f} MB"
     )
     # A shared, busy machine stretches wall-clock tails; CPU time per request shows what is ours.
     print(f"median of {args.runs} runs x {args.requests} requests, one thread")
