@@ -58,3 +58,17 @@ def test_russian_forms_meet_through_their_lemma() -> None:
     assert stem("куланов") == stem("кулан") == stem("куланы")
     assert stem("пестицидов") == stem("пестициды")
     assert stem("conservancy") != stem("conservation") and stem("farming") != stem("farms")
+
+
+def test_a_course_on_a_subject_is_about_the_subject_first(classifier) -> None:
+    result = classifier.classify(
+        "Is there a training course and a database on invasive alien species in rivers?"
+    )
+    assert result.target_numbers[0] == 6
+    assert {20, 21} & set(result.target_numbers[:3])
+
+
+def test_a_request_about_the_course_itself_stays_with_capacity_building(classifier) -> None:
+    assert (
+        classifier.classify("capacity building and technology transfer for our staff").target_numbers[0] == 20
+    )

@@ -41,6 +41,12 @@ PARTY_MIN = 1.5  # one place name names a Party; a greeting word in a national l
 # under which it says nothing; chosen by cross-validation on the development part (bench/tune_fusion.py).
 FUSION_WEIGHT = 4.0
 FUSION_MIN_SIMILARITY = 0.1
+# Targets about the means (policy 14, money 19, skills 20, data 21) rather than a subject. A course, a
+# grant or a database on X is about X first: while a subject target has real evidence, the means
+# targets count for less, and come first only when the request says little else.
+CROSS_CUTTING = frozenset({14, 19, 20, 21})
+CROSS_CUTTING_DISCOUNT = 0.6  # the middle of the plateau on the development part (0.5-0.8)
+SUBJECT_MIN = 1.5
 MIN_TARGETS = 3
 MAX_TARGETS = 5
 MIN_TARGET_VALUE = 0.3  # under this a target has no more than one weak word behind it
@@ -70,6 +76,7 @@ class LexiconClassifier:
         self._compile()
         self.second = TfidfScorer(kb, self.stemmer) if second else None
         self.fusion_weight = FUSION_WEIGHT
+        self.cross_cutting_discount = CROSS_CUTTING_DISCOUNT
         self.examples = self._index(examples)
 
     def _compile(self) -> None:
@@ -115,6 +122,7 @@ class LexiconClassifier:
         clone = object.__new__(LexiconClassifier)
         clone.kb, clone.stemmer, clone.lexicon = self.kb, self.stemmer, self.lexicon
         clone.second, clone.fusion_weight = self.second, self.fusion_weight
+        clone.cross_cutting_discount = self.cross_cutting_discount
         clone._domains = self._domains
         clone.examples = clone._index(examples)
         return clone
@@ -190,6 +198,7 @@ class LexiconClassifier:
             notes.extend(noise_ev[:5])
             return Classification(language, (), (), party, True, id, tuple(notes), party_evidence, written_in)
 
+        _purpose_first(target_raw, self.cross_cutting_discount)
         if self.second is not None:
             # Score fusion: the second scorer re-weighs targets, it never makes a message on-topic.
             for n, sim in self.second.similarities(text).items():
@@ -202,6 +211,12 @@ class LexiconClassifier:
         return Classification(
             language, targets, core_functions, party, False, id, (), party_evidence, written_in
         )
+
+
+def _purpose_first(raw: dict[int, float], discount: float) -> None:
+    if max((v for n, v in raw.items() if n not in CROSS_CUTTING), default=0.0) >= SUBJECT_MIN:
+        for n in CROSS_CUTTING & raw.keys():
+            raw[n] *= discount
 
 
 def _dedupe(hits: list[Hit]) -> list[Hit]:
