@@ -72,3 +72,26 @@ def test_a_request_about_the_course_itself_stays_with_capacity_building(classifi
     assert (
         classifier.classify("capacity building and technology transfer for our staff").target_numbers[0] == 20
     )
+
+
+class _CountingDict(dict):
+    lookups = 0
+
+    def __contains__(self, key: object) -> bool:
+        type(self).lookups += 1
+        return super().__contains__(key)
+
+
+@pytest.mark.parametrize("text", ["а" * 100_000, "x" * 100_000, "Нужен эксперт " + "ы" * 50_000])
+def test_one_enormous_word_costs_no_more_lookups_than_the_longest_vocabulary_stem(text) -> None:
+    # An attacker's mail of one 100,000-letter "word" once took 5 s of CPU on the event loop: every
+    # shorter start of it was looked up. Only starts as long as a vocabulary stem can match.
+    from helpdesk.classification.classifier import LexiconClassifier
+
+    classifier = LexiconClassifier(load_knowledge_base(), second=False)
+    lexicon = classifier.lexicon
+    lexicon._by_stem = _CountingDict(lexicon._by_stem)
+    _CountingDict.lookups = 0
+    result = classifier.classify(text)
+    assert _CountingDict.lookups < 500
+    assert result.unclassified or result.targets

@@ -65,6 +65,7 @@ class Lexicon:
         self._shorter: dict[str, str] = {}
         self._buckets: dict[str, list[str]] = {}
         self._resolved: dict[str, tuple[tuple[str, float], ...]] = {}
+        self._longest = 0
         self._frozen = False
 
     def phrase_stems(self, phrase: str) -> tuple[str, ...]:
@@ -95,6 +96,7 @@ class Lexicon:
                     self._shorter.setdefault(head, stem)
         self._buckets = {k: sorted(v) for k, v in buckets.items()}
         self._by_stem = dict(self._by_stem)
+        self._longest = max(map(len, self._by_stem), default=0)
         self._frozen = True
 
     def vocabulary_size(self) -> int:
@@ -109,12 +111,15 @@ class Lexicon:
             min_prefix = _MIN_PREFIX_OTHER
         else:
             min_prefix = _MIN_PREFIX_LAT
-        for cut in range(len(stem) - 1, min_prefix - 1, -1):
+        # Only starts as long as some vocabulary stem can match: a 100,000-letter "word" in a hostile
+        # mail must not cost 100,000 slices and look-ups.
+        for cut in range(min(len(stem) - 1, self._longest), min_prefix - 1, -1):
             if stem[:cut] in self._by_stem:
                 return stem[:cut], PREFIX
         if stem in self._shorter:
             return self._shorter[stem], PREFIX
-        if fuzzy and len(stem) >= _MIN_FUZZY:
+        # A typo changes a letter or two: a word far longer than any vocabulary stem is not one.
+        if fuzzy and _MIN_FUZZY <= len(stem) <= self._longest + 4:
             bucket = self._buckets.get(stem[0])
             if bucket:
                 found = process.extractOne(stem, bucket, scorer=fuzz.ratio, score_cutoff=_FUZZY_CUTOFF)
