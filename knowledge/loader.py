@@ -71,6 +71,7 @@ def parse_targets(doc: Any, file: str = "targets.yaml") -> MappingProxyType[int,
             strong=c.vocabulary("strong", required=True),
             terms=c.vocabulary("terms"),
             weak=c.vocabulary("weak"),
+            reference_texts=c.texts("reference_texts"),
         )
     missing = sorted(set(range(1, 24)) - set(out))
     if missing:

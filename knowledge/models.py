@@ -38,6 +38,9 @@ class Target:
     strong: Vocabulary = field(default_factory=_empty_vocab)
     terms: Vocabulary = field(default_factory=_empty_vocab)
     weak: Vocabulary = field(default_factory=_empty_vocab)
+    # The target's text in other languages from the CBD's own (unofficial) translations: wording for the
+    # TF-IDF scorer, never shown as official.
+    reference_texts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

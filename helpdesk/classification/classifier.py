@@ -39,7 +39,7 @@ DOMAIN_WEIGHT = 1.0
 PARTY_MIN = 1.5  # one place name names a Party; a greeting word in a national language does not
 # Weight of the TF-IDF scorer's cosine similarity beside the lexicon's raw score, and the similarity
 # under which it says nothing; chosen by cross-validation on the development part (bench/tune_fusion.py).
-FUSION_WEIGHT = 4.0
+FUSION_WEIGHT = 12.0
 FUSION_MIN_SIMILARITY = 0.1
 # Targets about the means (policy 14, money 19, skills 20, data 21) rather than a subject. A course, a
 # grant or a database on X is about X first: while a subject target has real evidence, the means

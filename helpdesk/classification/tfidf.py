@@ -1,7 +1,7 @@
 """A second, independent scorer: TF-IDF over stemmed words and character n-grams, one document a target.
 
-Trained only on what the knowledge base says of each target (official text, titles, every vocabulary
-phrase in every language), never on labelled requests. Character n-grams reach word forms and
+Trained only on what the knowledge base says of each target (official text, the CBD's Russian, Kazakh
+and Kyrgyz translations, titles, every vocabulary phrase in every language), never on labelled requests. Character n-grams reach word forms and
 compounds the lexicon's phrases do not list (экосистемных, ko'kalamzorlashtirish); the lexicon stays
 the judge of abstention and this scorer only re-weighs targets (classifier.py, fused by score).
 """
@@ -37,6 +37,7 @@ def _documents(target: Target) -> Iterable[str]:
     yield target.official_text_en
     yield target.title_en
     yield target.title_ru
+    yield from target.reference_texts
     for tier in (target.strong, target.terms):
         for phrases in tier.values():
             yield from phrases
