@@ -1,9 +1,10 @@
 """A second, independent scorer: TF-IDF over stemmed words and character n-grams, one document a target.
 
 Trained only on what the knowledge base says of each target (official text, the CBD's Russian, Kazakh
-and Kyrgyz translations, titles, every vocabulary phrase in every language), never on labelled requests. Character n-grams reach word forms and
-compounds the lexicon's phrases do not list (экосистемных, ko'kalamzorlashtirish); the lexicon stays
-the judge of abstention and this scorer only re-weighs targets (classifier.py, fused by score).
+and Kyrgyz translations, titles, every vocabulary phrase in every language), never on labelled
+requests. Character n-grams reach word forms and compounds the lexicon's phrases do not list
+(экосистемных, ko'kalamzorlashtirish); the lexicon stays the judge of abstention and this scorer only
+re-weighs targets (classifier.py, fused by score).
 """
 
 from __future__ import annotations
