@@ -24,6 +24,7 @@ _LETTERS: dict[str, str] = {
 }
 # A letter that only one language has decides more than a shared one.
 _UNIQUE_WEIGHT = 3.0
+_OWNERS = Counter(ch for letters in _LETTERS.values() for ch in set(letters))
 
 # Frequent words, in the form they take after normalisation (lower case, apostrophes dropped).
 _WORDS: dict[str, frozenset[str]] = {
@@ -59,12 +60,11 @@ def recognise_language(text: str) -> str:
     """The best-supported language code; "ru" or "en" when nothing national shows."""
     lowered = text.lower()
     votes: Counter[str] = Counter()
-    owners: Counter[str] = Counter(ch for letters in _LETTERS.values() for ch in set(letters))
     for lang, letters in _LETTERS.items():
         for ch in letters:
             n = lowered.count(ch)
             if n:
-                votes[lang] += n * (_UNIQUE_WEIGHT if owners[ch] == 1 else 1.0)
+                votes[lang] += n * (_UNIQUE_WEIGHT if _OWNERS[ch] == 1 else 1.0)
     tokens = _WORD.findall(lowered.translate(_APOSTROPHES))
     for token in tokens:
         for lang, vocabulary in _WORDS.items():

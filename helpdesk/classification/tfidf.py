@@ -58,7 +58,8 @@ class TfidfScorer:
         self._idf = {f: math.log((1 + total) / (1 + d)) for f, d in df.items()}
         self._index: dict[str, list[tuple[int, float]]] = defaultdict(list)
         for n, c in counts.items():
-            vec = {f: (1 + math.log(v)) * self._idf[f] for f, v in c.items() if self._idf[f] > 0}
+            # A feature in more than half the targets says little and costs a long posting list.
+            vec = {f: (1 + math.log(v)) * self._idf[f] for f, v in c.items() if df[f] <= total // 2}
             norm = math.sqrt(sum(x * x for x in vec.values())) or 1.0
             for f, x in vec.items():
                 self._index[f].append((n, x / norm))
