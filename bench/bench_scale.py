@@ -50,6 +50,7 @@ from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage, OutboundMessage, Sender
 from helpdesk.reports import Period, build_report
 from helpdesk.reports.render import render_report
+from helpdesk.service import standard_composers
 from helpdesk.usecases.receive import receive
 from helpdesk.worker import DeliveryWorker
 from knowledge import load_knowledge_base
@@ -265,7 +266,11 @@ async def bench(
         )
         engine = make_engine(url)
         recorder = Recorder(engine)
-        desk = Desk(sessions=make_sessions(engine), mail_from="helpdesk@tscc.example.org")
+        desk = Desk(
+            sessions=make_sessions(engine),
+            mail_from="helpdesk@tscc.example.org",
+            composers=standard_composers(),
+        )
         try:
             mails, chats = await _targets(desk, messages + WARM_UP)
             recorder.recording = True
