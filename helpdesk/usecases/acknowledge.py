@@ -35,7 +35,7 @@ async def acknowledge(desk: Desk, session: AsyncSession, ack: Acknowledgement) -
         if not await allow_auto_reply(desk, session, outbound.recipient, ticket, ack.kind):
             return
     row = Message(
-        ticket_id=ticket.id,
+        ticket=ticket,
         kind="outbound",
         channel=outbound.channel,
         author="helpdesk",
@@ -44,6 +44,8 @@ async def acknowledge(desk: Desk, session: AsyncSession, ack: Acknowledgement) -
         html=outbound.html,
         channel_message_id=outbound.message_id,
         automatic=True,
+        # Set like the inbound message's, so the two go to the database in one batched INSERT.
+        created_at=utcnow(),
     )
     session.add(row)
     if ack.resources:

@@ -85,17 +85,18 @@ async def add_participants(
     if not addresses:
         return
     own = (desk.mail_from or "").lower()
-    requester = await session.get(Requester, ticket.requester_id)
+    # A ticket opened by this very message is not written yet: its requester is the object it was given.
+    new = ticket.id is None
+    requester = ticket.requester if new else await session.get(Requester, ticket.requester_id)
     skip = {own, (requester.email or "").lower() if requester else ""} | set(desk.staff_emails)
     wanted = [a.lower() for a in addresses if a and a.lower() not in skip]
     if not wanted:
         return
-    known = set(
-        await session.scalars(select(TicketParticipant.email).where(TicketParticipant.ticket_id == ticket.id))
-    )
+    query = select(TicketParticipant.email).where(TicketParticipant.ticket_id == ticket.id)
+    known = set() if new else set(await session.scalars(query))
     for address in dict.fromkeys(wanted):
         if address not in known:
-            session.add(TicketParticipant(ticket_id=ticket.id, email=address))
+            session.add(TicketParticipant(ticket=ticket, email=address))
 
 
 def note_oversized(

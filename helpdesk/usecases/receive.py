@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk import lifecycle
-from helpdesk.composer import Acknowledgement
+from helpdesk.composer import Acknowledgement, ChannelComposer
 from helpdesk.db.models import Message, Requester, Ticket
 from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
@@ -45,8 +46,26 @@ async def receive(desk: Desk, inbound: InboundMessage) -> ReceiveResult:
 
 
 async def receive_in_session(desk: Desk, session: AsyncSession, inbound: InboundMessage) -> ReceiveResult:
-    """The whole of receiving inside the caller's transaction (group commit, tests); the caller commits."""
+    """The whole of receiving inside the caller's transaction (group commit, tests); the caller commits.
+
+    Reads first, writes last: what the message adds (requester, ticket, message, audit, acknowledgement,
+    outbox) is linked as objects and written by one flush at the end, each table's rows in one batch."""
     composer = desk.composer(inbound.channel)  # an unknown channel is refused before anything is stored
+    with session.no_autoflush:
+        outcome = await _receive(desk, session, composer, inbound)
+    if isinstance(outcome, ReceiveResult):
+        return outcome
+    received, reopened = outcome
+    await session.flush()
+    await events.record(desk, session, received)
+    ticket = received.ticket
+    return ReceiveResult(ticket.reference, ticket.id, created=received.created, reopened=reopened)
+
+
+async def _receive(
+    desk: Desk, session: AsyncSession, composer: ChannelComposer, inbound: InboundMessage
+) -> ReceiveResult | tuple[events.MessageReceived, bool]:
+    """Everything up to the flush; a duplicate or a relayed staff mail is finished here."""
     seen = await session.scalar(
         select(Message).where(
             Message.channel == inbound.channel, Message.channel_message_id == inbound.channel_message_id
@@ -65,20 +84,23 @@ async def receive_in_session(desk: Desk, session: AsyncSession, inbound: Inbound
     thread = await find_thread(desk, session, inbound, requester)
     if thread.staff_ticket is not None:
         await relay_staff_mail(desk, session, thread.staff_ticket, inbound)
+        await session.flush()
         return ReceiveResult(thread.staff_ticket.reference, thread.staff_ticket.id, created=False)
     ticket = thread.ticket
     actor = composer.actor(inbound)
     crowded: list[Ticket] = []
-    if ticket is None and composer.receipts.open_ticket_cap:
+    if ticket is None and composer.receipts.open_ticket_cap and requester.id is not None:
         crowded = await _open_tickets_at_cap(desk, session, requester, inbound)
         if crowded:
             ticket = crowded[0]  # nothing is lost: the message joins their most recent open request
 
     resources: tuple[dict[str, str], ...] = ()
     if ticket is None:
-        ticket = await _open_ticket(desk, session, inbound, requester, language, actor)
+        # Classified before the ticket exists, so the ticket is written once, classification included.
+        triaged = await _triage(desk, session, requester, inbound, language)
+        ticket = await _open_ticket(desk, session, inbound, requester, language, actor, triaged)
         created, reopened = True, False
-        resources = await _triage(desk, session, ticket, requester, inbound)
+        resources = triaged.resources
     else:
         created = False
         # Automatic mail and mail the trusted mail server failed are kept, but move nothing.
@@ -101,8 +123,7 @@ async def receive_in_session(desk: Desk, session: AsyncSession, inbound: Inbound
         moves_ticket=thread.changes_ticket,
         unverified_staff=thread.unverified_staff,
     )
-    await events.record(desk, session, received)
-    return ReceiveResult(ticket.reference, ticket.id, created=created, reopened=reopened)
+    return received, reopened
 
 
 async def _open_tickets_at_cap(
@@ -136,6 +157,41 @@ def _subject(inbound: InboundMessage) -> str:
     return subject if len(subject) <= SUBJECT_LIMIT else subject[: SUBJECT_LIMIT - 1] + "…"
 
 
+@dataclass(frozen=True, slots=True)
+class _Triaged:
+    classification: dict[str, Any]
+    matches: dict[str, Any]
+    party: str | None
+    # Resources for the acknowledgement (none when the request could not be classified).
+    resources: tuple[dict[str, str], ...]
+    audit: dict[str, Any]
+
+
+async def _triage(
+    desk: Desk, session: AsyncSession, requester: Requester, inbound: InboundMessage, language: str
+) -> _Triaged:
+    """Classify a new request and match experts and resources, before its ticket is made."""
+    triage = await current_triage(desk, session)
+    text = "\n".join(part for part in (inbound.subject, inbound.text_for_classification) if part)
+    classification = triage.classify(text)
+    assessment = triage.assess(classification, language=language or "ru", load=await expert_load(session))
+    party = requester.party
+    if party is None and classification.party is not None:
+        # The text names the Party ("our ministry in Nukus"): remember it for this requester too.
+        party = requester.party = classification.party
+    return _Triaged(
+        classification=assessment.classification_json(),
+        matches=assessment.matches_json(),
+        party=party,
+        resources=assessment.for_requester if not classification.unclassified else (),
+        audit={
+            "targets": classification.target_numbers[:3],
+            "core_functions": classification.core_function_numbers[:2],
+            "unclassified": classification.unclassified,
+        },
+    )
+
+
 async def _open_ticket(
     desk: Desk,
     session: AsyncSession,
@@ -143,6 +199,7 @@ async def _open_ticket(
     requester: Requester,
     language: str,
     actor: str,
+    triaged: _Triaged,
 ) -> Ticket:
     now = inbound.received_at or utcnow()
     reference = await next_reference(session, now.astimezone(desk.timezone).year)
@@ -151,44 +208,17 @@ async def _open_ticket(
         subject=_subject(inbound),
         channel=inbound.channel,
         status=lifecycle.INITIAL.value,
-        requester_id=requester.id,
-        party=requester.party,
+        requester=requester,
+        party=triaged.party,
         language=language,
         telegram_chat_id=inbound.sender.telegram_chat_id,
+        classification=triaged.classification,
+        matches=triaged.matches,
         created_at=now,
         updated_at=now,
         tags=[],
     )
     session.add(ticket)
-    await session.flush()
     audit(session, ticket, actor, "created", channel=inbound.channel)
+    audit(session, ticket, "classifier", "classified", **triaged.audit)
     return ticket
-
-
-async def _triage(
-    desk: Desk, session: AsyncSession, ticket: Ticket, requester: Requester, inbound: InboundMessage
-) -> tuple[dict[str, str], ...]:
-    """Classify the new ticket, match experts and resources, store both; returns resources for the receipt."""
-    triage = await current_triage(desk, session)
-    text = "\n".join(part for part in (inbound.subject, inbound.text_for_classification) if part)
-    classification = triage.classify(text)
-    assessment = triage.assess(
-        classification, language=ticket.language or "ru", load=await expert_load(session)
-    )
-    ticket.classification = assessment.classification_json()
-    ticket.matches = assessment.matches_json()
-    if ticket.party is None and classification.party is not None:
-        # The text names the Party ("our ministry in Nukus"): remember it for this requester too.
-        ticket.party = classification.party
-        if requester.party is None:
-            requester.party = classification.party
-    audit(
-        session,
-        ticket,
-        "classifier",
-        "classified",
-        targets=classification.target_numbers[:3],
-        core_functions=classification.core_function_numbers[:2],
-        unclassified=classification.unclassified,
-    )
-    return assessment.for_requester if not classification.unclassified else ()

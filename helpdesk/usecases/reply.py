@@ -55,6 +55,7 @@ async def reply_in_session(
         ticket.first_response_at = now
     lifecycle.apply(ticket, lifecycle.Move.REPLY, now)
     ticket.updated_at = now
+    await session.flush()  # the audit event names the reply's id
     audit(session, ticket, actor, "replied", message_id=message.id)
     await events.record(desk, session, events.Replied(ticket))
     return message
