@@ -63,9 +63,7 @@ def store_inbound(
 
 def desk_note(session: AsyncSession, ticket: Ticket, text: str) -> None:
     """An internal note the desk itself writes on ``ticket`` (staff only, never sent to the requester)."""
-    session.add(
-        Message(ticket=ticket, kind="note", channel=ticket.channel, author="helpdesk", body=text)
-    )
+    session.add(Message(ticket=ticket, kind="note", channel=ticket.channel, author="helpdesk", body=text))
 
 
 def audit(session: AsyncSession, ticket: Ticket, actor: str, action: str, **detail: Any) -> None:
