@@ -1,7 +1,7 @@
 """The email channel's composer: what the desk mails a requester (acknowledgement, notice, staff reply),
 to which address, threaded under which messages.
 
-Renders templates only; ``compose.py`` turns the result into MIME when the outbox sends it.
+Renders templates only; ``mime_message.py`` turns the result into MIME when the outbox sends it.
 """
 
 from __future__ import annotations
