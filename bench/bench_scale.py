@@ -12,7 +12,7 @@ the history with bench/seed.py, then times `receive` in-process, one message at 
 then one delivery-worker round over the outbox those left, and at the largest size `helpdesk report`
 (build + render as Markdown) for a month and for the two years. One JSON line per figure:
 {"bench": "intake", "database", "tickets", "case", "messages", "median_ms", "p90_ms",
-"statements_per_message"}.
+"statements_per_message"} (pool pre-pings counted as statements: each is a round trip).
 With --plans, every distinct statement the intake and delivery paths issued is explained at that size
 ({"bench": "plan", ..., "unserved": the lines that read a table without an index search, bench/plans.py}).
 """
@@ -50,6 +50,7 @@ from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage, OutboundMessage, Sender
 from helpdesk.reports import Period, build_report
 from helpdesk.reports.render import render_report
+from helpdesk.service import standard_composers
 from helpdesk.usecases.receive import receive
 from helpdesk.worker import DeliveryWorker
 from knowledge import load_knowledge_base
@@ -74,6 +75,15 @@ class Recorder:
         self.seen: dict[str, Any] = {}
         self.recording = False
         event.listen(engine.sync_engine, "before_cursor_execute", self._on_execute)
+        # A pool pre-ping is a round trip too, but not a cursor statement: counted where the dialect pings.
+        dialect = engine.sync_engine.dialect
+        ping = dialect.do_ping
+
+        def counted_ping(dbapi_connection: Any) -> bool:
+            self.count += 1
+            return ping(dbapi_connection)
+
+        dialect.do_ping = counted_ping  # type: ignore[method-assign]
 
     def _on_execute(
         self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
@@ -265,7 +275,11 @@ async def bench(
         )
         engine = make_engine(url)
         recorder = Recorder(engine)
-        desk = Desk(sessions=make_sessions(engine), mail_from="helpdesk@tscc.example.org")
+        desk = Desk(
+            sessions=make_sessions(engine),
+            mail_from="helpdesk@tscc.example.org",
+            composers=standard_composers(),
+        )
         try:
             mails, chats = await _targets(desk, messages + WARM_UP)
             recorder.recording = True

@@ -29,6 +29,7 @@ from bot.sender import TelegramSender
 from helpdesk.db.engine import make_engine, make_sessions
 from helpdesk.db.migrate import upgrade
 from helpdesk.desk import Desk
+from helpdesk.service import standard_composers
 from helpdesk.usecases.receive import receive
 from helpdesk.worker import DeliveryWorker
 from standins.telegram_api import TelegramApiStandIn
@@ -95,7 +96,10 @@ async def desk_round(chats: int, messages: int, database_url: str) -> list[float
             sender = TelegramSender(api.token, api.base_url)
             worker = DeliveryWorker(make_sessions(engine), {"telegram": sender}, poll_interval=0.2)
             desk = Desk(
-                sessions=make_sessions(engine), outbox_written=worker.wake, staff_telegram_chat_id=STAFF_CHAT
+                sessions=make_sessions(engine),
+                outbox_written=worker.wake,
+                staff_telegram_chat_id=STAFF_CHAT,
+                composers=standard_composers(),
             )
 
             async def on_inbound(inbound: Any) -> Any:

@@ -33,6 +33,7 @@ from helpdesk.db.engine import make_engine, make_sessions
 from helpdesk.db.migrate import upgrade
 from helpdesk.db.models import Message, OutboxItem, Ticket
 from helpdesk.desk import Desk
+from helpdesk.service import standard_composers
 from helpdesk.worker import DeliveryWorker
 from standins.telegram_api import TelegramApiStandIn
 
@@ -84,7 +85,10 @@ async def run(database_url: str, follow_ups: int, new_requests: int, tmp: Path) 
             sender = TelegramSender(api.token, api.base_url)
             worker = DeliveryWorker(make_sessions(engine), {"telegram": sender}, poll_interval=0.2)
             desk = Desk(
-                sessions=make_sessions(engine), outbox_written=worker.wake, staff_telegram_chat_id=STAFF_CHAT
+                sessions=make_sessions(engine),
+                outbox_written=worker.wake,
+                staff_telegram_chat_id=STAFF_CHAT,
+                composers=standard_composers(),
             )
             take, intake = _intake(desk, sender, tmp / "spool")
             app = build_application(api.token, api.base_url, take, desk=desk, staff_chat_id=STAFF_CHAT)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from helpdesk.composer import ChannelComposer, UnknownChannel
 from helpdesk.flood import FloodLimits
 
 if TYPE_CHECKING:
@@ -34,6 +35,14 @@ class Desk:
     # Classifier + matcher with the staff's corrections; rebuilt when the database says they changed.
     triage: Triage | None = None
     triage_key: Any = None
+    # How each channel words and addresses what the desk says on it (helpdesk.service.standard_composers).
+    composers: Mapping[str, ChannelComposer] = field(default_factory=dict)
+
+    def composer(self, channel: str) -> ChannelComposer:
+        try:
+            return self.composers[channel]
+        except KeyError:
+            raise UnknownChannel(channel) from None
 
     @property
     def mail_domain(self) -> str:

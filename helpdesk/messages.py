@@ -72,6 +72,11 @@ class OversizedAttachment:
     content_type: str
     size: int
 
+    @property
+    def readable_size(self) -> str:
+        """The size as staff notes and the sender's notice show it: "1.4 MB"."""
+        return f"{self.size / (1024 * 1024):.1f} MB"
+
 
 @dataclass(frozen=True, slots=True)
 class Sender:

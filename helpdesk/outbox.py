@@ -17,10 +17,8 @@ def new_message_id(domain: str) -> str:
 async def enqueue(
     session: AsyncSession, ticket: Ticket, message: Message, outbound: OutboundMessage
 ) -> OutboxItem:
-    """Queue `outbound`, the delivery of the already added `message` on `ticket`."""
-    await session.flush()  # the message needs its id before the outbox row can point at it
-    item = OutboxItem(
-        ticket_id=ticket.id, message_id=message.id, channel=outbound.channel, payload=outbound.to_json()
-    )
+    """Queue `outbound`, the delivery of the already added `message` on `ticket` (linked as objects: written
+    by the transaction's next flush, ids or not)."""
+    item = OutboxItem(ticket=ticket, message=message, channel=outbound.channel, payload=outbound.to_json())
     session.add(item)
     return item

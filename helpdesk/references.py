@@ -25,3 +25,10 @@ def find_reference(text: str | None) -> str | None:
     if match is None:
         return None
     return f"{PREFIX}-{match.group(1)}-{match.group(2)}"
+
+
+def ticket_subject(reference: str, subject: str, *, answer: bool = True) -> str:
+    """The subject of every mail the desk writes about a ticket: ``[REF] Re: subject`` for what answers
+    the request (acknowledgement, notice, staff reply), ``[REF] subject`` for staff notifications. The tag
+    leads so that a reply keeps it whatever the client does with "Re:"."""
+    return f"[{reference}] {'Re: ' if answer else ''}{subject}"

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from helpdesk.composer import ChannelComposer
 from helpdesk.config import Settings
 from helpdesk.db.engine import make_engine, make_sessions
 from helpdesk.db.migrate import upgrade
@@ -66,6 +67,17 @@ class Runtime:
             what=f"receiving {inbound.channel_message_id}",
             once_more_on=(sa_exc.IntegrityError,),
         )
+
+
+def standard_composers() -> dict[str, ChannelComposer]:
+    """How the desk words and addresses what it says on each channel: the one registry of channels (each
+    sender is built beside it in ``build_senders``). Every channel the desk may hold tickets on has one,
+    configured here or not: a reply written by the CLI is queued for the `helpdesk run` that has the
+    sender. The adapters render templates only, so importing them loads no channel library."""
+    from bot.composer import TelegramComposer
+    from helpdesk.email.composer import EmailComposer
+
+    return {"email": EmailComposer(), "telegram": TelegramComposer()}
 
 
 def build_senders(settings: Settings) -> dict[str, ChannelSender]:
@@ -128,6 +140,7 @@ async def open_runtime(
         outbox_written=worker.wake,
         staff_telegram_chat_id=settings.telegram.staff_chat_id if settings.telegram is not None else None,
         limits=limits,
+        composers=standard_composers(),
     )
     spool = InboundSpool(settings.spool_dir, max_bytes=settings.spool_max_mb * 1024 * 1024)
     intake = SafeIntake(

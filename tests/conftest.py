@@ -21,6 +21,7 @@ from helpdesk.db.engine import make_engine, make_sessions
 from helpdesk.db.migrate import upgrade
 from helpdesk.db.models import Base
 from helpdesk.desk import Desk
+from helpdesk.service import standard_composers
 from standins.imap_server import ImapStandIn
 from standins.smtp_server import SmtpStandIn
 from standins.telegram_api import TelegramApiStandIn
@@ -86,7 +87,9 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 @pytest.fixture
 async def desk(engine: AsyncEngine) -> Desk:
-    return Desk(sessions=make_sessions(engine), mail_from="helpdesk@tscc.example.org")
+    return Desk(
+        sessions=make_sessions(engine), mail_from="helpdesk@tscc.example.org", composers=standard_composers()
+    )
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from helpdesk.db.engine import make_engine, make_sessions
 from helpdesk.db.models import Base, OutboxItem, Ticket
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage, Sender
+from helpdesk.service import standard_composers
 from helpdesk.usecases.receive import receive
 from knowledge import load_knowledge_base
 from standins.smtp_server import SmtpStandIn
@@ -26,7 +27,9 @@ async def _seed(url: str) -> None:
     async with engine.begin() as connection:
         for table in reversed(Base.metadata.sorted_tables):
             await connection.exec_driver_sql(f"DELETE FROM {table.name}")
-    desk = Desk(sessions=make_sessions(engine), mail_from="helpdesk@tscc.example.org")
+    desk = Desk(
+        sessions=make_sessions(engine), mail_from="helpdesk@tscc.example.org", composers=standard_composers()
+    )
     await receive(
         desk,
         InboundMessage(

@@ -283,7 +283,12 @@ async def test_acknowledgements_are_rate_limited_per_sender_from_the_database(ma
     assert await _count(desk, AutoReply, AutoReply.recipient == "shahlo@uzspa.uz") == 3
     assert await _count(desk, OutboxItem, *TO_REQUESTERS) == 3
     # Another sender is not affected; a fresh Desk object (a restart) still sees the count.
-    restarted = Desk(sessions=desk.sessions, mail_from=desk.mail_from, mail_ack_limit_per_hour=3)
+    restarted = Desk(
+        sessions=desk.sessions,
+        mail_from=desk.mail_from,
+        mail_ack_limit_per_hour=3,
+        composers=desk.composers,
+    )
     await receive(restarted, parsed("utf8_kazakh.eml"))
     assert await _count(desk, OutboxItem, *TO_REQUESTERS) == 4
     inbound = parse_email(raw.replace(b"Message-ID: <", b"Message-ID: <n9."), own_addresses=OURS)
@@ -293,16 +298,38 @@ async def test_acknowledgements_are_rate_limited_per_sender_from_the_database(ma
     assert await _count(desk, AutoReply, AutoReply.recipient == "staff@tscc.example") == 3
 
 
-async def test_oversized_attachment_noted_on_ticket_and_sender_told(mail_desk: Desk) -> None:
+async def test_oversized_attachment_noted_on_ticket_and_told_inside_the_one_acknowledgement(
+    mail_desk: Desk,
+) -> None:
     desk = mail_desk
     result = await receive(desk, parsed("huge_attachment.eml", max_attachment_bytes=1 * MB))
     messages = await _messages(desk, result.reference)
     assert any(m.kind == "note" and "camera_traps_2025.zip" in m.body for m in messages)
     async with desk.sessions() as session:
         items = list(await session.scalars(select(OutboxItem).where(*TO_REQUESTERS).order_by(OutboxItem.id)))
-    texts = [item.payload["text"] for item in items]
-    assert len(items) == 2  # the acknowledgement and the notice
-    assert any("camera_traps_2025.zip" in text and "1.4 MB" in text for text in texts)
+    # One request, one answer: the receipt itself names the file not kept (no second mail).
+    [ack] = [item.payload for item in items]
+    assert f"registered as {result.reference}" in ack["text"]
+    assert "camera_traps_2025.zip (1.4 MB)" in ack["text"] and "camera_traps_2025.zip" in ack["html"]
+    assert ack["subject"] == f"[{result.reference}] Re: Large dataset"
+
+
+async def test_a_follow_up_with_an_oversized_attachment_still_tells_its_sender(mail_desk: Desk) -> None:
+    desk = mail_desk
+    first = await receive(desk, parsed("huge_attachment.eml"))
+    again = corpus("huge_attachment.eml").replace(
+        b"Message-ID: <42a0ce80c4b0@forest.kg>",
+        b"Message-ID: <again@forest.kg>\r\nIn-Reply-To: <42a0ce80c4b0@forest.kg>",
+    )
+    follow_up = await receive(desk, parse_email(again, own_addresses=OURS, max_attachment_bytes=1 * MB))
+    assert follow_up.reference == first.reference and not follow_up.created
+    async with desk.sessions() as session:
+        items = list(await session.scalars(select(OutboxItem).where(*TO_REQUESTERS).order_by(OutboxItem.id)))
+    # The follow-up gets no receipt of its own, only the notice, threaded under it.
+    [_, notice] = [item.payload for item in items]
+    assert "camera_traps_2025.zip (1.4 MB)" in notice["text"] and "registered as" not in notice["text"]
+    assert notice["subject"] == f"[{first.reference}] Re: Large dataset"
+    assert notice["in_reply_to"] == "<again@forest.kg>" and notice["recipient"] == "mirlan@forest.kg"
 
 
 # --- intake against pymap: checkpoint, processed folder, dead letters ------------------------------------

@@ -9,7 +9,7 @@ import socket
 import pytest
 
 from helpdesk.delivery import ChannelSender, DeliveryError
-from helpdesk.email.compose import compose_email, tagged_subject
+from helpdesk.email.mime_message import compose_email, tagged_subject
 from helpdesk.email.parse import automatic_reason, parse_email
 from helpdesk.email.smtp_sender import SmtpSender
 from helpdesk.messages import OutboundMessage

@@ -21,6 +21,7 @@ from helpdesk.db.models import Message, PendingChoice, PendingChoiceMessage, Tic
 from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage, Sender
+from helpdesk.service import standard_composers
 from helpdesk.usecases.followup_question import QUESTION_TTL, Asked, Held
 from helpdesk.usecases.personal_data.forget import forget_person
 from helpdesk.usecases.personal_data.person import Person
@@ -265,7 +266,11 @@ async def test_the_database_away_at_the_press_keeps_the_messages_and_the_buttons
         await postgres.setup()
         await upgrade(postgres.url)
         engine = make_engine(postgres.url)
-        desk = Desk(sessions=make_sessions(engine), mail_from="helpdesk@tscc.example.org")
+        desk = Desk(
+            sessions=make_sessions(engine),
+            mail_from="helpdesk@tscc.example.org",
+            composers=standard_composers(),
+        )
         async with open_harness(desk) as harness:
             (first, _), question = await ask_in_group(harness, 8601)
             await engine.dispose()

@@ -30,6 +30,7 @@ from helpdesk.cli import main
 from helpdesk.db.engine import make_engine, make_sessions
 from helpdesk.db.models import AuditEvent, Base, OutboxItem, Ticket
 from helpdesk.desk import Desk
+from helpdesk.service import standard_composers
 from helpdesk.usecases.personal_data.export import export_person
 from helpdesk.usecases.personal_data.forget import forget_person
 from helpdesk.usecases.personal_data.person import Person
@@ -139,7 +140,13 @@ def cli_db(database_url: str, workdir: Path, monkeypatch: pytest.MonkeyPatch) ->
         async with engine.begin() as connection:
             for table in reversed(Base.metadata.sorted_tables):
                 await connection.exec_driver_sql(f"DELETE FROM {table.name}")
-        await seed(Desk(sessions=make_sessions(engine), mail_from="helpdesk@tscc.example.org"))
+        await seed(
+            Desk(
+                sessions=make_sessions(engine),
+                mail_from="helpdesk@tscc.example.org",
+                composers=standard_composers(),
+            )
+        )
         await engine.dispose()
 
     asyncio.run(prepare())

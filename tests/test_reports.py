@@ -35,6 +35,7 @@ from helpdesk.reports import Period, build_report
 from helpdesk.reports.anonymise import anonymise
 from helpdesk.reports.monthly import deliver_monthly_report
 from helpdesk.reports.render import FORMATS, render_report, render_report_async
+from helpdesk.service import standard_composers
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 PERSONAL = (
@@ -376,7 +377,7 @@ def test_report_command(database_url: str, workdir: Path, monkeypatch: pytest.Mo
         async with engine.begin() as connection:
             for table in reversed(Base.metadata.sorted_tables):
                 await connection.exec_driver_sql(f"DELETE FROM {table.name}")
-        await seed(Desk(sessions=make_sessions(engine)))
+        await seed(Desk(sessions=make_sessions(engine), composers=standard_composers()))
         await engine.dispose()
 
     asyncio.run(prepare())

@@ -23,7 +23,10 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
             cursor.close()
 
         return engine
-    return create_async_engine(url, pool_pre_ping=True, **kwargs)
+    # No pre-ping: it costs a round trip per transaction. A connection the server dropped (a restart, a
+    # failover) fails its first statement instead; SQLAlchemy then discards the whole pool, and the callers
+    # that must not lose work retry on that error (helpdesk.db.transient: intake, the spool, the worker).
+    return create_async_engine(url, **kwargs)
 
 
 def make_sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

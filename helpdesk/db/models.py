@@ -173,6 +173,9 @@ class OutboxItem(Base):
     sent_id: Mapped[str | None] = mapped_column(String(1000))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column()
+    # Linked as objects so a use-case can queue a message on a ticket not yet flushed: one flush writes all.
+    ticket: Mapped[Ticket | None] = relationship()
+    message: Mapped[Message | None] = relationship()
 
 
 class AuditEvent(Base):
@@ -184,6 +187,7 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ticket: Mapped[Ticket | None] = relationship()
 
 
 class TicketParticipant(Base):
@@ -196,6 +200,7 @@ class TicketParticipant(Base):
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
     email: Mapped[str] = mapped_column(String(320), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ticket: Mapped[Ticket] = relationship()
 
 
 class AutoReply(Base):
@@ -209,6 +214,7 @@ class AutoReply(Base):
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     kind: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ticket: Mapped[Ticket | None] = relationship()
 
 
 class ImapCheckpoint(Base):

@@ -8,7 +8,7 @@ import ssl
 import aiosmtplib
 
 from helpdesk.delivery import DeliveryError
-from helpdesk.email.compose import compose_email
+from helpdesk.email.mime_message import compose_email
 from helpdesk.messages import OutboundMessage
 
 log = logging.getLogger(__name__)

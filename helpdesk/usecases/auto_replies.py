@@ -37,5 +37,5 @@ async def allow_auto_reply(
                 limit_per_hour=desk.mail_ack_limit_per_hour,
             )
         return False
-    session.add(AutoReply(recipient=recipient, ticket_id=ticket.id if ticket else None, kind=kind))
+    session.add(AutoReply(recipient=recipient, ticket=ticket, kind=kind))
     return True

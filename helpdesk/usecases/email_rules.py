@@ -1,6 +1,7 @@
-"""Email-specific steps of receiving, once the threading rules (``helpdesk.usecases.threading_rules``) have
-decided where a mail belongs: staff replies by mail relayed, participants, trust marks, the possible-follow-up
-note and oversized attachments.
+"""Steps of receiving for what today only mail carries, once the threading rules
+(``helpdesk.usecases.threading_rules``) have decided where a message belongs: staff replies by mail relayed,
+participants (To/Cc), trust marks, the possible-follow-up note and oversized attachments. They act on what
+the message holds, not on its channel's name, so they run for every channel (a chat has no Cc).
 
 Trust (issue 10): mail the trusted mail server failed that claims to be the requester or a participant is
 kept on the ticket, marked unverified, and changes nothing: no reopening, no status change, no participants.
@@ -11,12 +12,11 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from helpdesk.composer import Acknowledgement
 from helpdesk.db.models import Attachment, Message, Requester, Ticket, TicketParticipant
 from helpdesk.desk import Desk
-from helpdesk.messages import InboundMessage, OutboundMessage
-from helpdesk.outbox import enqueue, new_message_id
-from helpdesk.rendering import render
-from helpdesk.usecases.auto_replies import allow_auto_reply
+from helpdesk.messages import InboundMessage
+from helpdesk.usecases.acknowledge import acknowledge
 from helpdesk.usecases.errors import InvalidTransition, NoRoute
 from helpdesk.usecases.reply import reply_in_session
 from helpdesk.usecases.staff_mail import mark_unverified_sender, mark_unverified_staff
@@ -38,10 +38,12 @@ async def relay_staff_mail(
         desk_note(session, ticket, f"Mail from staff {staff} was not relayed to the requester: {exc}")
     store_inbound(session, ticket, inbound, kind="note", author=staff)
     audit(session, ticket, f"email:{staff}", "received", message_channel_id=inbound.channel_message_id)
-    await note_oversized(desk, session, ticket, None, inbound)
+    note_oversized(session, ticket, None, inbound)
+    # Only something to tell them (an attachment not kept) makes an answer to a staff member's mail.
+    await acknowledge(desk, session, Acknowledgement(ticket, inbound, created=False))
 
 
-async def after_email_stored(
+async def after_stored(
     desk: Desk,
     session: AsyncSession,
     ticket: Ticket,
@@ -52,7 +54,7 @@ async def after_email_stored(
     created: bool,
 ) -> None:
     """Participants, trust marks, the possible-follow-up note and oversized attachments, once ``message`` is
-    stored."""
+    stored (the sender is told about those in the message's one acknowledgement)."""
     if thread.unverified_staff:
         await mark_unverified_staff(desk, session, ticket, message, inbound)
     if thread.unverified_sender:
@@ -71,33 +73,36 @@ async def after_email_stored(
             session,
             ticket,
             f"Possible follow-up of {thread.possible_followup_of}: {inbound.sender.email or 'the sender'} "
-            "is not its requester, a participant or staff, so this mail opened a new ticket.",
+            "is not its requester, a participant or staff, so this message opened a new ticket.",
         )
         audit(session, ticket, "helpdesk", "possible_followup", of=thread.possible_followup_of)
-    await note_oversized(desk, session, ticket, message, inbound)
+    note_oversized(session, ticket, message, inbound)
 
 
 async def add_participants(
     desk: Desk, session: AsyncSession, ticket: Ticket, addresses: tuple[str, ...]
 ) -> None:
+    if not addresses:
+        return
     own = (desk.mail_from or "").lower()
-    requester = await session.get(Requester, ticket.requester_id)
+    # A ticket opened by this very message is not written yet: its requester is the object it was given.
+    new = ticket.id is None
+    requester = ticket.requester if new else await session.get(Requester, ticket.requester_id)
     skip = {own, (requester.email or "").lower() if requester else ""} | set(desk.staff_emails)
     wanted = [a.lower() for a in addresses if a and a.lower() not in skip]
     if not wanted:
         return
-    known = set(
-        await session.scalars(select(TicketParticipant.email).where(TicketParticipant.ticket_id == ticket.id))
-    )
+    query = select(TicketParticipant.email).where(TicketParticipant.ticket_id == ticket.id)
+    known = set() if new else set(await session.scalars(query))
     for address in dict.fromkeys(wanted):
         if address not in known:
-            session.add(TicketParticipant(ticket_id=ticket.id, email=address))
+            session.add(TicketParticipant(ticket=ticket, email=address))
 
 
-async def note_oversized(
-    desk: Desk, session: AsyncSession, ticket: Ticket, message: Message | None, inbound: InboundMessage
+def note_oversized(
+    session: AsyncSession, ticket: Ticket, message: Message | None, inbound: InboundMessage
 ) -> None:
-    """Oversized attachments: listed on the message (no data), noted for staff, the sender told."""
+    """Oversized attachments: listed on the message (no data) and noted for staff."""
     if not inbound.oversized_attachments:
         return
     if message is not None:
@@ -105,44 +110,10 @@ async def note_oversized(
             message.attachments.append(
                 Attachment(filename=item.filename, content_type=item.content_type, size=item.size, data=None)
             )
-    listing = ", ".join(f"{a.filename} ({_megabytes(a.size)})" for a in inbound.oversized_attachments)
+    listing = ", ".join(f"{a.filename} ({a.readable_size})" for a in inbound.oversized_attachments)
     desk_note(
         session,
         ticket,
         f"Not stored, over the attachment size limit: {listing}. "
         f"Sender: {inbound.sender.email or 'unknown'}.",
     )
-    recipient = inbound.sender.email
-    if inbound.automatic or not recipient:
-        return
-    if not await allow_auto_reply(desk, session, recipient, ticket, "oversized_notice"):
-        return
-    language = ticket.language
-    files = [{"filename": a.filename, "size": _megabytes(a.size)} for a in inbound.oversized_attachments]
-    outbound = OutboundMessage(
-        channel="email",
-        recipient=recipient,
-        subject=f"[{ticket.reference}] Re: {ticket.subject}",
-        text=render("email/oversized.{lang}.txt.j2", language, reference=ticket.reference, files=files),
-        reference=ticket.reference,
-        message_id=new_message_id(desk.mail_domain),
-        in_reply_to=inbound.channel_message_id,
-        references=(*inbound.replies_to, inbound.channel_message_id),
-        extra={"auto_submitted": "auto-replied"},
-    )
-    notice = Message(
-        ticket_id=ticket.id,
-        kind="outbound",
-        channel="email",
-        author="helpdesk",
-        subject=outbound.subject,
-        body=outbound.text,
-        channel_message_id=outbound.message_id,
-        automatic=True,
-    )
-    session.add(notice)
-    await enqueue(session, ticket, notice, outbound)
-
-
-def _megabytes(size: int) -> str:
-    return f"{size / (1024 * 1024):.1f} MB"

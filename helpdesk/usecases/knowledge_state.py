@@ -20,13 +20,16 @@ from knowledge import parse_experts
 
 
 async def current_triage(desk: Desk, session: AsyncSession) -> Triage:
-    examples = (
-        await session.execute(select(func.count(LabelledExampleRow.id), func.max(LabelledExampleRow.id)))
-    ).one()
-    roster = (
-        await session.execute(select(func.count(RosterExpert.id), func.max(RosterExpert.loaded_at)))
-    ).one()
-    key = (tuple(examples), tuple(roster))
+    # Both fingerprints in one round trip: this runs for every new ticket.
+    fingerprint = select(
+        select(func.count(LabelledExampleRow.id)).scalar_subquery(),
+        select(func.max(LabelledExampleRow.id)).scalar_subquery(),
+        select(func.count(RosterExpert.id)).scalar_subquery(),
+        select(func.max(RosterExpert.loaded_at)).scalar_subquery(),
+    )
+    row = tuple((await session.execute(fingerprint)).one())
+    examples, roster = row[:2], row[2:]
+    key = (examples, roster)
     if desk.triage is not None and desk.triage_key == key:
         return desk.triage
     # The first build compiles the vocabulary (a few hundred ms): not on the event loop.

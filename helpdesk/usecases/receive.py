@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from datetime import timedelta
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk import lifecycle
+from helpdesk.composer import Acknowledgement, ChannelComposer
 from helpdesk.db.models import Message, Requester, Ticket
 from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
 from helpdesk.language import detect_reply_language
-from helpdesk.messages import InboundMessage, OutboundMessage
-from helpdesk.outbox import enqueue, new_message_id
-from helpdesk.rendering import render
+from helpdesk.messages import InboundMessage
 from helpdesk.usecases import events
-from helpdesk.usecases.auto_replies import allow_auto_reply
-from helpdesk.usecases.email_rules import after_email_stored, relay_staff_mail
+from helpdesk.usecases.acknowledge import acknowledge
+from helpdesk.usecases.email_rules import after_stored, relay_staff_mail
 from helpdesk.usecases.knowledge_state import current_triage
 from helpdesk.usecases.load import expert_load
 from helpdesk.usecases.numbering import next_reference
@@ -27,7 +26,6 @@ from helpdesk.usecases.threading_rules import find_thread
 from helpdesk.usecases.tickets import audit, store_inbound
 
 SUBJECT_LIMIT = 300
-RECEIPT_WINDOW = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +46,26 @@ async def receive(desk: Desk, inbound: InboundMessage) -> ReceiveResult:
 
 
 async def receive_in_session(desk: Desk, session: AsyncSession, inbound: InboundMessage) -> ReceiveResult:
-    """The whole of receiving inside the caller's transaction (group commit, tests); the caller commits."""
+    """The whole of receiving inside the caller's transaction (group commit, tests); the caller commits.
+
+    Reads first, writes last: what the message adds (requester, ticket, message, audit, acknowledgement,
+    outbox) is linked as objects and written by one flush at the end, each table's rows in one batch."""
+    composer = desk.composer(inbound.channel)  # an unknown channel is refused before anything is stored
+    with session.no_autoflush:
+        outcome = await _receive(desk, session, composer, inbound)
+    if isinstance(outcome, ReceiveResult):
+        return outcome
+    received, reopened = outcome
+    await session.flush()
+    await events.record(desk, session, received)
+    ticket = received.ticket
+    return ReceiveResult(ticket.reference, ticket.id, created=received.created, reopened=reopened)
+
+
+async def _receive(
+    desk: Desk, session: AsyncSession, composer: ChannelComposer, inbound: InboundMessage
+) -> ReceiveResult | tuple[events.MessageReceived, bool]:
+    """Everything up to the flush; a duplicate or a relayed staff mail is finished here."""
     seen = await session.scalar(
         select(Message).where(
             Message.channel == inbound.channel, Message.channel_message_id == inbound.channel_message_id
@@ -67,19 +84,23 @@ async def receive_in_session(desk: Desk, session: AsyncSession, inbound: Inbound
     thread = await find_thread(desk, session, inbound, requester)
     if thread.staff_ticket is not None:
         await relay_staff_mail(desk, session, thread.staff_ticket, inbound)
+        await session.flush()
         return ReceiveResult(thread.staff_ticket.reference, thread.staff_ticket.id, created=False)
     ticket = thread.ticket
+    actor = composer.actor(inbound)
     crowded: list[Ticket] = []
-    if ticket is None and inbound.channel == "telegram":
+    if ticket is None and composer.receipts.open_ticket_cap and requester.id is not None:
         crowded = await _open_tickets_at_cap(desk, session, requester, inbound)
         if crowded:
             ticket = crowded[0]  # nothing is lost: the message joins their most recent open request
 
     resources: tuple[dict[str, str], ...] = ()
     if ticket is None:
-        ticket = await _open_ticket(desk, session, inbound, requester, language)
+        # Classified before the ticket exists, so the ticket is written once, classification included.
+        triaged = await _triage(desk, session, requester, inbound, language)
+        ticket = await _open_ticket(desk, session, inbound, requester, language, actor, triaged)
         created, reopened = True, False
-        resources = await _triage(desk, session, ticket, requester, inbound)
+        resources = triaged.resources
     else:
         created = False
         # Automatic mail and mail the trusted mail server failed are kept, but move nothing.
@@ -87,17 +108,14 @@ async def receive_in_session(desk: Desk, session: AsyncSession, inbound: Inbound
         previous = lifecycle.apply(ticket, lifecycle.Move.INBOUND, utcnow()) if moves else None
         reopened = previous in lifecycle.REOPENABLE
         if reopened:
-            audit(session, ticket, _actor(inbound), "reopened", previous=previous)
+            audit(session, ticket, actor, "reopened", previous=previous)
         ticket.updated_at = utcnow()
 
     message = store_inbound(session, ticket, inbound)
-    audit(session, ticket, _actor(inbound), "received", message_channel_id=inbound.channel_message_id)
-    if inbound.channel == "email":
-        await after_email_stored(desk, session, ticket, message, inbound, thread, created=created)
-    if not inbound.automatic and (created or await _receipt_due(desk, session, ticket, inbound)):
-        await _acknowledge(
-            desk, session, ticket, message, inbound, created=created, resources=resources, crowded=crowded
-        )
+    audit(session, ticket, actor, "received", message_channel_id=inbound.channel_message_id)
+    await after_stored(desk, session, ticket, message, inbound, thread, created=created)
+    ack = Acknowledgement(ticket, inbound, created=created, resources=resources, crowded=tuple(crowded))
+    await acknowledge(desk, session, ack)
     received = events.MessageReceived(
         ticket,
         inbound,
@@ -105,14 +123,7 @@ async def receive_in_session(desk: Desk, session: AsyncSession, inbound: Inbound
         moves_ticket=thread.changes_ticket,
         unverified_staff=thread.unverified_staff,
     )
-    await events.record(desk, session, received)
-    return ReceiveResult(ticket.reference, ticket.id, created=created, reopened=reopened)
-
-
-def _actor(inbound: InboundMessage) -> str:
-    if inbound.channel == "telegram":
-        return f"telegram:{inbound.sender.telegram_user_id}"
-    return f"email:{inbound.sender.email}"
+    return received, reopened
 
 
 async def _open_tickets_at_cap(
@@ -138,27 +149,6 @@ async def _open_tickets_at_cap(
     return sorted(tickets, key=lambda t: t.telegram_chat_id != chat)  # stable: recency kept within each
 
 
-async def _receipt_due(desk: Desk, session: AsyncSession, ticket: Ticket, inbound: InboundMessage) -> bool:
-    """Whether a follow-up on Telegram gets its own receipt: a few per ticket per minute, then a burst is
-    stored silently (the requester has just been told where their messages go)."""
-    if inbound.channel != "telegram":
-        return True
-    since = utcnow() - RECEIPT_WINDOW
-    sent = await session.scalar(
-        select(func.count())
-        .select_from(Message)
-        .where(
-            Message.ticket_id == ticket.id,
-            Message.kind == "outbound",
-            Message.channel == "telegram",
-            Message.automatic.is_(True),
-            Message.created_at >= since,
-        )
-    )
-    registration = 1 if ticket.created_at >= since else 0
-    return (sent or 0) < desk.limits.receipts_per_minute + registration
-
-
 def _subject(inbound: InboundMessage) -> str:
     subject = (inbound.subject or "").strip()
     if not subject:
@@ -167,8 +157,49 @@ def _subject(inbound: InboundMessage) -> str:
     return subject if len(subject) <= SUBJECT_LIMIT else subject[: SUBJECT_LIMIT - 1] + "…"
 
 
+@dataclass(frozen=True, slots=True)
+class _Triaged:
+    classification: dict[str, Any]
+    matches: dict[str, Any]
+    party: str | None
+    # Resources for the acknowledgement (none when the request could not be classified).
+    resources: tuple[dict[str, str], ...]
+    audit: dict[str, Any]
+
+
+async def _triage(
+    desk: Desk, session: AsyncSession, requester: Requester, inbound: InboundMessage, language: str
+) -> _Triaged:
+    """Classify a new request and match experts and resources, before its ticket is made."""
+    triage = await current_triage(desk, session)
+    text = "\n".join(part for part in (inbound.subject, inbound.text_for_classification) if part)
+    classification = triage.classify(text)
+    assessment = triage.assess(classification, language=language or "ru", load=await expert_load(session))
+    party = requester.party
+    if party is None and classification.party is not None:
+        # The text names the Party ("our ministry in Nukus"): remember it for this requester too.
+        party = requester.party = classification.party
+    return _Triaged(
+        classification=assessment.classification_json(),
+        matches=assessment.matches_json(),
+        party=party,
+        resources=assessment.for_requester if not classification.unclassified else (),
+        audit={
+            "targets": classification.target_numbers[:3],
+            "core_functions": classification.core_function_numbers[:2],
+            "unclassified": classification.unclassified,
+        },
+    )
+
+
 async def _open_ticket(
-    desk: Desk, session: AsyncSession, inbound: InboundMessage, requester: Requester, language: str
+    desk: Desk,
+    session: AsyncSession,
+    inbound: InboundMessage,
+    requester: Requester,
+    language: str,
+    actor: str,
+    triaged: _Triaged,
 ) -> Ticket:
     now = inbound.received_at or utcnow()
     reference = await next_reference(session, now.astimezone(desk.timezone).year)
@@ -177,119 +208,17 @@ async def _open_ticket(
         subject=_subject(inbound),
         channel=inbound.channel,
         status=lifecycle.INITIAL.value,
-        requester_id=requester.id,
-        party=requester.party,
+        requester=requester,
+        party=triaged.party,
         language=language,
         telegram_chat_id=inbound.sender.telegram_chat_id,
+        classification=triaged.classification,
+        matches=triaged.matches,
         created_at=now,
         updated_at=now,
         tags=[],
     )
     session.add(ticket)
-    await session.flush()
-    audit(session, ticket, _actor(inbound), "created", channel=inbound.channel)
+    audit(session, ticket, actor, "created", channel=inbound.channel)
+    audit(session, ticket, "classifier", "classified", **triaged.audit)
     return ticket
-
-
-async def _triage(
-    desk: Desk, session: AsyncSession, ticket: Ticket, requester: Requester, inbound: InboundMessage
-) -> tuple[dict[str, str], ...]:
-    """Classify the new ticket, match experts and resources, store both; returns resources for the receipt."""
-    triage = await current_triage(desk, session)
-    text = "\n".join(part for part in (inbound.subject, inbound.text_for_classification) if part)
-    classification = triage.classify(text)
-    assessment = triage.assess(
-        classification, language=ticket.language or "ru", load=await expert_load(session)
-    )
-    ticket.classification = assessment.classification_json()
-    ticket.matches = assessment.matches_json()
-    if ticket.party is None and classification.party is not None:
-        # The text names the Party ("our ministry in Nukus"): remember it for this requester too.
-        ticket.party = classification.party
-        if requester.party is None:
-            requester.party = classification.party
-    audit(
-        session,
-        ticket,
-        "classifier",
-        "classified",
-        targets=classification.target_numbers[:3],
-        core_functions=classification.core_function_numbers[:2],
-        unclassified=classification.unclassified,
-    )
-    return assessment.for_requester if not classification.unclassified else ()
-
-
-async def _acknowledge(
-    desk: Desk,
-    session: AsyncSession,
-    ticket: Ticket,
-    inbound_row: Message,
-    inbound: InboundMessage,
-    *,
-    created: bool,
-    resources: tuple[dict[str, str], ...] = (),
-    crowded: list[Ticket] | None = None,
-) -> None:
-    language = ticket.language
-    name = inbound.sender.name
-    if inbound.channel == "email":
-        if not created or not inbound.sender.email:
-            return  # a mailed follow-up needs no receipt: the thread itself shows it arrived
-        if not await allow_auto_reply(desk, session, inbound.sender.email, ticket, "acknowledgement"):
-            return  # rate limit per sender (RFC 3834 §2): a mail loop or a flood gets a few, not all
-        message_id = new_message_id(desk.mail_domain)
-        outbound = OutboundMessage(
-            channel="email",
-            recipient=inbound.sender.email,
-            subject=f"[{ticket.reference}] Re: {ticket.subject}",
-            text=render(
-                "email/ack.{lang}.txt.j2",
-                language,
-                name=name,
-                reference=ticket.reference,
-                resources=resources,
-            ),
-            html=render(
-                "email/ack.{lang}.html.j2",
-                language,
-                name=name,
-                reference=ticket.reference,
-                resources=resources,
-            ),
-            reference=ticket.reference,
-            message_id=message_id,
-            in_reply_to=inbound.channel_message_id,
-            references=(*inbound.replies_to, inbound.channel_message_id),
-            extra={"auto_submitted": "auto-replied"},
-        )
-    else:
-        template = "bot/ack.{lang}.txt.j2" if created else "bot/followup.{lang}.txt.j2"
-        if crowded:
-            template = "bot/open_cap.{lang}.txt.j2"
-        message_id = None
-        shown = [{"reference": t.reference, "subject": t.subject[:80]} for t in crowded or ()]
-        outbound = OutboundMessage(
-            channel="telegram",
-            # The chat it came from (a ticket over the cap may have been opened in another chat).
-            recipient=str(inbound.sender.telegram_chat_id or ticket.telegram_chat_id),
-            text=render(template, language, reference=ticket.reference, resources=resources, tickets=shown),
-            reference=ticket.reference,
-            extra={"reply_to_message_id": int(inbound.channel_message_id.rpartition(":")[2])},
-        )
-    ack = Message(
-        ticket_id=ticket.id,
-        kind="outbound",
-        channel=inbound.channel,
-        author="helpdesk",
-        subject=outbound.subject,
-        body=outbound.text,
-        html=outbound.html,
-        channel_message_id=message_id,
-        automatic=True,
-    )
-    session.add(ack)
-    if resources:
-        # Kept with the delivery for the reports: what the requester was sent (the matches may change later).
-        outbound = replace(outbound, extra={**outbound.extra, "resources": [dict(r) for r in resources]})
-    await enqueue(session, ticket, ack, outbound)

@@ -8,11 +8,9 @@ from helpdesk import lifecycle
 from helpdesk.db.models import Message, Ticket
 from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
-from helpdesk.messages import OutboundMessage
-from helpdesk.outbox import enqueue, new_message_id
-from helpdesk.rendering import render
+from helpdesk.outbox import enqueue
 from helpdesk.usecases import events
-from helpdesk.usecases.errors import InvalidTransition, NoRoute
+from helpdesk.usecases.errors import InvalidTransition
 from helpdesk.usecases.tickets import audit, get_ticket
 
 
@@ -38,7 +36,8 @@ async def reply_in_session(
     if not text:
         raise InvalidTransition("a reply needs some text")
     lifecycle.next_status(ticket, lifecycle.Move.REPLY)  # refused before anything is queued
-    outbound = _outbound(desk, ticket, text)
+    composer = desk.composer(ticket.channel)
+    outbound = composer.reply(ticket, text, mail_domain=desk.mail_domain)
     message = Message(
         ticket_id=ticket.id,
         kind="outbound",
@@ -56,44 +55,7 @@ async def reply_in_session(
         ticket.first_response_at = now
     lifecycle.apply(ticket, lifecycle.Move.REPLY, now)
     ticket.updated_at = now
+    await session.flush()  # the audit event names the reply's id
     audit(session, ticket, actor, "replied", message_id=message.id)
     await events.record(desk, session, events.Replied(ticket))
     return message
-
-
-def _outbound(desk: Desk, ticket: Ticket, text: str) -> OutboundMessage:
-    requester = ticket.requester
-    language = ticket.language
-    if ticket.channel == "email":
-        if not requester.email:
-            raise NoRoute(f"{ticket.reference}: the requester has no email address")
-        thread = [m.channel_message_id for m in ticket.messages if m.channel_message_id and m.kind != "note"]
-        return OutboundMessage(
-            channel="email",
-            recipient=requester.email,
-            subject=f"[{ticket.reference}] Re: {ticket.subject}",
-            text=render("email/reply.{lang}.txt.j2", language, text=text, reference=ticket.reference),
-            html=render("email/reply.{lang}.html.j2", language, text=text, reference=ticket.reference),
-            reference=ticket.reference,
-            message_id=new_message_id(desk.mail_domain),
-            in_reply_to=thread[-1] if thread else None,
-            # The last twenty ids are plenty for clients to thread, and keep the header a sane size.
-            references=tuple(thread[-20:]),
-            extra={"auto_submitted": "no"},
-        )
-    chat_id = ticket.telegram_chat_id or requester.telegram_chat_id
-    if chat_id is None:
-        raise NoRoute(f"{ticket.reference}: no Telegram chat to answer in")
-    # Quote the requester's last message in that chat, so the answer sits under the question it answers.
-    asked = [
-        m.channel_message_id
-        for m in ticket.messages
-        if m.kind == "inbound" and m.channel_message_id and m.channel_message_id.startswith(f"{chat_id}:")
-    ]
-    return OutboundMessage(
-        channel="telegram",
-        recipient=str(chat_id),
-        text=render("bot/reply.{lang}.txt.j2", language, text=text, reference=ticket.reference),
-        reference=ticket.reference,
-        extra={"reply_to_message_id": int(asked[-1].rpartition(":")[2])} if asked else {},
-    )

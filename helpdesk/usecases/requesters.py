@@ -30,8 +30,7 @@ async def find_or_create_requester(session: AsyncSession, sender: Sender, langua
             telegram_chat_id=sender.telegram_chat_id,
             language=language,
         )
-        session.add(requester)
-        await session.flush()
+        session.add(requester)  # written by the caller's next flush, with the ticket that refers to it
         return requester
     # Keep what we know current: people change display names and private chats.
     if sender.name and not requester.name:

@@ -117,7 +117,7 @@ async def _alert_staff_group(desk: Desk, session: AsyncSession, ticket: Ticket, 
         ),
         reference=ticket.reference,
     )
-    session.add(OutboxItem(ticket_id=ticket.id, message_id=None, channel="telegram", payload=alert.to_json()))
+    session.add(OutboxItem(ticket=ticket, channel="telegram", payload=alert.to_json()))
 
 
 def _tag(ticket: Ticket, tag: str) -> None:

@@ -17,6 +17,7 @@ from helpdesk.db.models import OutboxItem, Ticket
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage, OutboundMessage
 from helpdesk.outbox import new_message_id
+from helpdesk.references import ticket_subject
 from helpdesk.rendering import render
 from helpdesk.usecases.auto_replies import allow_auto_reply
 from helpdesk.usecases.cards import classification_context
@@ -67,7 +68,7 @@ async def notify_staff(
         outbound = OutboundMessage(
             channel="email",
             recipient=recipient,
-            subject=f"[{ticket.reference}] {ticket.subject}",
+            subject=ticket_subject(ticket.reference, ticket.subject, answer=False),
             text=body,
             reference=ticket.reference,
             message_id=new_message_id(desk.mail_domain),

@@ -42,7 +42,7 @@ def store_inbound(
 ) -> Message:
     """Keep a message as it arrived, with its attachments, on `ticket` (a staff mail is kept as a note)."""
     message = Message(
-        ticket_id=ticket.id,
+        ticket=ticket,
         kind=kind,
         channel=inbound.channel,
         author=author or inbound.sender.email or inbound.sender.name or str(inbound.sender.telegram_user_id),
@@ -63,10 +63,8 @@ def store_inbound(
 
 def desk_note(session: AsyncSession, ticket: Ticket, text: str) -> None:
     """An internal note the desk itself writes on ``ticket`` (staff only, never sent to the requester)."""
-    session.add(
-        Message(ticket_id=ticket.id, kind="note", channel=ticket.channel, author="helpdesk", body=text)
-    )
+    session.add(Message(ticket=ticket, kind="note", channel=ticket.channel, author="helpdesk", body=text))
 
 
 def audit(session: AsyncSession, ticket: Ticket, actor: str, action: str, **detail: Any) -> None:
-    session.add(AuditEvent(ticket_id=ticket.id, actor=actor, action=action, detail=detail))
+    session.add(AuditEvent(ticket=ticket, actor=actor, action=action, detail=detail))

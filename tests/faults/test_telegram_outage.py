@@ -26,6 +26,7 @@ from helpdesk.db.engine import make_engine, make_sessions
 from helpdesk.db.migrate import upgrade
 from helpdesk.db.models import Ticket
 from helpdesk.desk import Desk
+from helpdesk.service import standard_composers
 from standins.telegram_api import TelegramApiStandIn
 
 RESEND = "database was unavailable"  # bot/resend.en.txt.j2
@@ -55,7 +56,9 @@ async def private_postgres() -> AsyncIterator[PrivatePostgres]:
 async def desk_on(url: str) -> AsyncIterator[Desk]:
     engine = make_engine(url)
     try:
-        yield Desk(sessions=make_sessions(engine), mail_from="helpdesk@tscc.example")
+        yield Desk(
+            sessions=make_sessions(engine), mail_from="helpdesk@tscc.example", composers=standard_composers()
+        )
     finally:
         await engine.dispose()
 
@@ -225,7 +228,9 @@ async def _all_acked(api: TelegramApiStandIn, chats: list[int]) -> bool:
 
 @pytest.fixture
 async def harness_on_engine(engine: AsyncEngine, tmp_path: Path) -> AsyncIterator[Harness]:
-    desk = Desk(sessions=make_sessions(engine), mail_from="helpdesk@tscc.example")
+    desk = Desk(
+        sessions=make_sessions(engine), mail_from="helpdesk@tscc.example", composers=standard_composers()
+    )
     async with open_harness(desk, spool_dir=tmp_path / "spool") as opened:
         yield opened
 

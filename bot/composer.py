@@ -1,0 +1,55 @@
+"""The Telegram channel's composer: what the desk says in a requester's chat, and to which chat.
+
+Renders templates only (no python-telegram-bot here): the outbox carries the result to ``bot/sender.py``.
+"""
+
+from __future__ import annotations
+
+from helpdesk.composer import Acknowledgement, ReceiptRules
+from helpdesk.db.models import Ticket
+from helpdesk.messages import InboundMessage, OutboundMessage
+from helpdesk.rendering import render
+from helpdesk.usecases.errors import NoRoute
+
+
+class TelegramComposer:
+    # A chat makes a new ticket or a follow-up one keystroke away: both are capped, receipts included.
+    receipts = ReceiptRules(open_ticket_cap=True, followup_receipts_per_ticket=True)
+
+    def actor(self, inbound: InboundMessage) -> str:
+        return f"telegram:{inbound.sender.telegram_user_id}"
+
+    def acknowledgement(self, ack: Acknowledgement, *, mail_domain: str) -> OutboundMessage | None:
+        ticket, inbound = ack.ticket, ack.inbound
+        template = "bot/ack.{lang}.txt.j2" if ack.created else "bot/followup.{lang}.txt.j2"
+        if ack.crowded:
+            template = "bot/open_cap.{lang}.txt.j2"
+        shown = [{"reference": t.reference, "subject": t.subject[:80]} for t in ack.crowded]
+        return OutboundMessage(
+            channel="telegram",
+            # The chat it came from (a ticket over the cap may have been opened in another chat).
+            recipient=str(inbound.sender.telegram_chat_id or ticket.telegram_chat_id),
+            text=render(
+                template, ticket.language, reference=ticket.reference, resources=ack.resources, tickets=shown
+            ),
+            reference=ticket.reference,
+            extra={"reply_to_message_id": int(inbound.channel_message_id.rpartition(":")[2])},
+        )
+
+    def reply(self, ticket: Ticket, text: str, *, mail_domain: str) -> OutboundMessage:
+        chat_id = ticket.telegram_chat_id or ticket.requester.telegram_chat_id
+        if chat_id is None:
+            raise NoRoute(f"{ticket.reference}: no Telegram chat to answer in")
+        # Quote the requester's last message in that chat, so the answer sits under the question it answers.
+        asked = [
+            m.channel_message_id
+            for m in ticket.messages
+            if m.kind == "inbound" and m.channel_message_id and m.channel_message_id.startswith(f"{chat_id}:")
+        ]
+        return OutboundMessage(
+            channel="telegram",
+            recipient=str(chat_id),
+            text=render("bot/reply.{lang}.txt.j2", ticket.language, text=text, reference=ticket.reference),
+            reference=ticket.reference,
+            extra={"reply_to_message_id": int(asked[-1].rpartition(":")[2])} if asked else {},
+        )

@@ -1,0 +1,101 @@
+"""`receive` lean (issue 12, item 2): reads first, one flush, no second UPDATE of a new ticket, and no
+pre-ping round trip on PostgreSQL without losing the recovery from a database restart."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy import event, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from helpdesk.db.models import AuditEvent, Message, OutboxItem, Ticket, TicketParticipant
+from helpdesk.db.transient import retrying
+from helpdesk.desk import Desk
+from helpdesk.messages import InboundMessage, Sender
+from helpdesk.service import RECEIVE_RETRY_DELAYS
+from helpdesk.usecases.receive import receive, receive_in_session
+
+
+def request(n: int, **kw: Any) -> InboundMessage:
+    return InboundMessage(
+        channel="email",
+        channel_message_id=f"<lean.{n}@eco.gov.kz>",
+        sender=Sender(name="Aliya", email=f"aliya.{n}@eco.gov.kz"),
+        subject="Wetland inventory",
+        text="Our ministry needs guidance on the inventory of wetlands under target 2.",
+        cc=("deputy@eco.gov.kz",),
+        **kw,
+    )
+
+
+async def test_a_new_ticket_is_written_by_one_flush_with_its_classification(
+    desk: Desk, engine: AsyncEngine
+) -> None:
+    statements: list[str] = []
+
+    def on_execute(_c: Any, _cur: Any, statement: str, *_rest: Any) -> None:
+        statements.append(" ".join(statement.split()[:3]))
+
+    flushes: list[int] = []
+    event.listen(engine.sync_engine, "before_cursor_execute", on_execute)
+    try:
+        async with desk.sessions.begin() as session:
+            event.listen(session.sync_session, "after_flush", lambda *_: flushes.append(1))
+            result = await receive_in_session(desk, session, request(1))
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", on_execute)
+    assert result.created and len(flushes) == 1
+    assert not [s for s in statements if s.startswith("UPDATE")], statements
+    async with desk.sessions() as session:
+        ticket = await session.scalar(select(Ticket).where(Ticket.reference == result.reference))
+        assert ticket is not None and ticket.classification and ticket.matches
+        actions = list(
+            await session.scalars(
+                select(AuditEvent.action).where(AuditEvent.ticket_id == ticket.id).order_by(AuditEvent.id)
+            )
+        )
+        assert actions == ["created", "classified", "received"]
+        kinds = list(await session.scalars(select(Message.kind).where(Message.ticket_id == ticket.id)))
+        assert sorted(kinds) == ["inbound", "outbound"]
+        [item] = list(
+            await session.scalars(
+                select(OutboxItem).where(
+                    OutboxItem.ticket_id == ticket.id, OutboxItem.message_id.is_not(None)
+                )
+            )
+        )
+        assert item.payload["recipient"] == "aliya.1@eco.gov.kz"
+        # The Cc of the mail that opened the ticket is its participant, written in the same flush.
+        participants = await session.scalars(
+            select(TicketParticipant.email).where(TicketParticipant.ticket_id == ticket.id)
+        )
+        assert list(participants) == ["deputy@eco.gov.kz"]
+
+
+async def test_a_dropped_connection_costs_one_retry_not_the_message(
+    desk: Desk, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite has no server to drop the connection")
+    await receive(desk, request(2))  # a pooled connection, now idle
+    name = database_url.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        # What a database restart does to the pool: every idle connection is gone.
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = $1 AND pid <> pg_backend_pid()",
+            name,
+        )
+    finally:
+        await admin.close()
+    caplog.set_level(logging.WARNING)
+    result = await retrying(
+        lambda: receive(desk, request(3)), RECEIVE_RETRY_DELAYS, what="receiving after a restart"
+    )
+    assert result.created
+    retries = [r for r in caplog.records if "receiving after a restart failed" in r.getMessage()]
+    assert len(retries) <= 1, [r.getMessage() for r in retries]
