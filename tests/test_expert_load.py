@@ -18,14 +18,17 @@ from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from helpdesk import lifecycle
+from helpdesk.cli import main
+from helpdesk.config import Settings
 from helpdesk.db.engine import make_sessions
 from helpdesk.db.migrate import alembic_config
-from helpdesk.db.models import Requester, Ticket
+from helpdesk.db.models import ExpertLoad, Requester, Ticket
 from helpdesk.desk import Desk
+from helpdesk.health import check_database
 from helpdesk.messages import InboundMessage, Sender
 from helpdesk.usecases.assign import assign
 from helpdesk.usecases.errors import InvalidTransition
-from helpdesk.usecases.load import counted_load, expert_load, load_drift
+from helpdesk.usecases.load import counted_load, expert_load, load_drift, recount_load
 from helpdesk.usecases.receive import receive
 from helpdesk.usecases.status import set_status
 
@@ -181,3 +184,31 @@ async def test_the_migration_counts_the_tickets_already_there(database_url: str,
         await asyncio.to_thread(command.upgrade, config, "head")
     async with make_sessions(engine)() as session:
         assert await expert_load(session) == await counted_load(session) == {"ana": 2}
+
+
+async def test_health_reports_drift_and_recount_load_repairs_it(
+    desk: Desk, database_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for reference in [await _request(desk, n) for n in range(2)]:
+        await assign(desk, reference, "ana", actor="staff")
+    settings = Settings(database_url=database_url)
+    assert (await check_database(settings)).ok
+    async with desk.sessions.begin() as session:  # a hand edit the triggers cannot see
+        await session.execute(update(ExpertLoad).values(open_tickets=7))
+        session.add(ExpertLoad(assignee="ghost", open_tickets=1))
+    check = await check_database(settings)
+    assert not check.ok
+    assert (
+        "expert load differs from the tickets (ana kept 7, counted 2, ghost kept 1, counted 0)"
+        in check.detail
+    )
+    assert "helpdesk db recount-load" in check.detail
+
+    for name in ("HELPDESK_SMTP_HOST", "HELPDESK_IMAP_HOST", "HELPDESK_TELEGRAM_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HELPDESK_DATABASE_URL", database_url)
+    assert await asyncio.to_thread(main, ["db", "recount-load"]) == 0
+    assert "expert load recounted: 2 assignee(s) corrected" in capsys.readouterr().out
+    assert (await check_database(settings)).ok
+    assert (await _figures(desk))[0] == {"ana": 2}
+    assert await recount_load(desk) == {}
