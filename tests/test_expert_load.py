@@ -8,8 +8,10 @@ tickets to the same expert at once both count.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import random
 from collections.abc import Awaitable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ from alembic import command
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+import helpdesk.db
 from helpdesk import lifecycle
 from helpdesk.cli import main
 from helpdesk.config import Settings
@@ -34,6 +37,16 @@ from helpdesk.usecases.status import set_status
 
 STAFF = ("ana", "boris", "chen", None)
 ALIYA = Sender(name="Aliya", email="aliya@eco.gov.kz")
+
+
+def test_the_triggers_count_the_statuses_the_lifecycle_calls_active() -> None:
+    path = Path(helpdesk.db.__file__).parent / "migrations" / "versions" / "0010_expert_load.py"
+    spec = importlib.util.spec_from_file_location("migration_0010", path)
+    assert spec is not None and spec.loader is not None
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    # A change to lifecycle.ACTIVE needs a migration that redefines the triggers and recounts.
+    assert migration.ACTIVE == "(" + ", ".join(f"'{status}'" for status in lifecycle.ACTIVE) + ")"
 
 
 async def _request(desk: Desk, n: int) -> str:
