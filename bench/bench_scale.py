@@ -12,7 +12,8 @@ the history with bench/seed.py, then times `receive` in-process, one message at 
 then one delivery-worker round over the outbox those left, and at the largest size `helpdesk report`
 (build + render as Markdown) for a month and for the two years. One JSON line per figure:
 {"bench": "intake", "database", "tickets", "case", "messages", "median_ms", "p90_ms",
-"statements_per_message"}.
+"statements_per_message"}. Before the intake, {"bench": "expert_load", ...} times triage's read of the
+expert load (the running figure, migration 0010) against the GROUP BY it replaced, in turn on the same data.
 With --plans, every distinct statement the intake and delivery paths issued is explained at that size
 ({"bench": "plan", ..., "unserved": the lines that read a table without an index search, bench/plans.py}).
 """
@@ -50,6 +51,7 @@ from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage, OutboundMessage, Sender
 from helpdesk.reports import Period, build_report
 from helpdesk.reports.render import render_report
+from helpdesk.usecases.load import counted_load, expert_load
 from helpdesk.usecases.receive import receive
 from helpdesk.worker import DeliveryWorker
 from knowledge import load_knowledge_base
@@ -208,6 +210,26 @@ async def _time(
     }
 
 
+async def _load(desk: Desk, rounds: int = 200) -> dict[str, Any]:
+    """Triage's read of the expert load: the running figure against the count it replaced (the GROUP BY
+    over active tickets), call for call in turn so both see the same machine."""
+    timings: dict[str, list[float]] = {"running_figure": [], "group_by": []}
+    async with desk.sessions() as session:
+        for _ in range(rounds):
+            for name, read in (("running_figure", expert_load), ("group_by", counted_load)):
+                began = time.perf_counter()
+                await read(session)
+                timings[name].append((time.perf_counter() - began) * 1000)
+            await session.rollback()
+    medians = {f"{name}_median_ms": round(statistics.median(t), 3) for name, t in timings.items()}
+    return {
+        **medians,
+        "group_by_over_running": round(
+            medians["group_by_median_ms"] / medians["running_figure_median_ms"], 1
+        ),
+    }
+
+
 async def explain(url: str, statement: str, parameters: Any) -> list[str]:
     if url.startswith("postgresql"):
         connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
@@ -267,6 +289,7 @@ async def bench(
         recorder = Recorder(engine)
         desk = Desk(sessions=make_sessions(engine), mail_from="helpdesk@tscc.example.org")
         try:
+            emit(bench="expert_load", database=database, tickets=tickets, **await _load(desk))
             mails, chats = await _targets(desk, messages + WARM_UP)
             recorder.recording = True
             for case, make in _cases(secrets.token_hex(3), mails, chats).items():
