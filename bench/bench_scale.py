@@ -13,7 +13,8 @@ every size in turn (side by side: the sizes share the machine's noise alike), fo
 then one delivery-worker round over the outbox those left, and at the largest size `helpdesk report`
 (build + render as Markdown) for a month and for the two years. One JSON line per figure:
 {"bench": "intake", "database", "tickets", "case", "messages", "median_ms", "p90_ms",
-"statements_per_message"} (pool pre-pings counted as statements: each is a round trip). Before the intake, {"bench": "expert_load", ...} times triage's read of the
+"statements_per_message"} (pool pre-pings counted as statements: each is a round trip). Before the
+intake, {"bench": "expert_load", ...} times triage's read of the
 expert load (the running figure, migration 0010) against the GROUP BY it replaced, in turn on the same data.
 With --plans, every distinct statement the intake and delivery paths issued is explained at that size
 ({"bench": "plan", ..., "unserved": the lines that read a table without an index search, bench/plans.py}).
