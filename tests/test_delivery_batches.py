@@ -67,7 +67,7 @@ async def test_batched_delivery_and_group_receive_never_deadlock(
             # A group of follow-ups (every ticket updated, in a different order each time) while two
             # workers send and mark the receipts and cards of the previous rounds.
             group = [inbound(chat, n) for chat in shuffle.sample(chats, len(chats))]
-            outcomes, *claimed = await asyncio.gather(
+            outcomes, *_ = await asyncio.gather(
                 take_together(desk, group), *(worker.deliver_due() for worker in workers)
             )
             assert all(isinstance(o, ReceiveResult) and not o.duplicate for o in outcomes), outcomes
