@@ -74,14 +74,20 @@ class SafeIntake:
         if await self.spool.holds_chat(inbound.sender.telegram_chat_id):
             # An earlier message of this chat waits in the spool: this one must not overtake it.
             return await self._keep(inbound)
-        attempts = 0
+        first = True
 
         async def attempt() -> Taken:
-            nonlocal attempts
-            attempts += 1
-            if attempts == 1:
+            nonlocal first
+            if not first:
+                return await take_message(self.desk, inbound)
+            first = False
+            try:
                 return await self._together.submit(inbound)
-            return await take_message(self.desk, inbound)
+            except Exception as exc:
+                if is_transient(exc):
+                    raise  # the database is away: the retry delays apply
+                # Its own SAVEPOINT failed (a clash with another writer, a deadlock victim…): again, alone.
+                return await take_message(self.desk, inbound)
 
         try:
             return await retrying(

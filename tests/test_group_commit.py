@@ -99,17 +99,29 @@ async def test_a_database_failing_every_commit_spools_the_group_and_loses_nothin
     assert sorted(await stored(desk)) == sorted(f"{chat}:1" for chat in CHATS)
 
 
+# Another process storing the same message at the same moment (a unique-key clash), or PostgreSQL choosing
+# this transaction as a deadlock's victim: the member's own failure, once.
+MEMBER_FAILURES = {
+    "unique_clash": lambda statement, parameters: sa_exc.IntegrityError(
+        statement, parameters, Exception("duplicate key (injected)")
+    ),
+    "deadlock_victim": lambda statement, parameters: sa_exc.DBAPIError(
+        statement, parameters, Exception("deadlock detected (injected)")
+    ),
+}
+
+
+@pytest.mark.parametrize("failure", sorted(MEMBER_FAILURES))
 async def test_a_member_that_fails_is_retried_alone_and_the_others_commit_together(
-    desk: Desk, engine: AsyncEngine, intake: SafeIntake
+    desk: Desk, engine: AsyncEngine, intake: SafeIntake, failure: str
 ) -> None:
     commits = CommitLog(engine)
     clashes = itertools.count()
 
     def clash_once(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
-        # Another process storing the same message at the same moment: a unique-key clash, once.
         if statement.lstrip().upper().startswith("INSERT INTO MESSAGES") and "poison" in repr(parameters):
             if next(clashes) == 0:
-                raise sa_exc.IntegrityError(statement, parameters, Exception("duplicate key (injected)"))
+                raise MEMBER_FAILURES[failure](statement, parameters)
 
     event.listen(engine.sync_engine, "before_cursor_execute", clash_once)
     try:
