@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpdesk.db.models import AuditEvent, Message, OutboxItem, Ticket
 from helpdesk.db.types import utcnow
+from helpdesk.db.writer_turns import writer_turn
 from helpdesk.delivery import ChannelSender, DeliveryError
 from helpdesk.flood import FloodLimits
 from helpdesk.group_commit import GroupCommit
@@ -128,7 +129,7 @@ class DeliveryWorker:
         channels = list(self._senders)
         if not channels:
             return []
-        async with self._sessions.begin() as session:
+        async with writer_turn(self._sessions), self._sessions.begin() as session:
             # Fairness: at most a few items per recipient in one batch (oldest first, so each recipient's
             # order holds), or a chat with a thousand queued items would fill batch after batch while
             # another chat's receipt waits behind them.
@@ -212,7 +213,7 @@ class DeliveryWorker:
         now = utcnow()
         for ticket_id, card in sorted(s.posted_card for s in batch if s.posted_card):
             # Before the item is marked: a crash in between re-sends the card as an edit of this one.
-            async with self._sessions.begin() as session:
+            async with writer_turn(self._sessions), self._sessions.begin() as session:
                 await session.execute(
                     update(Ticket).where(Ticket.id == ticket_id).values(telegram_card_message_id=card)
                 )
@@ -222,7 +223,7 @@ class DeliveryWorker:
             ((s.item.message_id, s.sent_id) for s in ordered if s.sent_id and s.item.message_id is not None),
             key=lambda pair: pair[0],
         )
-        async with self._sessions.begin() as session:
+        async with writer_turn(self._sessions), self._sessions.begin() as session:
             connection = await session.connection()
             await connection.execute(
                 update(OutboxItem.__table__)
@@ -265,7 +266,7 @@ class DeliveryWorker:
         else:
             delay = self._policy.delay(attempts, error.retry_after)
             values["next_attempt_at"] = now + timedelta(seconds=delay)
-        async with self._sessions.begin() as session:
+        async with writer_turn(self._sessions), self._sessions.begin() as session:
             await session.execute(update(OutboxItem).where(OutboxItem.id == item.id).values(**values))
             is_card = (item.payload.get("extra") or {}).get("card_ticket_id") is not None
             if give_up and item.ticket_id is not None and not is_card:

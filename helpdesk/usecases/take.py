@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk.db.models import Message
 from helpdesk.db.savepoints import begin_for_savepoints
 from helpdesk.db.transient import is_transient
+from helpdesk.db.writer_turns import writer_turn
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage
 from helpdesk.usecases.followup_question import Asked, Held, Joins, ask, hold
@@ -51,7 +52,7 @@ async def take_together(desk: Desk, inbounds: Sequence[InboundMessage]) -> list[
     whole group, and so does a failed commit: the exception is raised and nothing of the group is stored.
     """
     outcomes: list[Taken | Exception] = []
-    async with desk.sessions() as session, session.begin():
+    async with writer_turn(desk.sessions), desk.sessions() as session, session.begin():
         await begin_for_savepoints(session)
         for inbound in inbounds:
             try:
