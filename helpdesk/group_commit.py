@@ -51,6 +51,8 @@ class GroupCommit(Generic[Item, Result]):
             self.batches += 1
             try:
                 results = await self._run_batch([item for item, _ in live])
+                if len(results) != len(live):  # a caller left without an answer would wait for ever
+                    raise RuntimeError(f"batch answered {len(results)} of {len(live)} items")
             except BaseException as exc:
                 for _, answer in live:
                     if not answer.done():
