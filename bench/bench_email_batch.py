@@ -1,0 +1,232 @@
+"""Email intake with its receipts against a bare aioimaplib + aiosmtplib loop (issue #12). Not a test.
+
+    .venv/bin/python bench/bench_email_batch.py [--messages 400] [--rounds 3] [--databases sqlite,postgresql]
+                                                [--memory-messages 10000]
+
+Speed, per database: a fresh database, then rounds of (bare, ours) side by side on the same pymap and
+aiosmtpd stand-ins. "Ours" is `helpdesk mail poll --once` (fetch, parse, receive, mark seen, send every
+receipt, exit) over N waiting mails, minus the same command over an empty mailbox (its start-up: imports,
+settings, connections), divided by N. "Bare" is one aioimaplib session and one aiosmtplib connection doing
+the same I/O per mail: UID FETCH BODY.PEEK[], UID STORE +FLAGS (\\Seen), send one reply. JSON lines out,
+medians of the rounds; the ratio is ours / bare per mail.
+
+Memory (SQLite): a real `helpdesk run` with M mails waiting; its RSS when 1k, 5k and M of them are ticketed.
+Runs against any checkout whose `helpdesk` CLI is on this interpreter (so before and after compare).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import aioimaplib
+import aiosmtplib
+import asyncpg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_scale import fresh_database  # noqa: E402
+
+from standins.environment import standin_environment  # noqa: E402
+from standins.imap_server import ImapStandIn  # noqa: E402
+from standins.smtp_server import SmtpStandIn  # noqa: E402
+
+ADMIN_DSN = os.environ.get("HELPDESK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+_DIGITS = re.compile(rb"[0-9 ]+")
+_serial = 0
+
+
+def emit(**record: Any) -> None:
+    print(json.dumps(record, ensure_ascii=False), flush=True)
+
+
+_TEXTS = (
+    "Dear TSCC, we need guidance on the METT questionnaire for protected areas under Target 3 and data "
+    "for the national report.",
+    "Здравствуйте! Просим помочь с оценкой экосистемных услуг и восстановлением деградированных земель "
+    "(Цель 2) в Каракалпакстане.",
+)
+
+
+def fresh_mails(count: int) -> list[bytes]:
+    """Plain requests, each answered by one receipt (the bare loop sends one reply per mail too), with
+    Message-IDs unique across rounds: a repeated id would be a cheap duplicate, not a request."""
+    global _serial
+    out = []
+    for n in range(count):
+        message = EmailMessage()
+        message["From"] = f"Sender {n} <s{n % 200}@ngo{n % 7}.example.org>"
+        message["To"] = "helpdesk@tscc.example"
+        message["Subject"] = f"Request {_serial}-{n}"
+        message["Message-ID"] = f"<b{_serial}.{n}@bench.example>"
+        message.set_content(_TEXTS[n % 2])
+        out.append(message.as_bytes())
+    _serial += 1
+    return out
+
+
+async def append_all(imap: ImapStandIn, mails: list[bytes]) -> None:
+    client = aioimaplib.IMAP4(imap.host, imap.port, timeout=60)
+    await client.wait_hello_from_server()
+    await client.login(imap.user, imap.password)
+    for raw in mails:
+        response = await client.append(raw, mailbox="INBOX")
+        assert response.result == "OK", response
+    await client.logout()
+
+
+async def bare(imap: ImapStandIn, smtp: SmtpStandIn) -> tuple[float, int]:
+    """The floor: the same network I/O per mail with nothing in between."""
+    started = time.perf_counter()
+    client = aioimaplib.IMAP4(imap.host, imap.port, timeout=60)
+    await client.wait_hello_from_server()
+    await client.login(imap.user, imap.password)
+    await client.select("INBOX")
+    smtp_client = aiosmtplib.SMTP(hostname=smtp.host, port=smtp.port, use_tls=False, start_tls=False)
+    await smtp_client.connect()
+    response = await client.uid_search("UNSEEN", charset=None)
+    uids = [int(t) for line in response.lines if _DIGITS.fullmatch(bytes(line).strip()) for t in line.split()]
+    for uid in uids:
+        fetched = await client.uid("fetch", str(uid), "(BODY.PEEK[])")
+        assert fetched.result == "OK"
+        stored = await client.uid("store", str(uid), "+FLAGS", r"(\Seen)")
+        assert stored.result == "OK"
+        reply = EmailMessage()
+        reply["From"], reply["To"], reply["Subject"] = "helpdesk@tscc.example", "r@ngo.example", f"Re {uid}"
+        reply.set_content("Registered.")
+        await smtp_client.send_message(reply)
+    await smtp_client.quit()
+    await client.logout()
+    return time.perf_counter() - started, len(uids)
+
+
+def env_for(url: str, imap: ImapStandIn, smtp: SmtpStandIn) -> dict[str, str]:
+    return {
+        **os.environ,
+        "HELPDESK_DATABASE_URL": url,
+        **standin_environment(imap=imap, smtp=smtp),
+        "HELPDESK_MAIL_FROM": "helpdesk@tscc.example",
+        "HELPDESK_MAIL_ACK_LIMIT_PER_HOUR": "1000000",  # a handful of senders: let every receipt through
+        "HELPDESK_REPORT_DAY": "0",
+    }
+
+
+async def cli(env: dict[str, str], cwd: str, *args: str) -> float:
+    started = time.perf_counter()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "helpdesk.cli", *args, env=env, cwd=cwd,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"helpdesk {' '.join(args)}: {process.returncode}\n{err.decode()[-2000:]}")
+    return time.perf_counter() - started
+
+
+async def speed(kind: str, count: int, rounds: int) -> None:
+    async with ImapStandIn() as imap, SmtpStandIn() as smtp, fresh_database(kind, ADMIN_DSN) as url:
+        with tempfile.TemporaryDirectory(prefix="bench-batch-") as cwd:
+            env = env_for(url, imap, smtp)
+            await cli(env, cwd, "db", "upgrade")
+            await cli(env, cwd, "mail", "poll", "--once")  # warm: the checkpoint row, the parser's imports
+            bare_ms: list[float] = []
+            ours_ms: list[float] = []
+            startup_s: list[float] = []
+            for _ in range(rounds):
+                await append_all(imap, fresh_mails(count))
+                seconds, done = await bare(imap, smtp)
+                assert done == count, done
+                bare_ms.append(seconds / count * 1000)
+                startup_s.append(await cli(env, cwd, "mail", "poll", "--once"))
+                await append_all(imap, fresh_mails(count))
+                before = len(smtp.messages)
+                total = await cli(env, cwd, "mail", "poll", "--once")
+                receipts = len(smtp.messages) - before
+                assert receipts == count, f"only {receipts} receipts for {count} mails"
+                ours_ms.append((total - startup_s[-1]) / count * 1000)
+            bare_median = statistics.median(bare_ms)
+            ours_median = statistics.median(ours_ms)
+            emit(
+                bench="email_intake_with_receipts",
+                database=kind,
+                messages=count,
+                rounds=rounds,
+                startup_s=round(statistics.median(startup_s), 2),
+                bare_ms_per_mail=[round(v, 2) for v in bare_ms],
+                ours_ms_per_mail=[round(v, 2) for v in ours_ms],
+                ratio=round(ours_median / bare_median, 2),
+            )
+
+
+async def inbound_count(url: str) -> int:
+    import sqlite3
+
+    path = url.split("///", 1)[1]
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as connection:
+            row = connection.execute("SELECT count(*) FROM messages WHERE kind = 'inbound'").fetchone()
+            return int(row[0])
+    except sqlite3.Error:
+        return 0
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+async def memory(count: int) -> None:
+    marks = sorted({m for m in (1000, 5000, count) if m <= count})
+    async with ImapStandIn() as imap, SmtpStandIn() as smtp, fresh_database("sqlite", ADMIN_DSN) as url:
+        with tempfile.TemporaryDirectory(prefix="bench-batch-mem-") as cwd:
+            env = env_for(url, imap, smtp) | {"HELPDESK_IMAP_POLL_INTERVAL": "2"}
+            await cli(env, cwd, "db", "upgrade")
+            await append_all(imap, fresh_mails(count))
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "helpdesk.cli", "run", env=env, cwd=cwd,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+            started = time.perf_counter()
+            samples: dict[str, float] = {}
+            try:
+                for mark in marks:
+                    while await inbound_count(url) < mark:
+                        if process.returncode is not None:
+                            raise RuntimeError("helpdesk run ended")
+                        await asyncio.sleep(0.2)
+                    samples[f"rss_mb_at_{mark}"] = rss_mb(process.pid)
+                    samples[f"seconds_to_{mark}"] = round(time.perf_counter() - started, 1)
+            finally:
+                process.terminate()
+                await process.wait()
+            emit(bench="helpdesk_run_rss_over_backlog", database="sqlite", messages=count, **samples)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=400)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument("--memory-messages", type=int, default=10000)
+    args = parser.parse_args()
+    for kind in args.databases.split(","):
+        if kind:
+            await speed(kind, args.messages, args.rounds)
+    if args.memory_messages:
+        await memory(args.memory_messages)
+
+
+if __name__ == "__main__":
+    assert asyncpg  # the PostgreSQL run needs it (bench_scale's fresh_database)
+    asyncio.run(main())
