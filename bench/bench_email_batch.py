@@ -34,11 +34,11 @@ import aiosmtplib
 import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_scale import fresh_database  # noqa: E402
+from bench_scale import fresh_database
 
-from standins.environment import standin_environment  # noqa: E402
-from standins.imap_server import ImapStandIn  # noqa: E402
-from standins.smtp_server import SmtpStandIn  # noqa: E402
+from standins.environment import standin_environment
+from standins.imap_server import ImapStandIn
+from standins.smtp_server import SmtpStandIn
 
 ADMIN_DSN = os.environ.get("HELPDESK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 _DIGITS = re.compile(rb"[0-9 ]+")
@@ -126,7 +126,7 @@ async def cli(env: dict[str, str], cwd: str, *args: str) -> float:
         sys.executable, "-m", "helpdesk.cli", *args, env=env, cwd=cwd,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    out, err = await process.communicate()
+    _, err = await process.communicate()
     if process.returncode != 0:
         raise RuntimeError(f"helpdesk {' '.join(args)}: {process.returncode}\n{err.decode()[-2000:]}")
     return time.perf_counter() - started
@@ -214,7 +214,9 @@ async def memory(count: int) -> None:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--messages", type=int, default=400)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--databases", default="sqlite,postgresql")

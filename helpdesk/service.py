@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -34,7 +34,9 @@ from helpdesk.usecases.receive import ReceiveResult, receive
 from helpdesk.worker import DeliveryWorker, RetryPolicy
 
 if TYPE_CHECKING:
-    from helpdesk.email.parser_process import GuardedParser
+    from helpdesk.email.imap_mailbox import ImapMailbox
+    from helpdesk.email.imap_polling import PollResult
+    from helpdesk.email.intake import MailIntake
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +52,8 @@ class Runtime:
     worker: DeliveryWorker
     intake: SafeIntake
     senders: dict[str, ChannelSender] = field(default_factory=dict)
-    # The email channel's parser worker, made on first use (so other commands never start it).
-    mail_parser: GuardedParser | None = None
+    # Email intake's dependencies, made on first use (`mail`); its parser worker starts with the first mail.
+    _mail: MailIntake | None = None
 
     async def receive(self, inbound: InboundMessage) -> ReceiveResult:
         """Receive with retries while the database is briefly away (a restart, a failover).
@@ -65,6 +67,46 @@ class Runtime:
             RECEIVE_RETRY_DELAYS,
             what=f"receiving {inbound.channel_message_id}",
             once_more_on=(sa_exc.IntegrityError,),
+        )
+
+    @property
+    def mail(self) -> MailIntake:
+        """What email intake needs, given explicitly: the desk, the parser, the limits, the settings."""
+        if self._mail is None:
+            from helpdesk.email.intake import MailIntake
+            from helpdesk.email.limits import MailLimits
+            from helpdesk.email.parser_process import GuardedParser
+
+            settings = self.settings
+            self._mail = MailIntake(
+                desk=self.desk,
+                parser=GuardedParser(),
+                limits=MailLimits.with_max_message_mb(settings.mail_max_message_mb),
+                retry_delays=RECEIVE_RETRY_DELAYS,
+                max_attachment_bytes=int(settings.mail_max_attachment_mb * 1024 * 1024),
+                trusted_authserv_id=settings.mail_trusted_authserv_id,
+            )
+        return self._mail
+
+    def mailbox(self) -> Callable[[], ImapMailbox]:
+        """Opens a fresh connection to the configured mailbox (one per (re)connection)."""
+        from helpdesk.email.intake import mailbox_factory
+
+        if self.settings.imap is None:
+            raise RuntimeError("email intake needs HELPDESK_IMAP_HOST")
+        return mailbox_factory(self.settings.imap, timeout=self.settings.mail_timeout_seconds)
+
+    async def poll_mail_once(self) -> PollResult:
+        from helpdesk.email.intake import poll_email_once
+
+        return await poll_email_once(self.mail, self.mailbox())
+
+    async def run_mail(self, stop: asyncio.Event) -> None:
+        from helpdesk.email.intake import run_email_intake
+
+        assert self.settings.imap is not None
+        await run_email_intake(
+            self.mail, self.mailbox(), interval=self.settings.imap.poll_interval, stop=stop
         )
 
 
@@ -141,8 +183,8 @@ async def open_runtime(
     try:
         yield runtime
     finally:
-        if runtime.mail_parser is not None:
-            await runtime.mail_parser.close()
+        if runtime._mail is not None:
+            await runtime._mail.parser.close()
         for sender in senders.values():
             closer = getattr(sender, "close", None)
             if closer is not None:
@@ -201,9 +243,7 @@ async def _serve_channels(runtime: Runtime, stop: asyncio.Event, tasks: list[asy
                 log.info("Telegram channel polling")
             stack.push_async_callback(stop_application, application)
         if settings.imap is not None:
-            from helpdesk.email.intake import run_email_intake
-
-            tasks.append(asyncio.create_task(run_email_intake(runtime, stop), name="email-intake"))
+            tasks.append(asyncio.create_task(runtime.run_mail(stop), name="email-intake"))
             log.info("email channel polling %s every %.0f s", settings.imap.host, settings.imap.poll_interval)
         if settings.report_day:
             from helpdesk.jobs.monthly_report import run_monthly_reports

@@ -22,7 +22,7 @@ from helpdesk.config import Settings
 from helpdesk.db.engine import make_sessions
 from helpdesk.db.models import AuditEvent, DeskSecret, Message, Requester, Ticket, TicketParticipant
 from helpdesk.email.authentication import assess, parse_header, trusted_results
-from helpdesk.email.intake import poll_email_once, retry_dead_letter
+from helpdesk.email.intake import retry_dead_letter
 from helpdesk.email.parse import load_message, parse_email
 from helpdesk.messages import InboundMessage, Sender
 from helpdesk.service import Runtime, open_runtime
@@ -105,7 +105,7 @@ async def runtime(
 async def arrive(runtime: Runtime, imap: ImapStandIn, raw: bytes) -> None:
     """The mail reaches the mailbox and one poll takes it in, then everything queued is delivered."""
     await imap.append(raw)
-    result = await poll_email_once(runtime)
+    result = await runtime.poll_mail_once()
     assert (result.committed, result.failed) == (1, 0)
     await drain(runtime)
 
@@ -654,7 +654,7 @@ async def test_a_retried_dead_letter_keeps_its_proof_and_its_lack_of_one(
 
     for raw in (staff_reply(1, signed), staff_reply(2, HELPDESK)):
         letter = await store_dead_letter(runtime.desk, raw, "cannot be received: the database was gone")
-        reference, reason = await retry_dead_letter(runtime, letter.id)
+        reference, reason = await retry_dead_letter(runtime.mail, letter.id)
         assert reason is None and reference is not None
     await drain(runtime)
     relayed = [body_of(m) for m in mailed_to(smtp, REQUESTER) if "Retried answer" in body_of(m)]
