@@ -49,7 +49,7 @@ from helpdesk.usecases.dead_letters import (
     store_dead_letter,
 )
 from helpdesk.usecases.receive import ReceiveResult, receive_in_session
-from helpdesk.usecases.receive_batch import ReceiveInSession, receive_batch
+from helpdesk.usecases.receive_batch import BatchAborted, ReceiveInSession, receive_batch
 
 log = logging.getLogger(__name__)
 
@@ -158,17 +158,7 @@ async def receive_mail(
             parsed.append((uid, raw, inbound))
     if not parsed:
         return Handled(committed, failed)
-    try:
-        outcomes: Sequence[ReceiveResult | Exception | None] = await receive_batch(
-            intake.desk, [inbound for _, _, inbound in parsed], receive_one=intake.receive_in_session
-        )
-    except Exception as exc:
-        if not is_transient(exc):
-            raise
-        # The transaction itself failed (the database went away, or one mail broke the connection):
-        # nothing of the batch is in; each is received alone, where retries and the budget decide.
-        log.warning("a batch of %d mails was not committed (%s); receiving each alone", len(parsed), exc)
-        outcomes = [None] * len(parsed)
+    outcomes = await _receive_together(intake, [inbound for _, _, inbound in parsed])
     for (uid, raw, inbound), outcome in zip(parsed, outcomes, strict=True):
         digest = hashlib.sha256(raw).hexdigest()
         try:
@@ -192,6 +182,32 @@ async def receive_mail(
                 "duplicate" if outcome.duplicate else "new ticket" if outcome.created else "follow-up",
             )
     return Handled(committed, failed)
+
+
+async def _receive_together(
+    intake: MailIntake, inbounds: Sequence[InboundMessage]
+) -> list[ReceiveResult | Exception | None]:
+    """Per mail: its result, the error its savepoint rolled back with, or None (not received: try alone).
+
+    When a mail's error ends the whole transaction (a lost connection), the rest are received together
+    once more without it; if that fails too, the database is the problem and each is tried alone."""
+    outcomes: list[ReceiveResult | Exception | None] = [None] * len(inbounds)
+    pending = list(range(len(inbounds)))
+    for _ in range(2):
+        try:
+            results = await receive_batch(
+                intake.desk, [inbounds[i] for i in pending], receive_one=intake.receive_in_session
+            )
+        except BatchAborted as exc:
+            log.warning("a batch of %d mails was not committed (%s)", len(pending), exc.__cause__)
+            if exc.index is None:
+                break
+            del pending[exc.index]
+            continue
+        for index, result in zip(pending, results, strict=True):
+            outcomes[index] = result
+        break
+    return outcomes
 
 
 async def receive_alone(intake: MailIntake, inbound: InboundMessage) -> ReceiveResult:

@@ -2,8 +2,9 @@
 
 One message the desk refuses (a bug on odd input, a unique clash with another process) rolls back only
 its savepoint; the others commit. An error that ends the transaction itself (the connection lost, the
-database locked) propagates with nothing committed: the caller then receives the messages one at a time,
-where the retries and the retry budget decide about each.
+database locked) is raised as ``BatchAborted`` with nothing committed, naming the message it came with:
+the caller receives the others again together and that one alone, where the retries and the retry budget
+decide about it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,16 @@ from helpdesk.usecases.receive import ReceiveResult, receive_in_session
 ReceiveInSession = Callable[[Desk, AsyncSession, InboundMessage], Awaitable[ReceiveResult]]
 
 
+class BatchAborted(Exception):
+    """The transaction ended with nothing committed; ``index`` is the message being received then (None:
+    the commit itself failed). ``__cause__`` is the database's error."""
+
+    def __init__(self, index: int | None, cause: Exception) -> None:
+        super().__init__(f"batch aborted at message {index}: {type(cause).__name__}")
+        self.index = index
+        self.__cause__ = cause
+
+
 async def receive_batch(
     desk: Desk,
     inbounds: Sequence[InboundMessage],
@@ -29,16 +40,23 @@ async def receive_batch(
 ) -> list[ReceiveResult | Exception]:
     """Per message, in order: its result, or the error that rolled back its savepoint (retry it alone)."""
     outcomes: list[ReceiveResult | Exception] = []
-    async with desk.sessions.begin() as session:
-        await _begin_writing(session)
-        for inbound in inbounds:
-            try:
-                async with session.begin_nested():
-                    outcomes.append(await receive_one(desk, session, inbound))
-            except Exception as exc:
-                if is_transient(exc):
-                    raise
-                outcomes.append(exc)
+    try:
+        async with desk.sessions.begin() as session:
+            await _begin_writing(session)
+            for inbound in inbounds:
+                try:
+                    async with session.begin_nested():
+                        outcomes.append(await receive_one(desk, session, inbound))
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise BatchAborted(len(outcomes), exc) from exc
+                    outcomes.append(exc)
+    except BatchAborted:
+        raise
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        raise BatchAborted(None, exc) from exc
     if any(isinstance(outcome, ReceiveResult) and not outcome.duplicate for outcome in outcomes):
         desk.outbox_written()
     return outcomes
