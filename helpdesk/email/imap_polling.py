@@ -19,7 +19,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from helpdesk.email.imap_mailbox import ImapAuthError, ImapError, ImapMailbox
 
@@ -41,26 +41,42 @@ class Handled:
     failed: Mapping[int, BaseException] = field(default_factory=dict)
 
 
-BatchHandler = Callable[[Sequence[tuple[int, bytes]]], Awaitable[Handled]]
+Batch = Sequence[tuple[int, bytes]]
 Handler = Callable[[int, bytes], Awaitable[bool]]
+
+
+class BatchHandler(Protocol):
+    """The desk's side of a batch, in two steps, so that the next batch is prepared while one commits:
+    ``prepare`` (parse; nothing marked may depend on it) and ``commit`` (what is now safe to mark)."""
+
+    async def prepare(self, batch: Batch) -> Any: ...
+
+    async def commit(self, prepared: Any) -> Handled: ...
 
 
 def one_by_one(handle: Handler) -> BatchHandler:
     """A per-message ``handle(uid, raw) -> committed`` as a batch handler (a simple desk, tests)."""
+    return _PerMessage(handle)
 
-    async def handle_batch(batch: Sequence[tuple[int, bytes]]) -> Handled:
+
+@dataclass(frozen=True, slots=True)
+class _PerMessage:
+    handle: Handler
+
+    async def prepare(self, batch: Batch) -> Batch:
+        return batch
+
+    async def commit(self, prepared: Batch) -> Handled:
         committed: list[int] = []
         failed: dict[int, BaseException] = {}
-        for uid, raw in batch:
+        for uid, raw in prepared:
             try:
-                if await handle(uid, raw):
+                if await self.handle(uid, raw):
                     committed.append(uid)
             except Exception as exc:
                 log.exception("handling IMAP UID %s failed; left unseen for the next poll", uid)
                 failed[uid] = exc
         return Handled(committed, failed)
-
-    return handle_batch
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,29 +184,61 @@ async def poll_once(
         else:
             result.declined += 1
     skip = set(too_big)
-    for batch in batches([uid for uid in waiting if uid not in skip], sizes, count=batch_size):
-        fetched = await mailbox.fetch(batch, sizes)
-        for uid in batch:
-            if uid not in fetched:
-                log.info("IMAP UID %s vanished before it could be fetched", uid)
-        if not fetched:
-            continue
-        result.fetched += len(fetched)
-        try:
-            handled = await handle(list(fetched.items()))
-        except Exception as exc:
-            log.exception(
-                "handling IMAP UIDs %s–%s failed; left unseen for the next poll", batch[0], batch[-1]
-            )
-            handled = Handled(failed=dict.fromkeys(fetched, exc))
-        committed = sorted(set(handled.committed) & fetched.keys())
-        await done(committed)
-        failed = sorted(set(handled.failed) & fetched.keys())
-        result.failed += len(failed)
-        result.failed_uids.extend(failed)
-        result.declined += len(fetched) - len(committed) - len(failed)
-        del fetched  # the batch's bytes go before the next batch comes in
+    queue = list(batches([uid for uid in waiting if uid not in skip], sizes, count=batch_size))
+    # The next batch is fetched before this one commits and prepared (parsed, in the parser's own
+    # process) while it does; IMAP commands stay one at a time on the connection.
+    ahead = await _fetch_and_prepare(mailbox, handle, queue.pop(0), sizes) if queue else None
+    try:
+        while ahead is not None:
+            fetched, preparing = ahead
+            ahead = None
+            prepared = await _outcome(preparing)
+            if queue:
+                ahead = await _fetch_and_prepare(mailbox, handle, queue.pop(0), sizes)
+            if not fetched:
+                continue
+            result.fetched += len(fetched)
+            if isinstance(prepared, Exception):
+                handled = Handled(failed=dict.fromkeys(fetched, prepared))
+            else:
+                try:
+                    handled = await handle.commit(prepared)
+                except Exception as exc:
+                    log.exception(
+                        "IMAP UIDs %s–%s failed; left unseen for the next poll", min(fetched), max(fetched)
+                    )
+                    handled = Handled(failed=dict.fromkeys(fetched, exc))
+            committed = sorted(set(handled.committed) & fetched.keys())
+            await done(committed)
+            failed = sorted(set(handled.failed) & fetched.keys())
+            result.failed += len(failed)
+            result.failed_uids.extend(failed)
+            result.declined += len(fetched) - len(committed) - len(failed)
+            del fetched, prepared  # the batch's bytes go before the next batch comes in
+    finally:
+        if ahead is not None:
+            # Awaited, never cancelled: a parse cut off half-way would leave the parser worker out of step.
+            await _outcome(ahead[1])
     return result
+
+
+async def _fetch_and_prepare(
+    mailbox: ImapMailbox, handle: BatchHandler, batch: list[int], sizes: Mapping[int, int]
+) -> tuple[dict[int, bytes], asyncio.Task[Any]]:
+    fetched = await mailbox.fetch(batch, sizes)
+    for uid in batch:
+        if uid not in fetched:
+            log.info("IMAP UID %s vanished before it could be fetched", uid)
+    return fetched, asyncio.create_task(handle.prepare(list(fetched.items())))
+
+
+async def _outcome(task: asyncio.Task[Any]) -> Any:
+    """The task's result, or the exception it raised (logged): a batch that cannot be prepared waits."""
+    try:
+        return await task
+    except Exception as exc:
+        log.exception("preparing a batch of IMAP mail failed; left unseen for the next poll")
+        return exc
 
 
 async def run_intake(

@@ -27,7 +27,6 @@ from helpdesk.desk import Desk
 from helpdesk.email.imap_checkpoint import DatabaseCheckpoint
 from helpdesk.email.imap_mailbox import ImapMailbox
 from helpdesk.email.imap_polling import (
-    BatchHandler,
     Handled,
     Handler,
     Oversized,
@@ -110,11 +109,28 @@ async def parse_guarded(intake: MailIntake, raw: bytes) -> InboundMessage:
     )
 
 
-def batch_handler(intake: MailIntake, *, source: str | None = None) -> BatchHandler:
-    async def handle(batch: Sequence[tuple[int, bytes]]) -> Handled:
-        return await receive_mail(intake, batch, source=source)
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    """A batch after parsing: what is already safe (dead letters), what waits, what goes to the desk."""
 
-    return handle
+    committed: list[int]
+    failed: dict[int, BaseException]
+    parsed: list[tuple[int, bytes, InboundMessage]]
+
+
+@dataclass(frozen=True, slots=True)
+class MailBatches:
+    """Intake's ``BatchHandler``: ``prepare`` parses (while the previous batch commits), ``commit``
+    receives what parsed in one transaction and each mail it could not take alone."""
+
+    intake: MailIntake
+    source: str | None = None
+
+    async def prepare(self, batch: Sequence[tuple[int, bytes]]) -> _Parsed:
+        return await _parse_batch(self.intake, batch, self.source)
+
+    async def commit(self, prepared: _Parsed) -> Handled:
+        return await _receive_parsed(self.intake, prepared, self.source)
 
 
 def message_handler(intake: MailIntake, *, source: str | None = None) -> Handler:
@@ -133,6 +149,11 @@ async def receive_mail(
     intake: MailIntake, batch: Sequence[tuple[int, bytes]], *, source: str | None = None
 ) -> Handled:
     """Parse the batch, receive what parsed in one transaction, and each mail it could not take alone."""
+    batches = MailBatches(intake, source)
+    return await batches.commit(await batches.prepare(batch))
+
+
+async def _parse_batch(intake: MailIntake, batch: Sequence[tuple[int, bytes]], source: str | None) -> _Parsed:
     committed: list[int] = []
     failed: dict[int, BaseException] = {}
     parsed: list[tuple[int, bytes, InboundMessage]] = []
@@ -156,10 +177,16 @@ async def receive_mail(
             committed.append(uid)
         else:
             parsed.append((uid, raw, inbound))
-    if not parsed:
+    return _Parsed(committed, failed, parsed)
+
+
+async def _receive_parsed(intake: MailIntake, prepared: _Parsed, source: str | None) -> Handled:
+    committed = list(prepared.committed)
+    failed = dict(prepared.failed)
+    if not prepared.parsed:
         return Handled(committed, failed)
-    outcomes = await _receive_together(intake, [inbound for _, _, inbound in parsed])
-    for (uid, raw, inbound), outcome in zip(parsed, outcomes, strict=True):
+    outcomes = await _receive_together(intake, [inbound for _, _, inbound in prepared.parsed])
+    for (uid, raw, inbound), outcome in zip(prepared.parsed, outcomes, strict=True):
         digest = hashlib.sha256(raw).hexdigest()
         try:
             if not isinstance(outcome, ReceiveResult):
@@ -343,7 +370,7 @@ async def poll_email_once(intake: MailIntake, open_mailbox: Callable[[], ImapMai
     async with open_mailbox() as mailbox:
         return await poll_once(
             mailbox,
-            batch_handler(intake, source=mailbox.key),
+            MailBatches(intake, source=mailbox.key),
             checkpoint=DatabaseCheckpoint(intake.desk),
             oversized=oversized_handler(intake, source=mailbox.key),
         )
@@ -355,7 +382,7 @@ async def run_email_intake(
     source = open_mailbox().key
     await run_intake(
         open_mailbox,
-        batch_handler(intake, source=source),
+        MailBatches(intake, source=source),
         interval=interval,
         stop=stop,
         checkpoint=DatabaseCheckpoint(intake.desk),
