@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 from test_mail_limits import OWN, plain_mail
@@ -145,3 +145,13 @@ async def test_120_mails_are_three_transactions_and_one_poison_waits_alone(
         # Three batch transactions, the poison's own attempt and its count, the checkpoint's load and
         # three saves: not 120 commits.
         assert len(commits) <= 10, len(commits)
+
+
+async def test_sqlite_keeps_synchronous_full(runtime: Runtime, database_url: str) -> None:
+    """A committed batch whose mail is then marked \\Seen must survive a power cut: the commit is fsync'd
+    (WAL with synchronous=FULL), never traded for speed (NORMAL may lose the last commits)."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL: fsync and synchronous_commit are the server's settings")
+    async with runtime.desk.sessions() as session:
+        assert (await session.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+        assert (await session.execute(text("PRAGMA synchronous"))).scalar() == 2  # FULL
