@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from test_mail_limits import OWN, plain_mail
 
 from helpdesk.config import Settings
-from helpdesk.db.models import DeadLetter, Message, OutboxItem, Requester, Ticket
+from helpdesk.db.models import DeadLetter, IntakeAttempt, Message, OutboxItem, Requester, Ticket
 from helpdesk.email.imap_polling import batches
 from helpdesk.email.intake import MailIntake, receive_mail
 from helpdesk.service import Runtime, open_runtime
@@ -155,3 +155,17 @@ async def test_sqlite_keeps_synchronous_full(runtime: Runtime, database_url: str
     async with runtime.desk.sessions() as session:
         assert (await session.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
         assert (await session.execute(text("PRAGMA synchronous"))).scalar() == 2  # FULL
+
+
+async def test_a_mail_received_alone_is_retried_while_the_database_is_briefly_away(runtime: Runtime) -> None:
+    intake = runtime.mail
+    intake.retry_delays = (0.01, 0.01)
+    lost = sa_exc.OperationalError("INSERT", {}, Exception("server closed the connection unexpectedly"))
+    # Fails in the batch, then in its own first attempt; the retry gets it in.
+    _poisoned(intake, "<plain-2@ngo.example.org>", lost, times=2)
+
+    handled = await receive_mail(intake, [(uid, plain_mail(uid)) for uid in range(1, 4)], source="test")
+
+    assert sorted(handled.committed) == [1, 2, 3] and not handled.failed
+    assert await _count(runtime, Ticket) == 3
+    assert await _count(runtime, IntakeAttempt) == 0  # no temporary failure was counted against it

@@ -246,7 +246,12 @@ async def receive_alone(intake: MailIntake, inbound: InboundMessage) -> ReceiveR
     """
 
     async def once() -> ReceiveResult:
-        [outcome] = await receive_batch(intake.desk, [inbound], receive_one=intake.receive_in_session)
+        try:
+            [outcome] = await receive_batch(intake.desk, [inbound], receive_one=intake.receive_in_session)
+        except BatchAborted as exc:
+            # The database's own error: the retries and the retry budget judge it, not the wrapper.
+            assert isinstance(exc.__cause__, Exception)
+            raise exc.__cause__ from None
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
