@@ -15,22 +15,18 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from helpdesk.config import Settings
 from helpdesk.db.engine import make_engine, make_sessions
 from helpdesk.db.migrate import upgrade
 from helpdesk.db.reachable import ensure_database
-from helpdesk.db.transient import retrying
 from helpdesk.delivery import ChannelSender
 from helpdesk.desk import Desk
 from helpdesk.flood import FloodLimits
-from helpdesk.messages import InboundMessage
 from helpdesk.safe_intake import SafeIntake
 from helpdesk.spool import InboundSpool
 from helpdesk.usecases.cards import queue_card_for
-from helpdesk.usecases.receive import ReceiveResult, receive
 from helpdesk.worker import DeliveryWorker, RetryPolicy
 
 if TYPE_CHECKING:
@@ -54,20 +50,6 @@ class Runtime:
     senders: dict[str, ChannelSender] = field(default_factory=dict)
     # Email intake's dependencies, made on first use (`mail`); its parser worker starts with the first mail.
     _mail: MailIntake | None = None
-
-    async def receive(self, inbound: InboundMessage) -> ReceiveResult:
-        """Receive with retries while the database is briefly away (a restart, a failover).
-
-        Safe to repeat: a message that did commit before the connection broke is found again by its
-        channel id and reported as a duplicate. A unique-key clash (another process took the same
-        message at the same moment) is retried once the same way.
-        """
-        return await retrying(
-            lambda: receive(self.desk, inbound),
-            RECEIVE_RETRY_DELAYS,
-            what=f"receiving {inbound.channel_message_id}",
-            once_more_on=(sa_exc.IntegrityError,),
-        )
 
     @property
     def mail(self) -> MailIntake:

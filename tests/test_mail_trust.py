@@ -29,6 +29,7 @@ from helpdesk.service import Runtime, open_runtime
 from helpdesk.usecases.dead_letters import store_dead_letter
 from helpdesk.usecases.desk_secrets import desk_secret
 from helpdesk.usecases.listing import show_ticket
+from helpdesk.usecases.receive import receive
 from helpdesk.usecases.reply_addresses import reply_token, token_proves, token_ticket_id
 from helpdesk.usecases.staff_mail import UNVERIFIED_SENDER_TAG, UNVERIFIED_STAFF_TAG
 from standins.environment import standin_environment
@@ -182,7 +183,7 @@ async def closed_email_request(runtime: Runtime, imap: ImapStandIn) -> Ticket:
 async def telegram_request(runtime: Runtime) -> Ticket:
     sender = Sender(name="Focal point", telegram_user_id=FP_CHAT, telegram_chat_id=FP_CHAT)
     inbound = InboundMessage("telegram", f"{FP_CHAT}:1", sender, "Help with the Target 3 national report")
-    result = await runtime.receive(inbound)
+    result = await receive(runtime.desk, inbound)
     await drain(runtime)
     return await ticket(runtime, result.reference)
 
