@@ -3,6 +3,7 @@ nothing is marked on the server before its batch is committed (pymap, both datab
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -169,3 +170,22 @@ async def test_a_mail_received_alone_is_retried_while_the_database_is_briefly_aw
     assert sorted(handled.committed) == [1, 2, 3] and not handled.failed
     assert await _count(runtime, Ticket) == 3
     assert await _count(runtime, IntakeAttempt) == 0  # no temporary failure was counted against it
+
+
+async def test_a_batch_rolled_back_logs_no_statement_parameters(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SQLAlchemy's errors carry the statement's parameters (addresses, request text): the batch's
+    fallback logs only the error's first line."""
+    intake = runtime.mail
+    intake.retry_delays = ()
+    secret = "aliya.private@example.org"
+    lost = sa_exc.OperationalError("INSERT INTO requesters", {"email": secret}, Exception("connection lost"))
+    _poisoned(intake, "<plain-2@ngo.example.org>", lost, times=1)
+    caplog.set_level(logging.DEBUG, logger="helpdesk")
+
+    handled = await receive_mail(intake, [(uid, plain_mail(uid)) for uid in range(1, 4)], source="test")
+
+    assert sorted(handled.committed) == [1, 2, 3]
+    assert any("was not committed" in record.getMessage() for record in caplog.records)
+    assert not [record.getMessage() for record in caplog.records if secret in record.getMessage()]

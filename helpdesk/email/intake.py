@@ -191,7 +191,9 @@ async def _receive_parsed(intake: MailIntake, prepared: _Parsed, source: str | N
         try:
             if not isinstance(outcome, ReceiveResult):
                 if outcome is not None:
-                    log.warning("IMAP UID %s rolled back in its batch (%s); receiving it alone", uid, outcome)
+                    log.warning(
+                        "IMAP UID %s rolled back in its batch (%s); receiving it alone", uid, _brief(outcome)
+                    )
                 outcome = await _receive_alone(intake, uid, raw, inbound, digest, source)
         except Exception as exc:
             failed[uid] = exc
@@ -226,7 +228,7 @@ async def _receive_together(
                 intake.desk, [inbounds[i] for i in pending], receive_one=intake.receive_in_session
             )
         except BatchAborted as exc:
-            log.warning("a batch of %d mails was not committed (%s)", len(pending), exc.__cause__)
+            log.warning("a batch of %d mails was not committed (%s)", len(pending), _brief(exc.__cause__))
             if exc.index is None:
                 break
             del pending[exc.index]
@@ -276,8 +278,7 @@ async def _receive_alone(
             log.exception("IMAP UID %s: the desk refused the message", uid)
             await _dead_letter(intake, raw, f"cannot be received: {type(exc).__name__}: {exc}", source, uid)
             return None
-        # The first line only: SQLAlchemy appends the statement and its parameters (addresses, text).
-        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        reason = _brief(exc)
         # Counted in the database: if it cannot even do that, the database is the problem, not this
         # message, and the error leaves the message waiting without spending its budget.
         attempts = await count_failed_attempt(intake.desk, digest, reason)
@@ -290,6 +291,13 @@ async def _receive_alone(
         await forget_failed_attempts(intake.desk, digest)
         intake.failed_before.discard(digest)
         return None
+
+
+def _brief(exc: BaseException | None) -> str:
+    """The error's type and first line: SQLAlchemy appends the statement and its parameters (addresses,
+    text), which stay out of logs and attempt counts."""
+    text = str(exc) if exc is not None else ""
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
 
 
 def oversized_handler(intake: MailIntake, *, source: str | None = None) -> Oversized:
