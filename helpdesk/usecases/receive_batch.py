@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from helpdesk.db.savepoints import begin_for_savepoints
 from helpdesk.db.transient import is_transient
+from helpdesk.db.writer_turns import writer_turn
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage
 from helpdesk.usecases.receive import ReceiveResult, receive_in_session
@@ -41,8 +42,9 @@ async def receive_batch(
     """Per message, in order: its result, or the error that rolled back its savepoint (retry it alone)."""
     outcomes: list[ReceiveResult | Exception] = []
     try:
-        async with desk.sessions.begin() as session:
-            await _begin_writing(session)
+        # On SQLite the batch takes this process's writer turn, so the delivery worker is not held off.
+        async with writer_turn(desk.sessions), desk.sessions.begin() as session:
+            await begin_for_savepoints(session)
             for inbound in inbounds:
                 try:
                     async with session.begin_nested():
@@ -60,13 +62,3 @@ async def receive_batch(
     if any(isinstance(outcome, ReceiveResult) and not outcome.duplicate for outcome in outcomes):
         desk.outbox_written()
     return outcomes
-
-
-async def _begin_writing(session: AsyncSession) -> None:
-    """On SQLite, open the transaction before the first SAVEPOINT. The sqlite3 module begins one only at
-    the first INSERT/UPDATE/DELETE; a SAVEPOINT before that becomes the outermost transaction, and its
-    RELEASE commits the first message alone (a commit per message, and no rolling the batch back).
-    IMMEDIATE takes the write lock now: the batch will write anyway, and waiting here (busy_timeout)
-    cannot fail later as a read transaction upgrading to a write can."""
-    if session.get_bind().dialect.name == "sqlite":
-        await session.execute(text("BEGIN IMMEDIATE"))
