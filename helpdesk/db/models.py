@@ -335,3 +335,23 @@ class PendingChoiceMessage(Base):
     channel_message_id: Mapped[str] = mapped_column(String(1000))
     size: Mapped[int] = mapped_column()
     content: Mapped[str] = mapped_column(Text)
+
+
+class StaffAccount(Base):
+    """A staff member: who may sign in to the web workspace and act as staff in Telegram and by mail."""
+
+    __tablename__ = "staff_accounts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Kept lower-case: the address is the login and the staff-mail identity.
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # admin | agent | viewer (helpdesk/usecases/staff_accounts.py ROLES)
+    role: Mapped[str] = mapped_column(String(16))
+    telegram_user_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    # argon2id; None: no web sign-in until a password is set.
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    # Signed into every session cookie: changing it (password change, disable) ends every session.
+    session_version: Mapped[int] = mapped_column(default=1)
+    disabled_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
