@@ -186,7 +186,7 @@ async def _is_requester(context: Context, ticket: Ticket) -> bool | None:
 
 
 async def _is_proven_staff(context: Context, ticket: Ticket) -> bool | None:
-    if not claims_staff(context.desk, context.inbound):
+    if not await claims_staff(context.desk, context.session, context.inbound):
         return None
     # Only a proven staff mail acts as staff; an unproven one is a stranger's (see staff_mail).
     return await staff_proof(context.desk, context.session, ticket, context.inbound)
@@ -232,7 +232,7 @@ async def find_thread(
     found = await candidates(context)
     # A staff address the Centre's own server vouches for is a staff member even on a ticket they do not
     # answer as staff (their own request, say); anything else from a staff address is unproven so far.
-    unverified_staff = claims_staff(desk, inbound) and not server_vouches(inbound)
+    unverified_staff = await claims_staff(desk, session, inbound) and not server_vouches(inbound)
     for ticket in found:
         role = await sender_role(context, ticket)
         if role == "staff" and ticket is not found[0]:
