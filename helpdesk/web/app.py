@@ -17,8 +17,9 @@ from helpdesk.usecases.desk_secrets import derived_key
 from helpdesk.web.access import StaffAccess
 from helpdesk.web.csrf import CsrfProtection
 from helpdesk.web.headers import SecurityHeaders
+from helpdesk.web.i18n import Language
 from helpdesk.web.login_limits import LoginLimits
-from helpdesk.web.routes import auth, health, inbox
+from helpdesk.web.routes import attachments, auth, health, inbox, tickets
 from helpdesk.web.sessions import DeskSessions
 
 OpenDesk = Callable[[], AbstractAsyncContextManager[Desk]]
@@ -51,12 +52,15 @@ def create_app(open_desk: OpenDesk, web: WebSettings) -> Starlette:
             *health.ROUTES,
             *auth.ROUTES,
             *inbox.ROUTES,
+            *attachments.ROUTES,
+            *tickets.ROUTES,
             Mount("/static", StaticFiles(packages=[("helpdesk.web", "static")]), name="static"),
         ],
         # Outermost first: headers on every answer (refusals too); the session before what reads it.
         middleware=[
             Middleware(SecurityHeaders),
             Middleware(DeskSessions, https_only=web.https),
+            Middleware(Language),
             Middleware(CsrfProtection),
             Middleware(StaffAccess),
         ],
