@@ -124,10 +124,15 @@ def test_session_cookie_is_httponly_lax_and_holds_no_role(web: Web) -> None:
     assert "agent" not in payload and "role" not in payload
 
 
-def test_cookie_is_secure_behind_https(database_url: str, engine: AsyncEngine) -> None:
+def test_cookie_is_secure_behind_https_and_other_host_names_are_refused(
+    database_url: str, engine: AsyncEngine
+) -> None:
     with open_web(database_url, base_url="https://desk.tscc.example") as web:
         web.account()
         assert "secure" in web.sign_in("agent@tscc.example").headers["set-cookie"].lower()
+        rebound = web.client.get("/login", headers={"host": "evil.example"})
+        assert rebound.status_code == 400
+        assert web.client.get("/healthz", headers={"host": "127.0.0.1:8080"}).status_code == 200
 
 
 def test_security_headers_on_pages_and_refusals(web: Web) -> None:
