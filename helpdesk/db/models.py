@@ -76,7 +76,11 @@ class TicketCounter(Base):
 class Ticket(Base):
     __tablename__ = "tickets"
     # The expert load counts active tickets per assignee; status alone is served by its leading column.
-    __table_args__ = (Index("ix_tickets_status_assignee", "status", "assignee"),)
+    # The inbox lists newest activity first and pages by (updated_at, id) (helpdesk/usecases/inbox.py).
+    __table_args__ = (
+        Index("ix_tickets_status_assignee", "status", "assignee"),
+        Index("ix_tickets_updated_at_id", "updated_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     reference: Mapped[str] = mapped_column(String(20), unique=True)
@@ -335,3 +339,35 @@ class PendingChoiceMessage(Base):
     channel_message_id: Mapped[str] = mapped_column(String(1000))
     size: Mapped[int] = mapped_column()
     content: Mapped[str] = mapped_column(Text)
+
+
+class TicketTarget(Base):
+    """A KM-GBF target or core function a ticket is classified under, rank 0 the primary one.
+
+    Filled from ``tickets.classification`` by database triggers (migration 0010), so every path that
+    classifies (triage, reclassify, a future merge, the bench seed) keeps it current without knowing of it;
+    the inbox filters by it through an index instead of reading every ticket's JSON.
+    """
+
+    __tablename__ = "ticket_targets"
+    __table_args__ = (Index("ix_ticket_targets_kind_number", "kind", "number", "ticket_id"),)
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    # "target" or "core_function"
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    rank: Mapped[int] = mapped_column(Integer)
+
+
+# Kept by database triggers and not mapped: the full-text index (an FTS5 virtual table and its shadow tables
+# on SQLite, a tsvector table on PostgreSQL; migration 0010). Schema comparisons leave these names out.
+SEARCH_INDEX_TABLE = "ticket_search"
+
+
+def mapped_schema_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Alembic's ``include_name``: everything but the search index is described by these models."""
+    return not (
+        type_ == "table"
+        and name is not None
+        and (name == SEARCH_INDEX_TABLE or name.startswith(SEARCH_INDEX_TABLE + "_"))
+    )
