@@ -64,7 +64,8 @@ _SQLITE = [
     """
     CREATE VIEW ticket_target_rows AS
     SELECT t.id AS ticket_id, k.kind AS kind,
-        CAST(CASE WHEN e.type = 'object' THEN json_extract(e.value, '$.' || k.field) END AS INTEGER) AS number,
+        CAST(CASE WHEN e.type = 'object' THEN json_extract(e.value, '$.' || k.field) END AS INTEGER)
+            AS number,
         CAST(e.key AS INTEGER) AS rank
     FROM tickets t
     JOIN (SELECT 'target' AS kind, 'targets' AS list, 'target' AS field
