@@ -163,9 +163,9 @@ _POSTGRESQL = [
     CREATE VIEW ticket_search_documents AS
     SELECT t.id AS ticket_id,
         replace(replace(left(concat_ws(' ',
-            t.reference, t.subject, r.name,
-            -- the parser keeps an address whole; staff search for its parts
-            translate(r.email, '@.-_+', '     '),
+            -- the parser reads "TSCC-2026-0042" as a word and two negative numbers, and keeps an address
+            -- whole; staff search for their parts
+            translate(t.reference, '-', ' '), t.subject, r.name, translate(r.email, '@.-_+', '     '),
             (SELECT string_agg(b, ' ') FROM (
                 SELECT left(m.body, 20000) AS b FROM messages m
                 WHERE m.ticket_id = t.id AND NOT (m.kind = 'outbound' AND m.automatic)
