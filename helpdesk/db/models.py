@@ -76,10 +76,13 @@ class TicketCounter(Base):
 class Ticket(Base):
     __tablename__ = "tickets"
     # The expert load counts active tickets per assignee; status alone is served by its leading column.
-    # The inbox lists newest activity first and pages by (updated_at, id) (helpdesk/usecases/inbox.py).
+    # The inbox lists newest activity first and pages by (updated_at, id) (helpdesk/usecases/inbox.py);
+    # a status or a channel (half the tickets) reads its page in that order too, instead of sorting them.
     __table_args__ = (
         Index("ix_tickets_status_assignee", "status", "assignee"),
         Index("ix_tickets_updated_at_id", "updated_at", "id"),
+        Index("ix_tickets_status_updated_at_id", "status", "updated_at", "id"),
+        Index("ix_tickets_channel_updated_at_id", "channel", "updated_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -29,7 +29,8 @@ refuses a tsvector over 1 MB, and an error there would refuse the mail itself).
 from ``tickets.classification`` (the view ``ticket_target_rows``, same rule as the reports: nothing for a
 ticket the classifier marked unclassified), so the inbox filters by an index instead of reading JSON.
 
-``ix_tickets_updated_at_id``: the inbox lists newest activity first and pages by (updated_at, id).
+``ix_tickets_updated_at_id``: the inbox lists newest activity first and pages by (updated_at, id); the
+same order after a status or a channel (``ix_tickets_status_updated_at_id``, ``…_channel_…``).
 Existing rows are backfilled here.
 """
 
@@ -293,6 +294,12 @@ def upgrade() -> None:
         "ix_ticket_targets_kind_number", "ticket_targets", ["kind", "number", "ticket_id"], unique=False
     )
     op.create_index("ix_tickets_updated_at_id", "tickets", ["updated_at", "id"], unique=False)
+    op.create_index(
+        "ix_tickets_status_updated_at_id", "tickets", ["status", "updated_at", "id"], unique=False
+    )
+    op.create_index(
+        "ix_tickets_channel_updated_at_id", "tickets", ["channel", "updated_at", "id"], unique=False
+    )
     statements = _POSTGRESQL if op.get_bind().dialect.name == "postgresql" else _SQLITE
     for statement in statements:
         op.execute(statement)
@@ -302,6 +309,8 @@ def downgrade() -> None:
     statements = _POSTGRESQL_DOWN if op.get_bind().dialect.name == "postgresql" else _SQLITE_DOWN
     for statement in statements:
         op.execute(statement)
+    op.drop_index("ix_tickets_channel_updated_at_id", table_name="tickets")
+    op.drop_index("ix_tickets_status_updated_at_id", table_name="tickets")
     op.drop_index("ix_tickets_updated_at_id", table_name="tickets")
     op.drop_index("ix_ticket_targets_kind_number", table_name="ticket_targets")
     op.drop_table("ticket_targets")
