@@ -412,8 +412,8 @@ async def _write(connection: AsyncConnection, rows: dict[str, list[dict[str, Any
         ids = [row["id"] for row in rows["tickets"]]
         await raw.execute("SELECT ticket_search_refresh($1::integer[])", ids)
         await raw.execute(
-            "INSERT INTO ticket_targets SELECT * FROM ticket_target_rows WHERE ticket_id = ANY ($1::integer[]) "
-            "ON CONFLICT DO NOTHING",
+            "INSERT INTO ticket_targets SELECT * FROM ticket_target_rows "
+            "WHERE ticket_id = ANY ($1::integer[]) ON CONFLICT DO NOTHING",
             ids,
         )
         return
