@@ -344,3 +344,39 @@ async def test_bulk_stops_and_says_so_when_the_desk_fails(
     outcomes = await bulk_close(desk, [a, b, c], actor="staff-a")
     assert [o.outcome for o in outcomes] == [Outcome.DONE, Outcome.NOT_ATTEMPTED, Outcome.NOT_ATTEMPTED]
     assert await refs(desk, status="closed") == {a}
+
+
+async def test_the_command_line_searches_the_inbox_and_pages(
+    desk: Desk, database_url: str, workdir: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import json
+
+    from helpdesk.cli import main
+
+    for name in ("HELPDESK_SMTP_HOST", "HELPDESK_IMAP_HOST", "HELPDESK_TELEGRAM_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HELPDESK_DATABASE_URL", database_url)
+    first = await mail(desk, "Сохранение биоразнообразия", "Просим помочь", ALIYA)
+    second = await mail(desk, "Биоразнообразие степей", "Ещё вопрос", ALIYA)
+    await mail(desk, "Unrelated", "Nothing")
+
+    def run(*argv: str) -> tuple[int, str]:
+        import contextlib
+        import io
+
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            code = main(list(argv))
+        return code, out.getvalue()
+
+    # The CLI runs its own event loop: off this test's loop, in a thread.
+    code, out = await asyncio.to_thread(run, "tickets", "search", "биоразнообразие", "--per-page", "1")
+    assert code == 0 and second in out and "1 of 2 tickets" in out and "--after" in out
+    after = out.rsplit("--after ", 1)[1].strip()
+    code, out = await asyncio.to_thread(
+        run, "tickets", "search", "биоразнообразие", "--per-page", "1", "--after", after, "--format", "json"
+    )
+    assert code == 0 and [r["reference"] for r in json.loads(out)["rows"]] == [first]
+    code, out = await asyncio.to_thread(run, "tickets", "search", "--party", "XX")
+    assert code == 1 and "unknown Party 'XX'" in out
