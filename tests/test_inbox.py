@@ -380,3 +380,19 @@ async def test_the_command_line_searches_the_inbox_and_pages(
     assert code == 0 and [r["reference"] for r in json.loads(out)["rows"]] == [first]
     code, out = await asyncio.to_thread(run, "tickets", "search", "--party", "XX")
     assert code == 1 and "unknown Party 'XX'" in out
+
+
+async def test_a_search_with_many_matches_finds_the_same_tickets(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite walks the newest tickets instead of sorting the matches when they are many: same answer."""
+    from helpdesk.usecases import ticket_search
+
+    made = [await mail(desk, f"Wetlands {i}", "Ramsar sites") for i in range(4)]
+    await mail(desk, "Other", "Nothing")
+    few = await page(desk, q="ramsar wetlands", per_page=3)
+    monkeypatch.setattr(ticket_search, "MANY_MATCHES", 1)
+    many = await page(desk, q="ramsar wetlands", per_page=3)
+    assert few == many and [r.reference for r in many.rows] == made[:0:-1]
+    rest = await page(desk, q="ramsar wetlands", per_page=3, after=many.next_after)
+    assert [r.reference for r in rest.rows] == [made[0]] and rest.total == 4

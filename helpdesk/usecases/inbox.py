@@ -25,7 +25,7 @@ from helpdesk.desk import Desk
 from helpdesk.reports.queries import HANDLED_AT
 from helpdesk.usecases.errors import DeskError
 from helpdesk.usecases.reclassify import CORE_FUNCTIONS, TARGETS
-from helpdesk.usecases.ticket_search import matching_ticket_ids, search_words
+from helpdesk.usecases.ticket_search import search_condition, search_words
 from knowledge.models import PARTY_CODES
 
 MAX_PER_PAGE = 200
@@ -158,7 +158,9 @@ def _classified_as(kind: str, number: int) -> ColumnElement[bool]:
     )
 
 
-def conditions(criteria: InboxCriteria, ctx: Context, dialect: str) -> list[ColumnElement[bool]]:
+async def conditions(
+    session: AsyncSession, criteria: InboxCriteria, ctx: Context
+) -> list[ColumnElement[bool]]:
     """The WHERE of the view, the filters and the search; refuses what it cannot answer."""
     view = VIEWS.get(criteria.view)
     if view is None:
@@ -191,7 +193,7 @@ def conditions(criteria: InboxCriteria, ctx: Context, dialect: str) -> list[Colu
     elif criteria.assignee:
         where.append(Ticket.assignee == criteria.assignee.strip())
     if words := search_words(criteria.q):
-        where.append(Ticket.id.in_(matching_ticket_ids(dialect, words)))
+        where.append(await search_condition(session, words))
     return where
 
 
@@ -204,7 +206,7 @@ async def inbox(
     after = decode_cursor(criteria.after) if criteria.after else None
     ctx = Context(criteria.viewer, now or utcnow(), response_target_hours)
     async with desk.sessions() as session:
-        where = conditions(criteria, ctx, session.get_bind().dialect.name)
+        where = await conditions(session, criteria, ctx)
         page = await _page(session, where, ctx, after, criteria.per_page + 1)
         counted = await session.scalar(
             select(func.count()).select_from(select(Ticket.id).where(*where).limit(TOTAL_CAP + 1).subquery())
