@@ -1,4 +1,4 @@
-"""Benchmark: the inbox (every view, the filters, full-text search, a next page) at 100,000 tickets. JSON lines.
+"""Benchmark: the inbox (every view, the filters, search, a next page) at 100,000 tickets. JSON lines out.
 
 Not a test. Run: .venv/bin/python bench/bench_inbox.py [--tickets 100000] [--runs 30]
     [--databases sqlite postgresql] [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
@@ -93,7 +93,8 @@ async def _database(kind: str, args: argparse.Namespace) -> AsyncIterator[str]:
     await admin.execute(f'CREATE DATABASE "{name}"')
     await admin.close()
     try:
-        yield args.postgres.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1) + f"/{name}"
+        base = args.postgres.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+        yield f"{base}/{name}"
     finally:
         admin = await asyncpg.connect(args.postgres)
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -108,7 +109,9 @@ class Capture:
         self.statements: list[tuple[str, Any]] = []
         event.listen(engine.sync_engine, "before_cursor_execute", self._seen)
 
-    def _seen(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+    def _seen(
+        self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+    ) -> None:
         if self.on:
             self.statements.append((statement, parameters))
 

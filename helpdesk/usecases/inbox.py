@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, select, true, tuple_
+from sqlalchemy import ColumnElement, Select, and_, case, func, literal, select, true, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk import lifecycle
@@ -25,12 +25,17 @@ from helpdesk.desk import Desk
 from helpdesk.reports.queries import HANDLED_AT
 from helpdesk.usecases.errors import DeskError
 from helpdesk.usecases.reclassify import CORE_FUNCTIONS, TARGETS
-from helpdesk.usecases.ticket_search import search_condition, search_words
+from helpdesk.usecases.ticket_search import matching_ticket_ids, search_words
 from knowledge.models import PARTY_CODES
 
 MAX_PER_PAGE = 200
 # Beyond this the inbox says "10,000+": counting further would read the whole history for a number.
 TOTAL_CAP = 10_000
+# SQLite: from this many tickets in an id set (a search's matches, a target's tickets) on, the page is found
+# by walking the tickets newest first and keeping those in the set (stops after a page) rather than sorting
+# the whole set (measured at 100,000 tickets: a word in every ticket 176 ms → 39 ms; a rare word stays under
+# 1 ms by its few matches).
+MANY = 2_000
 UNASSIGNED = "none"
 ACTIVE_STATUS = "active"
 
@@ -152,10 +157,21 @@ def _top_target() -> ColumnElement[int | None]:
     )
 
 
-def _classified_as(kind: str, number: int) -> ColumnElement[bool]:
-    return Ticket.id.in_(
-        select(TicketTarget.ticket_id).where(TicketTarget.kind == kind, TicketTarget.number == number)
-    )
+def _classified_as(kind: str, number: int) -> Select[tuple[int]]:
+    return select(TicketTarget.ticket_id).where(TicketTarget.kind == kind, TicketTarget.number == number)
+
+
+async def _among(session: AsyncSession, ids: Select[tuple[int]]) -> ColumnElement[bool]:
+    """Tickets whose id is in ``ids``, shaped for the plan that serves the set's size best.
+
+    PostgreSQL plans by its statistics. SQLite keeps none (nothing runs ANALYZE) and always starts from the
+    set, which is right for a few tickets and slow for thousands; so it is told which, by a count that stops
+    at ``MANY``. ``tickets.id + 0`` keeps the id index out of the plan, leaving the paging index's walk.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        return Ticket.id.in_(ids)
+    many = (await session.scalar(select(func.count()).select_from(ids.limit(MANY).subquery())) or 0) >= MANY
+    return (Ticket.id + 0).in_(ids) if many else Ticket.id.in_(ids)
 
 
 async def conditions(
@@ -181,11 +197,11 @@ async def conditions(
     if criteria.target is not None:
         if criteria.target not in TARGETS:
             raise InvalidCriteria(f"no KM-GBF target {criteria.target} (use 1–23)")
-        where.append(_classified_as("target", criteria.target))
+        where.append(await _among(session, _classified_as("target", criteria.target)))
     if criteria.core_function is not None:
         if criteria.core_function not in CORE_FUNCTIONS:
             raise InvalidCriteria(f"no core function {criteria.core_function} (use 1–11)")
-        where.append(_classified_as("core_function", criteria.core_function))
+        where.append(await _among(session, _classified_as("core_function", criteria.core_function)))
     if criteria.channel:
         where.append(Ticket.channel == criteria.channel)
     if criteria.assignee == UNASSIGNED:
@@ -193,7 +209,7 @@ async def conditions(
     elif criteria.assignee:
         where.append(Ticket.assignee == criteria.assignee.strip())
     if words := search_words(criteria.q):
-        where.append(await search_condition(session, words))
+        where.append(await _among(session, matching_ticket_ids(session.get_bind().dialect.name, words)))
     return where
 
 

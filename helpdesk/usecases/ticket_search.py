@@ -17,11 +17,9 @@ from __future__ import annotations
 import re
 from itertools import takewhile
 
-from sqlalchemy import ColumnElement, Select, func, literal_column, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Select, func, literal_column, select, text
 
 from helpdesk.classification.text import Stemmer
-from helpdesk.db.models import Ticket
 
 # Longer text is cut: a search box is a few words, not a document.
 MAX_QUERY_CHARS = 1_000
@@ -29,10 +27,6 @@ MAX_WORDS = 12
 MAX_WORD_CHARS = 64
 # A stem shorter than this would match too much; the word is searched as typed instead.
 MIN_STEM_CHARS = 3
-# SQLite: from this many matches on, the page is found by walking the tickets newest first and keeping the
-# matching ones (stops after a page) rather than sorting every match (measured at 100,000 tickets: a word
-# in every ticket 176 ms → 39 ms; a rare word stays at under 1 ms by the matches).
-MANY_MATCHES = 2_000
 
 _WORD = re.compile(r"[^\W_]+")
 _STEMMER = Stemmer()
@@ -81,18 +75,3 @@ def matching_ticket_ids(dialect: str, words: list[str]) -> Select[tuple[int]]:
         .where(literal_column("ticket_search").op("MATCH")(fts5_match(words)))
     )
 
-
-async def search_condition(session: AsyncSession, words: list[str]) -> ColumnElement[bool]:
-    """The WHERE term for tickets matching ``words``, shaped for the plan that serves it best.
-
-    PostgreSQL plans by its statistics. SQLite keeps none (nothing runs ANALYZE), and always starts from the
-    matches, which is right for a name and slow for a word in every ticket; so it is told which, by a count
-    of the matches that stops at ``MANY_MATCHES``. ``tickets.id + 0`` keeps the id index out of the plan.
-    """
-    dialect = session.get_bind().dialect.name
-    ids = matching_ticket_ids(dialect, words)
-    if dialect == "postgresql":
-        return Ticket.id.in_(ids)
-    probe = select(func.count()).select_from(ids.limit(MANY_MATCHES).subquery())
-    many = (await session.scalar(probe) or 0) >= MANY_MATCHES
-    return (Ticket.id + 0).in_(ids) if many else Ticket.id.in_(ids)
