@@ -77,12 +77,15 @@ class Ticket(Base):
     __tablename__ = "tickets"
     # The expert load counts active tickets per assignee; status alone is served by its leading column.
     # The inbox lists newest activity first and pages by (updated_at, id) (helpdesk/usecases/inbox.py);
-    # a status or a channel (half the tickets) reads its page in that order too, instead of sorting them.
+    # a status, a channel, a Party or an assignee reads its page in that order too instead of sorting all of
+    # its tickets (the last two replace indexes on party and assignee alone, which they serve as well).
     __table_args__ = (
         Index("ix_tickets_status_assignee", "status", "assignee"),
         Index("ix_tickets_updated_at_id", "updated_at", "id"),
         Index("ix_tickets_status_updated_at_id", "status", "updated_at", "id"),
         Index("ix_tickets_channel_updated_at_id", "channel", "updated_at", "id"),
+        Index("ix_tickets_party_updated_at_id", "party", "updated_at", "id"),
+        Index("ix_tickets_assignee_updated_at_id", "assignee", "updated_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -92,9 +95,9 @@ class Ticket(Base):
     status: Mapped[str] = mapped_column(String(16), default=Status.NEW.value)
     priority: Mapped[str] = mapped_column(String(16), default="normal")
     requester_id: Mapped[int] = mapped_column(ForeignKey("requesters.id"), index=True)
-    assignee: Mapped[str | None] = mapped_column(String(200), index=True)
+    assignee: Mapped[str | None] = mapped_column(String(200))
     tags: Mapped[list[str]] = mapped_column(default=list)
-    party: Mapped[str | None] = mapped_column(String(2), index=True)
+    party: Mapped[str | None] = mapped_column(String(2))
     language: Mapped[str | None] = mapped_column(String(8))
     # Where Telegram replies go: the private chat, or the focal points' group the request came from.
     telegram_chat_id: Mapped[int | None] = mapped_column(BigInteger)

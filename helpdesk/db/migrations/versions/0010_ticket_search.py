@@ -30,7 +30,8 @@ from ``tickets.classification`` (the view ``ticket_target_rows``, same rule as t
 ticket the classifier marked unclassified), so the inbox filters by an index instead of reading JSON.
 
 ``ix_tickets_updated_at_id``: the inbox lists newest activity first and pages by (updated_at, id); the
-same order after a status or a channel (``ix_tickets_status_updated_at_id``, ``…_channel_…``).
+same order after a status, a channel, a Party or an assignee (``ix_tickets_status_updated_at_id``, …;
+the Party's and the assignee's replace the indexes on those columns alone, which they serve as well).
 Existing rows are backfilled here.
 """
 
@@ -300,6 +301,9 @@ def upgrade() -> None:
     op.create_index(
         "ix_tickets_channel_updated_at_id", "tickets", ["channel", "updated_at", "id"], unique=False
     )
+    for column in ("party", "assignee"):
+        op.create_index(f"ix_tickets_{column}_updated_at_id", "tickets", [column, "updated_at", "id"])
+        op.drop_index(f"ix_tickets_{column}", table_name="tickets")
     statements = _POSTGRESQL if op.get_bind().dialect.name == "postgresql" else _SQLITE
     for statement in statements:
         op.execute(statement)
@@ -309,6 +313,9 @@ def downgrade() -> None:
     statements = _POSTGRESQL_DOWN if op.get_bind().dialect.name == "postgresql" else _SQLITE_DOWN
     for statement in statements:
         op.execute(statement)
+    for column in ("party", "assignee"):
+        op.create_index(f"ix_tickets_{column}", "tickets", [column])
+        op.drop_index(f"ix_tickets_{column}_updated_at_id", table_name="tickets")
     op.drop_index("ix_tickets_channel_updated_at_id", table_name="tickets")
     op.drop_index("ix_tickets_status_updated_at_id", table_name="tickets")
     op.drop_index("ix_tickets_updated_at_id", table_name="tickets")
