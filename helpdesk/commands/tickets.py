@@ -1,4 +1,4 @@
-"""`helpdesk tickets list|show|assign|reply|note|status|close`: the staff desk on the command line."""
+"""`helpdesk tickets list|search|show|assign|reply|note|status|close`: the staff desk on the command line."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from helpdesk import lifecycle
+from helpdesk.commands import tickets_search
 from helpdesk.config import Settings
 from helpdesk.service import open_runtime
 from helpdesk.usecases.assign import assign
@@ -34,6 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listing.add_argument("--limit", type=_positive, default=100)
     listing.add_argument("--format", choices=("table", "json"), default="table")
     listing.set_defaults(handler=_list)
+
+    tickets_search.register(actions)
 
     show = actions.add_parser("show", help="one ticket with its messages and history")
     show.add_argument("reference")

@@ -1,7 +1,7 @@
 """staff accounts: who is staff, for the web workspace, the Telegram group and staff mail
 
-Revision ID: 0010_staff_accounts
-Revises: 0009_intake_indexes
+Revision ID: 0012_staff_accounts
+Revises: 0011_ticket_search
 Create Date: 2026-11-30 02:40:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from helpdesk.db.types import UtcDateTime
 
-revision: str = "0010_staff_accounts"
-down_revision: str | None = "0009_intake_indexes"
+revision: str = "0012_staff_accounts"
+down_revision: str | None = "0011_ticket_search"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
