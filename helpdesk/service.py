@@ -203,7 +203,11 @@ async def _serve_channels(runtime: Runtime, stop: asyncio.Event, tasks: list[asy
         if settings.web is not None:
             from helpdesk.web.server import start_web
 
-            tasks.append(await start_web(runtime.desk, settings.web, stop))
+            tasks.append(
+                await start_web(
+                    runtime.desk, settings.web, stop, response_target_hours=settings.response_target_hours
+                )
+            )
         if settings.imap is not None:
             from helpdesk.email.intake import run_email_intake
 

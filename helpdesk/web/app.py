@@ -36,7 +36,7 @@ def given(desk: Desk) -> OpenDesk:
     return opened
 
 
-def create_app(open_desk: OpenDesk, web: WebSettings) -> Starlette:
+def create_app(open_desk: OpenDesk, web: WebSettings, *, response_target_hours: float = 48.0) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with open_desk() as desk:
@@ -74,4 +74,5 @@ def create_app(open_desk: OpenDesk, web: WebSettings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.login_limits = LoginLimits()
+    app.state.response_target_hours = response_target_hours
     return app

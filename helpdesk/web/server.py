@@ -40,10 +40,12 @@ class _Server(uvicorn.Server):
         self.up.set()
 
 
-async def start_web(desk: Desk, web: WebSettings, stop: asyncio.Event) -> asyncio.Task[None]:
+async def start_web(
+    desk: Desk, web: WebSettings, stop: asyncio.Event, *, response_target_hours: float = 48.0
+) -> asyncio.Task[None]:
     """Listening once this returns; the task ends after ``stop`` is set (requests in hand finish)."""
     config = uvicorn.Config(
-        create_app(given(desk), web),
+        create_app(given(desk), web, response_target_hours=response_target_hours),
         host=web.host,
         port=web.port,
         log_level="warning",
