@@ -367,6 +367,22 @@ class StaffAccount(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class TicketPresence(Base):
+    """A staff member on a ticket's page (viewing, or replying), as of their last heartbeat."""
+
+    __tablename__ = "ticket_presence"
+
+    staff_id: Mapped[int] = mapped_column(
+        ForeignKey("staff_accounts.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    ticket_id: Mapped[int] = mapped_column(
+        ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True, autoincrement=False, index=True
+    )
+    # viewing | replying (helpdesk/usecases/presence.py)
+    state: Mapped[str] = mapped_column(String(16))
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class TicketTarget(Base):
     """A KM-GBF target or core function a ticket is classified under, rank 0 the primary one.
 

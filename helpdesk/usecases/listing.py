@@ -88,6 +88,7 @@ async def show_ticket(desk: Desk, reference: str) -> dict[str, Any]:
             "matches": ticket.matches,
             "messages": [
                 {
+                    "id": m.id,
                     "kind": m.kind,
                     "author": m.author,
                     "at": m.created_at.isoformat(),
