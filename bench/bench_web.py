@@ -1,13 +1,15 @@
 """Benchmark: the staff web workspace's pages over a large history, and `helpdesk run`'s memory with it on.
 
-Not a test. Run: .venv/bin/python bench/bench_web.py [--tickets 20000] [--requests 200]
+Not a test. Run: .venv/bin/python bench/bench_web.py [--tickets 20000] [--requests 200] [--database-url URL]
 
-Seeds a temporary SQLite database with bench/seed.py and a staff account, then, side by side:
+Seeds a temporary SQLite database with bench/seed.py (or, with --database-url, uses one already seeded, SQLite
+or PostgreSQL, as it is) and a staff account, then, side by side:
   baseline   a bare Starlette app on uvicorn (no desk, no middleware) whose one route runs the inbox's
              query (100 newest tickets with their requesters) with SQLAlchemy Core and joins the rows
              into HTML: the floor the libraries set for the same data;
-  workspace  `helpdesk run` with HELPDESK_WEB_PORT set, signed in: the inbox (view all), a search, and
-             ticket pages of random tickets.
+  workspace  `helpdesk run` with HELPDESK_WEB_PORT set, signed in: the inbox (helpdesk/usecases/inbox.py:
+             views, filters, searches common and rare, the next page by its cursor) and ticket pages of
+             random tickets.
 Each is timed over HTTP from this process (p50 / p95, ms), and the ratio to the baseline printed.
 RSS: `helpdesk run` without the workspace and with it, after start and after the requests (VmRSS).
 One JSON line per figure.
@@ -35,8 +37,10 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from seed import seed
+from sqlalchemy import func, select
 
 from helpdesk.db.engine import make_engine, make_sessions
+from helpdesk.db.models import StaffAccount, Ticket, TicketCounter
 from helpdesk.desk import Desk
 from helpdesk.usecases.staff_accounts import add_account
 
@@ -122,24 +126,42 @@ def _figures(name: str, times: list[float]) -> dict[str, object]:
     }
 
 
-async def main(tickets: int, requests: int) -> None:
-    with tempfile.TemporaryDirectory(prefix="bench-web-") as scratch:
+async def _prepared(url: str | None, tickets: int, scratch: str) -> tuple[str, dict[int, int]]:
+    """The database to measure and its reference counters (year → last number)."""
+    if url is None:
         url = f"sqlite+aiosqlite:///{Path(scratch) / 'web.db'}"
         seeded = await seed(url, tickets)
-        engine = make_engine(url)
-        await add_account(
-            Desk(sessions=make_sessions(engine)), EMAIL, name="Bench", role="agent", password=PASSWORD
-        )
-        await engine.dispose()
         print(
             json.dumps({"bench": "web", "seeded_tickets": tickets, "seed_seconds": round(seeded.seconds, 1)})
         )
+    engine = make_engine(url)
+    try:
+        desk = Desk(sessions=make_sessions(engine))
+        async with desk.sessions() as session:
+            counters = {c.year: c.last for c in await session.scalars(select(TicketCounter))}
+            known = await session.scalar(select(StaffAccount.id).where(StaffAccount.email == EMAIL))
+            count = await session.scalar(select(func.count(Ticket.id)))
+        if known is None:
+            await add_account(desk, EMAIL, name="Bench", role="agent", password=PASSWORD)
+    finally:
+        await engine.dispose()
+    print(json.dumps({"bench": "web", "database": url.split(":")[0], "tickets": count}))
+    return url, counters
+
+
+async def _next_page(client: httpx.AsyncClient, path: str) -> str:
+    page = (await client.get(path)).text
+    return page.split('rel="next"')[0].rsplit('href="', 1)[1].split('"')[0].replace("&amp;", "&")
+
+
+async def main(tickets: int, requests: int, database_url: str | None) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-web-") as scratch:
+        url, counters = await _prepared(database_url, tickets, scratch)
         base_env = {k: v for k, v in os.environ.items() if not k.startswith("HELPDESK_")}
         base_env |= {"HELPDESK_DATABASE_URL": url, "HELPDESK_REPORT_DAY": "0"}
-        references = [c for c in seeded.counters]  # years
-        year = max(references)
+        year = max(counters)
         rng = random.Random(7)
-        refs = [f"TSCC-{year}-{rng.randint(1, seeded.counters[year]):04d}" for _ in range(requests)]
+        refs = [f"TSCC-{year}-{rng.randint(1, counters[year]):04d}" for _ in range(requests)]
 
         port = _port()
         async with _process(
@@ -165,10 +187,17 @@ async def main(tickets: int, requests: int) -> None:
                 token = (await client.get("/login")).text.split('name="csrf_token" value="')[1].split('"')[0]
                 await client.post("/login", data={"email": EMAIL, "password": PASSWORD, "csrf_token": token})
                 await _timed(client, ["/?view=all"] * 5)
+                next_page = await _next_page(client, "/?view=all")
                 for name, paths in (
                     ("inbox_all", ["/?view=all"] * requests),
                     ("inbox_new", ["/"] * requests),
-                    ("inbox_search", ["/?view=all&q=protected"] * requests),
+                    ("inbox_overdue", ["/?view=overdue"] * requests),
+                    ("inbox_filters", ["/?view=all&party=KZ&status=closed&channel=email"] * requests),
+                    ("inbox_target", ["/?view=all&target=3"] * requests),
+                    ("inbox_next_page", [next_page] * requests),
+                    ("inbox_search_common", ["/?view=all&q=guidance"] * requests),
+                    ("inbox_search_rare", ["/?view=all&q=message+271828"] * requests),
+                    ("inbox_search_view", ["/?view=unassigned&q=guidance"] * requests),
                     ("ticket_page", [f"/tickets/{r}" for r in refs]),
                 ):
                     figures = _figures(name, await _timed(client, paths))
@@ -192,5 +221,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tickets", type=int, default=20_000)
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--database-url", help="an already seeded database (bench/seed.py), used as it is")
     args = parser.parse_args()
-    asyncio.run(main(args.tickets, args.requests))
+    asyncio.run(main(args.tickets, args.requests, args.database_url))
