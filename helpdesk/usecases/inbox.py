@@ -210,7 +210,7 @@ async def conditions(
         where.append(await _among(session, _classified_as("core_function", criteria.core_function)))
     if criteria.channel:
         where.append(Ticket.channel == criteria.channel)
-    if criteria.assignee == UNASSIGNED:
+    if criteria.assignee and criteria.assignee.strip().lower() == UNASSIGNED:
         where.append(Ticket.assignee.is_(None))
     elif criteria.assignee:
         where.append(Ticket.assignee == criteria.assignee.strip())
