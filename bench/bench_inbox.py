@@ -117,13 +117,15 @@ class Capture:
 
 
 async def _raw(raw: Any, dialect: str, statements: list[tuple[str, Any]]) -> None:
+    if dialect == "postgresql":
+        async with raw.transaction():  # as the session runs them (its SET LOCAL holds for the rest)
+            for statement, parameters in statements:
+                await raw.fetch(statement, *(parameters or ()))
+        return
     for statement, parameters in statements:
-        if dialect == "postgresql":
-            await raw.fetch(statement, *(parameters or ()))
-        else:
-            cursor = await raw.execute(statement, parameters or ())
-            await cursor.fetchall()
-            await cursor.close()
+        cursor = await raw.execute(statement, parameters or ())
+        await cursor.fetchall()
+        await cursor.close()
 
 
 async def bench(kind: str, url: str, tickets: int, runs: int) -> list[dict[str, Any]]:

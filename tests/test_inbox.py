@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from helpdesk.db.models import AuditEvent, Ticket
 from helpdesk.db.types import utcnow
@@ -396,3 +397,39 @@ async def test_a_search_with_many_matches_finds_the_same_tickets(
     assert few == many and [r.reference for r in many.rows] == made[:0:-1]
     rest = await page(desk, q="ramsar wetlands", per_page=3, after=many.next_after)
     assert [r.reference for r in rest.rows] == [made[0]] and rest.total == 4
+
+
+async def test_two_messages_written_at_once_on_one_ticket_are_both_found(
+    desk: Desk, engine: AsyncEngine
+) -> None:
+    """PostgreSQL: the second writer's document is built after the first commits, so it holds both words."""
+    import asyncio
+
+    from sqlalchemy import func, insert, text
+
+    from helpdesk.db.models import Message
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time")
+    reference = await mail(desk, "Question", "First text")
+    async with desk.sessions() as session:
+        ticket_id = await session.scalar(select(Ticket.id).where(Ticket.reference == reference))
+
+    def message(body: str) -> object:
+        return insert(Message).values(ticket_id=ticket_id, kind="inbound", channel="email", body=body)
+
+    async with engine.connect() as first, engine.connect() as second, engine.connect() as watcher:
+        await first.execute(message("walrus"))
+        blocked = asyncio.create_task(second.execute(message("okapi")))
+        waiting = text(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND datname = current_database()"
+        )
+        while not await watcher.scalar(waiting):  # until the second writer waits on the first
+            assert not blocked.done()
+            await asyncio.sleep(0.01)
+        await first.commit()
+        await blocked
+        await second.commit()
+        assert await watcher.scalar(select(func.count()).select_from(Message.__table__)) >= 3
+    assert await refs(desk, q="walrus okapi") == {reference}

@@ -8,7 +8,8 @@ shapes are bounded and allowed:
 - a page read in (updated_at, id) order from one of the paging indexes: every page statement has a LIMIT,
   so the walk stops after the page (a status or a channel is a range of that index, not a filter);
 - the full-text index answering MATCH (FTS5 reports its virtual table as a "SCAN");
-- the count walking a covering index (nothing filters) or a channel's range: it stops at TOTAL_CAP + 1 rows.
+- the count walking a covering index (nothing filters) or a channel's range: it stops at TOTAL_CAP + 1 rows;
+- a large id set tested per walked ticket (EXISTS on PostgreSQL): it stops with the page.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ _PAGING_WALK = re.compile(
     r"|^Index (Only )?Scan Backward using ix_tickets_(status_|channel_)?updated_at_id on tickets"
     r"|^Index Cond: \(\(channel\)::text = '[^']*'::text\)$"
 )
-_FTS_MATCH = re.compile(r"^SCAN ticket_search VIRTUAL TABLE INDEX \d+:M")
+# FTS5 answering MATCH; SQLite's one-row table standing for an empty id list (a search that found nothing).
+_FTS_MATCH = re.compile(r"^SCAN ticket_search VIRTUAL TABLE INDEX \d+:M|^SCAN CONSTANT ROW$")
 _BY_CHANNEL = re.compile(
     r"^SEARCH tickets USING (COVERING )?INDEX \w+ \(channel=\?\)$|^Index Cond: \(\(channel\)"
 )

@@ -254,3 +254,4 @@ async def find_thread(
     if found:
         return Thread(possible_followup_of=found[0].reference, unverified_staff=unverified_staff)
     return Thread(unverified_staff=unverified_staff)
+

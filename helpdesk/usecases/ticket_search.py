@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from itertools import takewhile
 
-from sqlalchemy import Select, func, literal_column, select, text
+from sqlalchemy import Select, column, func, literal_column, select, table
 
 from helpdesk.classification.text import Stemmer
 
@@ -60,18 +60,13 @@ def tsquery(words: list[str]) -> str:
     return " & ".join(f"'{word}':*" for word in words)
 
 
+# The index is kept by triggers and has no model (migration 0010): its columns as the queries need them.
+_INDEX = table("ticket_search", column("ticket_id"), column("rowid"), column("document"))
+
+
 def matching_ticket_ids(dialect: str, words: list[str]) -> Select[tuple[int]]:
     """The ids of the tickets whose document holds every word (``words`` from ``search_words``)."""
     if dialect == "postgresql":
-        document = literal_column("ticket_search.document")
-        return (
-            select(literal_column("ticket_search.ticket_id"))
-            .select_from(text("ticket_search"))
-            .where(document.op("@@")(func.to_tsquery(literal_column("'russian'::regconfig"), tsquery(words))))
-        )
-    return (
-        select(literal_column("ticket_search.rowid"))
-        .select_from(text("ticket_search"))
-        .where(literal_column("ticket_search").op("MATCH")(fts5_match(words)))
-    )
-
+        query = func.to_tsquery(literal_column("'russian'::regconfig"), tsquery(words))
+        return select(_INDEX.c.ticket_id).where(_INDEX.c.document.op("@@")(query))
+    return select(_INDEX.c.rowid).where(literal_column("ticket_search").op("MATCH")(fts5_match(words)))

@@ -194,6 +194,10 @@ _POSTGRESQL = [
     """,
     """
     CREATE FUNCTION ticket_search_refresh(ids integer[]) RETURNS void LANGUAGE sql AS $$
+        -- Two transactions adding a message to one ticket: the second waits here until the first commits,
+        -- then builds the document from a snapshot holding both messages (without the lock it would wait
+        -- on the index row instead, and write a document built before the first message was there).
+        SELECT 1 FROM tickets WHERE id = ANY (ids) ORDER BY id FOR UPDATE;
         INSERT INTO ticket_search (ticket_id, document)
         SELECT ticket_id, to_tsvector('russian', document) FROM ticket_search_documents
         WHERE ticket_id = ANY (ids)
