@@ -27,8 +27,8 @@ async def merge(desk: Desk, merged: str, into: str, *, actor: str) -> Ticket:
     """Move ticket ``merged`` into ticket ``into``; returns the surviving ticket."""
     async with desk.sessions.begin() as session:
         # Both locked in one order (by reference) so two merges of the same pair cannot deadlock.
-        first, second = sorted((merged, into))
-        locked = {r: await get_ticket(session, r, for_update=True) for r in (first, second)}
+        merged, into = merged.strip().upper(), into.strip().upper()
+        locked = {r: await get_ticket(session, r, for_update=True) for r in sorted({merged, into})}
         source, target = locked[merged], locked[into]
         _refuse(source, target)
         now = utcnow()
