@@ -184,7 +184,7 @@ async def act(request: Request) -> Response:
     except TicketNotFound:
         return PlainTextResponse("Not found.", status_code=404)
     except StaleReply as stale:
-        return await _render(
+        held = await _render(
             request,
             reference,
             # 200, not 409: htmx (hx-boost) swaps in only successful answers, and this page is the answer.
@@ -192,6 +192,10 @@ async def act(request: Request) -> Response:
             draft=str(form.get("body") or ""),
             chosen=form.getlist("resource"),
         )
+        # The address bar keeps the ticket's page (a boosted form would show the action's URL, which a
+        # reload would GET).
+        held.headers["HX-Push-Url"] = f"/tickets/{reference}"
+        return held
     except DeskError as refused:
         flash.say(request, str(refused), error=True)
     else:
