@@ -184,3 +184,18 @@ def test_a_viewer_may_not_tag_merge_or_reply(web: Web) -> None:
         assert web.post(f"{page}/{action}", data, token_from=page).status_code == 403, action
     assert web.client.get(f"{page}/presence").status_code == 200  # reading is theirs
     assert web.client.post(f"{page}/merge", data={"into": b}).status_code == 403
+
+
+def test_new_routes_need_a_session(web: Web) -> None:
+    reference = inbound(web, 1)
+    for path in (f"/tickets/{reference}/presence", "/?view=all&q=pame&party=KZ"):
+        answer = web.client.get(path, follow_redirects=False)
+        assert answer.status_code == 303 and answer.headers["location"].startswith("/login?next="), path
+    token = web.csrf("/login")  # a session's token, but nobody signed in
+    for path, data in (
+        ("/bulk", {"action": "close", "ticket": reference}),
+        (f"/tickets/{reference}/merge", {"into": reference}),
+        (f"/tickets/{reference}/tag", {"tag": "x"}),
+    ):
+        answer = web.client.post(path, data={**data, "csrf_token": token}, follow_redirects=False)
+        assert answer.status_code == 303 and answer.headers["location"] == "/login", path
