@@ -108,3 +108,20 @@ async def test_tags_are_normalised_bounded_and_audited(desk: Desk) -> None:
         assert t is not None and t.tags == []
         actions = list(await session.scalars(select(AuditEvent.action).where(AuditEvent.ticket_id == t.id)))
         assert actions.count("tagged") == 1 and actions.count("untagged") == 1
+
+
+async def test_a_follow_up_quoting_the_merged_reference_reaches_the_survivor(desk: Desk) -> None:
+    survivor = await ticket(desk, 1, "Mangrove restoration")
+    merged = await ticket(desk, 2, "Wetland mapping")
+    await merge(desk, merged, survivor, actor=ACTOR)
+    follow_up = InboundMessage(
+        channel="email",
+        channel_message_id="<merge-9@eco.gov.kz>",
+        sender=Sender(name="Aliya", email="aliya@eco.gov.kz"),
+        subject=f"Re: [{merged}] Request 2",
+        text="Any news on the wetland maps?",
+    )
+    assert (await receive(desk, follow_up)).reference == survivor
+    async with desk.sessions() as session:
+        statuses = dict((await session.execute(select(Ticket.reference, Ticket.status))).all())
+    assert statuses[merged] == "closed"  # not reopened by the old reference

@@ -15,7 +15,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk import lifecycle
-from helpdesk.db.models import Message, OutboxItem, Ticket, TicketParticipant
+from helpdesk.db.models import AuditEvent, Message, OutboxItem, Ticket, TicketParticipant
 from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
 from helpdesk.usecases import events
@@ -57,6 +57,33 @@ async def merge(desk: Desk, merged: str, into: str, *, actor: str) -> Ticket:
         await events.record(desk, session, events.Merged(target))
     desk.outbox_written()
     return target
+
+
+# A chain of merges (A into B, B into C) is followed this far; longer ones stop at the last ticket reached.
+MAX_HOPS = 5
+
+
+async def surviving(session: AsyncSession, ticket: Ticket) -> Ticket:
+    """The ticket a message for ``ticket`` belongs to: itself, or the ticket it was merged into.
+
+    Threading asks this for a ticket named by reference or by a signed reply address, so a requester
+    quoting the old reference reaches the conversation instead of reopening the closed, merged ticket.
+    """
+    for _ in range(MAX_HOPS):
+        if ticket.status != lifecycle.Status.CLOSED:
+            return ticket
+        detail = await session.scalar(
+            select(AuditEvent.detail)
+            .where(AuditEvent.ticket_id == ticket.id, AuditEvent.action == "merged")
+            .order_by(AuditEvent.id.desc())
+            .limit(1)
+        )
+        into = detail.get("into") if isinstance(detail, dict) else None
+        survivor = await session.scalar(select(Ticket).where(Ticket.reference == into)) if into else None
+        if survivor is None:
+            return ticket
+        ticket = survivor
+    return ticket
 
 
 def _refuse(source: Ticket, target: Ticket) -> None:

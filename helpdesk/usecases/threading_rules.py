@@ -33,6 +33,7 @@ from helpdesk.db.models import Message, Requester, Ticket, TicketParticipant
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage
 from helpdesk.references import REFERENCE_RE, find_reference
+from helpdesk.usecases.merge import surviving
 from helpdesk.usecases.reply_addresses import token_ticket_id
 from helpdesk.usecases.staff_mail import claims_staff, server_vouches, staff_proof
 
@@ -89,7 +90,7 @@ async def _by_reference(context: Context, reference: str | None) -> list[Ticket]
     if reference is None:
         return []
     ticket = await context.session.scalar(select(Ticket).where(Ticket.reference == reference))
-    return [ticket] if ticket is not None else []
+    return [await surviving(context.session, ticket)] if ticket is not None else []
 
 
 async def _chosen(context: Context) -> list[Ticket]:
@@ -128,7 +129,7 @@ async def _reply_address(context: Context) -> list[Ticket]:
         ticket_id = token_ticket_id(token)
         ticket = await context.session.get(Ticket, ticket_id) if ticket_id is not None else None
         if ticket is not None:
-            found.append(ticket)
+            found.append(await surviving(context.session, ticket))
     return found
 
 
