@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -150,3 +151,19 @@ def test_bulk_needs_csrf_and_an_agent(web: Web) -> None:
     viewer = web.client.post("/bulk", data={"csrf_token": web.csrf("/"), "action": "close", "ticket": a})
     assert viewer.status_code == 403
     assert statuses(web) == {a: "new"}
+
+
+def test_the_overdue_view_lists_what_waits_past_the_response_target(web: Web) -> None:
+    late, fresh = ticket(web, 1, "Late"), ticket(web, 2, "Fresh")
+
+    async def age(desk: Desk) -> None:
+        async with desk.sessions.begin() as session:
+            row = await session.scalar(select(Ticket).where(Ticket.reference == late))
+            assert row is not None
+            row.created_at = row.created_at - timedelta(hours=49)
+
+    web.run(age)
+    sign_in(web)
+    page = web.client.get("/?view=overdue").text
+    assert refs(page) == [late] and fresh not in page
+    assert "past the response target</strong>" in page
