@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 class Desk:
     sessions: async_sessionmaker[AsyncSession]
     mail_from: str | None = None
+    # HELPDESK_STAFF_EMAILS, a seed: who is staff is usecases/staff_directory.py's answer (accounts first).
     staff_emails: frozenset[str] = frozenset()
     # Language of the mail the desk writes to staff (HELPDESK_REPORT_LANGUAGE, like the monthly report).
     staff_mail_language: str = "ru"

@@ -237,6 +237,14 @@ async def _serve_channels(runtime: Runtime, stop: asyncio.Event, tasks: list[asy
                 await start_polling(application, bootstrap_retries=-1)
                 log.info("Telegram channel polling")
             stack.push_async_callback(stop_application, application)
+        if settings.web is not None:
+            from helpdesk.web.server import start_web
+
+            tasks.append(
+                await start_web(
+                    runtime.desk, settings.web, stop, response_target_hours=settings.response_target_hours
+                )
+            )
         if settings.imap is not None:
             tasks.append(asyncio.create_task(runtime.run_mail(stop), name="email-intake"))
             log.info("email channel polling %s every %.0f s", settings.imap.host, settings.imap.poll_interval)
