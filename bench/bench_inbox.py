@@ -41,6 +41,7 @@ from seed import seed
 from helpdesk.db.engine import make_engine, make_sessions
 from helpdesk.db.models import Ticket
 from helpdesk.desk import Desk
+from helpdesk.service import standard_composers
 from helpdesk.usecases.inbox import InboxCriteria, inbox
 
 HOURS = 48.0
@@ -130,7 +131,7 @@ async def _raw(raw: Any, dialect: str, statements: list[tuple[str, Any]]) -> Non
 
 async def bench(kind: str, url: str, tickets: int, runs: int) -> list[dict[str, Any]]:
     engine = make_engine(url)
-    desk = Desk(sessions=make_sessions(engine))
+    desk = Desk(sessions=make_sessions(engine), composers=standard_composers())
     capture = Capture(engine)
     results = []
     try:

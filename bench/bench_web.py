@@ -42,6 +42,7 @@ from sqlalchemy import func, select
 from helpdesk.db.engine import make_engine, make_sessions
 from helpdesk.db.models import StaffAccount, Ticket, TicketCounter
 from helpdesk.desk import Desk
+from helpdesk.service import standard_composers
 from helpdesk.usecases.staff_accounts import add_account
 
 EMAIL, PASSWORD = "bench@tscc.example", "bench password, long enough"
@@ -136,7 +137,7 @@ async def _prepared(url: str | None, tickets: int, scratch: str) -> tuple[str, d
         )
     engine = make_engine(url)
     try:
-        desk = Desk(sessions=make_sessions(engine))
+        desk = Desk(sessions=make_sessions(engine), composers=standard_composers())
         async with desk.sessions() as session:
             counters = {c.year: c.last for c in await session.scalars(select(TicketCounter))}
             known = await session.scalar(select(StaffAccount.id).where(StaffAccount.email == EMAIL))

@@ -223,7 +223,9 @@ def test_merge_refuses_another_requester_then_merges(cli_db: str, capsys: pytest
 
 async def _follow_up_ticket(url: str) -> None:
     engine = make_engine(url)
-    desk = Desk(sessions=make_sessions(engine), mail_from="helpdesk@tscc.example.org")
+    desk = Desk(
+        sessions=make_sessions(engine), mail_from="helpdesk@tscc.example.org", composers=standard_composers()
+    )
     message = InboundMessage(
         channel="email",
         channel_message_id="<3@eco.gov.kz>",

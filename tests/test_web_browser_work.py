@@ -15,6 +15,7 @@ from web_runtime import AGENT, MAIL_FROM, PASSWORD, REQUESTER_EMAIL, Workspace, 
 from helpdesk.db.engine import make_engine, make_sessions
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage, Sender
+from helpdesk.service import standard_composers
 from helpdesk.usecases.receive import receive
 from helpdesk.usecases.staff_accounts import add_account
 
@@ -42,7 +43,7 @@ async def workspace(tmp_path: Path) -> AsyncIterator[Workspace]:
 async def on_desk(workspace: Workspace) -> AsyncIterator[Desk]:
     engine = make_engine(workspace.url)
     try:
-        yield Desk(sessions=make_sessions(engine), mail_from=MAIL_FROM)
+        yield Desk(sessions=make_sessions(engine), mail_from=MAIL_FROM, composers=standard_composers())
     finally:
         await engine.dispose()
 

@@ -16,6 +16,7 @@ from starlette.testclient import TestClient
 from helpdesk.config import Secret, WebSettings
 from helpdesk.db.engine import make_engine, make_sessions
 from helpdesk.desk import Desk
+from helpdesk.service import standard_composers
 from helpdesk.usecases.staff_accounts import add_account
 from helpdesk.web.app import create_app
 
@@ -71,7 +72,11 @@ def open_web(database_url: str, *, base_url: str | None = None) -> Iterator[Web]
     async def open_desk() -> AsyncIterator[Desk]:
         engine = make_engine(database_url)
         try:
-            yield Desk(sessions=make_sessions(engine), mail_from="helpdesk@tscc.example.org")
+            yield Desk(
+                sessions=make_sessions(engine),
+                mail_from="helpdesk@tscc.example.org",
+                composers=standard_composers(),
+            )
         finally:
             await engine.dispose()
 

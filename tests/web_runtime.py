@@ -17,6 +17,7 @@ from helpdesk.db.engine import make_engine, make_sessions
 from helpdesk.db.migrate import upgrade
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage, Sender
+from helpdesk.service import standard_composers
 from helpdesk.usecases.receive import receive
 from helpdesk.usecases.staff_accounts import add_account
 from standins.environment import standin_environment
@@ -51,7 +52,7 @@ class Workspace:
 async def seed(url: str) -> dict[str, str]:
     await upgrade(url)
     engine = make_engine(url)
-    desk = Desk(sessions=make_sessions(engine), mail_from=MAIL_FROM)
+    desk = Desk(sessions=make_sessions(engine), mail_from=MAIL_FROM, composers=standard_composers())
     try:
         await add_account(desk, AGENT, name="Aida Agent", role="agent", password=PASSWORD)
         await add_account(desk, VIEWER, name="Viktor Viewer", role="viewer", password=PASSWORD)
