@@ -130,6 +130,15 @@ async def set_password(desk: Desk, email: str, password: str) -> None:
         account.session_version += 1
 
 
+async def set_role(desk: Desk, email: str, role: str) -> None:
+    """The role is reloaded on every request, so it takes effect on the account's next page."""
+    if role not in ROLES:
+        raise AccountError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+    async with desk.sessions.begin() as session:
+        account = await _account(session, email)
+        account.role = role
+
+
 async def disable_account(desk: Desk, email: str) -> None:
     """Not staff anywhere any more (web, Telegram, mail); every session ends. Kept for the audit trail."""
     async with desk.sessions.begin() as session:

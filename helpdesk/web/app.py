@@ -11,14 +11,14 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from helpdesk.config import WebSettings
+from helpdesk.config import Settings, WebSettings
 from helpdesk.desk import Desk
 from helpdesk.usecases.desk_secrets import derived_key
 from helpdesk.web.access import StaffAccess
 from helpdesk.web.csrf import CsrfProtection
 from helpdesk.web.headers import SecurityHeaders
 from helpdesk.web.login_limits import LoginLimits
-from helpdesk.web.routes import auth, health, inbox
+from helpdesk.web.routes import admin, auth, canned, health, inbox, knowledge, reports
 from helpdesk.web.sessions import DeskSessions
 
 OpenDesk = Callable[[], AbstractAsyncContextManager[Desk]]
@@ -34,7 +34,9 @@ def given(desk: Desk) -> OpenDesk:
     return opened
 
 
-def create_app(open_desk: OpenDesk, web: WebSettings) -> Starlette:
+def create_app(open_desk: OpenDesk, web: WebSettings, settings: Settings | None = None) -> Starlette:
+    """``settings``: the service's, for the admin pages' health checks and dead-letter retries."""
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with open_desk() as desk:
@@ -51,6 +53,10 @@ def create_app(open_desk: OpenDesk, web: WebSettings) -> Starlette:
             *health.ROUTES,
             *auth.ROUTES,
             *inbox.ROUTES,
+            *knowledge.ROUTES,
+            *reports.ROUTES,
+            *admin.ROUTES,
+            *canned.ROUTES,
             Mount("/static", StaticFiles(packages=[("helpdesk.web", "static")]), name="static"),
         ],
         # Outermost first: headers on every answer (refusals too); the session before what reads it.
@@ -63,4 +69,5 @@ def create_app(open_desk: OpenDesk, web: WebSettings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.login_limits = LoginLimits()
+    app.state.settings = settings
     return app
