@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from starlette.testclient import TestClient
 
-from helpdesk.config import Secret, WebSettings
+from helpdesk.config import Secret, Settings, WebSettings
 from helpdesk.db.engine import make_engine, make_sessions
 from helpdesk.desk import Desk
 from helpdesk.usecases.staff_accounts import add_account
@@ -66,7 +66,9 @@ class Web:
 
 
 @contextlib.contextmanager
-def open_web(database_url: str, *, base_url: str | None = None) -> Iterator[Web]:
+def open_web(
+    database_url: str, *, base_url: str | None = None, settings: Settings | None = None
+) -> Iterator[Web]:
     @contextlib.asynccontextmanager
     async def open_desk() -> AsyncIterator[Desk]:
         engine = make_engine(database_url)
@@ -75,8 +77,10 @@ def open_web(database_url: str, *, base_url: str | None = None) -> Iterator[Web]
         finally:
             await engine.dispose()
 
-    settings = WebSettings(port=8080, base_url=base_url, secret_key=Secret("k" * 40) if base_url else None)
-    app = create_app(open_desk, settings)
+    web_settings = WebSettings(
+        port=8080, base_url=base_url, secret_key=Secret("k" * 40) if base_url else None
+    )
+    app = create_app(open_desk, web_settings, settings)
     scheme = "https" if base_url and base_url.startswith("https") else "http"
     with TestClient(app, base_url=f"{scheme}://testserver") as client:
         yield Web(client)

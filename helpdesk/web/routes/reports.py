@@ -79,22 +79,15 @@ def _query(request: Request, period: Period) -> str:
 
 
 async def reports_page(request: Request) -> Response:
+    chosen = {"report_lang": _language(request), "month": request.query_params.get("month", "")[:7]}
     try:
         period = _period(request)
     except ValueError as exc:
         return page(
-            request, "reports", status_code=400, error=str(exc), period=None, query="", formats=FORMATS
+            request, "reports", status_code=400, error=str(exc), period=None, formats=FORMATS, **chosen
         )
-    return page(
-        request,
-        "reports",
-        error=None,
-        period=period,
-        query=_query(request, period) if period else "",
-        formats=FORMATS,
-        report_lang=_language(request),
-        month=request.query_params.get("month", "")[:7],
-    )
+    query = _query(request, period) if period else ""
+    return page(request, "reports", error=None, period=period, query=query, formats=FORMATS, **chosen)
 
 
 async def report_frame(request: Request) -> Response:
