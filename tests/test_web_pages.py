@@ -34,6 +34,7 @@ HOSTILE = '<script>alert("x")</script>'
 @pytest.fixture
 def web(database_url: str, engine: AsyncEngine) -> Iterator[Web]:
     with open_web(database_url, settings=Settings(database_url=database_url)) as web:
+        web.client.headers["accept-language"] = "en"  # the assertions read the English catalog
         web.account(ADMIN, "admin", name="Ada Admin")
         web.account(AGENT, "agent", name="Aida Agent")
         web.account(VIEWER, "viewer", name="Vera Viewer")
@@ -433,6 +434,15 @@ def test_delivery_failures_show_their_reason_and_go_back_in_the_queue(web: Web) 
     assert web.run(status) == ("pending", 0)
     assert web.post(f"/admin/deliveries/{item_id}/retry", {}).status_code == 303
     assert f"no failed delivery #{item_id}" in web.client.get("/admin/deliveries").text
+
+
+def test_the_new_pages_speak_russian(web: Web) -> None:
+    as_(web, ADMIN)
+    page = web.client.get("/kb/experts?lang=ru").text
+    assert '<html lang="ru">' in page and "Эксперты" in page and "Нагрузка" in page
+    assert "Отчёты" in web.client.get("/reports").text  # remembered
+    assert web.post("/kb/experts/nobody/retire", {}).status_code == 303
+    assert "no expert nobody" in web.client.get("/kb/experts").text  # the use-case's own words
 
 
 def test_health_is_on_the_admin_page(web: Web) -> None:
