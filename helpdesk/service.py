@@ -201,6 +201,10 @@ async def _serve_channels(runtime: Runtime, stop: asyncio.Event, tasks: list[asy
                 await start_polling(application, bootstrap_retries=-1)
                 log.info("Telegram channel polling")
             stack.push_async_callback(stop_application, application)
+        if settings.web is not None:
+            from helpdesk.web.server import start_web
+
+            tasks.append(await start_web(runtime.desk, settings.web, stop, settings))
         if settings.imap is not None:
             from helpdesk.email.intake import run_email_intake
 

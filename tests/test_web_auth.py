@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Iterator
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from web_harness import PASSWORD, Web, open_web
+
+from helpdesk.usecases.staff_accounts import disable_account, set_password
 
 
 @pytest.fixture
@@ -41,3 +45,107 @@ def test_a_post_without_the_csrf_token_is_refused(web: Web) -> None:
     # Login itself is protected too (login CSRF would sign a victim into the attacker's account).
     no_token = web.client.post("/login", data={"email": "agent@tscc.example", "password": PASSWORD})
     assert no_token.status_code == 403
+
+
+@pytest.mark.parametrize(
+    "wanted",
+    [
+        "https://evil.example/",
+        "//evil.example/",
+        "/\\evil.example",
+        "http:/evil",
+        "javascript:alert(1)",
+        "/%0d%0aSet-Cookie:x=1",
+        "\\\\evil.example",
+    ],
+)
+def test_login_never_redirects_off_site(web: Web, wanted: str) -> None:
+    web.account()
+    answer = web.sign_in("agent@tscc.example", next=wanted)
+    assert answer.status_code == 303
+    location = answer.headers["location"]
+    assert location == "/" or (location.startswith("/") and not location.startswith(("//", "/\\"))), location
+    assert "evil" not in location or location.startswith("/%")
+
+
+def test_login_is_rate_limited_per_account_and_per_address(web: Web) -> None:
+    web.account()
+    for _ in range(5):
+        assert web.sign_in("agent@tscc.example", "wrong password!").status_code == 400
+    # Now even the right password waits: guessing has stopped paying.
+    assert web.sign_in("agent@tscc.example").status_code == 429
+    # Per address: spraying many accounts from one address stops too.
+    for n in range(15):
+        web.sign_in(f"nobody{n}@tscc.example", "wrong password!")
+    web.account("other@tscc.example")
+    assert web.sign_in("other@tscc.example").status_code == 429
+
+
+def test_unknown_disabled_and_wrong_look_alike(web: Web) -> None:
+    web.account()
+    web.account("gone@tscc.example")
+    web.run(lambda desk: disable_account(desk, "gone@tscc.example"))
+    answers = [
+        web.sign_in("agent@tscc.example", "wrong password!"),
+        web.sign_in("nobody@tscc.example"),
+        web.sign_in("gone@tscc.example"),
+    ]
+    assert {a.status_code for a in answers} == {400}
+    assert (
+        len({a.text.replace(a.text.split('name="email" value="')[1].split('"')[0], "") for a in answers}) == 1
+    )
+
+
+@pytest.mark.parametrize("end", ["password", "disable"])
+def test_password_change_and_disable_end_every_session(web: Web, end: str) -> None:
+    web.account()
+    assert web.sign_in("agent@tscc.example").status_code == 303
+    assert web.client.get("/", follow_redirects=False).status_code == 200
+    stolen = dict(web.client.cookies)
+    if end == "password":
+        web.run(lambda desk: set_password(desk, "agent@tscc.example", "a brand new password"))
+    else:
+        web.run(lambda desk: disable_account(desk, "agent@tscc.example"))
+    web.client.cookies.clear()
+    for name, value in stolen.items():
+        web.client.cookies.set(name, value)
+    assert web.client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_session_cookie_is_httponly_lax_and_holds_no_role(web: Web) -> None:
+    web.account()
+    answer = web.sign_in("agent@tscc.example")
+    cookie = answer.headers["set-cookie"]
+    assert (
+        "httponly" in cookie.lower() and "samesite=lax" in cookie.lower() and "secure" not in cookie.lower()
+    )
+    payload = base64.b64decode(cookie.split("=", 1)[1].split(".")[0] + "==").decode()
+    assert json.loads(payload)["staff"] == [json.loads(payload)["staff"][0], 1]
+    assert "agent" not in payload and "role" not in payload
+
+
+def test_cookie_is_secure_behind_https(database_url: str, engine: AsyncEngine) -> None:
+    with open_web(database_url, base_url="https://desk.tscc.example") as web:
+        web.account()
+        assert "secure" in web.sign_in("agent@tscc.example").headers["set-cookie"].lower()
+
+
+def test_security_headers_on_pages_and_refusals(web: Web) -> None:
+    for path in ("/login", "/", "/healthz", "/static/htmx.min.js"):
+        answer = web.client.get(path, follow_redirects=False)
+        csp = answer.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp and "unsafe-inline" not in csp
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert answer.headers["x-content-type-options"] == "nosniff"
+    page = web.client.get("/login").text
+    assert "<script>" not in page and " style=" not in page and "<style" not in page
+    assert '<script src="/static/htmx.min.js"' in page
+
+
+def test_language_switches_is_remembered_and_sets_html_lang(web: Web) -> None:
+    assert '<html lang="en">' in web.client.get("/login?lang=en").text
+    remembered = web.client.get("/login").text
+    assert '<html lang="en">' in remembered and "Sign in" in remembered
+    russian = web.client.get("/login?lang=ru").text
+    assert '<html lang="ru">' in russian and "Войти" in russian
+    assert '<html lang="ru">' in web.client.get("/login?lang=xx").text

@@ -17,8 +17,9 @@ from helpdesk.usecases.desk_secrets import derived_key
 from helpdesk.web.access import StaffAccess
 from helpdesk.web.csrf import CsrfProtection
 from helpdesk.web.headers import SecurityHeaders
+from helpdesk.web.i18n import Language
 from helpdesk.web.login_limits import LoginLimits
-from helpdesk.web.routes import admin, auth, canned, health, inbox, knowledge, reports
+from helpdesk.web.routes import admin, attachments, auth, canned, health, inbox, knowledge, reports, tickets
 from helpdesk.web.sessions import DeskSessions
 
 OpenDesk = Callable[[], AbstractAsyncContextManager[Desk]]
@@ -53,6 +54,8 @@ def create_app(open_desk: OpenDesk, web: WebSettings, settings: Settings | None 
             *health.ROUTES,
             *auth.ROUTES,
             *inbox.ROUTES,
+            *attachments.ROUTES,
+            *tickets.ROUTES,
             *knowledge.ROUTES,
             *reports.ROUTES,
             *admin.ROUTES,
@@ -63,6 +66,7 @@ def create_app(open_desk: OpenDesk, web: WebSettings, settings: Settings | None 
         middleware=[
             Middleware(SecurityHeaders),
             Middleware(DeskSessions, https_only=web.https),
+            Middleware(Language),
             Middleware(CsrfProtection),
             Middleware(StaffAccess),
         ],

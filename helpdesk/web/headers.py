@@ -35,7 +35,9 @@ class SecurityHeaders:
                 for name, value in HEADERS.items():
                     headers.setdefault(name, value)
                 # Pages show requesters' personal data: no shared or back-button cache keeps them.
-                headers.setdefault("Cache-Control", "no-store")
+                # The package's own files (htmx, CSS) may be kept: they change only with the package.
+                if not scope["path"].startswith("/static/"):
+                    headers.setdefault("Cache-Control", "no-store")
             await send(message)
 
         await self.app(scope, receive, with_headers)

@@ -14,6 +14,7 @@ from gettext import GNUTranslations, NullTranslations
 from importlib.resources import files
 
 from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from helpdesk.rendering import DEFAULT_LANGUAGE, LANGUAGES
 
@@ -68,3 +69,19 @@ def gettext(message: str) -> str:
 
 def ngettext(singular: str, plural: str, n: int) -> str:
     return translations(_current.get()).ngettext(singular, plural, n)
+
+
+def current() -> str:
+    return _current.get()
+
+
+class Language:
+    """Chooses each request's language before any route runs (its messages are translated too)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            choose(Request(scope, receive))
+        await self.app(scope, receive, send)

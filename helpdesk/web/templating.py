@@ -13,6 +13,13 @@ from helpdesk.rendering import environment
 from helpdesk.web import csrf, i18n
 
 
+def delivery_state(delivery: dict[str, Any] | None) -> str:
+    """queued / sent / failed, as staff read it (the outbox says pending for queued)."""
+    if delivery is None:
+        return ""
+    return {"pending": "queued"}.get(delivery["status"], delivery["status"])
+
+
 @cache
 def web_environment() -> Environment:
     env = environment().overlay(extensions=["jinja2.ext.i18n"])
@@ -21,11 +28,11 @@ def web_environment() -> Environment:
 
 
 def page(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    language = i18n.choose(request)
     template = web_environment().get_template(f"web/{name}.html.j2")
     html = template.render(
         request=request,
-        lang=language,
+        lang=i18n.current(),
+        delivery_state=delivery_state,
         staff=request.scope.get("state", {}).get("staff"),
         csrf_token=csrf.token(request),
         **context,
