@@ -23,6 +23,7 @@ from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage, Sender
 from helpdesk.usecases.dead_letters import store_dead_letter
 from helpdesk.usecases.knowledge_state import current_triage
+from helpdesk.usecases.listing import show_ticket
 from helpdesk.usecases.receive import receive
 from helpdesk.usecases.reclassify import reclassify
 from helpdesk.web.url_check import check_url
@@ -479,5 +480,12 @@ def test_canned_replies_are_managed_and_fill_the_reply(web: Web) -> None:
     assert compose.status_code == 200 and 'data-testid="reply-form"' in compose.text
     assert "Thank you &lt;script&gt;" in compose.text and 'data-testid="canned-form"' in compose.text
     assert web.client.get("/tickets/TSCC-1999-0001/compose").status_code == 404
+    # The ticket page links to it, and htmx fetches the picker: snippets in the ticket's language only.
+    ticket_page = web.client.get(f"/tickets/{reference}").text
+    assert f'href="/tickets/{reference}/compose" data-testid="canned-link"' in ticket_page
+    web.post("/canned", {"language": "ru", "title": "Спасибо", "body": "Спасибо за обращение."})
+    language = web.run(lambda desk: show_ticket(desk, reference))["language"]
+    offered = web.client.get(f"/tickets/{reference}/canned").text
+    assert ("Thanks" in offered) == (language == "en") and ("Спасибо" in offered) == (language == "ru")
     assert web.post(f"/canned/{snippet_id}/delete", {}).status_code == 303
-    assert 'data-testid="canned-row"' not in web.client.get("/canned").text
+    assert "Thank you" not in web.client.get("/canned").text

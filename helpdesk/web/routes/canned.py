@@ -3,10 +3,13 @@
 Two ways in, one result: with htmx, picking a snippet swaps the reply textarea for one holding what was
 typed plus the snippet (`/canned/fill`, a POST); without JavaScript, the picker's button opens
 `/tickets/{REF}/compose?canned=ID`, a reply form already filled in. Either way staff read it before
-sending; nothing is sent from here.
+sending; nothing is sent from here. The ticket page includes `canned/_ticket.html.j2` once: a link to
+the compose page, which htmx replaces with the picker (`/tickets/{REF}/canned`).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -99,13 +102,34 @@ async def canned_fill(request: Request) -> Response:
     return HTMLResponse(html)
 
 
+async def _ticket(request: Request) -> dict[str, Any] | None:
+    try:
+        return await show_ticket(
+            request.app.state.desk, request.path_params["reference"].upper()[:MAX_REFERENCE]
+        )
+    except TicketNotFound:
+        return None
+
+
+async def picker(request: Request) -> Response:
+    """htmx, on the ticket page: the picker for snippets in the ticket's language."""
+    ticket = await _ticket(request)
+    if ticket is None:
+        return HTMLResponse("", status_code=404)
+    snippets = await list_snippets(request.app.state.desk, ticket.get("language") or None)
+    html = (
+        web_environment()
+        .get_template("web/canned/_picker.html.j2")
+        .render(ticket=ticket, canned_replies=snippets)
+    )
+    return HTMLResponse(html)
+
+
 async def compose(request: Request) -> Response:
     """Without JavaScript: the reply form, filled in with the chosen snippet."""
-    reference = request.path_params["reference"].upper()[:MAX_REFERENCE]
     desk = request.app.state.desk
-    try:
-        ticket = await show_ticket(desk, reference)
-    except TicketNotFound:
+    ticket = await _ticket(request)
+    if ticket is None:
         return page(request, "kb/missing", status_code=404)
     body = ""
     if (wanted := _number(request.query_params.get("canned"))) is not None:
@@ -128,4 +152,5 @@ ROUTES = [
     Route("/canned/fill", canned_fill, methods=["POST"]),
     Route("/canned/{snippet_id:int}/delete", canned_delete, methods=["POST"]),
     Route("/tickets/{reference}/compose", compose, methods=["GET"]),
+    Route("/tickets/{reference}/canned", picker, methods=["GET"]),
 ]
