@@ -115,7 +115,7 @@ def test_a_viewer_downloads_the_months_report(browser: Any, database: str) -> No
         page.fill("[data-testid=report-month] input[name=month]", month)
         page.click("[data-testid=report-month] button[type=submit]")
         frame = page.frame_locator("[data-testid=report-frame]")
-        assert frame.locator("svg").first.is_visible()
+        playwright.expect(frame.locator("svg").first).to_be_visible()
         with page.expect_download() as waited:
             page.click("[data-testid=download-csv]")
         download = waited.value
@@ -181,7 +181,8 @@ def test_a_canned_reply_fills_the_reply_with_htmx(browser: Any, database: str) -
         with page.expect_response(f"{base}/canned/fill"):
             picker.select_option(label="Thanks")
         body = page.locator("[data-testid=reply-form] textarea[name=body]")
-        assert body.input_value() == "Dear Aliya,\n\nThank you for writing to the Centre."
+        # The swap follows the response: Playwright's expectation waits for it.
+        playwright.expect(body).to_have_value("Dear Aliya,\n\nThank you for writing to the Centre.")
         assert page.csp_errors == []
 
         # Without JavaScript: the link, the picker's own page, and the reply form filled in.
