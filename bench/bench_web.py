@@ -6,8 +6,8 @@ Seeds a temporary SQLite database with bench/seed.py and a staff account, then, 
   baseline   a bare Starlette app on uvicorn (no desk, no middleware) whose one route runs the inbox's
              query (100 newest tickets with their requesters) with SQLAlchemy Core and joins the rows
              into HTML: the floor the libraries set for the same data;
-  workspace  `helpdesk run` with HELPDESK_WEB_PORT set, signed in: the inbox (view all), a search, and
-             ticket pages of random tickets.
+  workspace  `helpdesk run` with HELPDESK_WEB_PORT set, signed in: the inbox (view all), a search,
+             ticket pages of random tickets, the knowledge-base pages and a month's report.
 Each is timed over HTTP from this process (p50 / p95, ms), and the ratio to the baseline printed.
 RSS: `helpdesk run` without the workspace and with it, after start and after the requests (VmRSS).
 One JSON line per figure.
@@ -170,6 +170,11 @@ async def main(tickets: int, requests: int) -> None:
                     ("inbox_new", ["/"] * requests),
                     ("inbox_search", ["/?view=all&q=protected"] * requests),
                     ("ticket_page", [f"/tickets/{r}" for r in refs]),
+                    # The knowledge-base pages (the roster with each expert's open tickets) and a month's
+                    # report as the reports page frames it (built and rendered per request).
+                    ("kb_experts", ["/kb/experts"] * requests),
+                    ("kb_resources", ["/kb/resources"] * requests),
+                    ("report_month", [f"/reports/view?month={year}-06"] * max(5, requests // 10)),
                 ):
                     figures = _figures(name, await _timed(client, paths))
                     figures["ratio_p95_to_baseline"] = round(figures["p95_ms"] / baseline["p95_ms"], 1)  # type: ignore[operator]
