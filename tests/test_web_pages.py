@@ -347,7 +347,15 @@ def test_reports_page_shows_the_report_framed_safely_and_downloads_each_format(w
 
 def test_a_malformed_period_gets_a_clear_answer(web: Web) -> None:
     as_(web, VIEWER)
-    for query in ("month=2026-13", "month=soon", "from=2026-10-05&to=2026-10-01", "from=2026-10-01"):
+    malformed = (
+        "month=2026-13",
+        "month=soon",
+        "month=9999-12",
+        "from=2026-10-05&to=2026-10-01",
+        "from=2026-10-01",
+        "from=0001-01-01&to=9999-12-31",
+    )
+    for query in malformed:
         answer = web.client.get(f"/reports?{query}")
         assert answer.status_code == 400 and 'role="alert"' in answer.text, query
     assert web.client.get("/reports/download/exe?month=2026-10").status_code == 404
