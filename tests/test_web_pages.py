@@ -395,6 +395,26 @@ def test_admin_manages_accounts_with_the_staff_use_cases(web: Web, database_url:
         assert other.sign_in(AGENT, new_password).status_code == 303
         assert web.post("/admin/staff/disable", {"email": AGENT}).status_code == 303
         assert other.client.get("/", follow_redirects=False).status_code == 303
+
+    async def account_audit(desk: Desk) -> list[tuple[str, str, str]]:
+        async with desk.sessions() as session:
+            rows = await session.execute(
+                select(AuditEvent.actor, AuditEvent.action, AuditEvent.detail).where(
+                    AuditEvent.action.like("account_%")
+                )
+            )
+            return [(actor, action, detail["account"]) for actor, action, detail in rows.all()]
+
+    # The audit trail says which admin did what to which account, and never holds a password.
+    recorded = web.run(account_audit)
+    for action, account in (
+        ("account_added", "new@tscc.example"),
+        ("account_role_changed", AGENT),
+        ("account_password_set", AGENT),
+        ("account_disabled", AGENT),
+    ):
+        assert ("web:admin@tscc.example", action, account) in recorded
+    assert "another correct horse" not in repr(web.run(account_audit))
     # An admin cannot lock themselves out by mistake.
     assert web.post("/admin/staff/disable", {"email": ADMIN}).status_code == 303
     assert web.client.get("/admin").status_code == 200

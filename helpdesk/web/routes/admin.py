@@ -73,6 +73,7 @@ async def staff_add(request: Request) -> Response:
             role=str(form.get("role") or ""),
             telegram_user_id=int(telegram) if telegram else None,
             password=str(form.get("password") or "") or None,
+            actor=request.state.staff.actor,
         )
     except AccountError as refused:
         return _back(request, "/admin/staff", str(refused), error=True)
@@ -85,7 +86,9 @@ async def staff_role(request: Request) -> Response:
     if email.strip().lower() == request.state.staff.email:
         return _back(request, "/admin/staff", _("Another admin changes your own role."), error=True)
     try:
-        await set_role(request.app.state.desk, email, str(form.get("role") or ""))
+        await set_role(
+            request.app.state.desk, email, str(form.get("role") or ""), actor=request.state.staff.actor
+        )
     except AccountError as refused:
         return _back(request, "/admin/staff", str(refused), error=True)
     return _back(request, "/admin/staff", _("Role changed."))
@@ -97,7 +100,7 @@ async def staff_disable(request: Request) -> Response:
     if email.strip().lower() == request.state.staff.email:
         return _back(request, "/admin/staff", _("Another admin disables your own account."), error=True)
     try:
-        await disable_account(request.app.state.desk, email)
+        await disable_account(request.app.state.desk, email, actor=request.state.staff.actor)
     except AccountError as refused:
         return _back(request, "/admin/staff", str(refused), error=True)
     return _back(request, "/admin/staff", _("Account disabled; its sessions are over."))
@@ -107,7 +110,10 @@ async def staff_password(request: Request) -> Response:
     form = await request.form()
     try:
         await set_password(
-            request.app.state.desk, str(form.get("email") or ""), str(form.get("password") or "")
+            request.app.state.desk,
+            str(form.get("email") or ""),
+            str(form.get("password") or ""),
+            actor=request.state.staff.actor,
         )
     except AccountError as refused:
         return _back(request, "/admin/staff", str(refused), error=True)
