@@ -99,6 +99,10 @@ class WebSettings:
     def https(self) -> bool:
         return (self.base_url or "").startswith("https://")
 
+    @property
+    def host_name(self) -> str | None:
+        return urlsplit(self.base_url).hostname if self.base_url else None
+
 
 @dataclass(frozen=True)
 class Settings:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from web_harness import PASSWORD, Web, open_web
 
+from helpdesk.config import ConfigError, Settings
 from helpdesk.usecases.staff_accounts import disable_account, set_password
 
 
@@ -124,10 +126,15 @@ def test_session_cookie_is_httponly_lax_and_holds_no_role(web: Web) -> None:
     assert "agent" not in payload and "role" not in payload
 
 
-def test_cookie_is_secure_behind_https(database_url: str, engine: AsyncEngine) -> None:
+def test_cookie_is_secure_behind_https_and_other_host_names_are_refused(
+    database_url: str, engine: AsyncEngine
+) -> None:
     with open_web(database_url, base_url="https://desk.tscc.example") as web:
         web.account()
         assert "secure" in web.sign_in("agent@tscc.example").headers["set-cookie"].lower()
+        rebound = web.client.get("/login", headers={"host": "evil.example"})
+        assert rebound.status_code == 400
+        assert web.client.get("/healthz", headers={"host": "127.0.0.1:8080"}).status_code == 200
 
 
 def test_security_headers_on_pages_and_refusals(web: Web) -> None:
@@ -149,3 +156,41 @@ def test_language_switches_is_remembered_and_sets_html_lang(web: Web) -> None:
     russian = web.client.get("/login?lang=ru").text
     assert '<html lang="ru">' in russian and "Войти" in russian
     assert '<html lang="ru">' in web.client.get("/login?lang=xx").text
+
+
+def test_the_generated_key_is_kept_in_the_database_so_a_restart_signs_nobody_out(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    with open_web(database_url) as first:
+        first.account()
+        assert first.sign_in("agent@tscc.example").status_code == 303
+        cookies = dict(first.client.cookies)
+    with open_web(database_url) as restarted:
+        for name, value in cookies.items():
+            restarted.client.cookies.set(name, value)
+        assert restarted.client.get("/", follow_redirects=False).status_code == 200
+
+
+def test_web_settings_are_checked() -> None:
+    base = {"HELPDESK_DATABASE_URL": "sqlite+aiosqlite:///x.db"}
+    assert Settings.from_env(base, cwd=Path("/nonexistent")).web is None
+    web = Settings.from_env({**base, "HELPDESK_WEB_PORT": "8088"}, cwd=Path("/nonexistent")).web
+    assert web is not None and web.host == "127.0.0.1" and web.secret_key is None and not web.https
+    for name, value, said in (
+        ("HELPDESK_WEB_PORT", "eighty", "HELPDESK_WEB_PORT"),
+        ("HELPDESK_WEB_SECRET_KEY", "short", "at least 32 characters"),
+        ("HELPDESK_WEB_BASE_URL", "desk.example.org", "HELPDESK_WEB_BASE_URL must be an http"),
+    ):
+        with pytest.raises(ConfigError, match=said):
+            Settings.from_env({**base, "HELPDESK_WEB_PORT": "8088", name: value}, cwd=Path("/nonexistent"))
+    secured = Settings.from_env(
+        {
+            **base,
+            "HELPDESK_WEB_PORT": "8088",
+            "HELPDESK_WEB_BASE_URL": "https://desk.example.org/",
+            "HELPDESK_WEB_SECRET_KEY": "s" * 40,
+        },
+        cwd=Path("/nonexistent"),
+    ).web
+    assert secured is not None and secured.https and secured.host_name == "desk.example.org"
+    assert "s" * 40 not in repr(secured)

@@ -81,6 +81,5 @@ def open_web(
         port=8080, base_url=base_url, secret_key=Secret("k" * 40) if base_url else None
     )
     app = create_app(open_desk, web_settings, settings)
-    scheme = "https" if base_url and base_url.startswith("https") else "http"
-    with TestClient(app, base_url=f"{scheme}://testserver") as client:
+    with TestClient(app, base_url=base_url or "http://testserver") as client:
         yield Web(client)

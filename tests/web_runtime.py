@@ -126,6 +126,7 @@ async def running_workspace(tmp_path: Path) -> AsyncIterator[Workspace]:
         seen: list[str] = []
         base_url = f"http://127.0.0.1:{port}"
         workspace = Workspace(base_url, url, bot_api, smtp, references, seen)
+        drain: asyncio.Task[None] | None = None
         try:
             await asyncio.wait_for(_line(process.stderr, "web workspace on", seen), 120)
             drain = asyncio.create_task(_drain(process.stderr, seen))
@@ -134,7 +135,7 @@ async def running_workspace(tmp_path: Path) -> AsyncIterator[Workspace]:
             if process.returncode is None:
                 process.send_signal(signal.SIGTERM)
             code = await asyncio.wait_for(process.wait(), 60)
-            with contextlib.suppress(NameError):
+            if drain is not None:
                 await drain
         workspace.log.append(f"exit {code}\n")
 

@@ -8,6 +8,7 @@ from contextlib import AbstractAsyncContextManager
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
@@ -65,6 +66,12 @@ def create_app(open_desk: OpenDesk, web: WebSettings, settings: Settings | None 
         # Outermost first: headers on every answer (refusals too); the session before what reads it.
         middleware=[
             Middleware(SecurityHeaders),
+            # A page on another name resolving to us (DNS rebinding) is refused once our name is known.
+            *(
+                [Middleware(TrustedHostMiddleware, allowed_hosts=[web.host_name, "127.0.0.1", "localhost"])]
+                if web.host_name
+                else []
+            ),
             Middleware(DeskSessions, https_only=web.https),
             Middleware(Language),
             Middleware(CsrfProtection),

@@ -16,8 +16,9 @@ from helpdesk.usecases.listing import TicketFilter, list_tickets
 from helpdesk.usecases.staff_accounts import Staff
 from helpdesk.web.templating import page
 
-# The views as data: name → the listing filter it stands for (None: not expressible by simple listing,
-# served by the richer inbox query once it lands; meanwhile those views show all active tickets).
+# The views as data: name → the listing filter it stands for. Simple listing cannot say "past the response
+# target": until the richer inbox query (helpdesk/usecases/inbox.py) replaces `inbox_page`, that view
+# shows every active ticket.
 VIEWS: dict[str, Any] = {
     "new": lambda staff: TicketFilter(status="new"),
     "unassigned": lambda staff: TicketFilter(status="active", assignee="none"),
