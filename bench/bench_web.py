@@ -8,8 +8,8 @@ or PostgreSQL, as it is) and a staff account, then, side by side:
              query (100 newest tickets with their requesters) with SQLAlchemy Core and joins the rows
              into HTML: the floor the libraries set for the same data;
   workspace  `helpdesk run` with HELPDESK_WEB_PORT set, signed in: the inbox (helpdesk/usecases/inbox.py:
-             views, filters, searches common and rare, the next page by its cursor) and ticket pages of
-             random tickets.
+             views, filters, searches common and rare, the next page by its cursor), ticket pages of
+             random tickets, the knowledge-base pages and a month's report.
 Each is timed over HTTP from this process (p50 / p95, ms), and the ratio to the baseline printed.
 RSS: `helpdesk run` without the workspace and with it, after start and after the requests (VmRSS).
 One JSON line per figure.
@@ -200,6 +200,11 @@ async def main(tickets: int, requests: int, database_url: str | None) -> None:
                     ("inbox_search_rare", ["/?view=all&q=message+271828"] * requests),
                     ("inbox_search_view", ["/?view=unassigned&q=guidance"] * requests),
                     ("ticket_page", [f"/tickets/{r}" for r in refs]),
+                    # The knowledge-base pages (the roster with each expert's open tickets) and a month's
+                    # report as the reports page frames it (built and rendered per request).
+                    ("kb_experts", ["/kb/experts"] * requests),
+                    ("kb_resources", ["/kb/resources"] * requests),
+                    ("report_month", [f"/reports/view?month={year}-06"] * max(5, requests // 10)),
                 ):
                     figures = _figures(name, await _timed(client, paths))
                     figures["ratio_p95_to_baseline"] = round(figures["p95_ms"] / baseline["p95_ms"], 1)  # type: ignore[operator]

@@ -165,6 +165,7 @@ async def open_runtime(
         staff_telegram_chat_id=settings.telegram.staff_chat_id if settings.telegram is not None else None,
         limits=limits,
         composers=standard_composers(),
+        web_base_url=settings.web.base_url if settings.web is not None else None,
     )
     spool = InboundSpool(settings.spool_dir, max_bytes=settings.spool_max_mb * 1024 * 1024)
     intake = SafeIntake(
@@ -242,7 +243,11 @@ async def _serve_channels(runtime: Runtime, stop: asyncio.Event, tasks: list[asy
 
             tasks.append(
                 await start_web(
-                    runtime.desk, settings.web, stop, response_target_hours=settings.response_target_hours
+                    runtime.desk,
+                    settings.web,
+                    stop,
+                    settings,
+                    response_target_hours=settings.response_target_hours,
                 )
             )
         if settings.imap is not None:

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from starlette.testclient import TestClient
 
-from helpdesk.config import Secret, WebSettings
+from helpdesk.config import Secret, Settings, WebSettings
 from helpdesk.db.engine import make_engine, make_sessions
 from helpdesk.desk import Desk
 from helpdesk.service import standard_composers
@@ -67,7 +67,9 @@ class Web:
 
 
 @contextlib.contextmanager
-def open_web(database_url: str, *, base_url: str | None = None) -> Iterator[Web]:
+def open_web(
+    database_url: str, *, base_url: str | None = None, settings: Settings | None = None
+) -> Iterator[Web]:
     @contextlib.asynccontextmanager
     async def open_desk() -> AsyncIterator[Desk]:
         engine = make_engine(database_url)
@@ -80,7 +82,9 @@ def open_web(database_url: str, *, base_url: str | None = None) -> Iterator[Web]
         finally:
             await engine.dispose()
 
-    settings = WebSettings(port=8080, base_url=base_url, secret_key=Secret("k" * 40) if base_url else None)
-    app = create_app(open_desk, settings)
+    web_settings = WebSettings(
+        port=8080, base_url=base_url, secret_key=Secret("k" * 40) if base_url else None
+    )
+    app = create_app(open_desk, web_settings, settings)
     with TestClient(app, base_url=base_url or "http://testserver") as client:
         yield Web(client)

@@ -433,3 +433,27 @@ def mapped_schema_name(name: str | None, type_: str, parent_names: object) -> bo
         and name is not None
         and (name == SEARCH_INDEX_TABLE or name.startswith(SEARCH_INDEX_TABLE + "_"))
     )
+
+
+class KbResource(Base):
+    """A resource the Centre added or edited from the workspace; overrides the packaged one of the same id."""
+
+    __tablename__ = "kb_resources"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    data: Mapped[dict[str, Any]] = mapped_column()
+    loaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CannedReply(Base):
+    """A staff-managed snippet inserted into a reply, in one language."""
+
+    __tablename__ = "canned_replies"
+    __table_args__ = (UniqueConstraint("language", "title"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    language: Mapped[str] = mapped_column(String(8))
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    updated_by: Mapped[str] = mapped_column(String(320))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from helpdesk.db.models import StaffAccount
+from helpdesk.db.models import AuditEvent, StaffAccount
 from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
 from helpdesk.usecases.errors import DeskError
@@ -56,6 +56,14 @@ def _normalised_email(email: str) -> str:
     return email
 
 
+def _audit(session: AsyncSession, actor: str | None, action: str, email: str, **detail: Any) -> None:
+    """Who changed an account, in the same transaction (the web names its admin; the CLI passes none)."""
+    if actor is not None:
+        session.add(
+            AuditEvent(ticket_id=None, actor=actor, action=action, detail={"account": email, **detail})
+        )
+
+
 async def _account(session: AsyncSession, email: str) -> StaffAccount:
     account = await session.scalar(
         select(StaffAccount).where(StaffAccount.email == _normalised_email(email)).with_for_update()
@@ -73,6 +81,7 @@ async def add_account(
     role: str,
     telegram_user_id: int | None = None,
     password: str | None = None,
+    actor: str | None = None,
 ) -> Staff:
     email = _normalised_email(email)
     if role not in ROLES:
@@ -98,6 +107,7 @@ async def add_account(
             session_version=1,
         )
         session.add(account)
+        _audit(session, actor, "account_added", email, role=role)
         await session.flush()
         return _staff(account)
 
@@ -119,7 +129,7 @@ async def list_accounts(desk: Desk) -> list[dict[str, Any]]:
         ]
 
 
-async def set_password(desk: Desk, email: str, password: str) -> None:
+async def set_password(desk: Desk, email: str, password: str, *, actor: str | None = None) -> None:
     """A new password ends every session the account had."""
     if problem := password_problem(password):
         raise AccountError(problem)
@@ -128,15 +138,27 @@ async def set_password(desk: Desk, email: str, password: str) -> None:
         account = await _account(session, email)
         account.password_hash = password_hash
         account.session_version += 1
+        _audit(session, actor, "account_password_set", account.email)
 
 
-async def disable_account(desk: Desk, email: str) -> None:
+async def set_role(desk: Desk, email: str, role: str, *, actor: str | None = None) -> None:
+    """The role is reloaded on every request, so it takes effect on the account's next page."""
+    if role not in ROLES:
+        raise AccountError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+    async with desk.sessions.begin() as session:
+        account = await _account(session, email)
+        _audit(session, actor, "account_role_changed", account.email, previous=account.role, role=role)
+        account.role = role
+
+
+async def disable_account(desk: Desk, email: str, *, actor: str | None = None) -> None:
     """Not staff anywhere any more (web, Telegram, mail); every session ends. Kept for the audit trail."""
     async with desk.sessions.begin() as session:
         account = await _account(session, email)
         if account.disabled_at is None:
             account.disabled_at = utcnow()
         account.session_version += 1
+        _audit(session, actor, "account_disabled", account.email)
 
 
 async def sign_in(desk: Desk, email: str, password: str) -> Staff | None:

@@ -61,6 +61,7 @@ async def notify_staff(
         sender=inbound.sender.name or inbound.sender.email or "",
         subject=ticket.subject,
         text=text,
+        ticket_url=desk.ticket_url(ticket.reference),
         **classification_context(ticket, language),
     )
     for recipient in recipients:

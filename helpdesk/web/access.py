@@ -25,6 +25,10 @@ ACCESS_RULES: tuple[tuple[str, frozenset[str] | None, str], ...] = (
     ("/static/", None, PUBLIC),
     ("/login", None, PUBLIC),
     ("/logout", None, "viewer"),
+    # Knowledge base: everyone reads, admins change it. Admin pages: admins only. Reports: read-only.
+    ("/kb", frozenset({"GET", "HEAD"}), "viewer"),
+    ("/kb", None, "admin"),
+    ("/admin", None, "admin"),
     ("/", frozenset({"GET", "HEAD"}), "viewer"),
     ("/", None, "agent"),
 )

@@ -12,7 +12,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from helpdesk.config import WebSettings
+from helpdesk.config import Settings, WebSettings
 from helpdesk.desk import Desk
 from helpdesk.usecases.desk_secrets import derived_key
 from helpdesk.web.access import StaffAccess
@@ -20,7 +20,7 @@ from helpdesk.web.csrf import CsrfProtection
 from helpdesk.web.headers import SecurityHeaders
 from helpdesk.web.i18n import Language
 from helpdesk.web.login_limits import LoginLimits
-from helpdesk.web.routes import attachments, auth, health, inbox, tickets
+from helpdesk.web.routes import admin, attachments, auth, canned, health, inbox, knowledge, reports, tickets
 from helpdesk.web.sessions import DeskSessions
 
 OpenDesk = Callable[[], AbstractAsyncContextManager[Desk]]
@@ -36,7 +36,15 @@ def given(desk: Desk) -> OpenDesk:
     return opened
 
 
-def create_app(open_desk: OpenDesk, web: WebSettings, *, response_target_hours: float = 48.0) -> Starlette:
+def create_app(
+    open_desk: OpenDesk,
+    web: WebSettings,
+    settings: Settings | None = None,
+    *,
+    response_target_hours: float = 48.0,
+) -> Starlette:
+    """``settings``: the service's, for the admin pages' health checks and dead-letter retries."""
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with open_desk() as desk:
@@ -55,6 +63,10 @@ def create_app(open_desk: OpenDesk, web: WebSettings, *, response_target_hours: 
             *inbox.ROUTES,
             *attachments.ROUTES,
             *tickets.ROUTES,
+            *knowledge.ROUTES,
+            *reports.ROUTES,
+            *admin.ROUTES,
+            *canned.ROUTES,
             Mount("/static", StaticFiles(packages=[("helpdesk.web", "static")]), name="static"),
         ],
         # Outermost first: headers on every answer (refusals too); the session before what reads it.
@@ -75,4 +87,5 @@ def create_app(open_desk: OpenDesk, web: WebSettings, *, response_target_hours: 
     )
     app.state.login_limits = LoginLimits()
     app.state.response_target_hours = response_target_hours
+    app.state.settings = settings
     return app

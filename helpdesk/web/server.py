@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import uvicorn
 
 from helpdesk.channels import ChannelStartError
-from helpdesk.config import WebSettings
+from helpdesk.config import Settings, WebSettings
 from helpdesk.desk import Desk
 from helpdesk.web.app import create_app, given
 
@@ -41,11 +41,16 @@ class _Server(uvicorn.Server):
 
 
 async def start_web(
-    desk: Desk, web: WebSettings, stop: asyncio.Event, *, response_target_hours: float = 48.0
+    desk: Desk,
+    web: WebSettings,
+    stop: asyncio.Event,
+    settings: Settings | None = None,
+    *,
+    response_target_hours: float = 48.0,
 ) -> asyncio.Task[None]:
     """Listening once this returns; the task ends after ``stop`` is set (requests in hand finish)."""
     config = uvicorn.Config(
-        create_app(given(desk), web, response_target_hours=response_target_hours),
+        create_app(given(desk), web, settings, response_target_hours=response_target_hours),
         host=web.host,
         port=web.port,
         log_level="warning",
