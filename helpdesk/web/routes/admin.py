@@ -161,7 +161,7 @@ async def dead_letter_retry(request: Request) -> Response:
 
     try:
         async with open_runtime(settings, migrate=False) as runtime:
-            reference, reason = await retry_dead_letter(runtime, letter_id)
+            reference, reason = await retry_dead_letter(runtime.mail, letter_id)
     except DeadLetterNotFound:
         return page(request, "kb/missing", status_code=404)
     if reference is None:
