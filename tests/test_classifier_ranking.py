@@ -41,6 +41,14 @@ def test_the_knowledge_default_never_beats_a_matched_core_function() -> None:
     assert ranked[1].evidence == ("default: request for knowledge",)
 
 
+def test_the_knowledge_prior_is_not_added_to_a_question_word(classifier) -> None:
+    # "how" alone is a cue for knowledge; with the prior on top it outweighed "examples" of practice.
+    result = classifier.classify("The city wants more parks along the river. How did other cities do it? Examples?")
+    assert result.core_function_numbers[0] == 9
+    silent = classifier.classify("Saiga antelope poaching on the Ustyurt plateau.")
+    assert silent.core_function_numbers[0] == 2  # nothing said about the ask: the default
+
+
 @pytest.mark.parametrize("text", ["Salom, rahmat!", "Barev, shnorhakalutyun", "Сәлем! Рахмет"])
 def test_a_greeting_in_a_national_language_names_no_party(classifier, text) -> None:
     result = classifier.classify(text)

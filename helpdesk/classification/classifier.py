@@ -136,7 +136,7 @@ class LexiconClassifier:
 
         target_raw: dict[int, float] = defaultdict(float)
         target_ev: dict[int, list[tuple[float, str]]] = defaultdict(list)
-        cf_raw: dict[int, float] = {n: cf.prior for n, cf in self.kb.core_functions.items()}
+        cf_raw: dict[int, float] = defaultdict(float)
         cf_ev: dict[int, list[tuple[float, str]]] = defaultdict(list)
         party_raw: dict[str, float] = defaultdict(float)
         party_ev: dict[str, list[str]] = defaultdict(list)
@@ -207,6 +207,10 @@ class LexiconClassifier:
                     target_raw[n] += value
                     target_ev[n].append((value, f"wording close to the target's texts ({sim:.2f})"))
         targets = _rank_targets(target_raw, target_ev) if target_raw else ()
+        if not cf_raw:
+            # The prior is the default for a request that says nothing of what it wants; added to a
+            # matched term it would outweigh a better one ("examples" of good practice beside "how").
+            cf_raw = {n: cf.prior for n, cf in self.kb.core_functions.items()}
         core_functions = _rank_core_functions(cf_raw, cf_ev)
         return Classification(
             language, targets, core_functions, party, False, id, (), party_evidence, written_in
