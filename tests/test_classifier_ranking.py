@@ -68,6 +68,17 @@ def test_russian_forms_meet_through_their_lemma() -> None:
     assert stem("conservancy") != stem("conservation") and stem("farming") != stem("farms")
 
 
+def test_a_relational_adjective_meets_its_noun_only_through_the_dictionary(classifier) -> None:
+    from helpdesk.classification.text import Stemmer
+
+    stem = Stemmer().stem
+    assert stem("территориального") == stem("территории")
+    assert stem("экологический") == stem("экология") and stem("генетических") == stem("генетика")
+    assert stem("экономический") != stem("экономия")  # economics, not savings
+    result = classifier.classify("Нужна помощь с планированием территории района с учётом ценных экосистем")
+    assert result.target_numbers[0] == 1
+
+
 def test_a_course_on_a_subject_is_about_the_subject_first(classifier) -> None:
     result = classifier.classify(
         "Is there a training course and a database on invasive alien species in rivers?"

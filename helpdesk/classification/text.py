@@ -132,6 +132,14 @@ _ENGLISH_KEPT = {
 }
 
 
+# Relational adjective suffixes and the noun endings tried for each, in order (экономический is экономика
+# before экономия).
+_RELATIONAL_ADJECTIVES = (
+    ("иальный", ("ия",)),
+    ("ический", ("ика", "ия", "")),
+)
+
+
 # pymorphy3 logs where its dictionaries are at INFO on every load: noise in `helpdesk classify` output.
 logging.getLogger("pymorphy3").setLevel(logging.WARNING)
 
@@ -172,8 +180,27 @@ class Stemmer:
 
     def stem_russian(self, word: str) -> str:
         if self._morph.word_is_known(word):
-            word = self._morph.parse(word)[0].normal_form.replace("ё", "е")
+            word = self._noun_of(self._morph.parse(word)[0].normal_form.replace("ё", "е"))
         return _fleeting_vowel(self._ru.stemWord(word))
+
+    def _noun_of(self, lemma: str) -> str:
+        """The noun a relational adjective is made from, when the dictionary has it as a noun lemma.
+
+        "территориальное планирование" and "планирование территории" are the same thing, but Snowball
+        leaves "территориальн" and "территор"; so do экологический/экология, генетический/генетика.
+        Only these suffixes, and only into a noun the dictionary knows, so ценный never becomes цена.
+        """
+        for suffix, endings in _RELATIONAL_ADJECTIVES:
+            if lemma.endswith(suffix) and len(lemma) > len(suffix) + 2:
+                base = lemma[: -len(suffix)]
+                for ending in endings:
+                    noun = base + ending
+                    if not self._morph.word_is_known(noun):
+                        continue
+                    parse = self._morph.parse(noun)[0]
+                    if parse.normal_form == noun and "NOUN" in parse.tag:
+                        return noun
+        return lemma
 
 
 @dataclass(frozen=True, slots=True)
