@@ -28,10 +28,11 @@ STOPWORDS = frozenset(
     и в во на по с со к ко о об обо от до для из за у а но не ни что чтобы это этот эта эти мы нас нам
     наш наша наши вы вас вам ваш ваша ваши я меня мне он она они их его ее или ли же бы то так тоже
     уже еще был была были быть будет ещё при под над без через между также только очень все всё
-    всех весь вся который которые которая которых уважаемые коллеги здравствуйте добрый день
-    спасибо пожалуйста уважением
+    всех весь вся который которые которая которых уважаемые коллеги пожалуйста уважением
     """.split()
 )
+# Greetings and thanks (здравствуйте, добрый день, спасибо) are not stopwords: they are evidence that a
+# message is only a greeting or a thank-you (noise.yaml), weighed with the rest by calibration.ON_TOPIC.
 
 # Latin spellings of Russian, for requests typed without a Cyrillic keyboard ("nuzhen ekspert po ...").
 _TRANSLIT = (
