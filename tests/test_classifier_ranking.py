@@ -114,3 +114,12 @@ def test_one_enormous_word_costs_no_more_lookups_than_the_longest_vocabulary_ste
     result = classifier.classify(text)
     assert _CountingDict.lookups < 500
     assert result.unclassified or result.targets
+
+
+def test_an_english_word_is_not_read_as_another_word_or_as_russian(classifier) -> None:
+    # "reservoir" is not a reserve and "complain" is not "компании" (company, target 15).
+    result = classifier.classify("Residents complain of dead fish in the reservoir below the discharge pipe.")
+    evidence = " ".join(e for t in result.targets for e in t.evidence)
+    assert "≈" not in evidence and result.target_numbers[0] == 7
+    # Russian typed in Latin letters is still read as Russian.
+    assert classifier.classify("nuzhen ekspert po zapovednikam i zakaznikam").target_numbers[0] == 3

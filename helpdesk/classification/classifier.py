@@ -124,11 +124,13 @@ class LexiconClassifier:
         clone.examples = clone._index(examples)
         return clone
 
-    def weigh(self, text: str) -> Weighed:
+    def weigh(self, text: str, recognised: str | None = None) -> Weighed:
         """Every piece of evidence in a request, before any decision (classify and calibration read it)."""
         tokens = content_tokens(text, self.stemmer)
+        recognised = recognised or recognise_language(text)
+        english = recognised == "en" and detect_language(text) == "en"
         w = Weighed(defaultdict(float), defaultdict(list), defaultdict(float), defaultdict(list))
-        for hit in _dedupe(self.lexicon.scan(tokens)):
+        for hit in _dedupe(self.lexicon.scan(tokens, english)):
             kind, key = hit.entry.label  # type: ignore[misc]
             value = _value(hit)
             if kind == "t":
@@ -169,9 +171,9 @@ class LexiconClassifier:
         return w
 
     def classify(self, text: str, id: str | None = None) -> Classification:
-        w = self.weigh(text)
-        language = detect_language(text)
         recognised = recognise_language(text)
+        w = self.weigh(text, recognised)
+        language = detect_language(text)
         written_in = recognised if recognised in NATIONAL else None
 
         similarity = max(w.similarities.values(), default=0.0)
