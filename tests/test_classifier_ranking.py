@@ -121,5 +121,8 @@ def test_an_english_word_is_not_read_as_another_word_or_as_russian(classifier) -
     result = classifier.classify("Residents complain of dead fish in the reservoir below the discharge pipe.")
     evidence = " ".join(e for t in result.targets for e in t.evidence)
     assert "≈" not in evidence and result.target_numbers[0] == 7
+    # A typo keeps the length: "investigating" is not a misspelt "investment" (target 19).
+    course = classifier.classify("Is there a course for prosecutors on investigating illegal hunting?")
+    assert 19 not in course.target_numbers
     # Russian typed in Latin letters is still read as Russian.
     assert classifier.classify("nuzhen ekspert po zapovednikam i zakaznikam").target_numbers[0] == 3

@@ -123,7 +123,9 @@ class Lexicon:
             bucket = self._buckets.get(stem[0])
             if bucket:
                 found = process.extractOne(stem, bucket, scorer=fuzz.ratio, score_cutoff=_FUZZY_CUTOFF)
-                if found is not None:
+                # Without starts (English), a typo keeps the length within a letter: "investig" is not a
+                # misspelt "invest".
+                if found is not None and (prefix or abs(len(found[0]) - len(stem)) <= 1):
                     return found[0], FUZZY
         return None
 
