@@ -55,6 +55,7 @@ def test_a_thank_you_or_spam_is_set_aside_on_the_whole_evidence(classifier, text
         "Здравствуйте! Нужна методичка по сайгаку. Спасибо",
         "Hello, we need help with poaching. Thanks!",
         "saxaul Aralkum",
+        "Could we keep one shared register of bird counts with the neighbours?",
     ],
 )
 def test_a_short_request_between_greetings_is_still_a_request(classifier, text) -> None:
