@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bench_modules
 import pytest
 
 from helpdesk.classification import Classifier, build_classifier
@@ -60,3 +61,12 @@ def test_a_thank_you_or_spam_is_set_aside_on_the_whole_evidence(classifier, text
 )
 def test_a_short_request_between_greetings_is_still_a_request(classifier, text) -> None:
     assert not classifier.classify(text).unclassified
+
+
+def test_the_fit_keeps_every_weight_on_its_sign_and_the_anchor_a_request() -> None:
+    bench = bench_modules.load("calibrate_classifier")
+    # Off-topic rows where the target evidence is high: an unconstrained fit would give it a negative weight.
+    rows = [((2.0, 0.0, 0.0, 1.0, 0.0), 0), ((0.1, 0.0, 0.0, 0.0, 0.6), 0), ((1.0, 1.0, 0.2, 0.0, 0.0), 1)]
+    model = bench.fit(rows, bench.TOPIC_SIGNS, bench.ANCHOR, steps=300)
+    assert all(w * s >= 0 for w, s in zip(model.weights, bench.TOPIC_SIGNS, strict=True))
+    assert model(bench.ANCHOR) >= 0.5 - 1e-9
