@@ -181,7 +181,9 @@ class Stemmer:
 
     def stem_russian(self, word: str) -> str:
         if self._morph.word_is_known(word):
-            word = self._noun_of(self._morph.parse(word)[0].normal_form.replace("ё", "е"))
+            # The lemma is the key: Snowball on top of it would merge other words (село and сель, a
+            # village and a mudflow; вернуть and вернуться, "return" and an auto-reply's "I'll be back").
+            return self._noun_of(self._morph.parse(word)[0].normal_form.replace("ё", "е"))
         return _fleeting_vowel(self._ru.stemWord(word))
 
     def _noun_of(self, lemma: str) -> str:
