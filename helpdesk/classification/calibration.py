@@ -40,7 +40,7 @@ def topic_features(
 
 
 # P(a listed target is one of the request's labels | its value, its share of the best).
-TARGET = Logistic((1.561, 2.006), -3.013)
+TARGET = Logistic((1.571, 2.092), -2.993)
 # P(the message is a request for the Centre | the whole evidence); under ON_TOPIC_MIN it is unclassified.
-ON_TOPIC = Logistic((2.445, 1.024, 0.063, -1.677, -1.208), -1.516)
+ON_TOPIC = Logistic((2.46, 1.282, 0.065, -1.697, -1.135), -1.573)
 ON_TOPIC_MIN = 0.5
