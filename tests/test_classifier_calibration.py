@@ -70,3 +70,14 @@ def test_the_fit_keeps_every_weight_on_its_sign_and_the_anchor_a_request() -> No
     model = bench.fit(rows, bench.TOPIC_SIGNS, bench.ANCHOR, steps=300)
     assert all(w * s >= 0 for w, s in zip(model.weights, bench.TOPIC_SIGNS, strict=True))
     assert model(bench.ANCHOR) >= 0.5 - 1e-9
+
+
+def test_megabytes_of_words_after_a_request_are_not_read(classifier) -> None:
+    # Attack: a mail of a request followed by 1 MB of words would cost seconds of CPU on the event loop.
+    from helpdesk.classification.classifier import MAX_TEXT_CHARS
+
+    request = "Snow leopards kill livestock in the Pamir; who has a compensation scheme? "
+    padding = "lorem ipsum dolor sit amet " * (1_000_000 // 27)
+    flooded = classifier.classify(request + padding)
+    assert flooded == classifier.classify((request + padding)[:MAX_TEXT_CHARS])
+    assert flooded.target_numbers[0] == 4
