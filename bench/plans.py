@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 
-# Whole-table aggregates over tables staff fill by hand (corrections, the roster): the classifier's change
-# key; and the expert load, one row per person ever assigned. They stay small whatever the number of tickets.
-SMALL_TABLES = ("labelled_examples", "roster_experts", "expert_load")
+# Whole-table reads of tables staff fill by hand (corrections, the roster, the resources they edited, their
+# own accounts): the classifier's change key and who is staff; and the expert load, one row per person ever
+# assigned. They stay small whatever the number of tickets.
+SMALL_TABLES = ("labelled_examples", "roster_experts", "kb_resources", "staff_accounts", "expert_load")
 
 # "SCAN CONSTANT ROW" is SQLite selecting scalar subqueries with no FROM: no table is read.
 _SQLITE_SCAN = re.compile(r"^SCAN (?!CONSTANT ROW$)(\w+)")

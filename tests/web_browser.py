@@ -19,6 +19,7 @@ import uvicorn
 from helpdesk.config import Settings, WebSettings
 from helpdesk.db.engine import make_engine, make_sessions
 from helpdesk.desk import Desk
+from helpdesk.service import standard_composers
 from helpdesk.web.app import create_app
 
 T = TypeVar("T")
@@ -31,7 +32,13 @@ def with_desk(database_url: str, work: Callable[[Desk], Awaitable[T]]) -> T:
     async def run() -> T:
         engine = make_engine(database_url)
         try:
-            return await work(Desk(sessions=make_sessions(engine), mail_from="helpdesk@tscc.example.org"))
+            return await work(
+                Desk(
+                    sessions=make_sessions(engine),
+                    mail_from="helpdesk@tscc.example.org",
+                    composers=standard_composers(),
+                )
+            )
         finally:
             await engine.dispose()
 
@@ -50,7 +57,11 @@ def served_workspace(database_url: str, settings: Settings | None = None) -> Ite
     async def open_desk() -> AsyncIterator[Desk]:
         engine = make_engine(database_url)
         try:
-            yield Desk(sessions=make_sessions(engine), mail_from="helpdesk@tscc.example.org")
+            yield Desk(
+                sessions=make_sessions(engine),
+                mail_from="helpdesk@tscc.example.org",
+                composers=standard_composers(),
+            )
         finally:
             await engine.dispose()
 
