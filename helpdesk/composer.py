@@ -61,6 +61,31 @@ class Acknowledgement:
         return "acknowledgement" if self.created else "notice"
 
 
+@dataclass(frozen=True, slots=True)
+class ExpertLetter:
+    """What the desk tells an expert about a referral (``kind``: "offer", "reminder" or "introduction").
+
+    The requester's contact is in ``contact`` only for an introduction, which needs their consent first.
+    """
+
+    kind: str
+    recipient: str
+    language: str
+    reference: str
+    # Names the referral in the subject, ``[TSCC-2026-0042 R7]``: the expert's answer is threaded by it.
+    tag: str
+    summary: str
+    targets: tuple[str, ...] = ()
+    party: str | None = None
+    covering_message: str | None = None
+    # A signed address for the answer (email), and one-click links per answer when the web is configured.
+    reply_to: str | None = None
+    links: dict[str, str] | None = None
+    contact: dict[str, str] | None = None
+    # The offer's Message-ID, which a reminder continues.
+    in_reply_to: str | None = None
+
+
 class ChannelComposer(Protocol):
     """One channel's wording and addressing; renders templates only, sends nothing."""
 
@@ -77,4 +102,8 @@ class ChannelComposer(Protocol):
     def reply(self, ticket: Ticket, text: str, *, mail_domain: str) -> OutboundMessage:
         """A staff member's ``text`` for the requester of ``ticket`` (messages and requester loaded);
         raises ``helpdesk.usecases.errors.NoRoute`` when the requester cannot be reached on it."""
+        ...
+
+    def expert(self, letter: ExpertLetter, *, mail_domain: str) -> OutboundMessage:
+        """A referral's offer, reminder or introduction for an expert reached on this channel."""
         ...

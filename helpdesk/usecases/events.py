@@ -62,6 +62,11 @@ class Noted(TicketEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class ReferralChanged(TicketEvent):
+    """A referral was made, answered, reminded, given up on, introduced or closed with an outcome."""
+
+
+@dataclass(frozen=True, slots=True)
 class RequesterChanged(TicketEvent):
     """The requester changed something the card shows: language, Party, an edited message, the bot blocked."""
 
@@ -100,6 +105,7 @@ HANDLERS: dict[type[TicketEvent], tuple[Handler, ...]] = {
     Reclassified: (_refresh_card,),
     Noted: (_refresh_card,),
     RequesterChanged: (_refresh_card,),
+    ReferralChanged: (_refresh_card,),
 }
 
 

@@ -21,8 +21,9 @@ from helpdesk.usecases.email_rules import after_stored, relay_staff_mail
 from helpdesk.usecases.knowledge_state import current_triage
 from helpdesk.usecases.load import expert_load
 from helpdesk.usecases.numbering import next_reference
+from helpdesk.usecases.referrals import record_expert_message
 from helpdesk.usecases.requesters import find_or_create_requester
-from helpdesk.usecases.threading_rules import find_thread
+from helpdesk.usecases.threading_rules import find_referral, find_thread
 from helpdesk.usecases.tickets import audit, store_inbound
 
 SUBJECT_LIMIT = 300
@@ -74,6 +75,12 @@ async def _receive(
     if seen is not None:
         ticket = await session.get_one(Ticket, seen.ticket_id)
         return ReceiveResult(ticket.reference, ticket.id, created=False, duplicate=True)
+
+    referral = await find_referral(session, inbound)
+    if referral is not None:
+        # An expert's answer joins the referred ticket for staff only: no requester row, no receipt.
+        await record_expert_message(desk, session, referral, inbound)
+        return ReceiveResult(referral.ticket.reference, referral.ticket_id, created=False)
 
     language = detect_reply_language(
         inbound.text_for_classification or inbound.subject or "", inbound.sender.language
