@@ -9,11 +9,13 @@ worker → aiosmtpd SMTP and the Bot API stand-in. Attacks first: a forged exper
 
 from __future__ import annotations
 
+from datetime import timedelta
 from email.utils import getaddresses
 
 import pytest
 from sqlalchemy import select
 from test_mail_trust import (  # noqa: F401 - runtime is a fixture
+    FP_CHAT,
     MX,
     REQUESTER,
     arrive,
@@ -24,13 +26,24 @@ from test_mail_trust import (  # noqa: F401 - runtime is a fixture
     mailed_to,
     messages,
     runtime,
+    telegram_request,
 )
 
-from helpdesk.db.models import Referral
+from helpdesk.db.models import AuditEvent, Referral
+from helpdesk.messages import InboundMessage, Sender
 from helpdesk.service import Runtime
-from helpdesk.usecases.referrals import refer
+from helpdesk.usecases import self_service
+from helpdesk.usecases.errors import InvalidTransition
+from helpdesk.usecases.introductions import introduce, record_outcome
+from helpdesk.usecases.referral_links import answer_by_link
+from helpdesk.usecases.referral_reminders import ReminderRun, remind_referrals
+from helpdesk.usecases.referral_tokens import link_key, link_token
+from helpdesk.usecases.referrals import LINK_LIFETIME, refer
+from helpdesk.usecases.roster import load_roster
+from knowledge.models import Expert
 from standins.imap_server import ImapStandIn
 from standins.smtp_server import CapturedMessage, SmtpStandIn
+from standins.telegram_api import TelegramApiStandIn
 
 EXPERT = "expert001@example.org"  # ex-001 of the packaged example roster: Russian first
 OTHER_EXPERT = "expert002@example.org"
@@ -127,3 +140,111 @@ async def test_a_forged_expert_answer_attaches_nothing_and_changes_nothing(
     [referral] = await referrals(runtime)
     assert referral.state == "offered" and referral.first_answer_at is None
     assert [m.id for m in await messages(runtime, reference)] == before
+
+
+async def test_no_answer_gets_one_reminder_then_no_answer_and_staff_are_told(
+    runtime: Runtime, imap: ImapStandIn, smtp: SmtpStandIn
+) -> None:
+    reference, offer = await offered(runtime, imap, smtp)
+    [referral] = await referrals(runtime)
+    day = timedelta(days=1)
+    assert await remind_referrals(runtime.desk, 5, now=referral.offered_at + 4 * day) == ReminderRun((), ())
+    run = await remind_referrals(runtime.desk, 5, now=referral.offered_at + 6 * day)
+    assert run.reminded == (referral.id,)
+    assert (await remind_referrals(runtime.desk, 5, now=referral.offered_at + 7 * day)).reminded == ()
+    await drain(runtime)
+    [_, reminder] = mailed_to(smtp, EXPERT)
+    assert str(reminder.message["In-Reply-To"]) == str(offer.message["Message-ID"])
+    assert "Напоминание" in body_of(reminder)
+    run = await remind_referrals(runtime.desk, 5, now=referral.offered_at + 11 * day)
+    assert run.no_answer == (referral.id,)
+    [referral] = await referrals(runtime)
+    assert referral.state == "no_answer"
+    notes = [m.body for m in await messages(runtime, reference) if m.kind == "note"]
+    assert any("No answer from expert ex-001" in n for n in notes)
+
+
+async def test_a_one_click_link_works_once_and_not_after_it_expires(
+    runtime: Runtime, imap: ImapStandIn, smtp: SmtpStandIn
+) -> None:
+    await offered(runtime, imap, smtp)
+    [referral] = await referrals(runtime)
+    async with runtime.desk.sessions() as session:
+        key = await link_key(session)
+    expires = referral.offered_at + LINK_LIFETIME
+    yes, no = (link_token(key, referral.id, a, expires) for a in ("yes", "no"))
+    with pytest.raises(InvalidTransition, match="expired"):
+        await answer_by_link(runtime.desk, yes, now=expires + timedelta(seconds=1))
+    forged = yes.replace(".yes.", ".no.")
+    with pytest.raises(InvalidTransition, match="not one the help desk made"):
+        await answer_by_link(runtime.desk, forged)
+    assert "recorded" in await answer_by_link(runtime.desk, yes)
+    for again in (yes, no):
+        with pytest.raises(InvalidTransition, match="already answered"):
+            await answer_by_link(runtime.desk, again)
+    [referral] = await referrals(runtime)
+    assert referral.state == "accepted"
+
+
+TG_EXPERT = 777001
+
+
+async def test_a_telegram_only_expert_is_offered_in_their_chat_and_answers_there(
+    runtime: Runtime, bot_api: TelegramApiStandIn, imap: ImapStandIn
+) -> None:
+    ticket = await email_request(runtime, imap)
+    expert = Expert(
+        id="tg-1",
+        name="Example Expert",
+        organisation="Example Uzbek Institute",
+        languages=("ru", "uz"),
+        targets=(1,),
+        telegram_id=TG_EXPERT,
+    )
+    await load_roster(runtime.desk, (expert,), actor="test")
+    with pytest.raises(Exception, match="has not started the bot"):
+        await refer(runtime.desk, ticket.reference, ["tg-1"], message=None, actor="cli:t")
+    await self_service.profile(runtime.desk, Sender(telegram_user_id=TG_EXPERT, telegram_chat_id=TG_EXPERT))
+    await refer(runtime.desk, ticket.reference, ["tg-1"], message=None, actor="cli:t")
+    await drain(runtime)
+    [offer] = bot_api.sent_messages(TG_EXPERT)
+    assert ticket.reference in offer["text"] and REQUESTER not in offer["text"]
+    sender = Sender(telegram_user_id=TG_EXPERT, telegram_chat_id=TG_EXPERT)
+    await runtime.receive(InboundMessage("telegram", f"{TG_EXPERT}:9", sender, "Ha, yordam beraman"))
+    [referral] = await referrals(runtime)
+    assert (referral.channel, referral.state) == ("telegram", "accepted")
+    [kept] = [m for m in await messages(runtime, ticket.reference) if m.kind == "expert"]
+    assert kept.body.startswith("Ha")
+
+
+async def test_end_to_end_refer_yes_consent_on_telegram_introduction_outcome(
+    runtime: Runtime, imap: ImapStandIn, smtp: SmtpStandIn, bot_api: TelegramApiStandIn
+) -> None:
+    ticket = await telegram_request(runtime)
+    await refer(runtime.desk, ticket.reference, ["ex-001"], message="Please help", actor="cli:t")
+    await drain(runtime)
+    [offer] = mailed_to(smtp, EXPERT)
+    await arrive(runtime, imap, answer(offer, sender=EXPERT, body="да", message_id="<yes@x>"))
+    with pytest.raises(InvalidTransition, match="no referral to expert ex-002"):
+        await introduce(runtime.desk, ticket.reference, "ex-002", actor="cli:t")
+    assert "asked" in await introduce(runtime.desk, ticket.reference, "ex-001", actor="cli:t")
+    await drain(runtime)
+    assert "introduce you" in bot_api.sent_messages(FP_CHAT)[-1]["text"]  # the ticket is in English
+    assert len(mailed_to(smtp, EXPERT)) == 1  # nothing crosses before the requester agrees
+    fp = Sender(name="Focal point", telegram_user_id=FP_CHAT, telegram_chat_id=FP_CHAT)
+    # Telegram numbers a chat's messages from both sides: after the bot's own ones.
+    await runtime.receive(InboundMessage("telegram", f"{FP_CHAT}:100", fp, "Да, согласен"))
+    await drain(runtime)
+    [_, introduction] = mailed_to(smtp, EXPERT)
+    assert "Focal point" in body_of(introduction)
+    assert any("expert001@example.org" in m["text"] for m in bot_api.sent_messages(FP_CHAT))
+    [referral] = await referrals(runtime)
+    assert referral.consent == "yes" and referral.introduced_at is not None
+    async with runtime.desk.sessions() as session:
+        [introduced] = await session.scalars(select(AuditEvent).where(AuditEvent.action == "introduced"))
+    assert introduced.detail["consent"] == "yes" and introduced.detail["consent_at"]
+    with pytest.raises(InvalidTransition, match="already introduced"):
+        await introduce(runtime.desk, ticket.reference, "ex-001", actor="cli:t")
+    await record_outcome(runtime.desk, ticket.reference, None, "advice", "Method shared", actor="cli:t")
+    [referral] = await referrals(runtime)
+    assert (referral.outcome, referral.outcome_text) == ("advice", "Method shared")

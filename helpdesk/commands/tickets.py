@@ -1,4 +1,7 @@
-"""`helpdesk tickets list|show|assign|reply|note|status|close`: the staff desk on the command line."""
+"""`helpdesk tickets list|show|assign|reply|note|status|close`: the staff desk on the command line.
+
+The matchmaking commands (refer, introduce, cooperation, outcome) are in ``referrals.py``.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import sys
 from typing import Any
 
 from helpdesk import lifecycle
+from helpdesk.commands import referrals as referral_commands
 from helpdesk.config import Settings
 from helpdesk.service import open_runtime
 from helpdesk.usecases.assign import assign
@@ -78,6 +82,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     close_parser.add_argument("reference")
     _actor_option(close_parser)
     close_parser.set_defaults(handler=_close)
+
+    referral_commands.register(actions, _actor_option, _actor)
 
 
 def _numbers(value: str) -> list[int]:

@@ -390,4 +390,4 @@ class Referral(Base):
     outcome_at: Mapped[datetime | None] = mapped_column()
 
     # Joined: every use of a referral (letters, answers, the report) needs its ticket.
-    ticket: Mapped[Ticket] = relationship(lazy="joined")
+    ticket: Mapped[Ticket] = relationship(lazy="joined", innerjoin=True)

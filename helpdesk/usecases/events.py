@@ -34,6 +34,8 @@ class MessageReceived(TicketEvent):
     # False for mail the trusted server failed: kept on the ticket, but staff are not told it moved.
     moves_ticket: bool = True
     unverified_staff: bool = False
+    # Who the threading rules found the sender to be on the ticket (requester, participant, staff, ...).
+    sender_role: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

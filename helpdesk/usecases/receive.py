@@ -18,6 +18,7 @@ from helpdesk.messages import InboundMessage
 from helpdesk.usecases import events
 from helpdesk.usecases.acknowledge import acknowledge
 from helpdesk.usecases.email_rules import after_stored, relay_staff_mail
+from helpdesk.usecases.introductions import record_consent
 from helpdesk.usecases.knowledge_state import current_triage
 from helpdesk.usecases.load import expert_load
 from helpdesk.usecases.numbering import next_reference
@@ -58,6 +59,8 @@ async def receive_in_session(desk: Desk, session: AsyncSession, inbound: Inbound
         return outcome
     received, reopened = outcome
     await session.flush()
+    if received.sender_role == "requester" and received.moves_ticket:
+        await record_consent(desk, session, received.ticket, received.inbound)
     await events.record(desk, session, received)
     ticket = received.ticket
     return ReceiveResult(ticket.reference, ticket.id, created=received.created, reopened=reopened)
@@ -129,6 +132,7 @@ async def _receive(
         created=created,
         moves_ticket=thread.changes_ticket,
         unverified_staff=thread.unverified_staff,
+        sender_role=thread.role,
     )
     return received, reopened
 
