@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from email.utils import getaddresses
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -31,6 +32,9 @@ from test_mail_trust import (  # noqa: F401 - runtime is a fixture
 
 from helpdesk.db.models import AuditEvent, Referral
 from helpdesk.messages import InboundMessage, Sender
+from helpdesk.reports.build import build_report
+from helpdesk.reports.period import Period
+from helpdesk.reports.render import render_report
 from helpdesk.service import Runtime
 from helpdesk.usecases import self_service
 from helpdesk.usecases.errors import InvalidTransition
@@ -221,12 +225,20 @@ async def test_end_to_end_refer_yes_consent_on_telegram_introduction_outcome(
     runtime: Runtime, imap: ImapStandIn, smtp: SmtpStandIn, bot_api: TelegramApiStandIn
 ) -> None:
     ticket = await telegram_request(runtime)
-    await refer(runtime.desk, ticket.reference, ["ex-001"], message="Please help", actor="cli:t")
+    await refer(runtime.desk, ticket.reference, ["ex-001", "ex-002"], message="Please help", actor="cli:t")
     await drain(runtime)
     [offer] = mailed_to(smtp, EXPERT)
     await arrive(runtime, imap, answer(offer, sender=EXPERT, body="да", message_id="<yes@x>"))
-    with pytest.raises(InvalidTransition, match="no referral to expert ex-002"):
+    [other_offer] = mailed_to(smtp, OTHER_EXPERT)
+    await arrive(
+        runtime, imap, answer(other_offer, sender=OTHER_EXPERT, body="Yo'q, band", message_id="<no@x>")
+    )
+    with pytest.raises(InvalidTransition, match="no referral to expert ex-003"):
+        await introduce(runtime.desk, ticket.reference, "ex-003", actor="cli:t")
+    with pytest.raises(InvalidTransition, match="has not accepted"):
         await introduce(runtime.desk, ticket.reference, "ex-002", actor="cli:t")
+    with pytest.raises(InvalidTransition, match="no referral to expert ex-003"):
+        await introduce(runtime.desk, ticket.reference, "ex-003", actor="cli:t")
     assert "asked" in await introduce(runtime.desk, ticket.reference, "ex-001", actor="cli:t")
     await drain(runtime)
     assert "introduce you" in bot_api.sent_messages(FP_CHAT)[-1]["text"]  # the ticket is in English
@@ -238,13 +250,32 @@ async def test_end_to_end_refer_yes_consent_on_telegram_introduction_outcome(
     [_, introduction] = mailed_to(smtp, EXPERT)
     assert "Focal point" in body_of(introduction)
     assert any("expert001@example.org" in m["text"] for m in bot_api.sent_messages(FP_CHAT))
-    [referral] = await referrals(runtime)
+    referral, declined = await referrals(runtime)
     assert referral.consent == "yes" and referral.introduced_at is not None
+    assert declined.state == "declined" and declined.consent is None
     async with runtime.desk.sessions() as session:
         [introduced] = await session.scalars(select(AuditEvent).where(AuditEvent.action == "introduced"))
     assert introduced.detail["consent"] == "yes" and introduced.detail["consent_at"]
     with pytest.raises(InvalidTransition, match="already introduced"):
         await introduce(runtime.desk, ticket.reference, "ex-001", actor="cli:t")
     await record_outcome(runtime.desk, ticket.reference, None, "advice", "Method shared", actor="cli:t")
-    [referral] = await referrals(runtime)
+    referral, declined = await referrals(runtime)
     assert (referral.outcome, referral.outcome_text) == ("advice", "Method shared")
+
+    # The report, counted by hand: two offers, one yes, one no, one introduction, one piece of advice.
+    month = referral.offered_at.astimezone(ZoneInfo("Asia/Tashkent")).strftime("%Y-%m")
+    report = await build_report(runtime.desk.sessions, Period.month(month), language="ru")
+    m = report["matchmaking"]
+    assert (m["made"], m["accepted"], m["declined"], m["no_answer"], m["offered"]) == (2, 1, 1, 0, 0)
+    assert (m["introductions"], m["outcomes"]) == (1, {"advice": 1})
+    waits = sorted((r.first_answer_at - r.offered_at).total_seconds() / 3600 for r in (referral, declined))
+    assert m["first_answer"]["count"] == 2
+    assert m["first_answer"]["median_hours"] == pytest.approx(round(sum(waits) / 2, 2), abs=0.01)
+    assert sorted(row["label"] for row in m["organisations"]) == [
+        "Example Institute of Spatial Planning",
+        "Example Restoration Network",
+    ]
+    assert "консультация (1)" in report["summary"]["part2_section4"]
+    rendered = render_report(report, "md")
+    assert "Example-Sadykova" not in rendered and "expert001" not in rendered  # no personal names
+    assert "Часть II, раздел 4" in rendered
