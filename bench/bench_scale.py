@@ -3,8 +3,9 @@
 Not a test. Run: .venv/bin/python bench/bench_scale.py [--quick] [--sizes 1000 100000] [--messages 200]
     [--databases sqlite postgresql] [--postgres postgresql://postgres@127.0.0.1:5432/postgres] [--plans]
 
-For each database (a fresh one each: a temporary SQLite file, a new PostgreSQL database) and each size, seeds
-the history with bench/seed.py, then times `receive` in-process, one message at a time, for:
+For each database kind, one fresh database per size (a temporary SQLite file, a new PostgreSQL database),
+each seeded with bench/seed.py; then times `receive` in-process, one message at a time, each message on
+every size in turn (side by side: the sizes share the machine's noise alike), for:
   email_new        a new request from a new address
   email_followup   a reply threaded by In-Reply-To to one of our receipts (no reference in the subject)
   telegram_new     a first message from a new Telegram user
@@ -12,7 +13,9 @@ the history with bench/seed.py, then times `receive` in-process, one message at 
 then one delivery-worker round over the outbox those left, and at the largest size `helpdesk report`
 (build + render as Markdown) for a month and for the two years. One JSON line per figure:
 {"bench": "intake", "database", "tickets", "case", "messages", "median_ms", "p90_ms",
-"statements_per_message"} (pool pre-pings counted as statements: each is a round trip).
+"statements_per_message"} (pool pre-pings counted as statements: each is a round trip). Before the
+intake, {"bench": "expert_load", ...} times triage's read of the
+expert load (the running figure, migration 0010) against the GROUP BY it replaced, in turn on the same data.
 With --plans, every distinct statement the intake and delivery paths issued is explained at that size
 ({"bench": "plan", ..., "unserved": the lines that read a table without an index search, bench/plans.py}).
 """
@@ -30,14 +33,15 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-from sqlalchemy import event, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import event, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -51,6 +55,7 @@ from helpdesk.messages import InboundMessage, OutboundMessage, Sender
 from helpdesk.reports import Period, build_report
 from helpdesk.reports.render import render_report
 from helpdesk.service import standard_composers
+from helpdesk.usecases.load import expert_load
 from helpdesk.usecases.receive import receive
 from helpdesk.worker import DeliveryWorker
 from knowledge import load_knowledge_base
@@ -198,24 +203,72 @@ def _cases(
     }
 
 
-async def _time(
-    make: Callable[[int], InboundMessage], desk: Desk, recorder: Recorder, messages: int
-) -> dict[str, Any]:
+@dataclass
+class Size:
+    """One size's database, with the desk, the statement recorder and this run's messages for it."""
+
+    tickets: int
+    url: str
+    engine: AsyncEngine
+    desk: Desk
+    recorder: Recorder
+    cases: dict[str, Callable[[int], InboundMessage]]
+
+
+async def _time_side_by_side(case: str, sizes: list[Size], messages: int) -> dict[int, dict[str, Any]]:
+    """Each message of ``case`` goes to every size in turn, so the sizes share the machine's noise alike
+    (other engineers' tests on 2 cores moved single figures by 2× between minutes)."""
     for k in range(WARM_UP):  # the first receive loads the classifier: not intake cost
-        await receive(desk, make(10_000_000 + k))
-    timings, before = [], recorder.count
+        for size in sizes:
+            await receive(size.desk, size.cases[case](10_000_000 + k))
+    timings: dict[int, list[float]] = {size.tickets: [] for size in sizes}
+    before = {size.tickets: size.recorder.count for size in sizes}
     for k in range(messages):
-        inbound = make(k)
-        began = time.perf_counter()
-        await receive(desk, inbound)
-        timings.append((time.perf_counter() - began) * 1000)
-    timings.sort()
-    return {
-        "messages": messages,
-        "median_ms": round(statistics.median(timings), 2),
-        "p90_ms": round(timings[int(len(timings) * 0.9) - 1], 2),
-        "statements_per_message": round((recorder.count - before) / messages, 1),
-    }
+        for size in sizes:
+            inbound = size.cases[case](k)
+            began = time.perf_counter()
+            await receive(size.desk, inbound)
+            timings[size.tickets].append((time.perf_counter() - began) * 1000)
+    figures = {}
+    for size in sizes:
+        ms = sorted(timings[size.tickets])
+        figures[size.tickets] = {
+            "messages": messages,
+            "median_ms": round(statistics.median(ms), 2),
+            "p90_ms": round(ms[int(len(ms) * 0.9) - 1], 2),
+            "statements_per_message": round((size.recorder.count - before[size.tickets]) / messages, 1),
+        }
+    return figures
+
+
+# What triage read before migration 0010: every active ticket counted per assignee (the baseline).
+COUNTED_LOAD = (
+    select(Ticket.assignee, func.count(Ticket.id))
+    .where(Ticket.assignee.is_not(None), Ticket.status.in_(("new", "open", "waiting")))
+    .group_by(Ticket.assignee)
+)
+
+
+async def _load(desk: Desk, rounds: int = 200) -> dict[str, Any]:
+    """Triage's read of the expert load (``expert_load``) against the GROUP BY it replaced, call for call
+    in turn so both see the same machine."""
+
+    async def group_by(session: AsyncSession) -> object:
+        return (await session.execute(COUNTED_LOAD)).all()
+
+    reads = {"running_figure": expert_load, "group_by": group_by}
+    timings: dict[str, list[float]] = {name: [] for name in reads}
+    async with desk.sessions() as session:
+        for read in reads.values():  # one transaction, begun and both statements prepared before timing
+            await read(session)
+        for _ in range(rounds):
+            for name, read in reads.items():
+                began = time.perf_counter()
+                await read(session)
+                timings[name].append((time.perf_counter() - began) * 1000)
+    medians = {f"{name}_median_ms": round(statistics.median(t), 3) for name, t in timings.items()}
+    ratio = medians["group_by_median_ms"] / medians["running_figure_median_ms"]
+    return {**medians, "group_by_over_running": round(ratio, 1)}
 
 
 async def explain(url: str, statement: str, parameters: Any) -> list[str]:
@@ -262,63 +315,71 @@ async def _report(url: str, tickets: int, database: str) -> None:
 
 
 async def bench(
-    database: str, tickets: int, messages: int, admin_dsn: str, plans: bool, report: bool
+    database: str, sizes: list[int], messages: int, admin_dsn: str, plans: bool, report: bool
 ) -> None:
-    async with fresh_database(database, admin_dsn) as url:
-        summary = await seed(url, tickets, now=NOW)
-        emit(
-            bench="seed",
-            database=database,
-            tickets=tickets,
-            seconds=round(summary.seconds, 1),
-            rows=summary.rows,
-        )
-        engine = make_engine(url)
-        recorder = Recorder(engine)
-        desk = Desk(
-            sessions=make_sessions(engine),
-            mail_from="helpdesk@tscc.example.org",
-            composers=standard_composers(),
-        )
-        try:
-            mails, chats = await _targets(desk, messages + WARM_UP)
-            recorder.recording = True
-            for case, make in _cases(secrets.token_hex(3), mails, chats).items():
-                figures = await _time(make, desk, recorder, messages)
-                emit(bench="intake", database=database, tickets=tickets, case=case, **figures)
-            worker = DeliveryWorker(
-                desk.sessions, {"email": CountingSender(), "telegram": CountingSender()}, batch_size=50
+    async with AsyncExitStack() as stack:
+        prepared: list[Size] = []
+        for tickets in sizes:
+            url = await stack.enter_async_context(fresh_database(database, admin_dsn))
+            summary = await seed(url, tickets, now=NOW)
+            emit(
+                bench="seed",
+                database=database,
+                tickets=tickets,
+                seconds=round(summary.seconds, 1),
+                rows=summary.rows,
             )
-            began, before, delivered = time.perf_counter(), recorder.count, 0
+            engine = make_engine(url)
+            stack.push_async_callback(engine.dispose)
+            desk = Desk(
+                sessions=make_sessions(engine),
+                mail_from="helpdesk@tscc.example.org",
+                composers=standard_composers(),
+            )
+            emit(bench="expert_load", database=database, tickets=tickets, **await _load(desk))
+            mails, chats = await _targets(desk, messages + WARM_UP)
+            size = Size(
+                tickets, url, engine, desk, Recorder(engine), _cases(secrets.token_hex(3), mails, chats)
+            )
+            prepared.append(size)
+        for size in prepared:
+            size.recorder.recording = True
+        for case in prepared[0].cases:
+            for tickets, figures in (await _time_side_by_side(case, prepared, messages)).items():
+                emit(bench="intake", database=database, tickets=tickets, case=case, **figures)
+        for size in prepared:
+            worker = DeliveryWorker(
+                size.desk.sessions, {"email": CountingSender(), "telegram": CountingSender()}, batch_size=50
+            )
+            began, before, delivered = time.perf_counter(), size.recorder.count, 0
             while claimed := await worker.deliver_due():
                 delivered += claimed
             if delivered:
                 emit(
                     bench="delivery",
                     database=database,
-                    tickets=tickets,
+                    tickets=size.tickets,
                     delivered=delivered,
                     per_item_ms=round((time.perf_counter() - began) * 1000 / delivered, 2),
-                    statements_per_item=round((recorder.count - before) / delivered, 1),
+                    statements_per_item=round((size.recorder.count - before) / delivered, 1),
                 )
-            recorder.recording = False
-        finally:
-            await engine.dispose()
+            size.recorder.recording = False
         if plans:
-            for statement, parameters in recorder.seen.items():
-                if statement.lstrip().upper().startswith(("INSERT", "SAVEPOINT", "RELEASE", "BEGIN")):
-                    continue
-                plan = await explain(url, statement, parameters)
-                emit(
-                    bench="plan",
-                    database=database,
-                    tickets=tickets,
-                    unserved=unserved(plan),
-                    statement=" ".join(statement.split()),
-                    plan=plan,
-                )
+            for size in prepared:
+                for statement, parameters in size.recorder.seen.items():
+                    if statement.lstrip().upper().startswith(("INSERT", "SAVEPOINT", "RELEASE", "BEGIN")):
+                        continue
+                    plan = await explain(size.url, statement, parameters)
+                    emit(
+                        bench="plan",
+                        database=database,
+                        tickets=size.tickets,
+                        unserved=unserved(plan),
+                        statement=" ".join(statement.split()),
+                        plan=plan,
+                    )
         if report:
-            await _report(url, tickets, database)
+            await _report(prepared[-1].url, prepared[-1].tickets, database)
 
 
 async def main() -> None:
@@ -337,8 +398,8 @@ async def main() -> None:
     args = parser.parse_args()
     sizes, messages = ([300, 3_000], 20) if args.quick else (args.sizes, args.messages)
     for database in args.databases:
-        for tickets in sizes:  # one at a time: timings must not share the machine with each other
-            await bench(database, tickets, messages, args.postgres, args.plans, report=tickets == max(sizes))
+        # The sizes' databases side by side, each message timed on one after the other (_time_side_by_side).
+        await bench(database, sorted(sizes), messages, args.postgres, args.plans, report=True)
 
 
 if __name__ == "__main__":

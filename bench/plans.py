@@ -10,10 +10,11 @@ from __future__ import annotations
 import re
 
 # Whole-table aggregates over tables staff fill by hand (corrections, the roster): the classifier's change
-# key. They stay small whatever the number of tickets.
-SMALL_TABLES = ("labelled_examples", "roster_experts")
+# key; and the expert load, one row per person ever assigned. They stay small whatever the number of tickets.
+SMALL_TABLES = ("labelled_examples", "roster_experts", "expert_load")
 
-_SQLITE_SCAN = re.compile(r"^SCAN (\w+)")
+# "SCAN CONSTANT ROW" is SQLite selecting scalar subqueries with no FROM: no table is read.
+_SQLITE_SCAN = re.compile(r"^SCAN (?!CONSTANT ROW$)(\w+)")
 _SQLITE_BY_CHANNEL = re.compile(r"^SEARCH (messages|tickets) USING (?:COVERING )?INDEX \w+ \(channel=\?\)$")
 _PG_SCAN = re.compile(r"Seq Scan on (\w+)")
 _PG_BY_CHANNEL = re.compile(r"Index Cond: \(\(channel\)::text = '[^']*'::text\)$")

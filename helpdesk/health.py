@@ -13,6 +13,7 @@ from helpdesk.db.engine import make_engine
 from helpdesk.db.migrate import current_revision_heads
 from helpdesk.db.models import OutboxItem
 from helpdesk.db.reachable import describe, missing_database, sqlite_path
+from helpdesk.usecases.load import load_drift
 
 TIMEOUT = 15.0
 
@@ -47,11 +48,16 @@ async def check_database(settings: Settings) -> Check:
             failed = await connection.scalar(
                 select(func.count(OutboxItem.id)).where(OutboxItem.status == "failed")
             )
-        return Check(
-            "database",
-            True,
-            f"{engine.dialect.name}, schema {version}; outbox {pending} pending, {failed} failed",
-        )
+            drift = await load_drift(connection)
+        detail = f"{engine.dialect.name}, schema {version}; outbox {pending} pending, {failed} failed"
+        if drift:
+            first = list(drift.items())[:3]
+            shown = ", ".join(f"{name} kept {kept}, counted {n}" for name, (kept, n) in first)
+            return Check(
+                "database", False, f"{detail}; expert load differs from the tickets ({shown}): "
+                "run `helpdesk db recount-load`",
+            )  # fmt: skip
+        return Check("database", True, detail)
     except Exception as exc:
         return Check("database", False, describe(exc, settings.database_url))
     finally:

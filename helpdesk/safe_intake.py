@@ -3,7 +3,10 @@
 A Telegram update is confirmed to Telegram before its handler finishes, so a message the desk fails to
 store is gone unless the desk keeps it itself. :meth:`SafeIntake.take` runs the whole unit (the follow-up
 question's read and ``receive``) with a short in-process retry; if the database is still away it writes the
-message to the on-disk spool and says nothing to the requester yet. :meth:`SafeIntake.run` replays the
+message to the on-disk spool and says nothing to the requester yet. The first attempt joins the messages
+of other chats arriving at the same time in one commit (group commit, :mod:`helpdesk.group_commit`); the
+caller hears back only once its own message is committed, and a retry runs alone, so a message that failed
+never holds back, or is held back by, another chat's. :meth:`SafeIntake.run` replays the
 spool (also what a previous run left) in order per chat as soon as the database answers; a message that
 cannot be stored within the grace period is dropped from the spool and its requester told, once, directly
 through the channel (the outbox lives in the unreachable database), to send it again.
@@ -21,13 +24,14 @@ from sqlalchemy import exc as sa_exc
 from helpdesk.db.transient import is_transient, retrying
 from helpdesk.delivery import ChannelSender, DeliveryError
 from helpdesk.desk import Desk
+from helpdesk.group_commit import GroupCommit
 from helpdesk.language import detect_reply_language
 from helpdesk.messages import InboundMessage, OutboundMessage
 from helpdesk.rendering import render
 from helpdesk.spool import InboundSpool, Spooled
 from helpdesk.usecases.followup_question import Asked, Held
 from helpdesk.usecases.receive import ReceiveResult, receive
-from helpdesk.usecases.take import take_message
+from helpdesk.usecases.take import Taken, take_message, take_together
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +61,9 @@ class SafeIntake:
         self._retry_delays = tuple(retry_delays)
         self._replay_interval = replay_interval
         self._wake = asyncio.Event()
+        self._together: GroupCommit[InboundMessage, Taken] = GroupCommit(
+            lambda inbounds: take_together(desk, inbounds)
+        )
 
     async def take(self, inbound: InboundMessage) -> Outcome:
         """Store ``inbound`` (or return the question to ask); kept in the spool when the database is away.
@@ -67,9 +74,24 @@ class SafeIntake:
         if await self.spool.holds_chat(inbound.sender.telegram_chat_id):
             # An earlier message of this chat waits in the spool: this one must not overtake it.
             return await self._keep(inbound)
+        first = True
+
+        async def attempt() -> Taken:
+            nonlocal first
+            if not first:
+                return await take_message(self.desk, inbound)
+            first = False
+            try:
+                return await self._together.submit(inbound)
+            except Exception as exc:
+                if is_transient(exc):
+                    raise  # the database is away: the retry delays apply
+                # Its own SAVEPOINT failed (a clash with another writer, a deadlock victim…): again, alone.
+                return await take_message(self.desk, inbound)
+
         try:
             return await retrying(
-                lambda: take_message(self.desk, inbound),
+                attempt,
                 self._retry_delays,
                 what=f"taking {inbound.channel_message_id}",
                 once_more_on=(sa_exc.IntegrityError,),

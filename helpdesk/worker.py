@@ -2,6 +2,14 @@
 
 At-least-once: an item is claimed with a lease, sent, then marked sent. A crash after sending and before
 marking means it is sent again once the lease runs out; a crash before sending loses nothing.
+
+Batches: one statement claims up to ``batch_size`` due items; sends that finish together are marked sent
+in one transaction (group commit), and a sending slot is released only once its item is marked, so at most
+``concurrency`` items are ever sent and not yet marked. Lock order, the same in every transaction that
+takes several rows here: outbox rows by id, then messages by id; a ticket (a card's Telegram id, the first
+time it is posted) is updated in a transaction of its own. Receiving, which holds several tickets at once
+in a group commit, only inserts outbox rows and never waits on one this worker holds, so the two can never
+wait on each other in a circle (``tests/test_delivery_batches.py``).
 """
 
 from __future__ import annotations
@@ -13,17 +21,27 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpdesk.db.models import AuditEvent, Message, OutboxItem, Ticket
 from helpdesk.db.types import utcnow
+from helpdesk.db.writer_turns import writer_turn
 from helpdesk.delivery import ChannelSender, DeliveryError
 from helpdesk.flood import FloodLimits
+from helpdesk.group_commit import GroupCommit
 from helpdesk.messages import OutboundMessage
 from helpdesk.usecases.cards import card_outbound
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    item: OutboxItem
+    sent_id: str | None
+    # (ticket id, Telegram message id) of a card posted rather than edited: kept on the ticket.
+    posted_card: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -93,11 +111,14 @@ class DeliveryWorker:
         for item in items:
             queues.setdefault((item.channel, str(item.payload.get("recipient"))), []).append(item)
         slots = asyncio.Semaphore(self._concurrency)
+        marks: GroupCommit[_Sent, None] = GroupCommit(self._mark_sent)
 
         async def drain(queue: list[OutboxItem]) -> None:
             async with slots:
                 for item in queue:
-                    await self._deliver(item)
+                    sent = await self._deliver(item)
+                    if sent is not None:
+                        await marks.submit(sent)
 
         await asyncio.gather(*(drain(queue) for queue in queues.values()))
         return len(items)
@@ -108,7 +129,7 @@ class DeliveryWorker:
         channels = list(self._senders)
         if not channels:
             return []
-        async with self._sessions.begin() as session:
+        async with writer_turn(self._sessions), self._sessions.begin() as session:
             # Fairness: at most a few items per recipient in one batch (oldest first, so each recipient's
             # order holds), or a chat with a thousand queued items would fill batch after batch while
             # another chat's receipt waits behind them.
@@ -135,26 +156,25 @@ class DeliveryWorker:
                 .where(OutboxItem.id.in_(select(ranked.c.id).where(ranked.c.rank <= self._per_recipient)))
                 .order_by(OutboxItem.id)
                 .limit(self._batch_size)
-                # Several workers on PostgreSQL each take different rows instead of queueing behind a lock.
+                # Rows locked in id order; several workers on PostgreSQL each take different rows instead
+                # of queueing behind a lock.
                 .with_for_update(skip_locked=True)
             )
-            ids = list(await session.scalars(due))
-            if not ids:
-                return []
-            await session.execute(
+            claimed = await session.scalars(
                 update(OutboxItem)
                 .where(
-                    OutboxItem.id.in_(ids),
+                    OutboxItem.id.in_(due),
+                    # SQLite has no row locks: the lease itself keeps a second worker off these rows.
                     or_(OutboxItem.locked_until.is_(None), OutboxItem.locked_until < now),
                 )
                 .values(locked_until=now + timedelta(seconds=self._policy.lease), claim_token=token)
+                .returning(OutboxItem),
+                execution_options={"synchronize_session": False},
             )
-            claimed = await session.scalars(
-                select(OutboxItem).where(OutboxItem.claim_token == token).order_by(OutboxItem.id)
-            )
-            return list(claimed)
+            return sorted(claimed, key=lambda item: item.id)
 
-    async def _deliver(self, item: OutboxItem) -> None:
+    async def _deliver(self, item: OutboxItem) -> _Sent | None:
+        """Send ``item``; what to mark sent, or None when the failure has been recorded."""
         sender = self._senders[item.channel]
         outbound = OutboundMessage.from_json(item.payload)
         card_ticket_id = outbound.extra.get("card_ticket_id")
@@ -164,12 +184,18 @@ class DeliveryWorker:
             sent_id = await sender.send(outbound)
         except DeliveryError as exc:
             await self._failed(item, exc)
+            return None
         except Exception as exc:
             # An unexpected error in a sender is treated as temporary, and said loudly.
             log.exception("sender for %s raised unexpectedly on outbox item %s", item.channel, item.id)
             await self._failed(item, DeliveryError(f"{type(exc).__name__}: {exc}"))
-        else:
-            await self._sent(item, sent_id)
+            return None
+        posted = None
+        if card_ticket_id is not None and sent_id:
+            # A new card, or one posted anew because the old one was gone: the ticket must point at it.
+            new_id = int(sent_id.rpartition(":")[2])
+            posted = (card_ticket_id, new_id) if new_id != outbound.extra.get("edit_message_id") else None
+        return _Sent(item, sent_id, posted)
 
     async def _card_target(self, outbound: OutboundMessage, ticket_id: int) -> OutboundMessage:
         """A staff card, drawn now from the ticket as it is; edited in place once it has been posted."""
@@ -182,35 +208,49 @@ class DeliveryWorker:
             return card
         return replace(card, extra={**card.extra, "edit_message_id": ticket.telegram_card_message_id})
 
-    async def _sent(self, item: OutboxItem, sent_id: str | None) -> None:
-        async with self._sessions.begin() as session:
-            await session.execute(
-                update(OutboxItem)
-                .where(OutboxItem.id == item.id)
+    async def _mark_sent(self, batch: list[_Sent]) -> list[None]:
+        """Record a batch of sends: one transaction, rows locked in id order (see the module's note)."""
+        now = utcnow()
+        for ticket_id, card in sorted(s.posted_card for s in batch if s.posted_card):
+            # Before the item is marked: a crash in between re-sends the card as an edit of this one.
+            async with writer_turn(self._sessions), self._sessions.begin() as session:
+                await session.execute(
+                    update(Ticket).where(Ticket.id == ticket_id).values(telegram_card_message_id=card)
+                )
+        ordered = sorted(batch, key=lambda s: s.item.id)
+        # Telegram ids exist only once sent; they let a reply to our message find its ticket.
+        named = sorted(
+            ((s.item.message_id, s.sent_id) for s in ordered if s.sent_id and s.item.message_id is not None),
+            key=lambda pair: pair[0],
+        )
+        async with writer_turn(self._sessions), self._sessions.begin() as session:
+            connection = await session.connection()
+            await connection.execute(
+                update(OutboxItem.__table__)
+                .where(OutboxItem.__table__.c.id == bindparam("item_id"))
                 .values(
                     status="sent",
-                    sent_at=utcnow(),
-                    sent_id=sent_id,
-                    attempts=OutboxItem.attempts + 1,
+                    sent_at=now,
+                    sent_id=bindparam("sent"),
+                    attempts=bindparam("tries"),
                     locked_until=None,
                     last_error=None,
-                )
+                ),
+                [{"item_id": s.item.id, "sent": s.sent_id, "tries": s.item.attempts + 1} for s in ordered],
             )
-            card_ticket_id = (item.payload.get("extra") or {}).get("card_ticket_id")
-            if sent_id and card_ticket_id is not None:
-                await session.execute(
-                    update(Ticket)
-                    .where(Ticket.id == card_ticket_id)
-                    .values(telegram_card_message_id=int(sent_id.rpartition(":")[2]))
+            if named:
+                await connection.execute(
+                    update(Message.__table__)
+                    .where(
+                        Message.__table__.c.id == bindparam("row_id"),
+                        Message.__table__.c.channel_message_id.is_(None),
+                    )
+                    .values(channel_message_id=bindparam("sent")),
+                    [{"row_id": row_id, "sent": sent_id} for row_id, sent_id in named],
                 )
-            if sent_id and item.message_id is not None:
-                # Telegram ids exist only once sent; they let a reply to our message find its ticket.
-                await session.execute(
-                    update(Message)
-                    .where(Message.id == item.message_id, Message.channel_message_id.is_(None))
-                    .values(channel_message_id=sent_id)
-                )
-        log.info("delivered outbox item %s on %s", item.id, item.channel)
+        for sent in ordered:
+            log.info("delivered outbox item %s on %s", sent.item.id, sent.item.channel)
+        return [None] * len(batch)
 
     async def _failed(self, item: OutboxItem, error: DeliveryError) -> None:
         attempts = item.attempts + 1
@@ -226,7 +266,7 @@ class DeliveryWorker:
         else:
             delay = self._policy.delay(attempts, error.retry_after)
             values["next_attempt_at"] = now + timedelta(seconds=delay)
-        async with self._sessions.begin() as session:
+        async with writer_turn(self._sessions), self._sessions.begin() as session:
             await session.execute(update(OutboxItem).where(OutboxItem.id == item.id).values(**values))
             is_card = (item.payload.get("extra") or {}).get("card_ticket_id") is not None
             if give_up and item.ticket_id is not None and not is_card:

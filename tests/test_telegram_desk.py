@@ -121,7 +121,9 @@ async def test_follow_up_new_and_choice_between_open_tickets(harness: Harness) -
     async with harness.desk.sessions() as session:
         bodies = list(
             await session.scalars(
-                select(Message.body).where(Message.ticket_id == first.id, Message.kind == "inbound")
+                select(Message.body)
+                .where(Message.ticket_id == first.id, Message.kind == "inbound")
+                .order_by(Message.id)  # PostgreSQL returns rows in heap order, which updates reshuffle
             )
         )
     assert bodies[-2:] == ["is there any news?", "it is quite urgent"]

@@ -107,6 +107,20 @@ class Ticket(Base):
     messages: Mapped[list[Message]] = relationship(back_populates="ticket", order_by="Message.id")
 
 
+class ExpertLoad(Base):
+    """Active tickets per assignee, kept by database triggers on ``tickets`` (migration 0010_expert_load).
+
+    Triage weighs every new ticket's experts against their load; counting it from all tickets each time
+    grew with the history. The triggers see each row as it is when written (after any lock wait), so two
+    transactions moving tickets at once cannot lose a count, whichever code path or bulk statement moves them.
+    """
+
+    __tablename__ = "expert_load"
+
+    assignee: Mapped[str] = mapped_column(String(200), primary_key=True)
+    open_tickets: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class Message(Base):
     __tablename__ = "messages"
     # Per kind: Telegram numbers a chat's messages from both sides, and our own sent ids must never make

@@ -13,7 +13,7 @@ from datetime import timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk import lifecycle
@@ -144,12 +144,8 @@ async def card_outbound(session: AsyncSession, ticket: Ticket, chat_id: int) -> 
         .order_by(Message.id)
         .limit(1)
     )
-    inbound_count = len(
-        list(
-            await session.scalars(
-                select(Message.id).where(Message.ticket_id == ticket.id, Message.kind == "inbound")
-            )
-        )
+    inbound_count = await session.scalar(
+        select(func.count(Message.id)).where(Message.ticket_id == ticket.id, Message.kind == "inbound")
     )
     failed = await session.scalar(
         select(OutboxItem)
@@ -173,8 +169,8 @@ async def card_outbound(session: AsyncSession, ticket: Ticket, chat_id: int) -> 
         excerpt = excerpt[: CARD_EXCERPT - 1].rstrip() + "…"
     attachments = 0
     if first is not None:
-        attachments = len(
-            list(await session.scalars(select(Attachment.id).where(Attachment.message_id == first.id)))
+        attachments = await session.scalar(
+            select(func.count(Attachment.id)).where(Attachment.message_id == first.id)
         )
     text = render(
         "bot/card.{lang}.txt.j2",

@@ -194,33 +194,33 @@ async def own_ticket(desk: Desk, telegram_user_id: int, reference: str) -> Ticke
         return _brief(ticket, messages)
 
 
-async def followup_choices(desk: Desk, inbound: InboundMessage) -> list[TicketBrief]:
+async def followup_choices(session: AsyncSession, inbound: InboundMessage) -> list[TicketBrief]:
     """The tickets to offer when it is unclear which one a message continues; empty when it is clear.
 
     Clear: the message names or answers a ticket, asks for a new one, the requester has no open ticket in
-    this chat, or exactly one that is not stale.
+    this chat, or exactly one that is not stale. Read in the caller's transaction (the one that receives
+    the message), so the answer and the receiving see the same tickets.
     """
     user_id = inbound.sender.telegram_user_id
     if inbound.force_new or inbound.continues or user_id is None:
         return []
-    if find_reference(inbound.text) or (inbound.replies_to and await _answers_ours(desk, inbound)):
+    if find_reference(inbound.text) or (inbound.replies_to and await _answers_ours(session, inbound)):
         return []
-    async with desk.sessions() as session:
-        requester = await _requester_by_user(session, user_id)
-        if requester is None:
-            return []
-        tickets = list(
-            await session.scalars(
-                select(Ticket)
-                .where(
-                    Ticket.requester_id == requester.id,
-                    Ticket.telegram_chat_id == inbound.sender.telegram_chat_id,
-                    Ticket.status.in_(lifecycle.ACTIVE),
-                )
-                .order_by(Ticket.updated_at.desc(), Ticket.id.desc())
-                .limit(5)
+    requester = await _requester_by_user(session, user_id)
+    if requester is None:
+        return []
+    tickets = list(
+        await session.scalars(
+            select(Ticket)
+            .where(
+                Ticket.requester_id == requester.id,
+                Ticket.telegram_chat_id == inbound.sender.telegram_chat_id,
+                Ticket.status.in_(lifecycle.ACTIVE),
             )
+            .order_by(Ticket.updated_at.desc(), Ticket.id.desc())
+            .limit(5)
         )
+    )
     if not tickets:
         return []
     if len(tickets) == 1 and utcnow() - tickets[0].updated_at < STALE_AFTER:
@@ -228,11 +228,10 @@ async def followup_choices(desk: Desk, inbound: InboundMessage) -> list[TicketBr
     return [_brief(t) for t in tickets]
 
 
-async def _answers_ours(desk: Desk, inbound: InboundMessage) -> bool:
-    async with desk.sessions() as session:
-        found = await session.scalar(
-            select(Message.id).where(Message.channel_message_id.in_(inbound.replies_to)).limit(1)
-        )
+async def _answers_ours(session: AsyncSession, inbound: InboundMessage) -> bool:
+    found = await session.scalar(
+        select(Message.id).where(Message.channel_message_id.in_(inbound.replies_to)).limit(1)
+    )
     return found is not None
 
 

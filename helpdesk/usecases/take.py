@@ -1,58 +1,102 @@
 """Everything the desk does with one chat message before it is safe, as one unit a caller can retry.
 
 The question "which of your tickets does this continue?" reads the database just like receiving does, and
-opening it (or holding a message with it) writes there: all belong to the same unit, so a database hiccup
+opening it (or holding a message with it) writes there: all of it is one transaction, so a database hiccup
 in any of them is retried (or the message kept and replayed) instead of losing a message the channel has
-already confirmed. The conversation itself is declared in :mod:`helpdesk.usecases.followup_question`.
+already confirmed, and the question is asked about the tickets as the receiving sees them. The
+conversation itself is declared in :mod:`helpdesk.usecases.followup_question`.
+
+Messages of different chats arriving together are taken together (:func:`take_together`): each in its
+own SAVEPOINT, one commit for all of them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.db.models import Message
+from helpdesk.db.savepoints import begin_for_savepoints
+from helpdesk.db.transient import is_transient
+from helpdesk.db.writer_turns import writer_turn
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage
 from helpdesk.usecases.followup_question import Asked, Held, Joins, ask, hold
-from helpdesk.usecases.receive import ReceiveResult, receive
+from helpdesk.usecases.receive import ReceiveResult, receive_in_session
 from helpdesk.usecases.self_service import followup_choices
 
+Taken = ReceiveResult | Asked | Held
 
-async def take_message(desk: Desk, inbound: InboundMessage) -> ReceiveResult | Asked | Held:
-    """Receive ``inbound``, unless it is unclear which ticket it continues: then ask (or hold it with the
-    question already asked in its chat).
+
+async def take_message(desk: Desk, inbound: InboundMessage) -> Taken:
+    """Receive ``inbound`` in a transaction of its own, unless it is unclear which ticket it continues:
+    then ask (or hold it with the question already asked in its chat).
 
     Repeating it is safe: a message already stored is found again by its channel id, one already held is
     not held twice.
     """
+    async with desk.sessions() as session, session.begin():
+        taken = await take_in_session(desk, session, inbound)
+    _written(desk, [taken])
+    return taken
+
+
+async def take_together(desk: Desk, inbounds: Sequence[InboundMessage]) -> list[Taken | Exception]:
+    """Take messages of different chats in one transaction, each in its own SAVEPOINT, committed once.
+
+    Each gets its outcome, or the error it alone failed with (its SAVEPOINT rolled back, the others kept:
+    the caller retries it alone). An error that says the database or the connection is gone fails the
+    whole group, and so does a failed commit: the exception is raised and nothing of the group is stored.
+    """
+    outcomes: list[Taken | Exception] = []
+    async with writer_turn(desk.sessions), desk.sessions() as session, session.begin():
+        await begin_for_savepoints(session)
+        for inbound in inbounds:
+            try:
+                async with session.begin_nested():
+                    outcomes.append(await take_in_session(desk, session, inbound))
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                outcomes.append(exc)
+                # What the failed member loaded may be half-changed: later members read afresh.
+                session.expunge_all()
+    _written(desk, outcomes)
+    return outcomes
+
+
+async def take_in_session(desk: Desk, session: AsyncSession, inbound: InboundMessage) -> Taken:
+    """The unit inside the caller's transaction; the caller commits."""
     sender = inbound.sender
     if not (inbound.force_new or inbound.continues) and sender.telegram_user_id is not None:
-        async with desk.sessions.begin() as session:
-            waiting = await hold(session, inbound)
+        waiting = await hold(session, inbound)
         if isinstance(waiting, Held):
             return waiting
         if isinstance(waiting, Joins):
             inbound = replace(inbound, continues=waiting.reference)
         elif isinstance(waiting, Asked):
             # An earlier attempt opened the question and lost its answer: offer the choices again.
-            return Asked(waiting.token, await followup_choices(desk, inbound) or [])
-    choices = await followup_choices(desk, inbound)
-    if choices and not await _stored(desk, inbound):
+            return Asked(waiting.token, await followup_choices(session, inbound))
+    choices = await followup_choices(session, inbound)
+    if choices and not await _stored(session, inbound):
         # (Stored already means an earlier attempt committed before its connection broke: no question.)
-        async with desk.sessions.begin() as session:
-            return await ask(session, inbound, choices)
-    return await receive(desk, inbound)
+        return await ask(session, inbound, choices)
+    return await receive_in_session(desk, session, inbound)
 
 
-async def _stored(desk: Desk, inbound: InboundMessage) -> bool:
-    async with desk.sessions() as session:
-        found = await session.scalar(
-            select(Message.id)
-            .where(
-                Message.channel == inbound.channel, Message.channel_message_id == inbound.channel_message_id
-            )
-            .limit(1)
-        )
+def _written(desk: Desk, outcomes: Sequence[object]) -> None:
+    """Wake the delivery worker when a committed message queued something (a receipt, a card)."""
+    if any(isinstance(o, ReceiveResult) and not o.duplicate for o in outcomes):
+        desk.outbox_written()
+
+
+async def _stored(session: AsyncSession, inbound: InboundMessage) -> bool:
+    found = await session.scalar(
+        select(Message.id)
+        .where(Message.channel == inbound.channel, Message.channel_message_id == inbound.channel_message_id)
+        .limit(1)
+    )
     return found is not None

@@ -1,0 +1,86 @@
+"""Staff-card refreshes are coalesced: one card item waits per ticket; the card sent shows the latest state.
+
+A card is drawn when the worker sends it, so a card item still waiting in the outbox already covers every
+later change; only an item a worker holds (leased: it may be drawn already) lets a new one be queued.
+Real Bot API stand-in on loopback, SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select, update
+
+from bot.sender import TelegramSender
+from helpdesk.db.models import OutboxItem
+from helpdesk.db.types import utcnow
+from helpdesk.desk import Desk
+from helpdesk.messages import InboundMessage, Sender
+from helpdesk.usecases.receive import receive
+from helpdesk.worker import DeliveryWorker
+from standins.telegram_api import TelegramApiStandIn
+
+STAFF_CHAT = -1001200
+FARRUKH = Sender(name="Farrukh", telegram_user_id=5001, telegram_chat_id=5001, language="ru")
+CARD = (OutboxItem.channel == "telegram", OutboxItem.message_id.is_(None))
+
+
+async def _write(desk: Desk, n: int) -> None:
+    text = "Как отчитаться по кадастру?" if n == 0 else f"Уточнение {n}"
+    inbound = InboundMessage(channel="telegram", channel_message_id=f"5001:{n}", sender=FARRUKH, text=text)
+    await receive(desk, inbound)
+
+
+async def _queued_cards(desk: Desk) -> int:
+    async with desk.sessions() as session:
+        count = await session.scalar(
+            select(func.count()).select_from(OutboxItem).where(*CARD, OutboxItem.status == "pending")
+        )
+    return count or 0
+
+
+async def _deliver_all(desk: Desk, bot_api: TelegramApiStandIn) -> None:
+    async with TelegramSender(bot_api.token, bot_api.base_url) as telegram:
+        worker = DeliveryWorker(desk.sessions, {"telegram": telegram})
+        while await worker.deliver_due():
+            pass
+
+
+def _card(bot_api: TelegramApiStandIn) -> str:
+    posted = bot_api.sent_messages(STAFF_CHAT)
+    assert len(posted) == 1  # one card per ticket, edited in place
+    return str(posted[0]["text"])
+
+
+async def test_twenty_follow_ups_leave_one_card_item_and_it_shows_them_all(
+    desk: Desk, bot_api: TelegramApiStandIn
+) -> None:
+    desk.staff_telegram_chat_id = STAFF_CHAT
+    for n in range(21):
+        await _write(desk, n)
+        assert await _queued_cards(desk) == 1
+    await _deliver_all(desk, bot_api)
+    assert "сообщений: 21" in _card(bot_api)
+    assert await _queued_cards(desk) == 0
+
+
+async def test_a_card_being_sent_is_followed_by_one_more(desk: Desk, bot_api: TelegramApiStandIn) -> None:
+    desk.staff_telegram_chat_id = STAFF_CHAT
+    await _write(desk, 0)
+    async with desk.sessions.begin() as session:
+        # A worker holds the card item: it may have drawn the card already, before the follow-ups below.
+        await session.execute(
+            update(OutboxItem)
+            .where(*CARD)
+            .values(locked_until=utcnow() + timedelta(minutes=5), claim_token="worker-a")
+        )
+    for n in range(1, 6):
+        await _write(desk, n)
+    assert await _queued_cards(desk) == 2  # the held one, and one more for all five follow-ups
+    async with desk.sessions.begin() as session:
+        # That worker died before sending: once the lease runs out, the item is sent like any other.
+        await session.execute(
+            update(OutboxItem).where(*CARD).values(locked_until=utcnow() - timedelta(seconds=1))
+        )
+    await _deliver_all(desk, bot_api)
+    assert "сообщений: 6" in _card(bot_api)
