@@ -40,6 +40,7 @@ from helpdesk.usecases import self_service
 from helpdesk.usecases.errors import InvalidTransition
 from helpdesk.usecases.introductions import introduce, record_outcome
 from helpdesk.usecases.referral_links import answer_by_link
+from helpdesk.usecases.referral_load import PENALTIES, matching_load
 from helpdesk.usecases.referral_reminders import ReminderRun, remind_referrals
 from helpdesk.usecases.referral_tokens import link_key, link_token
 from helpdesk.usecases.referrals import LINK_LIFETIME, refer
@@ -279,3 +280,46 @@ async def test_end_to_end_refer_yes_consent_on_telegram_introduction_outcome(
     rendered = render_report(report, "md")
     assert "Example-Sadykova" not in rendered and "expert001" not in rendered  # no personal names
     assert "Часть II, раздел 4" in rendered
+
+
+async def test_open_referrals_and_recent_refusals_weigh_in_the_matchers_load(
+    runtime: Runtime, imap: ImapStandIn, smtp: SmtpStandIn
+) -> None:
+    _, offer = await offered(runtime, imap, smtp)
+    async with runtime.desk.sessions() as session:
+        assert (await matching_load(session)).get("ex-001") == 1  # an open offer is an open ticket
+    await arrive(runtime, imap, answer(offer, sender=EXPERT, body="нет", message_id="<n@x>"))
+    [referral] = await referrals(runtime)
+    assert referral.answered_at is not None
+    penalty = PENALTIES["declined"]
+    async with runtime.desk.sessions() as session:
+        assert (await matching_load(session)).get("ex-001") == penalty.weight
+        later = referral.answered_at + penalty.lasts + timedelta(seconds=1)
+        assert (await matching_load(session, now=later)).get("ex-001", 0) == 0
+
+
+async def test_availability_and_max_open_tickets_are_honoured(runtime: Runtime, imap: ImapStandIn) -> None:
+    first = await email_request(runtime, imap, 1)
+    second = await email_request(runtime, imap, 2)
+    roster = (
+        Expert(
+            id="busy", name="A", email="busy@example.org", languages=("en",), targets=(1,), max_open_tickets=1
+        ),
+        Expert(
+            id="away",
+            name="B",
+            email="away@example.org",
+            languages=("en",),
+            targets=(1,),
+            availability="unavailable",
+        ),
+    )
+    await load_roster(runtime.desk, roster, actor="test")
+    with pytest.raises(InvalidTransition, match="unavailable"):
+        await refer(runtime.desk, first.reference, ["away"], message=None, actor="cli:t")
+    await refer(runtime.desk, first.reference, ["busy"], message=None, actor="cli:t")
+    with pytest.raises(InvalidTransition, match="max_open_tickets 1"):
+        await refer(runtime.desk, second.reference, ["busy"], message=None, actor="cli:t")
+    with pytest.raises(Exception, match="no expert 'nobody'"):
+        await refer(runtime.desk, second.reference, ["nobody"], message=None, actor="cli:t")
+    assert len(await referrals(runtime)) == 1  # a refused referral leaves nothing behind

@@ -20,8 +20,8 @@ from helpdesk.usecases.acknowledge import acknowledge
 from helpdesk.usecases.email_rules import after_stored, relay_staff_mail
 from helpdesk.usecases.introductions import record_consent
 from helpdesk.usecases.knowledge_state import current_triage
-from helpdesk.usecases.load import expert_load
 from helpdesk.usecases.numbering import next_reference
+from helpdesk.usecases.referral_load import matching_load
 from helpdesk.usecases.referrals import record_expert_message
 from helpdesk.usecases.requesters import find_or_create_requester
 from helpdesk.usecases.threading_rules import find_referral, find_thread
@@ -185,7 +185,7 @@ async def _triage(
     triage = await current_triage(desk, session)
     text = "\n".join(part for part in (inbound.subject, inbound.text_for_classification) if part)
     classification = triage.classify(text)
-    assessment = triage.assess(classification, language=language or "ru", load=await expert_load(session))
+    assessment = triage.assess(classification, language=language or "ru", load=await matching_load(session))
     party = requester.party
     if party is None and classification.party is not None:
         # The text names the Party ("our ministry in Nukus"): remember it for this requester too.

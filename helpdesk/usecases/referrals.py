@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.composer import ExpertLetter
@@ -27,6 +27,7 @@ from helpdesk.usecases import events
 from helpdesk.usecases.answer_words import read_answer
 from helpdesk.usecases.errors import DeskError, InvalidTransition, NoRoute
 from helpdesk.usecases.knowledge_state import current_triage
+from helpdesk.usecases.load import expert_load
 from helpdesk.usecases.referral_tokens import link_key, link_token, reply_key, reply_token
 from helpdesk.usecases.reply_addresses import reply_address
 from helpdesk.usecases.tickets import audit, get_ticket, store_inbound
@@ -34,6 +35,8 @@ from knowledge.models import Expert
 
 OFFERED, ACCEPTED, DECLINED, NO_ANSWER = "offered", "accepted", "declined", "no_answer"
 STATES = (OFFERED, ACCEPTED, DECLINED, NO_ANSWER)
+# Still taking the expert's time: counted in their load (``referral_load``) and against max_open_tickets.
+OPEN = or_(Referral.state == OFFERED, and_(Referral.state == ACCEPTED, Referral.outcome.is_(None)))
 # One-click answer links stay valid this long (the no-answer deadline is twice the reminder delay anyway).
 LINK_LIFETIME = timedelta(days=30)
 
@@ -164,6 +167,14 @@ async def refer(
             )
             if open_already is not None:
                 raise InvalidTransition(f"{ticket.reference} is already referred to expert {expert_id}")
+            held = (await expert_load(session)).get(expert.id, 0) + await session.scalar(
+                select(func.count()).where(OPEN, Referral.expert_id == expert.id)
+            )
+            if held >= expert.max_open_tickets:
+                raise InvalidTransition(
+                    f"expert {expert_id} already holds {held} open tickets and referrals "
+                    f"(max_open_tickets {expert.max_open_tickets})"
+                )
             channel, recipient = await _route(session, expert)
             referral = Referral(
                 ticket=ticket,
