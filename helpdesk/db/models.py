@@ -403,5 +403,20 @@ class Referral(Base):
     outcome_text: Mapped[str | None] = mapped_column(Text)
     outcome_at: Mapped[datetime | None] = mapped_column()
 
+    @property
+    def stage(self) -> str:
+        """How far the referral has come, as the staff card and ``tickets show`` name it."""
+        if self.outcome is not None:
+            return f"outcome: {self.outcome}"
+        if self.cooperation_at is not None:
+            return "in cooperation"
+        if self.introduced_at is not None:
+            return "introduced"
+        if self.consent == "no":
+            return "requester declined the introduction"
+        if self.consent_asked_at is not None:
+            return "waiting for the requester's consent"
+        return self.state.replace("_", " ")
+
     # Joined: every use of a referral (letters, answers, the report) needs its ticket.
     ticket: Mapped[Ticket] = relationship(lazy="joined", innerjoin=True)
