@@ -39,6 +39,9 @@ from helpdesk.service import Runtime
 from helpdesk.usecases import self_service
 from helpdesk.usecases.errors import InvalidTransition
 from helpdesk.usecases.introductions import introduce, record_outcome
+from helpdesk.usecases.personal_data.export import export_person
+from helpdesk.usecases.personal_data.forget import forget_person
+from helpdesk.usecases.personal_data.person import Person
 from helpdesk.usecases.referral_links import answer_by_link
 from helpdesk.usecases.referral_load import PENALTIES, matching_load
 from helpdesk.usecases.referral_reminders import ReminderRun, remind_referrals
@@ -323,3 +326,25 @@ async def test_availability_and_max_open_tickets_are_honoured(runtime: Runtime, 
     with pytest.raises(Exception, match="no expert 'nobody'"):
         await refer(runtime.desk, second.reference, ["nobody"], message=None, actor="cli:t")
     assert len(await referrals(runtime)) == 1  # a refused referral leaves nothing behind
+
+
+async def test_an_expert_can_be_exported_and_forgotten_like_a_requester(
+    runtime: Runtime, imap: ImapStandIn, smtp: SmtpStandIn
+) -> None:
+    reference, offer = await offered(runtime, imap, smtp)
+    await arrive(runtime, imap, answer(offer, sender=EXPERT, body="Да, с удовольствием", message_id="<e@x>"))
+    exported = await export_person(runtime.desk, Person(email=EXPERT.upper()))
+    [referral] = exported["as_expert"]["referrals"]
+    assert (referral["ticket"], referral["state"], referral["recipient"]) == (reference, "accepted", EXPERT)
+    assert [m["body"].strip() for m in exported["as_expert"]["expert_messages"]] == ["Да, с удовольствием"]
+    assert any(o["recipient"] == EXPERT for o in exported["outbox"])
+
+    result = await forget_person(runtime.desk, Person(email=EXPERT), actor="cli:t")
+    assert result.referrals == 1
+    [kept] = [m for m in await messages(runtime, reference) if m.kind == "expert"]
+    assert kept.body == "[erased]"
+    [row] = await referrals(runtime)
+    assert row.recipient != EXPERT and row.state == "accepted"  # the figures stay, the person goes
+    again = await export_person(runtime.desk, Person(email=EXPERT))
+    assert again["as_expert"] == {"roster": [], "referrals": [], "expert_messages": []}
+    assert not [o for o in again["outbox"] if o["recipient"] == EXPERT]
