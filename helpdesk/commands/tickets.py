@@ -188,6 +188,12 @@ def _show_text(ticket: dict[str, Any]) -> str:
         lines.append(message["text"].rstrip())
         lines.extend(f"    attachment: {a['filename']} ({a['size']} bytes)" for a in message["attachments"])
         lines.append("")
+    if ticket["referrals"]:
+        lines.append("referrals:")
+        lines.extend(
+            f"  R{r['id']} {r['expert'] or r['organisation']} ({r['channel']}): {r['stage']}"
+            for r in ticket["referrals"]
+        )
     lines.append("history:")
     lines.extend(
         f"  {e['at']} {e['actor']} {e['action']} {json.dumps(e['detail'], ensure_ascii=False)}"
