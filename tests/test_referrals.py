@@ -90,11 +90,11 @@ async def test_the_offer_reaches_the_expert_in_their_language_without_the_reques
 ) -> None:
     reference, offer = await offered(runtime, imap, smtp)
     text = body_of(offer)
-    assert f"[{reference} R1]" in str(offer.message["Subject"])
+    [referral] = await referrals(runtime)
+    assert f"[{reference} R{referral.id}]" in str(offer.message["Subject"])
     assert "Could you advise them?" in text and "да" in text  # ru: the expert's first language
     assert REQUESTER not in text and "Umarov" not in text
-    assert "+r1-" in str(offer.message["Reply-To"])
-    [referral] = await referrals(runtime)
+    assert f"+r{referral.id}-" in str(offer.message["Reply-To"])
     assert (referral.state, referral.channel, referral.language) == ("offered", "email", "ru")
 
 

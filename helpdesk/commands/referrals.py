@@ -21,7 +21,10 @@ def register(
         help="offer the ticket to experts of the roster (by their email or Telegram, in their language)",
     )
     refer_parser.add_argument("reference")
-    refer_parser.add_argument("--expert", action="append", required=True, help="roster id; repeat for more")
+    refer_parser.add_argument("--expert", action="append", default=[], help="roster id; repeat for more")
+    refer_parser.add_argument(
+        "--organisation", help="a provider organisation of the roster: each of its available experts"
+    )
     refer_parser.add_argument("--message", help="the Centre's covering message to the expert")
     actor_option(refer_parser)
     refer_parser.set_defaults(handler=_refer, actor_of=actor)
@@ -57,7 +60,12 @@ def _actor(args: argparse.Namespace) -> str:
 async def _refer(args: argparse.Namespace) -> int:
     async with open_runtime(Settings.from_env()) as runtime:
         made = await refer(
-            runtime.desk, args.reference, args.expert, message=args.message, actor=_actor(args)
+            runtime.desk,
+            args.reference,
+            args.expert,
+            message=args.message,
+            actor=_actor(args),
+            organisation=args.organisation,
         )
         for referral in made:
             print(

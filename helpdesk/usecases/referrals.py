@@ -143,15 +143,29 @@ async def refer(
     *,
     message: str | None,
     actor: str,
+    organisation: str | None = None,
     settings: ReferralSettings | None = None,
 ) -> list[Referral]:
-    """Offer the ticket to each expert in ``expert_ids``; refused as a whole when one cannot be offered."""
+    """Offer the ticket to each expert in ``expert_ids`` and, as a group, to every available expert of the
+    provider ``organisation``; refused as a whole when one of them cannot be offered."""
     settings = settings or ReferralSettings()
     covering = (message or "").strip() or None
     made: list[Referral] = []
     async with desk.sessions.begin() as session:
         ticket = await get_ticket(session, reference, for_update=True)
         roster = await roster_experts(desk, session)
+        if organisation is not None:
+            members = [
+                e.id
+                for e in roster.values()
+                if e.organisation.casefold() == organisation.strip().casefold()
+                and e.availability != "unavailable"
+            ]
+            if not members:
+                raise UnknownExpert(f"no available expert of {organisation!r} in the roster")
+            expert_ids = [*expert_ids, *members]
+        if not expert_ids:
+            raise InvalidTransition("name an expert or an organisation to refer to")
         for expert_id in dict.fromkeys(expert_ids):
             expert = roster.get(expert_id)
             if expert is None:
