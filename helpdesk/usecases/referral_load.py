@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.db.models import Referral
@@ -43,9 +43,11 @@ async def matching_load(session: AsyncSession, *, now: datetime | None = None) -
         ),
         else_=0,
     )
+    # Only rows that can weigh: the open ones and the recent refusals, not the whole history.
+    longest = max(penalty.lasts for penalty in PENALTIES.values())
     rows = await session.execute(
         select(Referral.expert_id, func.sum(weight))
-        .where(Referral.expert_id.is_not(None))
+        .where(Referral.expert_id.is_not(None), or_(OPEN, Referral.answered_at >= now - longest))
         .group_by(Referral.expert_id)
     )
     load = dict(await expert_load(session))
