@@ -77,6 +77,10 @@ def _org(referral: Referral) -> str:
 async def record_consent(desk: Desk, session: AsyncSession, ticket: Ticket, inbound: InboundMessage) -> None:
     """The requester's message on a ticket awaiting their consent: a yes or no is recorded (a yes then
     introduces); anything else leaves the question open."""
+    # Read the words first: most messages are no yes or no, and cost no look-up.
+    answer = None if inbound.automatic else read_answer(inbound.stripped_text or inbound.text)
+    if answer is None:
+        return
     waiting = (
         (
             await session.scalars(
@@ -90,9 +94,6 @@ async def record_consent(desk: Desk, session: AsyncSession, ticket: Ticket, inbo
         .unique()
         .all()
     )
-    answer = read_answer(inbound.stripped_text or inbound.text) if waiting and not inbound.automatic else None
-    if answer is None:
-        return
     now = inbound.received_at or utcnow()
     for referral in waiting:
         referral.consent, referral.consent_at = answer, now
