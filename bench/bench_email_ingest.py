@@ -24,7 +24,6 @@ from pathlib import Path
 import aioimaplib
 
 from helpdesk.config import Settings
-from helpdesk.email.intake import poll_email_once
 from helpdesk.service import open_runtime
 from standins.environment import standin_environment
 from standins.imap_server import ImapStandIn
@@ -93,7 +92,7 @@ def settings_for(imap: ImapStandIn, smtp: SmtpStandIn, database: Path) -> Settin
 async def ours(imap: ImapStandIn, smtp: SmtpStandIn, database: Path) -> tuple[float, int]:
     async with open_runtime(settings_for(imap, smtp, database), create=True) as runtime:
         started = time.perf_counter()
-        result = await poll_email_once(runtime)
+        result = await runtime.poll_mail_once()
         elapsed = time.perf_counter() - started
     return elapsed, result.committed
 

@@ -396,6 +396,9 @@ async def _write(connection: AsyncConnection, rows: dict[str, list[dict[str, Any
     """Parents first (TABLES is in foreign-key order)."""
     if connection.dialect.name == "postgresql":
         raw = (await connection.get_raw_connection()).driver_connection
+        # The search index's row triggers (migration 0011) would rebuild a ticket's document once per
+        # message; off for the load, then each new ticket is indexed once, by the migration's own function.
+        await raw.execute("SET LOCAL session_replication_role = replica")
         for table in TABLES:
             batch = rows[table.name]
             if batch:
@@ -405,6 +408,14 @@ async def _write(connection: AsyncConnection, rows: dict[str, list[dict[str, Any
                     for row in batch
                 ]
                 await raw.copy_records_to_table(table.name, records=records, columns=columns)
+        await raw.execute("SET LOCAL session_replication_role = origin")
+        ids = [row["id"] for row in rows["tickets"]]
+        await raw.execute("SELECT ticket_search_refresh($1::integer[])", ids)
+        await raw.execute(
+            "INSERT INTO ticket_targets SELECT * FROM ticket_target_rows "
+            "WHERE ticket_id = ANY ($1::integer[]) ON CONFLICT DO NOTHING",
+            ids,
+        )
         return
     for table in TABLES:
         if rows[table.name]:

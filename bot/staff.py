@@ -1,6 +1,7 @@
 """Handlers for staff: card buttons, replies to cards, and /reply /note /queue /mine /ticket.
 
-Only HELPDESK_STAFF_TELEGRAM_IDS may act, and only in a staff place: the staff group, or a staff member's
+Only staff may act (enabled staff accounts' Telegram ids, HELPDESK_STAFF_TELEGRAM_IDS as a seed: see
+helpdesk/usecases/staff_directory.py), and only in a staff place: the staff group, or a staff member's
 own private chat with the bot. Anyone else, or staff anywhere else (a requesters' group), is refused with
 a short answer that shows nothing of a ticket, and the attempt is logged (and audited on the ticket it was
 about). ``_admit`` is that rule, and every handler goes through it. Every action is a desk use-case; the
@@ -38,6 +39,7 @@ from helpdesk.usecases.note import add_note
 from helpdesk.usecases.referrals import refer
 from helpdesk.usecases.refusals import record_refusal
 from helpdesk.usecases.reply import reply
+from helpdesk.usecases.staff_directory import staff_telegram_ids
 from helpdesk.usecases.status import close, set_status
 
 log = logging.getLogger(__name__)
@@ -95,8 +97,13 @@ class StaffHandlers:
     def _text(self, template: str, **context: object) -> str:
         return render(f"bot/{template}.{{lang}}.txt.j2", staff_language(), **context).strip()
 
-    def _is_staff(self, user: User | None) -> bool:
-        if user is None or user.id not in self._staff_ids:
+    async def _staff_ids_now(self) -> frozenset[int]:
+        """Staff accounts' Telegram ids, with HELPDESK_STAFF_TELEGRAM_IDS as the seed (staff_directory)."""
+        async with self._desk.sessions() as session:
+            return await staff_telegram_ids(session, self._staff_ids)
+
+    async def _is_staff(self, user: User | None) -> bool:
+        if user is None or user.id not in await self._staff_ids_now():
             return False
         self._names[user.id] = staff_name(user)
         return True
@@ -118,7 +125,7 @@ class StaffHandlers:
         """None when ``user`` may act in ``chat``; otherwise the refusal to answer (without any ticket
         content), after the attempt is logged and audited."""
         actor = f"telegram:{user.id}" if user else "telegram:unknown"
-        if not self._is_staff(user):
+        if not await self._is_staff(user):
             await record_refusal(self._desk, reference, actor, attempted)
             return self._text("staff_refused")
         assert user is not None
@@ -251,7 +258,7 @@ class StaffHandlers:
             await assign(self._desk, reference, staff_name(user), actor=actor)
             return self._text("staff_done", action="assigned", reference=reference, who=staff_name(user))
         if op == "who":
-            known = {i: self._names.get(i, f"tg:{i}") for i in sorted(self._staff_ids)}
+            known = {i: self._names.get(i, f"tg:{i}") for i in sorted(await self._staff_ids_now())}
             rows = [[{"text": name, "callback_data": f"st:to:{reference}:{i}"}] for i, name in known.items()]
             rows.append([{"text": label["unassign"], "callback_data": f"st:to:{reference}:0"}])
             return {"inline_keyboard": [*rows, back]}

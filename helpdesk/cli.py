@@ -16,7 +16,19 @@ from helpdesk.db.reachable import DatabaseUnavailable
 from helpdesk.usecases.errors import DeskError
 
 # Each module registers its own sub-command(s); a module that is not there yet is simply not offered.
-COMMAND_MODULES = ("run", "demo", "db", "tickets", "mail", "health", "classify", "kb", "report", "requester")
+COMMAND_MODULES = (
+    "run",
+    "demo",
+    "db",
+    "tickets",
+    "mail",
+    "health",
+    "classify",
+    "kb",
+    "report",
+    "requester",
+    "staff",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

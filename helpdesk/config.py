@@ -87,6 +87,24 @@ class TelegramSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    port: int
+    host: str = "127.0.0.1"
+    # Signs the session cookies; None: a random key the desk generated once and keeps in its database.
+    secret_key: Secret | None = None
+    # Where staff reach it (links to ticket pages); cookies are Secure when it is https.
+    base_url: str | None = None
+
+    @property
+    def https(self) -> bool:
+        return (self.base_url or "").startswith("https://")
+
+    @property
+    def host_name(self) -> str | None:
+        return urlsplit(self.base_url).hostname if self.base_url else None
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str
     telegram: TelegramSettings | None = None
@@ -126,6 +144,8 @@ class Settings:
     # Flood limits per Telegram requester (helpdesk/flood.py).
     telegram_max_open_tickets: int = 5
     telegram_receipts_per_minute: int = 3
+    # The staff web workspace (helpdesk/web); off without a port.
+    web: WebSettings | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, cwd: Path | None = None) -> Settings:
@@ -343,7 +363,38 @@ def _parse(env: Mapping[str, str], cwd: Path) -> Settings:
         telegram_outage_grace_seconds=_float(env, "HELPDESK_TELEGRAM_OUTAGE_GRACE_SECONDS", 60.0),
         telegram_max_open_tickets=_bounded(env, "HELPDESK_TELEGRAM_MAX_OPEN_TICKETS", 5, 1, 1000),
         telegram_receipts_per_minute=_bounded(env, "HELPDESK_TELEGRAM_RECEIPTS_PER_MINUTE", 3, 0, 1000),
+        web=_web(env),
     )
+
+
+def _web(env: Mapping[str, str]) -> WebSettings | None:
+    if _get(env, "HELPDESK_WEB_PORT") is None:
+        return None
+    key = _web_secret_key(env, "HELPDESK_WEB_SECRET_KEY")
+    return WebSettings(
+        port=_port(env, "HELPDESK_WEB_PORT", 8080),
+        host=_get(env, "HELPDESK_WEB_HOST") or "127.0.0.1",
+        secret_key=Secret(key) if key else None,
+        base_url=_base_url(env, "HELPDESK_WEB_BASE_URL"),
+    )
+
+
+def _base_url(env: Mapping[str, str], name: str) -> str | None:
+    value = _get(env, name)
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(f"{name} must be an http:// or https:// URL without query, got {value!r}")
+    return value.rstrip("/")
+
+
+def _web_secret_key(env: Mapping[str, str], name: str) -> str | None:
+    value = _get(env, name)
+    # Anything shorter is guessable offline from one signed cookie.
+    if value is not None and len(value) < 32:
+        raise ConfigError(f"{name} must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+    return value
 
 
 def _api_url(env: Mapping[str, str], name: str) -> str:
@@ -486,6 +537,10 @@ SETTINGS: dict[str, ValueCheck | None] = {
     "HELPDESK_REFERRAL_REMINDER_DAYS": None,
     "HELPDESK_DELIVERY_LEASE_SECONDS": None,
     "HELPDESK_DELIVERY_RETRY_BASE_SECONDS": None,
+    "HELPDESK_WEB_PORT": partial(_port, default=8080),
+    "HELPDESK_WEB_HOST": None,
+    "HELPDESK_WEB_BASE_URL": _base_url,
+    "HELPDESK_WEB_SECRET_KEY": _web_secret_key,
 }
 
 # Variables of the test suite and the benches, not settings of the desk.

@@ -8,7 +8,9 @@ and prints what each requester received and the ticket list.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import shlex
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
@@ -16,13 +18,22 @@ from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import TextIO
 
-from helpdesk.config import ConfigError, ImapSettings, Secret, Settings, SmtpSettings, TelegramSettings
+from helpdesk.config import (
+    ConfigError,
+    ImapSettings,
+    Secret,
+    Settings,
+    SmtpSettings,
+    TelegramSettings,
+    WebSettings,
+)
 from helpdesk.db.reachable import sqlite_path
 from helpdesk.db.types import utcnow
 from helpdesk.demo_database import claim_demo_database
 from helpdesk.service import Runtime, open_runtime, serve
 from helpdesk.usecases.listing import TicketFilter, list_tickets
 from helpdesk.usecases.reply import reply
+from helpdesk.usecases.staff_accounts import add_account
 from helpdesk.worker import RetryPolicy
 from standins.imap_server import ImapStandIn
 from standins.smtp_server import SmtpStandIn
@@ -30,6 +41,7 @@ from standins.telegram_api import TelegramApiStandIn
 
 MAIL_FROM = "helpdesk@tscc-demo.example"
 TOKEN = "7000000001:DEMO-not-a-real-token"
+DEMO_STAFF = "staff@tscc-demo.example"
 
 TELEGRAM_REQUESTS = [
     (
@@ -95,8 +107,11 @@ async def _until(what: str, check: Callable[[], Awaitable[bool]], timeout: float
         await asyncio.sleep(0.1)
 
 
-async def run_demo(out: TextIO, directory: Path) -> int:
-    """Run the demo against stand-ins, keeping its tickets in DIRECTORY/helpdesk.db for the staff commands."""
+async def run_demo(out: TextIO, directory: Path, *, serve_port: int | None = None) -> int:
+    """Run the demo against stand-ins, keeping its tickets in DIRECTORY/helpdesk.db for the staff commands.
+
+    With ``serve_port`` it then keeps running with the web workspace on 127.0.0.1:PORT until SIGINT/SIGTERM.
+    """
     database, replaced = await claim_demo_database(directory)
     async with (
         TelegramApiStandIn(TOKEN) as bot_api,
@@ -117,6 +132,7 @@ async def run_demo(out: TextIO, directory: Path) -> int:
             ),
             smtp=SmtpSettings(host=smtp.host, port=smtp.port, user=None, password=None, tls=False),
             mail_from=MAIL_FROM,
+            web=WebSettings(port=serve_port) if serve_port else None,
         )
         print(
             f"{'Replaced the previous demo database' if replaced else 'Demo database'}: {database}", file=out
@@ -132,6 +148,8 @@ async def run_demo(out: TextIO, directory: Path) -> int:
             service = asyncio.create_task(serve(runtime, stop))
             try:
                 await _exchange(runtime, bot_api, smtp, imap, out)
+                if settings.web is not None:
+                    await _serve_until_stopped(runtime, settings.web, out)
             finally:
                 stop.set()
                 await service
@@ -209,3 +227,21 @@ async def _print_tickets(runtime: Runtime, out: TextIO) -> None:
             f"{ticket['subject'][:60]}",
             file=out,
         )
+
+
+async def _serve_until_stopped(runtime: Runtime, web: WebSettings, out: TextIO) -> None:
+    """A staff login for the workspace, printed, then wait for Ctrl-C or SIGTERM."""
+    password = secrets.token_urlsafe(12)
+    await add_account(runtime.desk, DEMO_STAFF, name="Demo Staff", role="admin", password=password)
+    print(f"\n== Web workspace: http://{web.host}:{web.port}/", file=out)
+    print(f"Sign in as {DEMO_STAFF} with the password {password}", file=out)
+    print("Replies sent there reach the stand-ins; Ctrl-C stops the demo.", file=out, flush=True)
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopped.set)
+    try:
+        await stopped.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 class Desk:
     sessions: async_sessionmaker[AsyncSession]
     mail_from: str | None = None
+    # HELPDESK_STAFF_EMAILS, a seed: who is staff is usecases/staff_directory.py's answer (accounts first).
     staff_emails: frozenset[str] = frozenset()
     # Language of the mail the desk writes to staff (HELPDESK_REPORT_LANGUAGE, like the monthly report).
     staff_mail_language: str = "ru"
@@ -43,6 +45,12 @@ class Desk:
             return self.composers[channel]
         except KeyError:
             raise UnknownChannel(channel) from None
+
+    # HELPDESK_WEB_BASE_URL: staff cards and notification mails link to the ticket's page when it is set.
+    web_base_url: str | None = None
+
+    def ticket_url(self, reference: str) -> str | None:
+        return f"{self.web_base_url}/tickets/{quote(reference, safe='')}" if self.web_base_url else None
 
     @property
     def mail_domain(self) -> str:

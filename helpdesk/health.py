@@ -91,7 +91,7 @@ async def check_smtp(settings: Settings) -> Check:
 
 
 async def check_imap(settings: Settings) -> Check:
-    from helpdesk.email.imap_intake import ImapMailbox
+    from helpdesk.email.imap_mailbox import ImapMailbox
 
     imap = settings.imap
     assert imap is not None

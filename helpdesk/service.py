@@ -9,13 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from helpdesk.composer import ChannelComposer
@@ -23,19 +22,18 @@ from helpdesk.config import Settings
 from helpdesk.db.engine import make_engine, make_sessions
 from helpdesk.db.migrate import upgrade
 from helpdesk.db.reachable import ensure_database
-from helpdesk.db.transient import retrying
 from helpdesk.delivery import ChannelSender
 from helpdesk.desk import Desk
 from helpdesk.flood import FloodLimits
-from helpdesk.messages import InboundMessage
 from helpdesk.safe_intake import SafeIntake
 from helpdesk.spool import InboundSpool
 from helpdesk.usecases.cards import queue_card_for
-from helpdesk.usecases.receive import ReceiveResult, receive
 from helpdesk.worker import DeliveryWorker, RetryPolicy
 
 if TYPE_CHECKING:
-    from helpdesk.email.parser_process import GuardedParser
+    from helpdesk.email.imap_mailbox import ImapMailbox
+    from helpdesk.email.imap_polling import PollResult
+    from helpdesk.email.intake import MailIntake
 
 log = logging.getLogger(__name__)
 
@@ -51,21 +49,47 @@ class Runtime:
     worker: DeliveryWorker
     intake: SafeIntake
     senders: dict[str, ChannelSender] = field(default_factory=dict)
-    # The email channel's parser worker, made on first use (so other commands never start it).
-    mail_parser: GuardedParser | None = None
+    # Email intake's dependencies, made on first use (`mail`); its parser worker starts with the first mail.
+    _mail: MailIntake | None = None
 
-    async def receive(self, inbound: InboundMessage) -> ReceiveResult:
-        """Receive with retries while the database is briefly away (a restart, a failover).
+    @property
+    def mail(self) -> MailIntake:
+        """What email intake needs, given explicitly: the desk, the parser, the limits, the settings."""
+        if self._mail is None:
+            from helpdesk.email.intake import MailIntake
+            from helpdesk.email.limits import MailLimits
+            from helpdesk.email.parser_process import GuardedParser
 
-        Safe to repeat: a message that did commit before the connection broke is found again by its
-        channel id and reported as a duplicate. A unique-key clash (another process took the same
-        message at the same moment) is retried once the same way.
-        """
-        return await retrying(
-            lambda: receive(self.desk, inbound),
-            RECEIVE_RETRY_DELAYS,
-            what=f"receiving {inbound.channel_message_id}",
-            once_more_on=(sa_exc.IntegrityError,),
+            settings = self.settings
+            self._mail = MailIntake(
+                desk=self.desk,
+                parser=GuardedParser(),
+                limits=MailLimits.with_max_message_mb(settings.mail_max_message_mb),
+                retry_delays=RECEIVE_RETRY_DELAYS,
+                max_attachment_bytes=int(settings.mail_max_attachment_mb * 1024 * 1024),
+                trusted_authserv_id=settings.mail_trusted_authserv_id,
+            )
+        return self._mail
+
+    def mailbox(self) -> Callable[[], ImapMailbox]:
+        """Opens a fresh connection to the configured mailbox (one per (re)connection)."""
+        from helpdesk.email.intake import mailbox_factory
+
+        if self.settings.imap is None:
+            raise RuntimeError("email intake needs HELPDESK_IMAP_HOST")
+        return mailbox_factory(self.settings.imap, timeout=self.settings.mail_timeout_seconds)
+
+    async def poll_mail_once(self) -> PollResult:
+        from helpdesk.email.intake import poll_email_once
+
+        return await poll_email_once(self.mail, self.mailbox())
+
+    async def run_mail(self, stop: asyncio.Event) -> None:
+        from helpdesk.email.intake import run_email_intake
+
+        assert self.settings.imap is not None
+        await run_email_intake(
+            self.mail, self.mailbox(), interval=self.settings.imap.poll_interval, stop=stop
         )
 
 
@@ -141,6 +165,7 @@ async def open_runtime(
         staff_telegram_chat_id=settings.telegram.staff_chat_id if settings.telegram is not None else None,
         limits=limits,
         composers=standard_composers(),
+        web_base_url=settings.web.base_url if settings.web is not None else None,
     )
     spool = InboundSpool(settings.spool_dir, max_bytes=settings.spool_max_mb * 1024 * 1024)
     intake = SafeIntake(
@@ -154,8 +179,8 @@ async def open_runtime(
     try:
         yield runtime
     finally:
-        if runtime.mail_parser is not None:
-            await runtime.mail_parser.close()
+        if runtime._mail is not None:
+            await runtime._mail.parser.close()
         for sender in senders.values():
             closer = getattr(sender, "close", None)
             if closer is not None:
@@ -213,10 +238,20 @@ async def _serve_channels(runtime: Runtime, stop: asyncio.Event, tasks: list[asy
                 await start_polling(application, bootstrap_retries=-1)
                 log.info("Telegram channel polling")
             stack.push_async_callback(stop_application, application)
-        if settings.imap is not None:
-            from helpdesk.email.intake import run_email_intake
+        if settings.web is not None:
+            from helpdesk.web.server import start_web
 
-            tasks.append(asyncio.create_task(run_email_intake(runtime, stop), name="email-intake"))
+            tasks.append(
+                await start_web(
+                    runtime.desk,
+                    settings.web,
+                    stop,
+                    settings,
+                    response_target_hours=settings.response_target_hours,
+                )
+            )
+        if settings.imap is not None:
+            tasks.append(asyncio.create_task(runtime.run_mail(stop), name="email-intake"))
             log.info("email channel polling %s every %.0f s", settings.imap.host, settings.imap.poll_interval)
         if settings.report_day:
             from helpdesk.jobs.monthly_report import run_monthly_reports

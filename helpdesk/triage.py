@@ -17,7 +17,7 @@ from helpdesk.classification import (
     build_classifier,
 )
 from helpdesk.matching import Matcher
-from knowledge import Expert, KnowledgeBase, load_knowledge_base
+from knowledge import Expert, KnowledgeBase, Resource, load_knowledge_base
 
 EXPERTS_SHOWN = 5
 RESOURCES_STORED = 5
@@ -57,6 +57,9 @@ class Triage:
     def with_experts(self, experts: tuple[Expert, ...]) -> Triage:
         kb = self.kb.with_experts(experts)
         return Triage(kb, self.classifier)
+
+    def with_resources(self, resources: tuple[Resource, ...]) -> Triage:
+        return Triage(self.kb.with_resources(resources), self.classifier)
 
     def classify(self, text: str) -> Classification:
         return self.classifier.classify(text)

@@ -203,7 +203,9 @@ class DeliveryWorker:
             ticket = await session.get(Ticket, ticket_id)
             if ticket is None:
                 return outbound
-            card = await card_outbound(session, ticket, int(outbound.recipient))
+            card = await card_outbound(
+                session, ticket, int(outbound.recipient), ticket_url=outbound.extra.get("ticket_url")
+            )
         if ticket.telegram_card_message_id is None:
             return card
         return replace(card, extra={**card.extra, "edit_message_id": ticket.telegram_card_message_id})

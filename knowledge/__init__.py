@@ -6,7 +6,7 @@ kb = load_knowledge_base(path)        # a directory whose files override the pac
 """
 
 from knowledge.errors import KnowledgeError
-from knowledge.loader import load_knowledge_base, packaged_data_dir
+from knowledge.loader import load_knowledge_base, packaged_data_dir, packaged_knowledge_base
 from knowledge.models import (
     AVAILABILITY,
     RESOURCE_TYPES,
@@ -36,5 +36,6 @@ __all__ = [
     "load_experts_file",
     "load_knowledge_base",
     "packaged_data_dir",
+    "packaged_knowledge_base",
     "parse_experts",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.resources
 from collections.abc import Callable
+from functools import cache
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from types import MappingProxyType
@@ -196,3 +197,9 @@ def load_knowledge_base(directory: str | Path | None = None) -> KnowledgeBase:
         source, label = _source(root, "experts.yaml")
         experts = parse_experts(read_yaml(source, label), label)
     return KnowledgeBase(targets, core_functions, parties, resources, experts, noise, domain)
+
+
+@cache
+def packaged_knowledge_base() -> KnowledgeBase:
+    """The packaged knowledge base, read once per process (call it off the event loop the first time)."""
+    return load_knowledge_base()

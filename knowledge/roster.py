@@ -72,7 +72,8 @@ def parse_experts(doc: Any, file: str = "experts.yaml") -> tuple[Expert, ...]:
     return tuple(_expert(file, i, item, seen) for i, item in enumerate(entries(file, doc, "experts"), 1))
 
 
-def _split(cell: str) -> list[str]:
+def split_cell(cell: str) -> list[str]:
+    """A list typed into one cell or form field: values separated by ";" or ","."""
     return [p.strip() for p in re.split(r"[;,]", cell) if p.strip()]
 
 
@@ -95,7 +96,7 @@ def parse_experts_csv(text: str, file: str = "experts.csv") -> tuple[Expert, ...
             key = key.strip()
             value = (value or "").strip()
             if key in _LIST_COLUMNS:
-                item[key] = _split(value)
+                item[key] = split_cell(value)
             elif value:
                 item[key] = value
         out.append(_expert(file, line - 1, item, seen) if item.get("id") else _missing_id(file, line))
@@ -155,19 +156,21 @@ def dump_experts(experts: Iterable[Expert], fmt: str = "yaml") -> str:
     raise ValueError(f"unknown format {fmt!r}: yaml or csv")
 
 
+def resource_document(r: Resource) -> dict[str, Any]:
+    """A resource as a resources.yaml entry."""
+    return {
+        "id": r.id,
+        "title": r.title,
+        "url": r.url,
+        "type": r.type,
+        "languages": list(r.languages),
+        "targets": list(r.targets),
+        "core_functions": list(r.core_functions),
+    }
+
+
 def dump_resources(resources: Iterable[Resource], fmt: str = "yaml") -> str:
-    rows = [
-        {
-            "id": r.id,
-            "title": r.title,
-            "url": r.url,
-            "type": r.type,
-            "languages": list(r.languages),
-            "targets": list(r.targets),
-            "core_functions": list(r.core_functions),
-        }
-        for r in resources
-    ]
+    rows = [resource_document(r) for r in resources]
     if fmt == "csv":
         return _csv(rows, RESOURCE_COLUMNS)
     if fmt == "yaml":

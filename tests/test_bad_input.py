@@ -295,7 +295,7 @@ async def _count(rt: Runtime, model: Any) -> int:
 
 async def _intake(rt: Runtime, raw: bytes, caplog: pytest.LogCaptureFixture) -> str:
     """Hand ``raw`` to the IMAP intake handler; returns "ticket" or "dead letter", asserting which it is."""
-    handle = message_handler(rt, source="fuzz")
+    handle = message_handler(rt.mail, source="fuzz")
     digest = hashlib.sha256(raw).hexdigest()
     caplog.clear()
     try:

@@ -209,3 +209,29 @@ def test_list_takes_a_party_in_any_case(cli_db: str, capsys: pytest.CaptureFixtu
     code, out, _ = run(capsys, "tickets", "list", "--party", "kz", "--format", "json")
     rows = json.loads(out)
     assert code == 0 and [(r["reference"], r["party"]) for r in rows] == [(f"TSCC-{YEAR}-0001", "KZ")]
+
+
+def test_merge_refuses_another_requester_then_merges(cli_db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "tickets", "merge", f"TSCC-{YEAR}-0002", f"TSCC-{YEAR}-0001")
+    assert code == 1 and "different requesters" in err and len(err.strip().splitlines()) == 1
+    asyncio.run(_follow_up_ticket(cli_db))
+    code, out, _ = run(capsys, "tickets", "merge", f"tscc-{YEAR}-0003", f"TSCC-{YEAR}-0001", "--as", "aziza")
+    assert code == 0 and out.strip() == f"TSCC-{YEAR}-0003: merged into TSCC-{YEAR}-0001 and closed"
+    _, out, _ = run(capsys, "tickets", "show", f"TSCC-{YEAR}-0001", "--format", "json")
+    assert any("mangroves" in m["text"] for m in json.loads(out)["messages"])
+
+
+async def _follow_up_ticket(url: str) -> None:
+    engine = make_engine(url)
+    desk = Desk(
+        sessions=make_sessions(engine), mail_from="helpdesk@tscc.example.org", composers=standard_composers()
+    )
+    message = InboundMessage(
+        channel="email",
+        channel_message_id="<3@eco.gov.kz>",
+        sender=Sender(name="Aliya", email="aliya@eco.gov.kz"),
+        subject="Another question",
+        text="And what about mangroves?",
+    )
+    await receive(desk, message)
+    await engine.dispose()

@@ -28,7 +28,8 @@ from helpdesk.db.models import (
     TicketParticipant,
 )
 from helpdesk.desk import Desk
-from helpdesk.email.imap_intake import ImapMailbox, poll_once
+from helpdesk.email.imap_mailbox import ImapMailbox
+from helpdesk.email.imap_polling import one_by_one, poll_once
 from helpdesk.email.parse import parse_email
 from helpdesk.email.quotes import strip_quoted
 from helpdesk.service import open_runtime
@@ -351,10 +352,10 @@ async def test_poll_with_dead_letters_checkpoint_and_retry(
     names = ["koi8r_plain.eml", "not_an_email.bin", "html_only.eml", "no_message_id.eml"]
     uids = [await imap.append(corpus(name)) for name in names]
     settings = Settings.from_env(_env(database_url, imap, smtp))
-    from helpdesk.email.intake import poll_email_once, retry_dead_letter
+    from helpdesk.email.intake import retry_dead_letter
 
     async with open_runtime(settings, migrate=False) as runtime:
-        result = await poll_email_once(runtime)
+        result = await runtime.poll_mail_once()
         assert (result.fetched, result.committed, result.failed) == (4, 4, 0)
         # The binary is a dead letter, safe in the database, so it is marked seen like the rest.
         assert await imap.unseen_uids() == []
@@ -367,11 +368,11 @@ async def test_poll_with_dead_letters_checkpoint_and_retry(
 
         # A person reads new mail in a mail client before the desk polls: the checkpoint still finds it.
         late = await imap.append(corpus("utf8_kazakh.eml"), flags=r"(\Seen)")
-        assert (await poll_email_once(runtime)).committed == 1
+        assert (await runtime.poll_mail_once()).committed == 1
         assert await _count(desk, Ticket) == 4
         assert (await _all(desk, ImapCheckpoint))[0].last_uid == late
 
-        reference, reason = await retry_dead_letter(runtime, letter.id)
+        reference, reason = await retry_dead_letter(runtime.mail, letter.id)
         assert reference is None and reason and "not an email" in reason
 
     # The CLI lists and shows it (JSON), and `retry` of a fixed message resolves it.
@@ -412,7 +413,7 @@ async def test_processed_folder_moves_mail_after_commit(imap: ImapStandIn) -> No
         imap.host, imap.port, imap.user, imap.password, tls=False, timeout=5, processed_folder="Processed"
     )
     async with mailbox:
-        result = await poll_once(mailbox, handle)
+        result = await poll_once(mailbox, one_by_one(handle))
         assert (result.committed, result.declined) == (1, 1)
     assert await imap.all_uids() == [uids[1]]  # only the uncommitted one is left in INBOX
     async with mailbox:

@@ -9,14 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from helpdesk.email.imap_intake import (
-    ImapAuthError,
-    ImapConnectionError,
-    ImapMailbox,
-    PollResult,
-    poll_once,
-    run_intake,
-)
+from helpdesk.email.imap_mailbox import ImapAuthError, ImapConnectionError, ImapMailbox
+from helpdesk.email.imap_polling import PollResult, one_by_one, poll_once, run_intake
 from helpdesk.email.parse import parse_email
 from standins.imap_server import ImapStandIn
 from standins.smtp_server import free_port
@@ -52,7 +46,7 @@ async def test_poll_marks_seen_only_what_was_committed(imap: ImapStandIn) -> Non
 
     async with mailbox_for(imap) as mailbox:
         assert mailbox.uidvalidity is not None
-        result = await poll_once(mailbox, handle)
+        result = await poll_once(mailbox, one_by_one(handle))
 
     assert result == PollResult(fetched=3, committed=2, declined=1, failed=0, failed_uids=[])
     # The bytes went through IMAP intact: each message parses to its own Message-ID, in UID order.
@@ -76,7 +70,7 @@ async def test_a_failing_message_never_blocks_the_rest(imap: ImapStandIn) -> Non
         return True
 
     async with mailbox_for(imap) as mailbox:
-        first = await poll_once(mailbox, handle)
+        first = await poll_once(mailbox, one_by_one(handle))
         assert first.fetched == 3 and first.committed == 2 and first.failed == 1
         assert first.failed_uids == [uids[0]]
         assert handled == uids[1:]
@@ -87,10 +81,10 @@ async def test_a_failing_message_never_blocks_the_rest(imap: ImapStandIn) -> Non
             handled.append(uid)
             return True
 
-        second = await poll_once(mailbox, handle_ok)
+        second = await poll_once(mailbox, one_by_one(handle_ok))
         assert (second.fetched, second.committed) == (1, 1)
         assert handled[-1] == uids[0]
-        third = await poll_once(mailbox, handle_ok)
+        third = await poll_once(mailbox, one_by_one(handle_ok))
         assert third.fetched == 0
     assert await imap.unseen_uids() == []
 
@@ -98,10 +92,10 @@ async def test_a_failing_message_never_blocks_the_rest(imap: ImapStandIn) -> Non
 async def test_fetch_peeks_without_setting_seen(imap: ImapStandIn) -> None:
     uid = await imap.append(corpus("gmail_reply_quoted.eml"))
     async with mailbox_for(imap) as mailbox:
-        fetched = [item async for item in mailbox.fetch_unseen()]
-        assert [u for u, _ in fetched] == [uid]
-        assert parse_email(fetched[0][1]).subject == "Re: [TSCC-2026-0043] Request received: spatial planning"
-        assert await mailbox.fetch(uid + 1000) is None
+        fetched = await mailbox.fetch(await mailbox.unseen_uids())
+        assert list(fetched) == [uid]
+        assert parse_email(fetched[uid]).subject == "Re: [TSCC-2026-0043] Request received: spatial planning"
+        assert await mailbox.fetch([uid + 1000]) == {}
     # Fetching alone must not mark anything: a crash before commit loses nothing.
     assert "\\Seen" not in await imap.flags(uid)
 
@@ -157,7 +151,7 @@ async def test_run_intake_handles_mail_and_stops_promptly(imap: ImapStandIn, use
 
     stop = asyncio.Event()
     task = asyncio.create_task(
-        run_intake(lambda: mailbox_for(imap), handle, interval=0.3, stop=stop, use_idle=use_idle)
+        run_intake(lambda: mailbox_for(imap), one_by_one(handle), interval=0.3, stop=stop, use_idle=use_idle)
     )
     await imap.append(corpus("outlook_reply_cp1251.eml"))
     await _wait_until(lambda: len(handled) == 1)
@@ -180,7 +174,7 @@ async def test_run_intake_reconnects_after_a_server_restart(imap: ImapStandIn) -
     task = asyncio.create_task(
         run_intake(
             lambda: mailbox_for(imap, timeout=2),
-            handle,
+            one_by_one(handle),
             interval=0.2,
             stop=stop,
             use_idle=False,

@@ -12,7 +12,6 @@ from sqlalchemy import func, select
 
 from helpdesk.config import ImapSettings, Secret, Settings, SmtpSettings
 from helpdesk.db.models import Ticket
-from helpdesk.email.intake import poll_email_once
 from helpdesk.service import Runtime, open_runtime
 from helpdesk.usecases.dead_letters import list_dead_letters
 from standins.imap_server import ImapStandIn
@@ -62,7 +61,7 @@ async def test_mail_becomes_tickets_and_is_acknowledged(runtime) -> None:
     if cp1251 is not None:
         uids.append(await imap.append(cp1251))
 
-    result = await poll_email_once(rt)
+    result = await rt.poll_mail_once()
     assert result.fetched == len(uids) and result.committed == len(uids)
     assert await imap.unseen_uids() == []
     assert await ticket_count(rt) == 4
@@ -73,7 +72,7 @@ async def test_mail_becomes_tickets_and_is_acknowledged(runtime) -> None:
     assert sorted(str(m.message["To"]) for m in acks).count("aliya@eco.gov.kz") == 3
     assert all("[TSCC-" in m.message["Subject"] for m in acks)
 
-    again = await poll_email_once(rt)
+    again = await rt.poll_mail_once()
     assert again.fetched == 0
 
 
@@ -81,7 +80,7 @@ async def test_same_message_delivered_twice_is_one_ticket(runtime) -> None:
     rt, imap, _ = runtime
     await imap.append(mail(1))
     await imap.append(mail(1))  # the same Message-ID, e.g. a client that resent after a timeout
-    result = await poll_email_once(rt)
+    result = await rt.poll_mail_once()
     assert result.committed == 2 and await imap.unseen_uids() == []
     assert await ticket_count(rt) == 1
 
@@ -90,7 +89,7 @@ async def test_not_an_email_becomes_a_dead_letter_and_does_not_block(runtime) ->
     rt, imap, _ = runtime
     await imap.append(b"\x00\x01 this is not a mail message at all")
     await imap.append(mail(2))
-    result = await poll_email_once(rt)
+    result = await rt.poll_mail_once()
     # Issue 4: the bad one is kept raw in the database (a dead letter), so it is marked seen like the rest.
     assert result.committed == 2 and result.declined == 0
     assert await imap.unseen_uids() == []

@@ -26,7 +26,7 @@ from helpdesk.db.models import (
     Ticket,
     TicketParticipant,
 )
-from helpdesk.email.intake import RETRY_BUDGET, message_handler, poll_email_once, retry_dead_letter
+from helpdesk.email.intake import RETRY_BUDGET, message_handler, retry_dead_letter
 from helpdesk.email.limits import LimitExceeded, MailLimits, check_raw
 from helpdesk.email.parse import MAX_RECIPIENTS, MAX_THREAD_IDS, parse_email
 from helpdesk.email.parser_process import GuardedParser, ParserLimitExceeded
@@ -160,7 +160,7 @@ def test_recipients_under_the_cap_are_all_read_and_none_counted_as_cut() -> None
 
 
 async def test_poison_subject_is_refused_before_parsing_and_its_sender_told_once(runtime: Runtime) -> None:
-    handle = message_handler(runtime, source="test")
+    handle = message_handler(runtime.mail, source="test")
     poison = encoded_words_mail(190 * 1024)
     assert await handle(1, poison) is True  # safe in the database: marked on the server
     assert await handle(1, poison) is True  # fetched again (a crash before marking): no second notice
@@ -172,12 +172,12 @@ async def test_poison_subject_is_refused_before_parsing_and_its_sender_told_once
     assert notice["in_reply_to"] == "<poison-194560@eco.gov.kz>"
     assert notice["extra"]["auto_submitted"] == "auto-replied"
     assert "too large or too complex" in notice["text"] or "слишком велик" in notice["text"]
-    assert runtime.mail_parser is None  # the parser never saw it
+    assert runtime.mail.parser.pid is None  # the parser never saw it
 
     # The next mail is answered as usual, and a retry of the dead letter meets the same guards.
     assert await handle(2, plain_mail(2)) is True
     assert await _count(runtime, Ticket) == 1
-    reference, reason = await retry_dead_letter(runtime, letter.id)
+    reference, reason = await retry_dead_letter(runtime.mail, letter.id)
     assert reference is None and reason is not None and "header Subject is" in reason
 
 
@@ -195,7 +195,7 @@ async def test_poison_subject_is_refused_before_parsing_and_its_sender_told_once
 async def test_refusals_never_answer_automatic_mail_robots_or_ourselves(
     runtime: Runtime, sender: str, headers: dict[str, str]
 ) -> None:
-    assert await message_handler(runtime)(1, encoded_words_mail(130 * 1024, sender=sender, **headers))
+    assert await message_handler(runtime.mail)(1, encoded_words_mail(130 * 1024, sender=sender, **headers))
     assert await _count(runtime, DeadLetter) == 1
     assert await _notices(runtime) == []
 
@@ -208,7 +208,7 @@ async def test_a_staff_members_refused_mail_is_answered_like_anyones(
     staff = "staff@tscc.example"
     settings = Settings(database_url=database_url, mail_from=OWN, staff_emails=frozenset({staff}))
     async with open_runtime(settings, migrate=False) as rt:
-        handle = message_handler(rt)
+        handle = message_handler(rt.mail)
         assert await handle(1, encoded_words_mail(130 * 1024, sender=f"Staff <{staff}>"))
         assert await handle(1, encoded_words_mail(131 * 1024, sender=f"Staff <{staff}>"))
         assert await _count(rt, DeadLetter) == 2
@@ -220,7 +220,7 @@ async def test_references_with_40000_ids_is_ticketed_at_once(runtime: Runtime) -
     raw = plain_mail(1, References=ids)
     assert len(raw) > MB
     started = time.perf_counter()
-    assert await message_handler(runtime)(1, raw) is True
+    assert await message_handler(runtime.mail)(1, raw) is True
     # Was: "too many query parameters" on PostgreSQL, counted temporary, 31 s per poll for ever.
     assert time.perf_counter() - started < 15
     assert await _count(runtime, DeadLetter) == 0
@@ -234,7 +234,7 @@ async def test_references_with_40000_ids_is_ticketed_at_once(runtime: Runtime) -
 async def test_65536_recipients_make_at_most_the_cap_of_participants_and_a_note(runtime: Runtime) -> None:
     many = ", ".join(f"p{i}@ngo.example.org" for i in range(65_536))
     started = time.perf_counter()
-    assert await message_handler(runtime)(1, plain_mail(1, To=f"{OWN}, {many}")) is True
+    assert await message_handler(runtime.mail)(1, plain_mail(1, To=f"{OWN}, {many}")) is True
     assert time.perf_counter() - started < 15  # parse and receive; the parse alone is timed above
     [ticket] = await _all(runtime, Ticket)
     assert await _count(runtime, TicketParticipant) == MAX_RECIPIENTS - 1
@@ -249,7 +249,7 @@ async def test_an_unclosed_angle_bracket_does_not_smuggle_recipients_past_the_ca
     inbound = parse_email(plain_mail(1, To=f"{OWN}, <{many}"), own_addresses=[OWN])
     assert len(inbound.cc) <= MAX_RECIPIENTS
     assert inbound.recipients_cut > 0
-    assert await message_handler(runtime)(1, plain_mail(1, To=f"{OWN}, <{many}")) is True
+    assert await message_handler(runtime.mail)(1, plain_mail(1, To=f"{OWN}, <{many}")) is True
     assert await _count(runtime, TicketParticipant) <= MAX_RECIPIENTS
     notes = [m.body for m in await _all(runtime, Message) if m.kind == "note"]
     assert any("more people" in note for note in notes), notes
@@ -263,8 +263,8 @@ def worker_imports_tests(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.usefixtures("worker_imports_tests")
 async def test_parser_worker_over_its_limits_is_replaced_and_the_next_mail_parsed(runtime: Runtime) -> None:
-    runtime.mail_parser = parser = GuardedParser(target=TARGET, memory_bytes=256 * MB, seconds=3)
-    handle = message_handler(runtime, source="test")
+    runtime.mail.parser = parser = GuardedParser(target=TARGET, memory_bytes=256 * MB, seconds=3)
+    handle = message_handler(runtime.mail, source="test")
     reasons = {}
     for n, how in enumerate(("greedy", "killed", "slow"), start=1):
         raw = plain_mail(n, **{"X-Misbehave": how})
@@ -317,7 +317,7 @@ async def test_oversized_mail_is_never_fetched_whole(
     small_uid = await imap.append(plain_mail(2))
     settings = _settings(database_url, imap, smtp, HELPDESK_MAIL_MAX_MESSAGE_MB="1")
     async with open_runtime(settings, migrate=False) as runtime:
-        result = await poll_email_once(runtime)
+        result = await runtime.poll_mail_once()
         assert (result.fetched, result.committed, result.failed) == (2, 2, 0)
         assert await imap.unseen_uids() == []
         [letter] = await _all(runtime, DeadLetter)
@@ -329,7 +329,7 @@ async def test_oversized_mail_is_never_fetched_whole(
         [notice] = await _notices(runtime)
         assert notice["recipient"] == "s1@ngo.example.org" and "3.0 MB" in notice["text"]
         assert await _count(runtime, Ticket) == 1
-        reference, reason = await retry_dead_letter(runtime, letter.id)
+        reference, reason = await retry_dead_letter(runtime.mail, letter.id)
         assert reference is None and reason and "were kept" in reason
 
 
@@ -339,18 +339,20 @@ async def test_a_message_failing_temporarily_is_dead_lettered_after_its_budget(
     bad = plain_mail(2)
     uids = [await imap.append(raw) for raw in (plain_mail(1), bad, plain_mail(3))]
     async with open_runtime(_settings(database_url, imap, smtp), migrate=False) as runtime:
-        real_receive = runtime.receive
+        intake = runtime.mail
+        real_receive = intake.receive_in_session
+        intake.retry_delays = ()  # the budget is counted per poll; retrying within one is not the point
 
-        async def receive(inbound):  # type: ignore[no-untyped-def]
+        async def receive(desk, session, inbound):  # type: ignore[no-untyped-def]
             # The desk's database refusing this one message, as PostgreSQL refused 40,000 parameters.
             if inbound.channel_message_id == "<plain-2@ngo.example.org>":
                 raise sa_exc.OperationalError("INSERT", {}, Exception("too many parameters"))
-            return await real_receive(inbound)
+            return await real_receive(desk, session, inbound)
 
-        runtime.receive = receive  # type: ignore[method-assign]
+        intake.receive_in_session = receive
         # Each poll is a fresh handler, as a cron job's `mail poll --once` is a fresh process.
         for attempt in range(1, RETRY_BUDGET + 1):
-            result = await poll_email_once(runtime)
+            result = await runtime.poll_mail_once()
             assert await _count(runtime, Ticket) == 2  # the rest went through on the first poll
             if attempt < RETRY_BUDGET:
                 assert result.failed_uids == [uids[1]]
@@ -363,8 +365,8 @@ async def test_a_message_failing_temporarily_is_dead_lettered_after_its_budget(
         assert letter.reason.startswith(f"gave up after {RETRY_BUDGET} temporary failures")
         assert await _all(runtime, IntakeAttempt) == []
         # Once the cause is gone, staff retry it into a ticket.
-        runtime.receive = real_receive  # type: ignore[method-assign]
-        reference, _ = await retry_dead_letter(runtime, letter.id)
+        intake.receive_in_session = real_receive
+        reference, _ = await retry_dead_letter(intake, letter.id)
         assert reference is not None
 
 

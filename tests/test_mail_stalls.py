@@ -16,7 +16,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from helpdesk.delivery import DeliveryError
-from helpdesk.email.imap_intake import ImapConnectionError, ImapMailbox, run_intake
+from helpdesk.email.imap_mailbox import ImapConnectionError, ImapMailbox
+from helpdesk.email.imap_polling import one_by_one, run_intake
 from helpdesk.email.smtp_sender import SmtpSender
 from helpdesk.messages import OutboundMessage
 
@@ -84,7 +85,7 @@ async def test_a_stalled_imap_server_is_a_connection_error_within_the_timeout(
 async def test_intake_reconnects_with_back_off_and_logs_each_stall(
     silent_imap: SilentServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="helpdesk.email.imap_intake")
+    caplog.set_level(logging.WARNING, logger="helpdesk.email")
     stop = asyncio.Event()
 
     async def handle(uid: int, raw: bytes) -> bool:
@@ -93,7 +94,7 @@ async def test_intake_reconnects_with_back_off_and_logs_each_stall(
     intake = asyncio.create_task(
         run_intake(
             lambda: ImapMailbox("127.0.0.1", silent_imap.port, "u", "p", tls=False, timeout=0.3),
-            handle,
+            one_by_one(handle),
             interval=60,
             stop=stop,
             min_backoff=0.05,

@@ -22,13 +22,14 @@ from helpdesk.config import Settings
 from helpdesk.db.engine import make_sessions
 from helpdesk.db.models import AuditEvent, DeskSecret, Message, Requester, Ticket, TicketParticipant
 from helpdesk.email.authentication import assess, parse_header, trusted_results
-from helpdesk.email.intake import poll_email_once, retry_dead_letter
+from helpdesk.email.intake import retry_dead_letter
 from helpdesk.email.parse import load_message, parse_email
 from helpdesk.messages import InboundMessage, Sender
 from helpdesk.service import Runtime, open_runtime
 from helpdesk.usecases.dead_letters import store_dead_letter
 from helpdesk.usecases.desk_secrets import desk_secret
 from helpdesk.usecases.listing import show_ticket
+from helpdesk.usecases.receive import receive
 from helpdesk.usecases.reply_addresses import reply_token, token_proves, token_ticket_id
 from helpdesk.usecases.staff_mail import UNVERIFIED_SENDER_TAG, UNVERIFIED_STAFF_TAG
 from standins.environment import standin_environment
@@ -105,7 +106,7 @@ async def runtime(
 async def arrive(runtime: Runtime, imap: ImapStandIn, raw: bytes) -> None:
     """The mail reaches the mailbox and one poll takes it in, then everything queued is delivered."""
     await imap.append(raw)
-    result = await poll_email_once(runtime)
+    result = await runtime.poll_mail_once()
     assert (result.committed, result.failed) == (1, 0)
     await drain(runtime)
 
@@ -182,7 +183,7 @@ async def closed_email_request(runtime: Runtime, imap: ImapStandIn) -> Ticket:
 async def telegram_request(runtime: Runtime) -> Ticket:
     sender = Sender(name="Focal point", telegram_user_id=FP_CHAT, telegram_chat_id=FP_CHAT)
     inbound = InboundMessage("telegram", f"{FP_CHAT}:1", sender, "Help with the Target 3 national report")
-    result = await runtime.receive(inbound)
+    result = await receive(runtime.desk, inbound)
     await drain(runtime)
     return await ticket(runtime, result.reference)
 
@@ -654,7 +655,7 @@ async def test_a_retried_dead_letter_keeps_its_proof_and_its_lack_of_one(
 
     for raw in (staff_reply(1, signed), staff_reply(2, HELPDESK)):
         letter = await store_dead_letter(runtime.desk, raw, "cannot be received: the database was gone")
-        reference, reason = await retry_dead_letter(runtime, letter.id)
+        reference, reason = await retry_dead_letter(runtime.mail, letter.id)
         assert reason is None and reference is not None
     await drain(runtime)
     relayed = [body_of(m) for m in mailed_to(smtp, REQUESTER) if "Retried answer" in body_of(m)]

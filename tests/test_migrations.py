@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from helpdesk.db.engine import make_engine
 from helpdesk.db.migrate import current_revision_heads
-from helpdesk.db.models import Base
+from helpdesk.db.models import Base, mapped_schema_name
 
 
 def test_one_head(database_url: str) -> None:
@@ -19,7 +19,8 @@ def test_one_head(database_url: str) -> None:
 
 def test_migrated_schema_matches_models(database_url: str) -> None:
     def diff(connection: Connection) -> list:
-        return compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        context = MigrationContext.configure(connection, opts={"include_name": mapped_schema_name})
+        return compare_metadata(context, Base.metadata)
 
     async def compare() -> list:
         engine = make_engine(database_url)

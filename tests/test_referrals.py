@@ -42,6 +42,7 @@ from helpdesk.usecases.introductions import introduce, record_outcome
 from helpdesk.usecases.personal_data.export import export_person
 from helpdesk.usecases.personal_data.forget import forget_person
 from helpdesk.usecases.personal_data.person import Person
+from helpdesk.usecases.receive import receive
 from helpdesk.usecases.referral_links import answer_by_link
 from helpdesk.usecases.referral_load import PENALTIES, matching_load
 from helpdesk.usecases.referral_reminders import ReminderRun, remind_referrals
@@ -218,7 +219,7 @@ async def test_a_telegram_only_expert_is_offered_in_their_chat_and_answers_there
     [offer] = bot_api.sent_messages(TG_EXPERT)
     assert ticket.reference in offer["text"] and REQUESTER not in offer["text"]
     sender = Sender(telegram_user_id=TG_EXPERT, telegram_chat_id=TG_EXPERT)
-    await runtime.receive(InboundMessage("telegram", f"{TG_EXPERT}:9", sender, "Ha, yordam beraman"))
+    await receive(runtime.desk, InboundMessage("telegram", f"{TG_EXPERT}:9", sender, "Ha, yordam beraman"))
     [referral] = await referrals(runtime)
     assert (referral.channel, referral.state) == ("telegram", "accepted")
     [kept] = [m for m in await messages(runtime, ticket.reference) if m.kind == "expert"]
@@ -249,7 +250,7 @@ async def test_end_to_end_refer_yes_consent_on_telegram_introduction_outcome(
     assert len(mailed_to(smtp, EXPERT)) == 1  # nothing crosses before the requester agrees
     fp = Sender(name="Focal point", telegram_user_id=FP_CHAT, telegram_chat_id=FP_CHAT)
     # Telegram numbers a chat's messages from both sides: after the bot's own ones.
-    await runtime.receive(InboundMessage("telegram", f"{FP_CHAT}:100", fp, "Да, согласен"))
+    await receive(runtime.desk, InboundMessage("telegram", f"{FP_CHAT}:100", fp, "Да, согласен"))
     await drain(runtime)
     [_, introduction] = mailed_to(smtp, EXPERT)
     assert "Focal point" in body_of(introduction)

@@ -23,6 +23,7 @@ from helpdesk.config import Secret, Settings, TelegramSettings
 from helpdesk.db.models import AuditEvent, Message, OutboxItem
 from helpdesk.messages import InboundMessage, Sender
 from helpdesk.service import Runtime, open_runtime, serve
+from helpdesk.usecases.receive import receive
 from standins.smtp_server import free_port
 from standins.telegram_api import TelegramApiStandIn
 
@@ -123,8 +124,9 @@ async def service(database_url: str, engine: AsyncEngine) -> AsyncIterator[Servi
 async def test_forged_webhook_posts_are_refused_and_change_nothing(service: Service) -> None:
     api = service.api
     sender = Sender(name="Aliya", telegram_user_id=REQUESTER_CHAT, telegram_chat_id=REQUESTER_CHAT)
-    received = await service.runtime.receive(
-        InboundMessage("telegram", f"{REQUESTER_CHAT}:1", sender, "Confidential: our draft NBSAP budget")
+    received = await receive(
+        service.runtime.desk,
+        InboundMessage("telegram", f"{REQUESTER_CHAT}:1", sender, "Confidential: our draft NBSAP budget"),
     )
     ref = received.reference
     await api.wait_for_call("sendMessage", lambda c: c.params["chat_id"] == REQUESTER_CHAT, timeout=30)

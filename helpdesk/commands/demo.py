@@ -22,6 +22,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "it made itself: a helpdesk.db made otherwise is left alone, a previous demo's is replaced.",
     )
     demo.add_argument("--dir", type=Path, default=Path(), help="folder for the demo's helpdesk.db")
+    demo.add_argument(
+        "--serve",
+        action="store_true",
+        help="then keep running with the staff web workspace on 127.0.0.1 (prints a login) until Ctrl-C",
+    )
+    demo.add_argument("--port", type=int, default=8080, help="the workspace's port with --serve")
     demo.set_defaults(handler=_demo)
 
 
@@ -49,4 +55,4 @@ async def _demo(args: argparse.Namespace) -> int:
     # Imported here: every `helpdesk` command builds the parser, and only the demo needs the stand-ins.
     from helpdesk.demo import run_demo
 
-    return await run_demo(sys.stdout, args.dir)
+    return await run_demo(sys.stdout, args.dir, serve_port=args.port if args.serve else None)

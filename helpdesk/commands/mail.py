@@ -10,8 +10,8 @@ import signal
 import sys
 
 from helpdesk.config import ConfigError, Settings
-from helpdesk.email.imap_intake import ImapError
-from helpdesk.email.intake import poll_email_once, retry_dead_letter, run_email_intake
+from helpdesk.email.imap_mailbox import ImapError
+from helpdesk.email.intake import retry_dead_letter
 from helpdesk.email.parse import EmailParseError, load_message
 from helpdesk.service import open_runtime
 from helpdesk.usecases.dead_letters import get_dead_letter, list_dead_letters, summary
@@ -48,7 +48,7 @@ async def _poll(args: argparse.Namespace) -> int:
     async with open_runtime(settings) as runtime:
         if args.once:
             try:
-                result = await poll_email_once(runtime)
+                result = await runtime.poll_mail_once()
             except ImapError as exc:
                 # One line for cron's mail and the operator: what failed and where, no traceback.
                 print(f"helpdesk: mail poll failed: {exc}", file=sys.stderr)
@@ -66,7 +66,7 @@ async def _poll(args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         worker = asyncio.create_task(runtime.worker.run(stop))
-        await run_email_intake(runtime, stop)
+        await runtime.run_mail(stop)
         await worker
     return 0
 
@@ -125,7 +125,7 @@ async def _dead_show(args: argparse.Namespace) -> int:
 
 async def _dead_retry(args: argparse.Namespace) -> int:
     async with open_runtime(Settings.from_env()) as runtime:
-        reference, reason = await retry_dead_letter(runtime, args.id)
+        reference, reason = await retry_dead_letter(runtime.mail, args.id)
         if reference is not None:
             # Deliver the receipt now, as `mail poll --once` does.
             while runtime.senders and await runtime.worker.deliver_due():

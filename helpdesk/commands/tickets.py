@@ -1,4 +1,4 @@
-"""`helpdesk tickets list|show|assign|reply|note|status|close`: the staff desk on the command line.
+"""`helpdesk tickets list|search|show|assign|reply|note|status|close|merge`: the staff desk on the CLI.
 
 The matchmaking commands (refer, introduce, cooperation, outcome) are in ``referrals.py``.
 """
@@ -13,10 +13,12 @@ from typing import Any
 
 from helpdesk import lifecycle
 from helpdesk.commands import referrals as referral_commands
+from helpdesk.commands import tickets_search
 from helpdesk.config import Settings
 from helpdesk.service import open_runtime
 from helpdesk.usecases.assign import assign
 from helpdesk.usecases.listing import TicketFilter, list_tickets, show_ticket
+from helpdesk.usecases.merge import merge
 from helpdesk.usecases.note import add_note
 from helpdesk.usecases.reclassify import reclassify
 from helpdesk.usecases.reply import reply
@@ -38,6 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listing.add_argument("--limit", type=_positive, default=100)
     listing.add_argument("--format", choices=("table", "json"), default="table")
     listing.set_defaults(handler=_list)
+
+    tickets_search.register(actions)
 
     show = actions.add_parser("show", help="one ticket with its messages and history")
     show.add_argument("reference")
@@ -82,6 +86,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     close_parser.add_argument("reference")
     _actor_option(close_parser)
     close_parser.set_defaults(handler=_close)
+
+    merge_parser = actions.add_parser(
+        "merge", help="merge ticket A into ticket B (same requester); A is closed with a pointer to B"
+    )
+    merge_parser.add_argument("merged", metavar="A")
+    merge_parser.add_argument("into", metavar="B")
+    _actor_option(merge_parser)
+    merge_parser.set_defaults(handler=_merge)
 
     referral_commands.register(actions, _actor_option, _actor)
 
@@ -276,4 +288,11 @@ async def _close(args: argparse.Namespace) -> int:
     async with open_runtime(Settings.from_env()) as runtime:
         ticket = await close(runtime.desk, args.reference, actor=_actor(args))
     print(f"{ticket.reference}: closed")
+    return 0
+
+
+async def _merge(args: argparse.Namespace) -> int:
+    async with open_runtime(Settings.from_env()) as runtime:
+        ticket = await merge(runtime.desk, args.merged, args.into, actor=_actor(args))
+    print(f"{args.merged.upper()}: merged into {ticket.reference} and closed")
     return 0

@@ -76,7 +76,17 @@ class TicketCounter(Base):
 class Ticket(Base):
     __tablename__ = "tickets"
     # The expert load counts active tickets per assignee; status alone is served by its leading column.
-    __table_args__ = (Index("ix_tickets_status_assignee", "status", "assignee"),)
+    # The inbox lists newest activity first and pages by (updated_at, id) (helpdesk/usecases/inbox.py);
+    # a status, a channel, a Party or an assignee reads its page in that order too instead of sorting all of
+    # its tickets (the last two replace indexes on party and assignee alone, which they serve as well).
+    __table_args__ = (
+        Index("ix_tickets_status_assignee", "status", "assignee"),
+        Index("ix_tickets_updated_at_id", "updated_at", "id"),
+        Index("ix_tickets_status_updated_at_id", "status", "updated_at", "id"),
+        Index("ix_tickets_channel_updated_at_id", "channel", "updated_at", "id"),
+        Index("ix_tickets_party_updated_at_id", "party", "updated_at", "id"),
+        Index("ix_tickets_assignee_updated_at_id", "assignee", "updated_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     reference: Mapped[str] = mapped_column(String(20), unique=True)
@@ -85,9 +95,9 @@ class Ticket(Base):
     status: Mapped[str] = mapped_column(String(16), default=Status.NEW.value)
     priority: Mapped[str] = mapped_column(String(16), default="normal")
     requester_id: Mapped[int] = mapped_column(ForeignKey("requesters.id"), index=True)
-    assignee: Mapped[str | None] = mapped_column(String(200), index=True)
+    assignee: Mapped[str | None] = mapped_column(String(200))
     tags: Mapped[list[str]] = mapped_column(default=list)
-    party: Mapped[str | None] = mapped_column(String(2), index=True)
+    party: Mapped[str | None] = mapped_column(String(2))
     language: Mapped[str | None] = mapped_column(String(8))
     # Where Telegram replies go: the private chat, or the focal points' group the request came from.
     telegram_chat_id: Mapped[int | None] = mapped_column(BigInteger)
@@ -355,6 +365,98 @@ class PendingChoiceMessage(Base):
     channel_message_id: Mapped[str] = mapped_column(String(1000))
     size: Mapped[int] = mapped_column()
     content: Mapped[str] = mapped_column(Text)
+
+
+class StaffAccount(Base):
+    """A staff member: who may sign in to the web workspace and act as staff in Telegram and by mail."""
+
+    __tablename__ = "staff_accounts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Kept lower-case: the address is the login and the staff-mail identity.
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # admin | agent | viewer (helpdesk/usecases/staff_accounts.py ROLES)
+    role: Mapped[str] = mapped_column(String(16))
+    telegram_user_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    # argon2id; None: no web sign-in until a password is set.
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    # Signed into every session cookie: changing it (password change, disable) ends every session.
+    session_version: Mapped[int] = mapped_column(default=1)
+    disabled_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TicketPresence(Base):
+    """A staff member on a ticket's page (viewing, or replying), as of their last heartbeat."""
+
+    __tablename__ = "ticket_presence"
+
+    staff_id: Mapped[int] = mapped_column(
+        ForeignKey("staff_accounts.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    ticket_id: Mapped[int] = mapped_column(
+        ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True, autoincrement=False, index=True
+    )
+    # viewing | replying (helpdesk/usecases/presence.py)
+    state: Mapped[str] = mapped_column(String(16))
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TicketTarget(Base):
+    """A KM-GBF target or core function a ticket is classified under, rank 0 the primary one.
+
+    Filled from ``tickets.classification`` by database triggers (migration 0011), so every path that
+    classifies (triage, reclassify, a future merge, the bench seed) keeps it current without knowing of it;
+    the inbox filters by it through an index instead of reading every ticket's JSON.
+    """
+
+    __tablename__ = "ticket_targets"
+    __table_args__ = (Index("ix_ticket_targets_kind_number", "kind", "number", "ticket_id"),)
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    # "target" or "core_function"
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    rank: Mapped[int] = mapped_column(Integer)
+
+
+# Kept by database triggers and not mapped: the full-text index (an FTS5 virtual table and its shadow tables
+# on SQLite, a tsvector table on PostgreSQL; migration 0011). Schema comparisons leave these names out.
+SEARCH_INDEX_TABLE = "ticket_search"
+
+
+def mapped_schema_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Alembic's ``include_name``: everything but the search index is described by these models."""
+    return not (
+        type_ == "table"
+        and name is not None
+        and (name == SEARCH_INDEX_TABLE or name.startswith(SEARCH_INDEX_TABLE + "_"))
+    )
+
+
+class KbResource(Base):
+    """A resource the Centre added or edited from the workspace; overrides the packaged one of the same id."""
+
+    __tablename__ = "kb_resources"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    data: Mapped[dict[str, Any]] = mapped_column()
+    loaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CannedReply(Base):
+    """A staff-managed snippet inserted into a reply, in one language."""
+
+    __tablename__ = "canned_replies"
+    __table_args__ = (UniqueConstraint("language", "title"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    language: Mapped[str] = mapped_column(String(8))
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    updated_by: Mapped[str] = mapped_column(String(320))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class Referral(Base):

@@ -135,8 +135,10 @@ def classification_context(ticket: Ticket, language: str) -> dict[str, Any]:
     }
 
 
-async def card_outbound(session: AsyncSession, ticket: Ticket, chat_id: int) -> OutboundMessage:
-    """The card for ``ticket`` as it is now in this transaction."""
+async def card_outbound(
+    session: AsyncSession, ticket: Ticket, chat_id: int, *, ticket_url: str | None = None
+) -> OutboundMessage:
+    """The card for ``ticket`` as it is now in this transaction; ``ticket_url``: its workspace page."""
     await session.flush()
     requester = await session.get(Requester, ticket.requester_id)
     first = await session.scalar(
@@ -194,6 +196,7 @@ async def card_outbound(session: AsyncSession, ticket: Ticket, chat_id: int) -> 
         delivery_error=failed.last_error if failed is not None else None,
         blocked=blocked == "blocked_bot",
         referrals=referrals,
+        ticket_url=ticket_url,
         **classification_context(ticket, language),
     ).strip()
     return OutboundMessage(
@@ -258,7 +261,8 @@ async def queue_card(
         recipient=str(chat_id),
         text="",
         reference=ticket.reference,
-        extra={"card_ticket_id": ticket.id},
+        # The worker draws the card and holds no desk: the page's address travels with the item.
+        extra={"card_ticket_id": ticket.id, "ticket_url": desk.ticket_url(ticket.reference)},
     )
     session.add(
         OutboxItem(

@@ -19,6 +19,7 @@ from helpdesk.messages import InboundMessage
 from helpdesk.usecases.acknowledge import acknowledge
 from helpdesk.usecases.errors import InvalidTransition, NoRoute
 from helpdesk.usecases.reply import reply_in_session
+from helpdesk.usecases.staff_directory import staff_emails
 from helpdesk.usecases.staff_mail import mark_unverified_sender, mark_unverified_staff
 from helpdesk.usecases.threading_rules import Thread
 from helpdesk.usecases.tickets import audit, desk_note, store_inbound
@@ -88,7 +89,7 @@ async def add_participants(
     # A ticket opened by this very message is not written yet: its requester is the object it was given.
     new = ticket.id is None
     requester = ticket.requester if new else await session.get(Requester, ticket.requester_id)
-    skip = {own, (requester.email or "").lower() if requester else ""} | set(desk.staff_emails)
+    skip = {own, (requester.email or "").lower() if requester else ""} | await staff_emails(desk, session)
     wanted = [a.lower() for a in addresses if a and a.lower() not in skip]
     if not wanted:
         return

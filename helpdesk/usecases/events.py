@@ -69,6 +69,11 @@ class ReferralChanged(TicketEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class Merged(TicketEvent):
+    """Another ticket's conversation was moved into this one, or this one into another (and closed)."""
+
+
+@dataclass(frozen=True, slots=True)
 class RequesterChanged(TicketEvent):
     """The requester changed something the card shows: language, Party, an edited message, the bot blocked."""
 
@@ -106,6 +111,7 @@ HANDLERS: dict[type[TicketEvent], tuple[Handler, ...]] = {
     StatusChanged: (_refresh_card,),
     Reclassified: (_refresh_card,),
     Noted: (_refresh_card,),
+    Merged: (_refresh_card,),
     RequesterChanged: (_refresh_card,),
     ReferralChanged: (_refresh_card,),
 }

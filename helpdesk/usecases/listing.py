@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from helpdesk import lifecycle
-from helpdesk.db.models import AuditEvent, OutboxItem, Referral, Ticket
+from helpdesk.db.models import Attachment, AuditEvent, Message, OutboxItem, Referral, Ticket
 from helpdesk.desk import Desk
 from helpdesk.usecases.tickets import get_ticket
 
@@ -89,6 +89,7 @@ async def show_ticket(desk: Desk, reference: str) -> dict[str, Any]:
             "matches": ticket.matches,
             "messages": [
                 {
+                    "id": m.id,
                     "kind": m.kind,
                     "author": m.author,
                     "at": m.created_at.isoformat(),
@@ -97,7 +98,10 @@ async def show_ticket(desk: Desk, reference: str) -> dict[str, Any]:
                     "automatic": m.automatic,
                     # The sender is not proven (failed by the mail server, or an unproven staff address).
                     "unverified": m.unverified,
-                    "attachments": [{"filename": a.filename, "size": a.size} for a in m.attachments],
+                    "attachments": [
+                        {"id": a.id, "filename": a.filename, "size": a.size, "content_type": a.content_type}
+                        for a in m.attachments
+                    ],
                     "delivery": _delivery(deliveries.get(m.id)),
                 }
                 for m in ticket.messages
@@ -125,3 +129,40 @@ def _delivery(item: OutboxItem | None) -> dict[str, Any] | None:
     if item is None:
         return None
     return {"status": item.status, "attempts": item.attempts, "last_error": item.last_error}
+
+
+async def requester_tickets(desk: Desk, reference: str, limit: int = 20) -> list[dict[str, Any]]:
+    """The other tickets of the requester of ``reference``, newest first."""
+    async with desk.sessions() as session:
+        ticket = await get_ticket(session, reference)
+        query = (
+            select(Ticket)
+            .options(selectinload(Ticket.requester))
+            .where(Ticket.requester_id == ticket.requester_id, Ticket.id != ticket.id)
+            .order_by(Ticket.id.desc())
+            .limit(limit)
+        )
+        return [ticket_summary(t) for t in await session.scalars(query)]
+
+
+@dataclass(frozen=True)
+class AttachmentFile:
+    filename: str
+    content_type: str
+    data: bytes
+
+
+async def attachment_file(desk: Desk, reference: str, attachment_id: int) -> AttachmentFile | None:
+    """The stored file ``attachment_id`` if it belongs to ticket ``reference`` and still has its bytes."""
+    async with desk.sessions() as session:
+        row = (
+            await session.execute(
+                select(Attachment.filename, Attachment.content_type, Attachment.data)
+                .join(Message, Message.id == Attachment.message_id)
+                .join(Ticket, Ticket.id == Message.ticket_id)
+                .where(Attachment.id == attachment_id, Ticket.reference == reference)
+            )
+        ).first()
+    if row is None or row.data is None:
+        return None
+    return AttachmentFile(row.filename, row.content_type, row.data)

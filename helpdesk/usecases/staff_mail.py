@@ -1,6 +1,7 @@
 """Who may act as staff by email, and what happens to mail that only claims to.
 
-The one rule: a mail from a staff address (HELPDESK_STAFF_EMAILS) acts as staff on a ticket only when it is
+The one rule: a mail from a staff address (an enabled staff account, or HELPDESK_STAFF_EMAILS as a seed:
+``helpdesk.usecases.staff_directory``) acts as staff on a ticket only when it is
 proven, either
 
 * the Centre's own mail server vouches for it: its Authentication-Results (the trusted authserv-id) show a
@@ -25,15 +26,16 @@ from helpdesk.rendering import render
 from helpdesk.usecases.auto_replies import allow_auto_reply
 from helpdesk.usecases.cards import staff_language
 from helpdesk.usecases.reply_addresses import reply_address_key, token_proves
+from helpdesk.usecases.staff_directory import staff_emails
 from helpdesk.usecases.tickets import audit, desk_note
 
 UNVERIFIED_STAFF_TAG = "unverified-staff-sender"
 UNVERIFIED_SENDER_TAG = "unverified-sender"
 
 
-def claims_staff(desk: Desk, inbound: InboundMessage) -> bool:
+async def claims_staff(desk: Desk, session: AsyncSession, inbound: InboundMessage) -> bool:
     """The sender address is a staff address (which by itself proves nothing)."""
-    return (inbound.sender.email or "").lower() in desk.staff_emails
+    return (inbound.sender.email or "").lower() in await staff_emails(desk, session)
 
 
 def server_vouches(inbound: InboundMessage) -> bool:
@@ -48,7 +50,7 @@ async def staff_proof(
 ) -> str | None:
     """How ``inbound`` is proven to come from the staff member it names, for ``ticket``; None if it is not."""
     address = (inbound.sender.email or "").lower()
-    if address not in desk.staff_emails:
+    if address not in await staff_emails(desk, session):
         return None
     if server_vouches(inbound):
         return "trusted mail server"

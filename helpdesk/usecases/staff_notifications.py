@@ -22,6 +22,7 @@ from helpdesk.rendering import render
 from helpdesk.usecases.auto_replies import allow_auto_reply
 from helpdesk.usecases.cards import classification_context
 from helpdesk.usecases.reply_addresses import reply_address, reply_address_key, reply_token
+from helpdesk.usecases.staff_directory import staff_emails
 
 # The request as the requester wrote it, cut for a notification (the whole of it stays on the ticket).
 TEXT_LIMIT = 4000
@@ -38,10 +39,10 @@ async def notify_staff(
 ) -> None:
     """Queue one notification per staff address about ``inbound`` on ``ticket`` (in the caller's
     transaction)."""
-    if not desk.staff_emails or not desk.mail_from or inbound.automatic:
+    if not desk.mail_from or inbound.automatic:
         return
     sender = (inbound.sender.email or "").lower()
-    recipients = sorted(address for address in desk.staff_emails if address != sender)
+    recipients = sorted(address for address in await staff_emails(desk, session) if address != sender)
     if not recipients:
         return
     await session.flush()  # the ticket needs its id: the reply address is signed for it
@@ -60,6 +61,7 @@ async def notify_staff(
         sender=inbound.sender.name or inbound.sender.email or "",
         subject=ticket.subject,
         text=text,
+        ticket_url=desk.ticket_url(ticket.reference),
         **classification_context(ticket, language),
     )
     for recipient in recipients:

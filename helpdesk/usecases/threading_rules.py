@@ -39,6 +39,7 @@ from helpdesk.db.models import Message, Referral, Requester, Ticket, TicketParti
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage
 from helpdesk.references import REFERENCE_RE, find_reference
+from helpdesk.usecases.merge import surviving
 from helpdesk.usecases.referral_tokens import reply_key, reply_token_proves, reply_token_referral
 from helpdesk.usecases.reply_addresses import token_ticket_id
 from helpdesk.usecases.staff_mail import claims_staff, server_vouches, staff_proof
@@ -97,7 +98,7 @@ async def _by_reference(context: Context, reference: str | None) -> list[Ticket]
     if reference is None:
         return []
     ticket = await context.session.scalar(select(Ticket).where(Ticket.reference == reference))
-    return [ticket] if ticket is not None else []
+    return [await surviving(context.session, ticket)] if ticket is not None else []
 
 
 async def _chosen(context: Context) -> list[Ticket]:
@@ -136,7 +137,7 @@ async def _reply_address(context: Context) -> list[Ticket]:
         ticket_id = token_ticket_id(token)
         ticket = await context.session.get(Ticket, ticket_id) if ticket_id is not None else None
         if ticket is not None:
-            found.append(ticket)
+            found.append(await surviving(context.session, ticket))
     return found
 
 
@@ -194,7 +195,7 @@ async def _is_requester(context: Context, ticket: Ticket) -> bool | None:
 
 
 async def _is_proven_staff(context: Context, ticket: Ticket) -> bool | None:
-    if not claims_staff(context.desk, context.inbound):
+    if not await claims_staff(context.desk, context.session, context.inbound):
         return None
     # Only a proven staff mail acts as staff; an unproven one is a stranger's (see staff_mail).
     return await staff_proof(context.desk, context.session, ticket, context.inbound)
@@ -313,7 +314,7 @@ async def find_thread(
     found = await candidates(context)
     # A staff address the Centre's own server vouches for is a staff member even on a ticket they do not
     # answer as staff (their own request, say); anything else from a staff address is unproven so far.
-    unverified_staff = claims_staff(desk, inbound) and not server_vouches(inbound)
+    unverified_staff = await claims_staff(desk, session, inbound) and not server_vouches(inbound)
     for ticket in found:
         role = await sender_role(context, ticket)
         if role == "staff" and ticket is not found[0]:

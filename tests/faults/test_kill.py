@@ -88,18 +88,18 @@ async def test_sigkill_while_ingesting_mail(
         for _ in range(per_round):
             await imap.append(request_mail(total, tag=f"k{n}"))
             total += 1
-        before = len(await inbound_ids(sessions, "email"))
         process = await HelpdeskProcess(env, workdir, name=f"ingest-{n}").start()
         try:
             await process.wait_for_log(READY)
-            # A random point of this round's batch: after 0..per_round-1 of its mails are committed.
-            target = before + rng.randrange(per_round)
 
-            async def reached(target: int = target) -> bool:
-                return len(await inbound_ids(sessions, "email")) >= target
+            # A random point of this round's batch, which commits as one: its mail is fetched and the
+            # parser worker started (the batch is in flight), then 0-60 ms on, while it is parsed and
+            # received.
+            async def in_flight(pid: int = process.pid) -> bool:
+                return _has_child(pid)
 
-            await wait_until(reached, timeout=20, interval=0.005)
-            await _sleep(rng.uniform(0, 0.03))
+            await wait_until(in_flight, timeout=60, interval=0.005)
+            await _sleep(rng.uniform(0, 0.06))
         finally:
             await process.kill()
         if len(await inbound_ids(sessions, "email")) < total:
@@ -141,6 +141,14 @@ async def test_sigkill_while_ingesting_mail(
     assert figures["email_items_missing"] == 0, figures
     assert figures["email_items_without_fixed_message_id"] == 0, figures
     assert mid_batch >= rounds // 2, f"most kills should land mid-batch: {figures}"
+
+
+def _has_child(pid: int) -> bool:
+    """Whether the process has started a child (for `helpdesk run` with only mail: the parser worker)."""
+    try:
+        return bool(Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
+    except OSError:
+        return False
 
 
 async def _sleep(seconds: float) -> None:

@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from helpdesk.db.engine import make_engine
-from helpdesk.db.models import Base
+from helpdesk.db.models import Base, mapped_schema_name
 
 config = context.config
 target_metadata = Base.metadata
@@ -18,6 +18,7 @@ def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
+        include_name=mapped_schema_name,
         # SQLite cannot ALTER most things in place; batch mode copies the table.
         render_as_batch=connection.dialect.name == "sqlite",
     )

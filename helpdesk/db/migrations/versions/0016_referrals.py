@@ -1,7 +1,7 @@
 """referrals: a ticket offered to an expert of the roster and followed to an answer (issue #14)
 
-Revision ID: 0014_referrals
-Revises: 0010_expert_load
+Revision ID: 0016_referrals
+Revises: 0015_kb_resources
 Create Date: 2026-11-30 03:20:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import helpdesk.db.types
 
-revision: str = "0014_referrals"
-down_revision: str | None = "0010_expert_load"
+revision: str = "0016_referrals"
+down_revision: str | None = "0015_kb_resources"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,46 +1,25 @@
-"""IMAP intake with aioimaplib: fetch waiting mail, hand each message to the desk, mark it only after.
+"""One IMAP session with aioimaplib: search, size, fetch (never setting \\Seen) and mark a set of UIDs.
 
-The desk's ``handle(uid, raw)`` returns True once the ticket (or follow-up, or dead letter) is committed.
-Only then is the message flagged \\Seen (or moved to the processed folder), so a crash between fetch and
-commit leaves it waiting for the next poll; and one message whose handling fails is logged and left
-waiting while the rest go on.
-
-A ``Checkpoint`` keeps UIDVALIDITY and the highest committed UID per mailbox in the database: mail that
-a person marked read in a mail client is still picked up (UIDs above the checkpoint are fetched whatever
-their flags), and a changed UIDVALIDITY starts the mailbox over (Message-ID de-duplication keeps that safe).
+Every step has a timeout and a dropped connection fails the pending step at once, so the poller
+(``imap_polling``) can reconnect with back-off instead of hanging.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
-import random
 import re
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Mapping, Sequence
 from types import TracebackType
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 import aioimaplib
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[int, bytes], Awaitable[bool]]
 _T = TypeVar("_T")
-
-
-@dataclass(frozen=True, slots=True)
-class Oversized:
-    """Mail over ``max_bytes`` (its RFC822.SIZE) is never fetched whole: ``handle(uid, header, size)``
-    gets its header block, fetched up to ``header_bytes``, and returns True once it is safe to mark."""
-
-    max_bytes: int
-    header_bytes: int
-    handle: Callable[[int, bytes, int], Awaitable[bool]]
-
 
 _UIDVALIDITY_RE = re.compile(rb"UIDVALIDITY (\d+)")
 _DIGITS_RE = re.compile(rb"[0-9 ]+")
@@ -52,18 +31,6 @@ _SLOWEST_FETCH_RATE = 64 * 1024
 _UNKNOWN_SIZE = 50 * 1024 * 1024
 # UIDs per size query: keeps each command line short (servers cap it at some 8 KB).
 _SIZE_BATCH = 500
-
-
-class Checkpoint(Protocol):
-    """Where the UID checkpoint lives (the database, in the help desk)."""
-
-    async def load(self, mailbox: str, uidvalidity: int) -> int:
-        """The highest UID committed under this UIDVALIDITY; 0 when none (or the UIDVALIDITY changed)."""
-        ...
-
-    async def save(self, mailbox: str, uidvalidity: int, uid: int) -> None:
-        """Record ``uid`` as committed (the stored value only ever grows under one UIDVALIDITY)."""
-        ...
 
 
 class ImapError(Exception):
@@ -209,26 +176,23 @@ class ImapMailbox:
             uids.update(uid for uid in _search_result(response.lines) if uid > after_uid)
         return sorted(uids)
 
-    async def fetch(self, uid: int, size: int | None = None) -> bytes | None:
-        """The raw message, without setting \\Seen (BODY.PEEK); None if it vanished since the search.
+    async def fetch(self, uids: Sequence[int], sizes: Mapping[int, int] | None = None) -> dict[int, bytes]:
+        """The raw messages of ``uids`` in one UID FETCH, without setting \\Seen (BODY.PEEK); a UID that
+        vanished since the search is missing from the answer.
 
-        A large message may take longer than one step's timeout on a slow link: the limit grows with
-        ``size`` (its RFC822.SIZE when known). aioimaplib's own timer still ends a transfer that stalls.
+        Large messages may take longer than one step's timeout on a slow link: the limit grows with their
+        RFC822.SIZE (``sizes``) when known. aioimaplib's own timer still ends a transfer that stalls.
         """
-        budget = self.timeout + (size if size is not None else _UNKNOWN_SIZE) / _SLOWEST_FETCH_RATE
+        if not uids:
+            return {}
+        known = sizes or {}
+        total = sum(known.get(uid, _UNKNOWN_SIZE) for uid in uids)
         response = await self._ok(
-            self._require().uid("fetch", str(uid), "(BODY.PEEK[])"), "UID FETCH", timeout=budget
+            self._require().uid("fetch", _uid_set(uids), "(BODY.PEEK[])"),
+            "UID FETCH",
+            timeout=self.timeout + total / _SLOWEST_FETCH_RATE,
         )
-        lines = response.lines
-        for index, line in enumerate(lines):
-            # The literal arrives as a bytearray right after the line that announces it ("… BODY[] {N}").
-            if isinstance(line, bytearray) and index > 0 and b"BODY[]" in bytes(lines[index - 1]):
-                uid_match = _FETCH_UID_RE.search(bytes(lines[index - 1]))
-                trailer = bytes(lines[index + 1]) if index + 1 < len(lines) else b""
-                uid_match = uid_match or _FETCH_UID_RE.search(trailer)
-                if uid_match is None or int(uid_match.group(1)) == uid:
-                    return bytes(line)
-        return None
+        return _literals(response.lines, b"BODY[]", set(uids))
 
     async def sizes(self, uids: list[int]) -> dict[int, int]:
         """RFC822.SIZE per UID, asked before fetching so that oversized mail is never pulled in whole."""
@@ -248,42 +212,27 @@ class ImapMailbox:
         response = await self._ok(
             self._require().uid("fetch", str(uid), f"(BODY.PEEK[HEADER]<0.{limit}>)"), "UID FETCH HEADER"
         )
-        for index, line in enumerate(response.lines):
-            if (
-                isinstance(line, bytearray)
-                and index > 0
-                and b"BODY[HEADER]" in bytes(response.lines[index - 1])
-            ):
-                return bytes(line)[:limit]
-        return None
+        found = _literals(response.lines, b"BODY[HEADER]", {uid})
+        return found[uid][:limit] if uid in found else None
 
-    async def fetch_unseen(self) -> AsyncIterator[tuple[int, bytes]]:
-        """Yield ``(uid, raw)`` for each unseen message, fetching one at a time to bound memory."""
-        for uid in await self.unseen_uids():
-            raw = await self.fetch(uid)
-            if raw is None:
-                log.info("IMAP UID %s vanished before it could be fetched", uid)
-                continue
-            yield uid, raw
-
-    async def mark_seen(self, uid: int) -> None:
-        await self._ok(self._require().uid("store", str(uid), "+FLAGS", r"(\Seen)"), "UID STORE")
-
-    async def mark_processed(self, uid: int) -> None:
-        """Flag \\Seen, and move to the processed folder when one is configured."""
-        await self.mark_seen(uid)
-        if not self.processed_folder:
+    async def mark_processed(self, uids: Sequence[int]) -> None:
+        """Flag the set \\Seen in one UID STORE, and move it to the processed folder when one is set."""
+        if not uids:
             return
         client = self._require()
+        numbers = _uid_set(uids)
+        await self._ok(client.uid("store", numbers, "+FLAGS", r"(\Seen)"), "UID STORE")
+        if not self.processed_folder:
+            return
         folder = _quoted(self.processed_folder)
         if client.has_capability("MOVE"):
-            await self._ok(client.uid("move", str(uid), folder), "UID MOVE")
+            await self._ok(client.uid("move", numbers, folder), "UID MOVE")
             return
-        # RFC 6851 fallback: COPY, flag \Deleted, expunge (only this UID where UIDPLUS allows).
-        await self._ok(client.uid("copy", str(uid), folder), "UID COPY")
-        await self._ok(client.uid("store", str(uid), "+FLAGS", r"(\Deleted)"), "UID STORE")
+        # RFC 6851 fallback: COPY, flag \Deleted, expunge (only this set where UIDPLUS allows).
+        await self._ok(client.uid("copy", numbers, folder), "UID COPY")
+        await self._ok(client.uid("store", numbers, "+FLAGS", r"(\Deleted)"), "UID STORE")
         if client.has_capability("UIDPLUS"):
-            await self._ok(client.uid("expunge", str(uid)), "UID EXPUNGE")
+            await self._ok(client.uid("expunge", numbers), "UID EXPUNGE")
         else:
             await self._ok(client.expunge(), "EXPUNGE")
 
@@ -385,159 +334,6 @@ class ImapMailbox:
             raise ImapConnectionError(f"IMAP {what} at {self.host}:{self.port} failed: {reason}") from exc
 
 
-@dataclass(slots=True)
-class PollResult:
-    """What one poll did. ``committed`` messages were marked seen; the others stay unseen for a retry."""
-
-    fetched: int = 0
-    committed: int = 0
-    declined: int = 0
-    failed: int = 0
-    failed_uids: list[int] = field(default_factory=list)
-
-
-CHECKPOINT_EVERY = 50
-
-
-async def poll_once(
-    mailbox: ImapMailbox,
-    handle: Handler,
-    *,
-    checkpoint: Checkpoint | None = None,
-    oversized: Oversized | None = None,
-) -> PollResult:
-    """Hand every waiting message to ``handle``; mark (or move) only those it reports as committed.
-
-    An exception from ``handle`` is logged and counted, and the message stays waiting; IMAP errors
-    (connection lost, NO/BAD) propagate so the caller can reconnect.
-    """
-    result = PollResult()
-    after = saved = 0
-    uidvalidity = mailbox.uidvalidity
-    if checkpoint is not None and uidvalidity is not None:
-        after = saved = await checkpoint.load(mailbox.key, uidvalidity)
-    highest = after
-
-    async def save() -> None:
-        nonlocal saved
-        if checkpoint is not None and uidvalidity is not None and highest > saved:
-            await checkpoint.save(mailbox.key, uidvalidity, highest)
-            saved = highest
-
-    try:
-        waiting = await mailbox.waiting_uids(after)
-        sizes = await mailbox.sizes(waiting) if oversized is not None and waiting else {}
-        for uid in waiting:
-            if oversized is not None and sizes.get(uid, 0) > oversized.max_bytes:
-                raw = await mailbox.fetch_header(uid, oversized.header_bytes)
-                step = functools.partial(oversized.handle, size=sizes[uid])
-            else:
-                raw = await mailbox.fetch(uid, sizes.get(uid))
-                step = handle
-            if raw is None:
-                log.info("IMAP UID %s vanished before it could be fetched", uid)
-                continue
-            result.fetched += 1
-            try:
-                committed = await step(uid, raw)
-            except Exception:
-                result.failed += 1
-                result.failed_uids.append(uid)
-                log.exception("handling IMAP UID %s failed; left unseen for the next poll", uid)
-                continue
-            if committed:
-                highest = max(highest, uid)
-                await mailbox.mark_processed(uid)
-                result.committed += 1
-                # The checkpoint only saves re-reading: a lagging one re-fetches a few committed messages,
-                # which Message-ID de-duplication turns away. Saving it every message cost a transaction each.
-                if result.committed % CHECKPOINT_EVERY == 0:
-                    await save()
-            else:
-                result.declined += 1
-    finally:
-        with contextlib.suppress(Exception):
-            await save()
-    return result
-
-
-async def run_intake(
-    open_mailbox: Callable[[], ImapMailbox],
-    handle: Handler,
-    *,
-    interval: float,
-    stop: asyncio.Event,
-    use_idle: bool = True,
-    min_backoff: float = 1.0,
-    max_backoff: float = 300.0,
-    on_poll: Callable[[PollResult], None] | None = None,
-    checkpoint: Checkpoint | None = None,
-    oversized: Oversized | None = None,
-) -> None:
-    """Poll until ``stop`` is set, reconnecting with exponential back-off after errors.
-
-    ``open_mailbox`` makes a fresh, unconnected ``ImapMailbox`` for each (re)connection. Between polls it
-    waits ``interval`` seconds, or less when the server supports IDLE and announces new mail.
-    """
-    backoff = min_backoff
-    while not stop.is_set():
-        try:
-            async with open_mailbox() as mailbox:
-                while not stop.is_set():
-                    result = await poll_once(mailbox, handle, checkpoint=checkpoint, oversized=oversized)
-                    backoff = min_backoff  # a full poll worked: the connection is healthy
-                    if on_poll is not None:
-                        on_poll(result)
-                    if result.fetched:
-                        log.info(
-                            "IMAP poll: %d fetched, %d committed, %d declined, %d failed",
-                            result.fetched,
-                            result.committed,
-                            result.declined,
-                            result.failed,
-                        )
-                    if use_idle and mailbox.supports_idle:
-                        await _until_stopped(mailbox.wait_for_news(interval), stop)
-                    else:
-                        await _wait(stop, interval)
-        except ImapAuthError as exc:
-            # Hammering a server with a wrong password gets the account locked: wait the longest back-off.
-            log.error("%s; retrying in %.0f s", exc, max_backoff)
-            await _wait(stop, max_backoff)
-        except ImapError as exc:
-            delay = backoff * random.uniform(0.8, 1.2)  # jitter: several desks must not reconnect in step
-            log.warning("%s; reconnecting in %.1f s", exc, delay)
-            await _wait(stop, delay)
-            backoff = min(backoff * 2, max_backoff)
-        except Exception:
-            # E.g. the checkpoint's database restarting: intake must not end for good; try again later.
-            delay = backoff * random.uniform(0.8, 1.2)
-            log.exception("email intake failed; starting over in %.1f s", delay)
-            await _wait(stop, delay)
-            backoff = min(backoff * 2, max_backoff)
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
-
-
-async def _until_stopped(work: Awaitable[object], stop: asyncio.Event) -> None:
-    """Run ``work`` but give up on it as soon as ``stop`` is set."""
-    task = asyncio.ensure_future(work)
-    stopper = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for pending in (task, stopper):
-            if not pending.done():
-                pending.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await pending
-    if task.done() and not task.cancelled() and task.exception() is not None:
-        raise task.exception()  # type: ignore[misc]
-
-
 def _consume_outcome(task: asyncio.Future[object]) -> None:
     if not task.cancelled():
         task.exception()  # retrieved, so asyncio does not log "exception was never retrieved"
@@ -549,6 +345,42 @@ def _uidvalidity(lines: list[bytes]) -> int | None:
         if match:
             return int(match.group(1))
     return None
+
+
+def _uid_set(uids: Sequence[int]) -> str:
+    """``1:3,7`` for 1, 2, 3, 7: a batch's command line stays short."""
+    ordered = sorted(set(uids))
+    runs: list[str] = []
+    start = previous = ordered[0]
+    for uid in [*ordered[1:], None]:
+        if uid is not None and uid == previous + 1:
+            previous = uid
+            continue
+        runs.append(str(start) if start == previous else f"{start}:{previous}")
+        if uid is not None:
+            start = previous = uid
+    return ",".join(runs)
+
+
+def _literals(lines: list[bytes], item: bytes, wanted: set[int]) -> dict[int, bytes]:
+    """The ``item`` literals of a FETCH answer by UID. A literal arrives as a bytearray right after the
+    line that announces it ("* 3 FETCH (UID 7 BODY[] {N}"); some servers send the UID after it instead."""
+    found: dict[int, bytes] = {}
+    for index, line in enumerate(lines):
+        if not isinstance(line, bytearray) or index == 0 or item not in bytes(lines[index - 1]):
+            continue
+        uid_match = _FETCH_UID_RE.search(bytes(lines[index - 1]))
+        if uid_match is None and index + 1 < len(lines):
+            uid_match = _FETCH_UID_RE.search(bytes(lines[index + 1]))
+        if uid_match is None and len(wanted) == 1:
+            uid = next(iter(wanted))
+        elif uid_match is not None:
+            uid = int(uid_match.group(1))
+        else:
+            continue
+        if uid in wanted:
+            found[uid] = bytes(line)
+    return found
 
 
 def _search_result(lines: list[bytes]) -> list[int]:
