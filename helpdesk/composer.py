@@ -9,14 +9,19 @@ error, never another channel's answer.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from helpdesk.messages import InboundMessage, OutboundMessage
+from helpdesk.outbox import new_message_id
 from helpdesk.usecases.errors import DeskError
 
 if TYPE_CHECKING:
     from helpdesk.db.models import Ticket
+
+
+_REFERRAL_MESSAGE_ID_RE = re.compile(r"\.tscc-r([1-9][0-9]{0,11})@[^>]*>?\s*$")
 
 
 class UnknownChannel(DeskError, LookupError):
@@ -69,10 +74,12 @@ class ExpertLetter:
     """
 
     kind: str
+    referral_id: int
     recipient: str
     language: str
     reference: str
-    # Names the referral in the subject, ``[TSCC-2026-0042 R7]``: the expert's answer is threaded by it.
+    # Names the referral in the subject, ``[TSCC-2026-0042 R7]``, as ``referral_message_id`` names it in
+    # the Message-ID: the expert's answer is threaded by either.
     tag: str
     summary: str
     targets: tuple[str, ...] = ()
@@ -84,6 +91,16 @@ class ExpertLetter:
     contact: dict[str, str] | None = None
     # The offer's Message-ID, which a reminder continues.
     in_reply_to: str | None = None
+
+
+def referral_message_id(domain: str, referral_id: int) -> str:
+    """A Message-ID naming its referral, so an answer's In-Reply-To finds it without a look-up per mail."""
+    return new_message_id(domain, idstring=f"tscc-r{referral_id}")
+
+
+def referral_of_message_id(message_id: str) -> int | None:
+    found = _REFERRAL_MESSAGE_ID_RE.search(message_id)
+    return int(found.group(1)) if found else None
 
 
 class ChannelComposer(Protocol):

@@ -486,8 +486,9 @@ class Referral(Base):
     recipient: Mapped[str] = mapped_column(String(320))
     language: Mapped[str] = mapped_column(String(8))
     covering_message: Mapped[str | None] = mapped_column(Text)
-    # The offer's own Message-ID: the expert's reply names it in In-Reply-To.
-    channel_message_id: Mapped[str | None] = mapped_column(String(1000), index=True)
+    # The offer's own Message-ID (it names the referral: ``composer.referral_message_id``); a reminder
+    # continues its thread.
+    channel_message_id: Mapped[str | None] = mapped_column(String(1000))
     state: Mapped[str] = mapped_column(String(16), default="offered")
     created_by: Mapped[str] = mapped_column(String(320))
     offered_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -103,6 +103,7 @@ async def letter_for(
         reply_to = reply_address(desk.mail_from, token)
     return ExpertLetter(
         kind=kind,
+        referral_id=referral.id,
         recipient=referral.recipient,
         language=referral.language,
         reference=ticket.reference,

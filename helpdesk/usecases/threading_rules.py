@@ -35,6 +35,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk import lifecycle
+from helpdesk.composer import referral_of_message_id
 from helpdesk.db.models import Message, Referral, Requester, Ticket, TicketParticipant
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage
@@ -250,13 +251,14 @@ async def _referral_tag(session: AsyncSession, inbound: InboundMessage) -> list[
 
 
 async def _referral_replied(session: AsyncSession, inbound: InboundMessage) -> list[Referral]:
-    if not inbound.replies_to:
-        return []
-    return list(
-        await session.scalars(
-            select(Referral).where(Referral.channel_message_id.in_(inbound.replies_to)).order_by(Referral.id)
-        )
-    )
+    # The desk's letters to experts carry the referral in their Message-ID: only such a reply costs a look-up.
+    found: list[Referral] = []
+    for message_id in inbound.replies_to:
+        referral_id = referral_of_message_id(message_id)
+        referral = await session.get(Referral, referral_id) if referral_id is not None else None
+        if referral is not None and referral not in found:
+            found.append(referral)
+    return found
 
 
 async def _referral_chat(session: AsyncSession, inbound: InboundMessage) -> list[Referral]:

@@ -49,7 +49,6 @@ def upgrade() -> None:
     )
     op.create_index("ix_referrals_ticket_id", "referrals", ["ticket_id"])
     op.create_index("ix_referrals_expert_id", "referrals", ["expert_id"])
-    op.create_index("ix_referrals_channel_message_id", "referrals", ["channel_message_id"])
     op.create_index("ix_referrals_state_offered", "referrals", ["state", "offered_at"])
     op.create_index("ix_referrals_recipient_state", "referrals", ["recipient", "state"])
 
@@ -57,7 +56,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_referrals_recipient_state", table_name="referrals")
     op.drop_index("ix_referrals_state_offered", table_name="referrals")
-    op.drop_index("ix_referrals_channel_message_id", table_name="referrals")
     op.drop_index("ix_referrals_expert_id", table_name="referrals")
     op.drop_index("ix_referrals_ticket_id", table_name="referrals")
     op.drop_table("referrals")
