@@ -38,7 +38,7 @@ from helpdesk.reports.render import render_report
 from helpdesk.service import Runtime
 from helpdesk.usecases import self_service
 from helpdesk.usecases.errors import InvalidTransition
-from helpdesk.usecases.introductions import introduce, record_outcome
+from helpdesk.usecases.introductions import introduce, mark_cooperation, record_outcome
 from helpdesk.usecases.personal_data.export import export_person
 from helpdesk.usecases.personal_data.forget import forget_person
 from helpdesk.usecases.personal_data.person import Person
@@ -263,8 +263,10 @@ async def test_end_to_end_refer_yes_consent_on_telegram_introduction_outcome(
     assert introduced.detail["consent"] == "yes" and introduced.detail["consent_at"]
     with pytest.raises(InvalidTransition, match="already introduced"):
         await introduce(runtime.desk, ticket.reference, "ex-001", actor="cli:t")
+    assert (await mark_cooperation(runtime.desk, ticket.reference, "ex-001", actor="cli:t")).cooperation_at
     await record_outcome(runtime.desk, ticket.reference, None, "advice", "Method shared", actor="cli:t")
     referral, declined = await referrals(runtime)
+    assert referral.stage == "outcome: advice"
     assert (referral.outcome, referral.outcome_text) == ("advice", "Method shared")
 
     # The report, counted by hand: two offers, one yes, one no, one introduction, one piece of advice.
@@ -349,3 +351,27 @@ async def test_an_expert_can_be_exported_and_forgotten_like_a_requester(
     again = await export_person(runtime.desk, Person(email=EXPERT))
     assert again["as_expert"] == {"roster": [], "referrals": [], "expert_messages": []}
     assert not [o for o in again["outbox"] if o["recipient"] == EXPERT]
+
+
+async def test_a_requesters_no_is_recorded_and_nothing_crosses(
+    runtime: Runtime, imap: ImapStandIn, smtp: SmtpStandIn, bot_api: TelegramApiStandIn
+) -> None:
+    ticket = await telegram_request(runtime)
+    await refer(runtime.desk, ticket.reference, ["ex-001"], message=None, actor="cli:t")
+    await drain(runtime)
+    [offer] = mailed_to(smtp, EXPERT)
+    await arrive(runtime, imap, answer(offer, sender=EXPERT, body="Да", message_id="<y2@x>"))
+    await introduce(runtime.desk, ticket.reference, "ex-001", actor="cli:t")
+    await drain(runtime)
+    fp = Sender(name="Focal point", telegram_user_id=FP_CHAT, telegram_chat_id=FP_CHAT)
+    await receive(runtime.desk, InboundMessage("telegram", f"{FP_CHAT}:100", fp, "Нет, спасибо"))
+    await drain(runtime)
+    [referral] = await referrals(runtime)
+    assert (referral.consent, referral.introduced_at, referral.stage) == (
+        "no",
+        None,
+        "requester declined the introduction",
+    )
+    assert len(mailed_to(smtp, EXPERT)) == 1
+    with pytest.raises(InvalidTransition, match="declined the introduction"):
+        await introduce(runtime.desk, ticket.reference, "ex-001", actor="cli:t")
