@@ -14,7 +14,7 @@ from helpdesk.classification.classifier import LexiconClassifier
 from helpdesk.classification.evaluate import LabelledItem, read_labelled
 from knowledge import load_knowledge_base
 
-WEIGHTS = (0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0)
+WEIGHTS = (0.0, 2.0, 4.0, 8.0, 12.0, 16.0, 24.0, 32.0)
 
 
 def score(classifier: LexiconClassifier, items: list[LabelledItem]) -> tuple[float, float]:

@@ -41,6 +41,14 @@ def test_the_knowledge_default_never_beats_a_matched_core_function() -> None:
     assert ranked[1].evidence == ("default: request for knowledge",)
 
 
+def test_the_knowledge_prior_is_not_added_to_a_question_word(classifier) -> None:
+    # "how" alone is a cue for knowledge; with the prior on top it outweighed "examples" of practice.
+    result = classifier.classify("The city wants more parks. How did other cities do it? Examples?")
+    assert result.core_function_numbers[0] == 9
+    silent = classifier.classify("Saiga antelope poaching on the Ustyurt plateau.")
+    assert silent.core_function_numbers[0] == 2  # nothing said about the ask: the default
+
+
 @pytest.mark.parametrize("text", ["Salom, rahmat!", "Barev, shnorhakalutyun", "Сәлем! Рахмет"])
 def test_a_greeting_in_a_national_language_names_no_party(classifier, text) -> None:
     result = classifier.classify(text)
@@ -58,6 +66,19 @@ def test_russian_forms_meet_through_their_lemma() -> None:
     assert stem("куланов") == stem("кулан") == stem("куланы")
     assert stem("пестицидов") == stem("пестициды")
     assert stem("conservancy") != stem("conservation") and stem("farming") != stem("farms")
+    # Snowball on top of the lemma merged a village with a mudflow and "return" with "I'll be back".
+    assert stem("села") != stem("сели") and stem("вернуть") != stem("вернусь")
+
+
+def test_a_relational_adjective_meets_its_noun_only_through_the_dictionary(classifier) -> None:
+    from helpdesk.classification.text import Stemmer
+
+    stem = Stemmer().stem
+    assert stem("территориального") == stem("территории")
+    assert stem("экологический") == stem("экология") and stem("генетических") == stem("генетика")
+    assert stem("экономический") != stem("экономия")  # economics, not savings
+    result = classifier.classify("Нужна помощь с планированием территории района с учётом ценных экосистем")
+    assert result.target_numbers[0] == 1
 
 
 def test_a_course_on_a_subject_is_about_the_subject_first(classifier) -> None:
@@ -95,3 +116,15 @@ def test_one_enormous_word_costs_no_more_lookups_than_the_longest_vocabulary_ste
     result = classifier.classify(text)
     assert _CountingDict.lookups < 500
     assert result.unclassified or result.targets
+
+
+def test_an_english_word_is_not_read_as_another_word_or_as_russian(classifier) -> None:
+    # "reservoir" is not a reserve and "complain" is not "компании" (company, target 15).
+    result = classifier.classify("Residents complain of dead fish in the reservoir below the discharge pipe.")
+    evidence = " ".join(e for t in result.targets for e in t.evidence)
+    assert "≈" not in evidence and result.target_numbers[0] == 7
+    # A typo keeps the length: "investigating" is not a misspelt "investment" (target 19).
+    course = classifier.classify("Is there a course for prosecutors on investigating illegal hunting?")
+    assert 19 not in course.target_numbers
+    # Russian typed in Latin letters is still read as Russian.
+    assert classifier.classify("nuzhen ekspert po zapovednikam i zakaznikam").target_numbers[0] == 3

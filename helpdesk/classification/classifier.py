@@ -9,7 +9,9 @@ import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
+from helpdesk.classification import calibration
 from helpdesk.classification.examples import ExampleIndex, LabelledExample, Neighbour, features
 from helpdesk.classification.language_id import NATIONAL, recognise_language
 from helpdesk.classification.lexicon import Hit, Lexicon
@@ -29,12 +31,7 @@ NOISE_DEFAULT_WEIGHT = 2.5
 EXAMPLE_WEIGHT = 6.0
 SECONDARY_LABEL = 0.6
 
-# A request is on-topic with one ordinary target term, or a weak one backed by general domain words
-# ("biodiversity", "species"...), or plenty of domain words alone.
-ON_TOPIC_TARGET = 1.2
-ON_TOPIC_WEAK_TARGET = 0.5
-ON_TOPIC_DOMAIN = 1.0
-ON_TOPIC_DOMAIN_ALONE = 2.0
+# Whether a message is a request at all is decided on the whole evidence: calibration.ON_TOPIC.
 DOMAIN_WEIGHT = 1.0
 PARTY_MIN = 1.5  # one place name names a Party; a greeting word in a national language does not
 # Weight of the TF-IDF scorer's cosine similarity beside the lexicon's raw score, and the similarity
@@ -52,6 +49,9 @@ MAX_TARGETS = 5
 MIN_TARGET_VALUE = 0.3  # under this a target has no more than one weak word behind it
 EXTRA_TARGET_SHARE = 0.25
 MAX_CORE_FUNCTIONS = 4
+# What a request is about is said long before this; a hostile mail of megabytes of words must not hold the
+# event loop for seconds (400 KB cost 0.8 s of CPU).
+MAX_TEXT_CHARS = 20_000
 _DOMAIN = re.compile(r"(?:@|https?://|www\.)([\w-]+(?:\.[\w-]+)+)", re.IGNORECASE)
 
 
@@ -127,90 +127,115 @@ class LexiconClassifier:
         clone.examples = clone._index(examples)
         return clone
 
-    def classify(self, text: str, id: str | None = None) -> Classification:
+    def weigh(self, text: str, recognised: str | None = None) -> Weighed:
+        """Every piece of evidence in a request, before any decision (classify and calibration read it)."""
+        text = text[:MAX_TEXT_CHARS]
         tokens = content_tokens(text, self.stemmer)
-        hits = self.lexicon.scan(tokens)
-        language = detect_language(text)
-        recognised = recognise_language(text)
-        written_in = recognised if recognised in NATIONAL else None
-
-        target_raw: dict[int, float] = defaultdict(float)
-        target_ev: dict[int, list[tuple[float, str]]] = defaultdict(list)
-        cf_raw: dict[int, float] = {n: cf.prior for n, cf in self.kb.core_functions.items()}
-        cf_ev: dict[int, list[tuple[float, str]]] = defaultdict(list)
-        party_raw: dict[str, float] = defaultdict(float)
-        party_ev: dict[str, list[str]] = defaultdict(list)
-        noise_raw = domain_raw = 0.0
-        noise_ev: list[str] = []
-        named: set[str] = set()
-
-        for hit in _dedupe(hits):
+        recognised = recognised or recognise_language(text)
+        english = recognised == "en" and detect_language(text) == "en"
+        w = Weighed(defaultdict(float), defaultdict(list), defaultdict(float), defaultdict(list))
+        for hit in _dedupe(self.lexicon.scan(tokens, english)):
             kind, key = hit.entry.label  # type: ignore[misc]
             value = _value(hit)
             if kind == "t":
-                target_raw[key] += value
-                target_ev[key].append((value, hit.evidence))
+                w.target_raw[key] += value
+                w.target_ev[key].append((value, hit.evidence))
             elif kind == "c":
-                cf_raw[key] += value
-                cf_ev[key].append((value, hit.evidence))
+                w.cf_raw[key] += value
+                w.cf_ev[key].append((value, hit.evidence))
             elif kind == "p":
-                party_raw[key] += value
-                party_ev[key].append(hit.evidence)
-                named.add(key)
+                w.party_raw[key] += value
+                w.party_ev[key].append(hit.evidence)
+                w.named.add(key)
             elif kind == "pm":
-                party_raw[key] += value
-                party_ev[key].append(hit.evidence)
+                w.party_raw[key] += value
+                w.party_ev[key].append(hit.evidence)
             elif kind == "d":
-                domain_raw += value
+                w.domain += value
+            elif key == "greeting":
+                w.greeting += value
             else:
-                noise_raw += value
-                noise_ev.append(f"{key}: {hit.evidence}")
+                w.noise += value
+                w.noise_ev.append(f"{key}: {hit.evidence}")
 
         for match in _DOMAIN.finditer(text):
             domain = "." + match.group(1).lower()
             for suffix, code in self._domains:
                 if domain.endswith(suffix):
-                    party_raw[code] += PARTY_WEIGHTS["domain"]
-                    party_ev[code].append(match.group(1).lower())
-                    named.add(code)
+                    w.party_raw[code] += PARTY_WEIGHTS["domain"]
+                    w.party_ev[code].append(match.group(1).lower())
+                    w.named.add(code)
                     break
 
         neighbours = self.examples.neighbours(features(tokens)) if len(self.examples) else []
-        _vote(neighbours, target_raw, target_ev, cf_raw, cf_ev)
-
-        best = max(target_raw.values(), default=0.0)
-        notes: list[str] = []
-        on_topic = (
-            best >= ON_TOPIC_TARGET
-            or (best >= ON_TOPIC_WEAK_TARGET and domain_raw >= ON_TOPIC_DOMAIN)
-            or domain_raw >= ON_TOPIC_DOMAIN_ALONE
-        )
-        if not on_topic:
-            notes.append(f"too little domain evidence (target {best:.2f}, domain {domain_raw:.2f})")
-        elif noise_raw >= NOISE_DEFAULT_WEIGHT and noise_raw >= best + 0.5 * domain_raw:
-            notes.append("looks like an auto-reply, spam or an off-topic message")
-        # A greeting in a national language ("Assalomu alaykum, rahmat") names no Party on its own; in a
-        # real request the language backs a Party as the place names do.
-        party, party_evidence = _best_party(
-            party_raw if not notes else {c: v for c, v in party_raw.items() if c in named}, party_ev
-        )
-        if notes:
-            notes.extend(noise_ev[:5])
-            return Classification(language, (), (), party, True, id, tuple(notes), party_evidence, written_in)
-
-        _purpose_first(target_raw, self.cross_cutting_discount)
+        _vote(neighbours, w.target_raw, w.target_ev, w.cf_raw, w.cf_ev)
+        w.lexicon_best = max(w.target_raw.values(), default=0.0)
         if self.second is not None:
-            # Score fusion: the second scorer re-weighs targets, it never makes a message on-topic.
-            for n, sim in self.second.similarities(text).items():
-                if sim >= FUSION_MIN_SIMILARITY:
-                    value = self.fusion_weight * sim
-                    target_raw[n] += value
-                    target_ev[n].append((value, f"wording close to the target's texts ({sim:.2f})"))
+            w.similarities = self.second.similarities(text)
+        return w
+
+    def classify(self, text: str, id: str | None = None) -> Classification:
+        text = text[:MAX_TEXT_CHARS]
+        recognised = recognise_language(text)
+        w = self.weigh(text, recognised)
+        language = detect_language(text)
+        written_in = recognised if recognised in NATIONAL else None
+
+        similarity = max(w.similarities.values(), default=0.0)
+        on_topic = calibration.ON_TOPIC(
+            calibration.topic_features(w.lexicon_best, w.domain, similarity, w.noise, w.greeting)
+        )
+        if on_topic < calibration.ON_TOPIC_MIN:
+            # A greeting in a national language ("Assalomu alaykum, rahmat") names no Party on its own;
+            # in a real request the language backs a Party as the place names do.
+            named = {c: v for c, v in w.party_raw.items() if c in w.named}
+            party, party_evidence = _best_party(named, w.party_ev)
+            notes = (
+                f"not a request for the Centre on the whole evidence (p {on_topic:.2f}: target "
+                f"{w.lexicon_best:.2f}, domain {w.domain:.2f}, wording {similarity:.2f}, noise "
+                f"{w.noise:.2f}, greeting {w.greeting:.2f})",
+                *w.noise_ev[:5],
+            )
+            return Classification(language, (), (), party, True, id, notes, party_evidence, written_in)
+        party, party_evidence = _best_party(w.party_raw, w.party_ev)
+
+        target_raw, target_ev = w.target_raw, w.target_ev
+        _purpose_first(target_raw, self.cross_cutting_discount)
+        # Score fusion: the second scorer re-weighs the targets.
+        for n, sim in w.similarities.items():
+            if sim >= FUSION_MIN_SIMILARITY:
+                value = self.fusion_weight * sim
+                target_raw[n] += value
+                target_ev[n].append((value, f"wording close to the target's texts ({sim:.2f})"))
         targets = _rank_targets(target_raw, target_ev) if target_raw else ()
-        core_functions = _rank_core_functions(cf_raw, cf_ev)
+        cf_raw = w.cf_raw
+        if not cf_raw:
+            # The prior is the default for a request that says nothing of what it wants; added to a
+            # matched term it would outweigh a better one ("examples" of good practice beside "how").
+            cf_raw = {n: cf.prior for n, cf in self.kb.core_functions.items()}
+        core_functions = _rank_core_functions(cf_raw, w.cf_ev)
         return Classification(
             language, targets, core_functions, party, False, id, (), party_evidence, written_in
         )
+
+
+@dataclass(slots=True)
+class Weighed:
+    """The raw evidence of one request, as weigh() finds it."""
+
+    target_raw: dict[int, float]
+    target_ev: dict[int, list[tuple[float, str]]]
+    cf_raw: dict[int, float]
+    cf_ev: dict[int, list[tuple[float, str]]]
+    party_raw: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    party_ev: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    named: set[str] = field(default_factory=set)
+    domain: float = 0.0
+    noise: float = 0.0
+    greeting: float = 0.0
+    noise_ev: list[str] = field(default_factory=list)
+    lexicon_best: float = 0.0
+    similarities: dict[int, float] = field(default_factory=dict)
 
 
 def _purpose_first(raw: dict[int, float], discount: float) -> None:
@@ -311,11 +336,17 @@ def _rank_targets(raw: dict[int, float], ev: dict[int, list[tuple[float, str]]])
     ranked = [(n, v) for n, v in _by_evidence(raw, ev) if v >= MIN_TARGET_VALUE]
     top = ranked[0][1] if ranked else 0.0
     out = [
-        TargetScore(n, _squash(value, 4.0), _evidence(ev[n]))
+        TargetScore(
+            n, round(calibration.TARGET(calibration.target_features(value, top)), 3), _evidence(ev[n])
+        )
         for rank, (n, value) in enumerate(ranked)
         if rank < MIN_TARGETS or value >= EXTRA_TARGET_SHARE * top
     ]
     return tuple(out[:MAX_TARGETS])
+
+
+def _calibrated(value: float, best: float) -> float:
+    return round(calibration.TARGET(calibration.target_features(value, best)), 3)
 
 
 def _rank_core_functions(

@@ -64,7 +64,7 @@ class Lexicon:
         self._by_stem: dict[str, list[int]] = defaultdict(list)
         self._shorter: dict[str, str] = {}
         self._buckets: dict[str, list[str]] = {}
-        self._resolved: dict[str, tuple[tuple[str, float], ...]] = {}
+        self._resolved: dict[tuple[str, bool], tuple[tuple[str, float], ...]] = {}
         self._longest = 0
         self._frozen = False
 
@@ -102,7 +102,7 @@ class Lexicon:
     def vocabulary_size(self) -> int:
         return len(self._by_stem)
 
-    def _lookup(self, stem: str, fuzzy: bool) -> tuple[str, float] | None:
+    def _lookup(self, stem: str, fuzzy: bool, prefix: bool = True) -> tuple[str, float] | None:
         if stem in self._by_stem:
             return stem, EXACT
         if is_cyrillic(stem):
@@ -113,32 +113,43 @@ class Lexicon:
             min_prefix = _MIN_PREFIX_LAT
         # Only starts as long as some vocabulary stem can match: a 100,000-letter "word" in a hostile
         # mail must not cost 100,000 slices and look-ups.
-        for cut in range(min(len(stem) - 1, self._longest), min_prefix - 1, -1):
+        for cut in range(min(len(stem) - 1, self._longest), min_prefix - 1, -1) if prefix else ():
             if stem[:cut] in self._by_stem:
                 return stem[:cut], PREFIX
-        if stem in self._shorter:
+        if prefix and stem in self._shorter:
             return self._shorter[stem], PREFIX
         # A typo changes a letter or two: a word far longer than any vocabulary stem is not one.
         if fuzzy and _MIN_FUZZY <= len(stem) <= self._longest + 4:
             bucket = self._buckets.get(stem[0])
             if bucket:
                 found = process.extractOne(stem, bucket, scorer=fuzz.ratio, score_cutoff=_FUZZY_CUTOFF)
-                if found is not None:
+                # Without starts (English), a typo keeps the length within a letter: "investig" is not a
+                # misspelt "invest".
+                if found is not None and (prefix or abs(len(found[0]) - len(stem)) <= 1):
                     return found[0], FUZZY
         return None
 
-    def resolve(self, token: Token) -> tuple[tuple[str, float], ...]:
-        """Vocabulary stems this token stands for, with a match quality; memoised per surface word."""
-        cached = self._resolved.get(token.surface)
+    def resolve(self, token: Token, english: bool = False) -> tuple[tuple[str, float], ...]:
+        """Vocabulary stems this token stands for, with a match quality; memoised per surface word.
+
+        In an English text a Latin word is only itself (or a typo of a word): Snowball already joins its
+        forms, and a start ("reservoir" as "reserve") or a Russian reading ("complain" as "компании") is
+        another word. Agglutinating Latin-script languages (Uzbek, Azerbaijani) and Russian typed in Latin
+        keep both.
+        """
+        key = (token.surface, english)
+        cached = self._resolved.get(key)
         if cached is not None:
             return cached
+        latin_english = english and not is_cyrillic(token.surface)
         found: list[tuple[str, float]] = []
-        direct = self._lookup(token.stem, fuzzy=True)
+        direct = self._lookup(token.stem, fuzzy=True, prefix=not latin_english)
         if direct is not None:
             found.append(direct)
         if (
             (direct is None or direct[1] < EXACT)
             and not is_cyrillic(token.surface)
+            and not latin_english
             and len(token.surface) > 3
         ):
             ru = self.stemmer.stem_russian(transliterate(token.surface))
@@ -147,16 +158,16 @@ class Lexicon:
                 found.append((via[0], min(via[1], TRANSLIT)))
         result = tuple(found)
         if len(self._resolved) < 200_000:
-            self._resolved[token.surface] = result
+            self._resolved[key] = result
         return result
 
-    def scan(self, tokens: list[Token]) -> list[Hit]:
+    def scan(self, tokens: list[Token], english: bool = False) -> list[Hit]:
         """Every vocabulary phrase found in the tokens (each phrase once, at its best match)."""
         # stem -> [(position, quality, surface)]
         seen: dict[str, list[tuple[int, float, str]]] = defaultdict(list)
         candidates: set[int] = set()
         for token in tokens:
-            for stem, quality in self.resolve(token):
+            for stem, quality in self.resolve(token, english):
                 seen[stem].append((token.position, quality, token.surface))
                 candidates.update(self._by_stem[stem])
         hits: list[Hit] = []

@@ -28,10 +28,11 @@ STOPWORDS = frozenset(
     и в во на по с со к ко о об обо от до для из за у а но не ни что чтобы это этот эта эти мы нас нам
     наш наша наши вы вас вам ваш ваша ваши я меня мне он она они их его ее или ли же бы то так тоже
     уже еще был была были быть будет ещё при под над без через между также только очень все всё
-    всех весь вся который которые которая которых уважаемые коллеги здравствуйте добрый день
-    спасибо пожалуйста уважением
+    всех весь вся который которые которая которых уважаемые коллеги пожалуйста уважением
     """.split()
 )
+# Greetings and thanks (здравствуйте, добрый день, спасибо) are not stopwords: they are evidence that a
+# message is only a greeting or a thank-you (noise.yaml), weighed with the rest by calibration.ON_TOPIC.
 
 # Latin spellings of Russian, for requests typed without a Cyrillic keyboard ("nuzhen ekspert po ...").
 _TRANSLIT = (
@@ -132,6 +133,14 @@ _ENGLISH_KEPT = {
 }
 
 
+# Relational adjective suffixes and the noun endings tried for each, in order (экономический is экономика
+# before экономия).
+_RELATIONAL_ADJECTIVES = (
+    ("иальный", ("ия",)),
+    ("ический", ("ика", "ия", "")),
+)
+
+
 # pymorphy3 logs where its dictionaries are at INFO on every load: noise in `helpdesk classify` output.
 logging.getLogger("pymorphy3").setLevel(logging.WARNING)
 
@@ -172,8 +181,29 @@ class Stemmer:
 
     def stem_russian(self, word: str) -> str:
         if self._morph.word_is_known(word):
-            word = self._morph.parse(word)[0].normal_form.replace("ё", "е")
+            # The lemma is the key: Snowball on top of it would merge other words (село and сель, a
+            # village and a mudflow; вернуть and вернуться, "return" and an auto-reply's "I'll be back").
+            return self._noun_of(self._morph.parse(word)[0].normal_form.replace("ё", "е"))
         return _fleeting_vowel(self._ru.stemWord(word))
+
+    def _noun_of(self, lemma: str) -> str:
+        """The noun a relational adjective is made from, when the dictionary has it as a noun lemma.
+
+        "территориальное планирование" and "планирование территории" are the same thing, but Snowball
+        leaves "территориальн" and "территор"; so do экологический/экология, генетический/генетика.
+        Only these suffixes, and only into a noun the dictionary knows, so ценный never becomes цена.
+        """
+        for suffix, endings in _RELATIONAL_ADJECTIVES:
+            if lemma.endswith(suffix) and len(lemma) > len(suffix) + 2:
+                base = lemma[: -len(suffix)]
+                for ending in endings:
+                    noun = base + ending
+                    if not self._morph.word_is_known(noun):
+                        continue
+                    parse = self._morph.parse(noun)[0]
+                    if parse.normal_form == noun and "NOUN" in parse.tag:
+                        return noun
+        return lemma
 
 
 @dataclass(frozen=True, slots=True)

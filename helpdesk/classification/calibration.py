@@ -1,0 +1,46 @@
+"""Scores as probabilities: monotone logistic maps fitted on the development part only.
+
+The coefficients below are written by bench/calibrate_classifier.py (cross-validated on the development
+files, then fitted on all of them; never on the frozen part). Every weight has the sign its evidence
+must have, so more evidence for a target never lowers its probability.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Logistic:
+    weights: tuple[float, ...]
+    bias: float
+
+    def __call__(self, features: tuple[float, ...]) -> float:
+        z = self.bias + sum(w * x for w, x in zip(self.weights, features, strict=True))
+        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+
+def target_features(value: float, best: float) -> tuple[float, float]:
+    """A listed target's fused value and its share of the best one's."""
+    return (math.log1p(value), value / best if best > 0 else 0.0)
+
+
+def topic_features(
+    target: float, domain: float, similarity: float, noise: float, greeting: float
+) -> tuple[float, ...]:
+    """The whole evidence on whether a message is a request for the Centre.
+
+    target: the best target's lexicon (and staff example) value; domain: general domain words; similarity:
+    the best TF-IDF similarity to a target's texts; noise: auto-reply, spam, housekeeping and off-topic
+    cues; greeting: greetings and thanks.
+    """
+    # A greeting says the same once or thrice ("Здравствуйте! ... Спасибо"): its presence is counted.
+    return (math.log1p(target), math.log1p(domain), similarity, math.log1p(noise), min(greeting, 0.6))
+
+
+# P(a listed target is one of the request's labels | its value, its share of the best).
+TARGET = Logistic((1.571, 2.092), -2.993)
+# P(the message is a request for the Centre | the whole evidence); under ON_TOPIC_MIN it is unclassified.
+ON_TOPIC = Logistic((2.46, 1.282, 0.065, -1.697, -1.135), -1.573)
+ON_TOPIC_MIN = 0.5

@@ -1,0 +1,83 @@
+"""Calibrated scores and abstention on the whole evidence (issue #15 item 1)."""
+
+from __future__ import annotations
+
+import bench_modules
+import pytest
+
+from helpdesk.classification import Classifier, build_classifier
+from helpdesk.classification.calibration import ON_TOPIC, TARGET, target_features, topic_features
+from knowledge import load_knowledge_base
+
+
+@pytest.fixture(scope="module")
+def classifier() -> Classifier:
+    return build_classifier(load_knowledge_base())
+
+
+def test_a_target_probability_never_falls_as_its_evidence_grows() -> None:
+    best = 8.0
+    values = [0.3, 0.5, 1.0, 2.0, 4.0, 6.0, 8.0]
+    probabilities = [TARGET(target_features(v, best)) for v in values]
+    assert probabilities == sorted(probabilities)
+    assert all(0.0 < p < 1.0 for p in probabilities)
+
+
+def test_listed_scores_are_probabilities_in_rank_order(classifier) -> None:
+    result = classifier.classify("Snow leopards kill livestock in the Pamir; who has a compensation scheme?")
+    scores = [t.score for t in result.targets]
+    assert scores == sorted(scores, reverse=True) and all(0.0 <= s <= 1.0 for s in scores)
+
+
+def test_noise_and_greetings_only_lower_the_odds_of_a_request() -> None:
+    base = ON_TOPIC(topic_features(1.5, 0.0, 0.0, 0.0, 0.0))
+    assert ON_TOPIC(topic_features(1.5, 0.0, 0.0, 2.5, 0.0)) < base
+    assert ON_TOPIC(topic_features(1.5, 0.0, 0.0, 0.0, 0.6)) < base
+    assert ON_TOPIC(topic_features(1.5, 1.0, 0.2, 0.0, 0.0)) > base
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Добрый день, спасибо за информацию, всё получили.",
+        "Thank you, information received.",
+        # Spam stuffed with the Centre's words is still spam.
+        "You have won a prize! Claim your biodiversity conservation lottery winnings, click here",
+    ],
+)
+def test_a_thank_you_or_spam_is_set_aside_on_the_whole_evidence(classifier, text) -> None:
+    result = classifier.classify(text)
+    assert result.unclassified and result.notes and "whole evidence" in result.notes[0]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Здравствуйте! Нужна методичка по сайгаку. Спасибо",
+        "Hello, we need help with poaching. Thanks!",
+        "saxaul Aralkum",
+        "Could we keep one shared register of bird counts with the neighbours?",
+    ],
+)
+def test_a_short_request_between_greetings_is_still_a_request(classifier, text) -> None:
+    assert not classifier.classify(text).unclassified
+
+
+def test_the_fit_keeps_every_weight_on_its_sign_and_the_anchor_a_request() -> None:
+    bench = bench_modules.load("calibrate_classifier")
+    # Off-topic rows where the target evidence is high: an unconstrained fit would give it a negative weight.
+    rows = [((2.0, 0.0, 0.0, 1.0, 0.0), 0), ((0.1, 0.0, 0.0, 0.0, 0.6), 0), ((1.0, 1.0, 0.2, 0.0, 0.0), 1)]
+    model = bench.fit(rows, bench.TOPIC_SIGNS, bench.ANCHOR, steps=300)
+    assert all(w * s >= 0 for w, s in zip(model.weights, bench.TOPIC_SIGNS, strict=True))
+    assert model(bench.ANCHOR) >= 0.5 - 1e-9
+
+
+def test_megabytes_of_words_after_a_request_are_not_read(classifier) -> None:
+    # Attack: a mail of a request followed by 1 MB of words would cost seconds of CPU on the event loop.
+    from helpdesk.classification.classifier import MAX_TEXT_CHARS
+
+    request = "Snow leopards kill livestock in the Pamir; who has a compensation scheme? "
+    padding = "lorem ipsum dolor sit amet " * (1_000_000 // 27)
+    flooded = classifier.classify(request + padding)
+    assert flooded == classifier.classify((request + padding)[:MAX_TEXT_CHARS])
+    assert flooded.target_numbers[0] == 4
