@@ -5,7 +5,7 @@ Renders templates only (no python-telegram-bot here): the outbox carries the res
 
 from __future__ import annotations
 
-from helpdesk.composer import Acknowledgement, ReceiptRules
+from helpdesk.composer import Acknowledgement, ExpertLetter, ReceiptRules
 from helpdesk.db.models import Ticket
 from helpdesk.messages import InboundMessage, OutboundMessage
 from helpdesk.rendering import render
@@ -52,4 +52,13 @@ class TelegramComposer:
             text=render("bot/reply.{lang}.txt.j2", ticket.language, text=text, reference=ticket.reference),
             reference=ticket.reference,
             extra={"reply_to_message_id": int(asked[-1].rpartition(":")[2])} if asked else {},
+        )
+
+    def expert(self, letter: ExpertLetter, *, mail_domain: str) -> OutboundMessage:
+        # A private chat's id is the user's id: the roster's Telegram id is where the letter goes.
+        return OutboundMessage(
+            channel="telegram",
+            recipient=letter.recipient,
+            text=render(f"bot/expert_{letter.kind}.{{lang}}.txt.j2", letter.language, letter=letter),
+            reference=letter.reference,
         )

@@ -36,6 +36,7 @@ from helpdesk.usecases.cards import button_labels, card_markup, refresh_card, st
 from helpdesk.usecases.errors import DeskError
 from helpdesk.usecases.listing import TicketFilter, list_tickets, show_ticket
 from helpdesk.usecases.note import add_note
+from helpdesk.usecases.referrals import refer
 from helpdesk.usecases.refusals import record_refusal
 from helpdesk.usecases.reply import reply
 from helpdesk.usecases.staff_directory import staff_telegram_ids
@@ -46,6 +47,8 @@ log = logging.getLogger(__name__)
 STAFF_COMMANDS = ("reply", "note", "queue", "mine", "ticket")
 TARGETS = range(1, 24)
 CORE_FUNCTIONS = range(1, 12)
+# The Refer button offers this many of the ticket's matched experts.
+TOP_EXPERTS_OFFERED = 3
 USAGE = {
     "reply": "/reply TSCC-2026-0042 text",
     "note": "/note TSCC-2026-0042 text",
@@ -283,6 +286,19 @@ class StaffHandlers:
             targets = [int(t["target"]) for t in classification.get("targets") or []][:3]
             functions = [int(c["core_function"]) for c in classification.get("core_functions") or []][:2]
             return _picker(reference, targets, functions, "T")
+        if op == "ref":
+            # The top matched experts, by their place in the ticket's matches (ids may be long).
+            matched = ((await show_ticket(self._desk, reference)).get("matches") or {}).get("experts") or []
+            rows = [
+                [{"text": f"{e.get('name') or e.get('expert')}", "callback_data": f"st:rx:{reference}:{i}"}]
+                for i, e in enumerate(matched[:TOP_EXPERTS_OFFERED])
+            ]
+            return {"inline_keyboard": [*rows, back]}
+        if op == "rx" and arg is not None:
+            matched = ((await show_ticket(self._desk, reference)).get("matches") or {}).get("experts") or []
+            expert_id = str(matched[int(arg)]["expert"])
+            await refer(self._desk, reference, [expert_id], message=None, actor=actor)
+            return self._text("staff_done", action="referred", reference=reference, who=expert_id)
         if op == "back":
             await refresh_card(self._desk, reference)
             return None

@@ -9,14 +9,19 @@ error, never another channel's answer.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from helpdesk.messages import InboundMessage, OutboundMessage
+from helpdesk.outbox import new_message_id
 from helpdesk.usecases.errors import DeskError
 
 if TYPE_CHECKING:
     from helpdesk.db.models import Ticket
+
+
+_REFERRAL_MESSAGE_ID_RE = re.compile(r"\.tscc-r([1-9][0-9]{0,11})@[^>]*>?\s*$")
 
 
 class UnknownChannel(DeskError, LookupError):
@@ -61,6 +66,43 @@ class Acknowledgement:
         return "acknowledgement" if self.created else "notice"
 
 
+@dataclass(frozen=True, slots=True)
+class ExpertLetter:
+    """What the desk tells an expert about a referral (``kind``: "offer", "reminder" or "introduction").
+
+    The requester's contact is in ``contact`` only for an introduction, which needs their consent first.
+    """
+
+    kind: str
+    referral_id: int
+    recipient: str
+    language: str
+    reference: str
+    # Names the referral in the subject, ``[TSCC-2026-0042 R7]``, as ``referral_message_id`` names it in
+    # the Message-ID: the expert's answer is threaded by either.
+    tag: str
+    summary: str
+    targets: tuple[str, ...] = ()
+    party: str | None = None
+    covering_message: str | None = None
+    # A signed address for the answer (email), and one-click links per answer when the web is configured.
+    reply_to: str | None = None
+    links: dict[str, str] | None = None
+    contact: dict[str, str] | None = None
+    # The offer's Message-ID, which a reminder continues.
+    in_reply_to: str | None = None
+
+
+def referral_message_id(domain: str, referral_id: int) -> str:
+    """A Message-ID naming its referral, so an answer's In-Reply-To finds it without a look-up per mail."""
+    return new_message_id(domain, idstring=f"tscc-r{referral_id}")
+
+
+def referral_of_message_id(message_id: str) -> int | None:
+    found = _REFERRAL_MESSAGE_ID_RE.search(message_id)
+    return int(found.group(1)) if found else None
+
+
 class ChannelComposer(Protocol):
     """One channel's wording and addressing; renders templates only, sends nothing."""
 
@@ -77,4 +119,8 @@ class ChannelComposer(Protocol):
     def reply(self, ticket: Ticket, text: str, *, mail_domain: str) -> OutboundMessage:
         """A staff member's ``text`` for the requester of ``ticket`` (messages and requester loaded);
         raises ``helpdesk.usecases.errors.NoRoute`` when the requester cannot be reached on it."""
+        ...
+
+    def expert(self, letter: ExpertLetter, *, mail_domain: str) -> OutboundMessage:
+        """A referral's offer, reminder or introduction for an expert reached on this channel."""
         ...

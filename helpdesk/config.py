@@ -130,6 +130,8 @@ class Settings:
     report_language: str = "ru"
     # Closed tickets older than this many months are anonymised by `helpdesk run` (0: kept forever).
     retention_months: int = 0
+    # An expert who has not answered a referral is reminded after this many days; "no answer" after twice.
+    referral_reminder_days: int = 5
     # Delivery worker: how long a claimed outbox item is reserved (a crashed worker's items wait this
     # long before another picks them up), and the first retry delay (doubling after each failure).
     delivery_lease_seconds: float = 120.0
@@ -353,6 +355,7 @@ def _parse(env: Mapping[str, str], cwd: Path) -> Settings:
         report_hour=_bounded(env, "HELPDESK_REPORT_HOUR", 8, 0, 23),
         report_language=_report_language(env),
         retention_months=_bounded(env, "HELPDESK_RETENTION_MONTHS", 0, 0, 1200),
+        referral_reminder_days=_bounded(env, "HELPDESK_REFERRAL_REMINDER_DAYS", 5, 1, 365),
         delivery_lease_seconds=_float(env, "HELPDESK_DELIVERY_LEASE_SECONDS", 120.0),
         delivery_retry_base_seconds=_float(env, "HELPDESK_DELIVERY_RETRY_BASE_SECONDS", 5.0),
         spool_dir=cwd / (_get(env, "HELPDESK_SPOOL_DIR") or "spool"),
@@ -531,6 +534,7 @@ SETTINGS: dict[str, ValueCheck | None] = {
     "HELPDESK_REPORT_HOUR": None,
     "HELPDESK_REPORT_LANGUAGE": None,
     "HELPDESK_RETENTION_MONTHS": None,
+    "HELPDESK_REFERRAL_REMINDER_DAYS": None,
     "HELPDESK_DELIVERY_LEASE_SECONDS": None,
     "HELPDESK_DELIVERY_RETRY_BASE_SECONDS": None,
     "HELPDESK_WEB_PORT": partial(_port, default=8080),

@@ -10,8 +10,8 @@ from helpdesk.db.models import Message, OutboxItem, Ticket
 from helpdesk.messages import OutboundMessage
 
 
-def new_message_id(domain: str) -> str:
-    return make_msgid(idstring="tscc", domain=domain)
+def new_message_id(domain: str, idstring: str = "tscc") -> str:
+    return make_msgid(idstring=idstring, domain=domain)
 
 
 async def enqueue(

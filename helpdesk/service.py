@@ -267,6 +267,14 @@ async def _serve_channels(runtime: Runtime, stop: asyncio.Event, tasks: list[asy
                     run_retention(runtime.desk, settings.retention_months, stop), name="retention"
                 )
             )
+        from helpdesk.jobs.referral_reminders import run_referral_reminders
+
+        tasks.append(
+            asyncio.create_task(
+                run_referral_reminders(runtime.desk, settings.referral_reminder_days, stop),
+                name="referral-reminders",
+            )
+        )
         await stop.wait()
         log.info("stopping: finishing work in hand")
         # The worker finishes the item it is sending; whatever is left stays in the outbox for next start.

@@ -91,6 +91,8 @@ class Expert:
     availability: str = "available"
     max_open_tickets: int = 5
     example: bool = False
+    # Their Telegram user id: referrals go to Telegram when they have started the bot (else by email).
+    telegram_id: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -105,6 +107,7 @@ class Expert:
             "availability": self.availability,
             "max_open_tickets": self.max_open_tickets,
             "example": self.example,
+            "telegram_id": self.telegram_id,
         }
 
 

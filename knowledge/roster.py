@@ -3,7 +3,7 @@
 CSV columns (header row required; extra columns are ignored):
 
     id, name, organisation, email, countries, languages, targets, core_functions,
-    availability, max_open_tickets, example
+    availability, max_open_tickets, example, telegram_id
 
 List columns (countries, languages, targets, core_functions) hold values separated by ";" or ","
 inside the cell, e.g. `KZ;UZ`, `ru;en`, `3;4;21`. availability is available | limited | unavailable
@@ -37,6 +37,7 @@ EXPERT_COLUMNS = (
     "availability",
     "max_open_tickets",
     "example",
+    "telegram_id",
 )
 RESOURCE_COLUMNS = ("id", "title", "url", "type", "languages", "targets", "core_functions")
 _LIST_COLUMNS = {"countries", "languages", "targets", "core_functions"}
@@ -62,6 +63,7 @@ def _expert(file: str, index: int, item: Any, seen: set[str]) -> Expert:
         availability=c.choice("availability", AVAILABILITY, default="available"),
         max_open_tickets=c.number("max_open_tickets", 0, 1000, default=5),
         example=c.flag("example"),
+        telegram_id=None if c.data.get("telegram_id") in (None, "") else c.number("telegram_id", 1, 2**52),
     )
 
 
@@ -126,6 +128,8 @@ def load_experts_file(path: str | Path) -> tuple[Expert, ...]:
 
 
 def _cell(value: Any) -> str:
+    if value is None:
+        return ""
     if isinstance(value, list | tuple):
         return ";".join(str(v) for v in value)
     if isinstance(value, bool):

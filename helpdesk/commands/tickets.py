@@ -1,4 +1,7 @@
-"""`helpdesk tickets list|search|show|assign|reply|note|status|close|merge`: the staff desk on the CLI."""
+"""`helpdesk tickets list|search|show|assign|reply|note|status|close|merge`: the staff desk on the CLI.
+
+The matchmaking commands (refer, introduce, cooperation, outcome) are in ``referrals.py``.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import sys
 from typing import Any
 
 from helpdesk import lifecycle
+from helpdesk.commands import referrals as referral_commands
 from helpdesk.commands import tickets_search
 from helpdesk.config import Settings
 from helpdesk.service import open_runtime
@@ -90,6 +94,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     merge_parser.add_argument("into", metavar="B")
     _actor_option(merge_parser)
     merge_parser.set_defaults(handler=_merge)
+
+    referral_commands.register(actions, _actor_option, _actor)
 
 
 def _numbers(value: str) -> list[int]:
@@ -194,6 +200,12 @@ def _show_text(ticket: dict[str, Any]) -> str:
         lines.append(message["text"].rstrip())
         lines.extend(f"    attachment: {a['filename']} ({a['size']} bytes)" for a in message["attachments"])
         lines.append("")
+    if ticket["referrals"]:
+        lines.append("referrals:")
+        lines.extend(
+            f"  R{r['id']} {r['expert'] or r['organisation']} ({r['channel']}): {r['stage']}"
+            for r in ticket["referrals"]
+        )
     lines.append("history:")
     lines.extend(
         f"  {e['at']} {e['actor']} {e['action']} {json.dumps(e['detail'], ensure_ascii=False)}"

@@ -457,3 +457,69 @@ class CannedReply(Base):
     body: Mapped[str] = mapped_column(Text)
     updated_by: Mapped[str] = mapped_column(String(320))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Referral(Base):
+    """A ticket offered to one expert of the roster (or to a provider organisation), and what came of it.
+
+    ``state`` is the expert's answer (offered → accepted | declined | no_answer); what follows an acceptance
+    (the requester's consent, the introduction, the cooperation and its outcome) is kept beside it, each
+    with its time, so the report counts every step. The ticket's own status is left alone: the desk's
+    conversation with the requester and the cooperation between the two sides run on separate clocks.
+    """
+
+    __tablename__ = "referrals"
+    # The reminder job scans by state and age; an expert's chat message looks up their open offer.
+    __table_args__ = (
+        Index("ix_referrals_state_offered", "state", "offered_at"),
+        Index("ix_referrals_recipient_state", "recipient", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    # The roster id, or None when the referral went to a provider organisation as a group.
+    expert_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    organisation: Mapped[str | None] = mapped_column(String(300))
+    # Where the offer went (the roster's address or Telegram id at that moment): answers are checked
+    # against it, so a roster edit after the offer does not let anybody else answer.
+    channel: Mapped[str] = mapped_column(String(16))
+    recipient: Mapped[str] = mapped_column(String(320))
+    language: Mapped[str] = mapped_column(String(8))
+    covering_message: Mapped[str | None] = mapped_column(Text)
+    # The offer's own Message-ID (it names the referral: ``composer.referral_message_id``); a reminder
+    # continues its thread.
+    channel_message_id: Mapped[str | None] = mapped_column(String(1000))
+    state: Mapped[str] = mapped_column(String(16), default="offered")
+    created_by: Mapped[str] = mapped_column(String(320))
+    offered_at: Mapped[datetime] = mapped_column(default=utcnow)
+    reminded_at: Mapped[datetime | None] = mapped_column()
+    # The expert's first message back (the report's "time to first answer"), and their yes/no.
+    first_answer_at: Mapped[datetime | None] = mapped_column()
+    answered_at: Mapped[datetime | None] = mapped_column()
+    # The requester's yes/no to being introduced: asked, then answered ("yes" | "no").
+    consent_asked_at: Mapped[datetime | None] = mapped_column()
+    consent: Mapped[str | None] = mapped_column(String(8))
+    consent_at: Mapped[datetime | None] = mapped_column()
+    introduced_at: Mapped[datetime | None] = mapped_column()
+    cooperation_at: Mapped[datetime | None] = mapped_column()
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    outcome_text: Mapped[str | None] = mapped_column(Text)
+    outcome_at: Mapped[datetime | None] = mapped_column()
+
+    @property
+    def stage(self) -> str:
+        """How far the referral has come, as the staff card and ``tickets show`` name it."""
+        if self.outcome is not None:
+            return f"outcome: {self.outcome}"
+        if self.cooperation_at is not None:
+            return "in cooperation"
+        if self.introduced_at is not None:
+            return "introduced"
+        if self.consent == "no":
+            return "requester declined the introduction"
+        if self.consent_asked_at is not None:
+            return "waiting for the requester's consent"
+        return self.state.replace("_", " ")
+
+    # Joined: every use of a referral (letters, answers, the report) needs its ticket.
+    ticket: Mapped[Ticket] = relationship(lazy="joined", innerjoin=True)

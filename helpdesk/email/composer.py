@@ -6,7 +6,7 @@ Renders templates only; ``mime_message.py`` turns the result into MIME when the 
 
 from __future__ import annotations
 
-from helpdesk.composer import Acknowledgement, ReceiptRules
+from helpdesk.composer import Acknowledgement, ExpertLetter, ReceiptRules, referral_message_id
 from helpdesk.db.models import Ticket
 from helpdesk.messages import InboundMessage, OutboundMessage
 from helpdesk.outbox import new_message_id
@@ -73,4 +73,18 @@ class EmailComposer:
             in_reply_to=thread[-1] if thread else None,
             references=tuple(thread[-REFERENCES_KEPT:]),
             extra={"auto_submitted": "no"},
+        )
+
+    def expert(self, letter: ExpertLetter, *, mail_domain: str) -> OutboundMessage:
+        return OutboundMessage(
+            channel="email",
+            recipient=letter.recipient,
+            subject=f"[{letter.tag}] {letter.summary[:200]}",
+            text=render(f"email/expert_{letter.kind}.{{lang}}.txt.j2", letter.language, letter=letter),
+            reference=letter.reference,
+            message_id=referral_message_id(mail_domain, letter.referral_id),
+            in_reply_to=letter.in_reply_to,
+            references=(letter.in_reply_to,) if letter.in_reply_to else (),
+            # Written by staff (the offer, the introduction): the expert's auto-responder may answer it.
+            extra={"auto_submitted": "no", **({"reply_to": letter.reply_to} if letter.reply_to else {})},
         )

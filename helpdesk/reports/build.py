@@ -15,6 +15,7 @@ from helpdesk.db.models import Ticket
 from helpdesk.rendering import render
 from helpdesk.reports.anonymise import anonymise
 from helpdesk.reports.labels import CHANNELS, LABELS, STATUSES
+from helpdesk.reports.matchmaking import matchmaking
 from helpdesk.reports.period import Period, month_label
 from helpdesk.reports.queries import PRIMARY_CORE_FUNCTION, PRIMARY_TARGET, ReportQueries
 from knowledge import KnowledgeBase, load_knowledge_base
@@ -50,6 +51,7 @@ async def build_report(
         by_status = await queries.group(Ticket.status)
         by_assignee = await queries.group(Ticket.assignee)
         experts = await queries.experts()
+        matchmaking_figures = await matchmaking(queries)
         resources = await queries.resources()
         top_targets = [int(key) for key, _ in by_target if key is not None][:EXAMPLE_TARGETS]
         example_rows = await queries.examples(top_targets, EXAMPLES_PER_TARGET)
@@ -123,6 +125,9 @@ async def build_report(
         ],
         "experts": experts,
         "resources": resources,
+        "matchmaking": _matchmaking_labelled(
+            matchmaking_figures, party_label, target_label, core_function_label
+        ),
         "previous": previous,
         "comparison": _comparison(current, previous),
         "examples": examples,
@@ -215,7 +220,25 @@ def _summary(report: dict[str, Any], period: Period, language: str) -> dict[str,
         for line in render("reports/part3.{lang}.txt.j2", language, **context).splitlines()
         if line.strip()
     ]
-    return {"status": status, "details": " ".join(details.split()), "figures": figures}
+    cooperation = render("reports/part2_section4.{lang}.txt.j2", language, r=report, L=LABELS[language])
+    return {
+        "status": status,
+        "details": " ".join(details.split()),
+        "figures": figures,
+        "part2_section4": " ".join(cooperation.split()),
+    }
+
+
+def _matchmaking_labelled(figures: dict[str, Any], *labels: Any) -> dict[str, Any]:
+    """The matchmaking figures with each breakdown's keys labelled like the report's own breakdowns."""
+    party, target, core_function = labels
+    out = dict(figures)
+    for name, label in (("by_party", party), ("by_target", target), ("by_core_function", core_function)):
+        out[name] = [{"key": key, "label": label(key), "count": n} for key, n in figures[name]]
+    out["organisations"] = [
+        {"key": key, "label": key or "–", "count": n} for key, n in figures["organisations"]
+    ]
+    return out
 
 
 def format_percent(value: float | None) -> str:

@@ -123,6 +123,7 @@ def tables(report: dict[str, Any]) -> list[Table]:
             ],
         )
     )
+    out.extend(_matchmaking_tables(report["matchmaking"], L))
     comparison_rows = []
     for row in report["comparison"]:
         label = L[row["key"]] if row["key"] != "first_response" and row["key"] != "resolution" else (
@@ -141,6 +142,45 @@ def tables(report: dict[str, Any]) -> list[Table]:
         )
     )
     return out
+
+
+def _matchmaking_tables(m: dict[str, Any], L: dict[str, str]) -> list[Table]:
+    first = m["first_answer"]
+    breakdown = [
+        [L[name], row["label"], _number(row["count"])]
+        for name in ("by_party", "by_target", "by_core_function")
+        for row in m[name]
+    ]
+    return [
+        Table(
+            "matchmaking",
+            L["matchmaking"],
+            [L["item"], L["count"]],
+            [
+                [L["referrals_made"], _number(m["made"])],
+                *(
+                    [L[f"referrals_{state}"], _number(m[state])]
+                    for state in ("accepted", "declined", "no_answer")
+                ),
+                [L["referrals_offered"], _number(m["offered"])],
+                [L["first_answer"], f"{_number(first['median_hours'])} / {_number(first['p90_hours'])}"],
+                [L["introductions"], _number(m["introductions"])],
+            ],
+        ),
+        Table(
+            "matchmaking_outcomes",
+            L["matchmaking_outcomes"],
+            [L["item"], L["count"]],
+            [[L[f"outcome_{key}"], _number(n)] for key, n in sorted(m["outcomes"].items())],
+        ),
+        Table("matchmaking_breakdown", L["matchmaking_breakdown"], [L["item"], "", L["count"]], breakdown),
+        Table(
+            "matchmaking_organisations",
+            L["matchmaking_organisations"],
+            [L["item"], L["count"]],
+            [[row["label"], _number(row["count"])] for row in m["organisations"]],
+        ),
+    ]
 
 
 def bar_chart(items: list[dict[str, Any]], title: str, *, columns: bool = False) -> Markup:
@@ -247,6 +287,13 @@ def to_csv(report: dict[str, Any]) -> str:
         writer.writerow(["experts", key, L["experts"], key, value])
     for key, value in report["resources"].items():
         writer.writerow(["resources", key, L["experts"], key, value])
+    for key, value in report["matchmaking"].items():
+        if isinstance(value, int):
+            writer.writerow(["matchmaking", key, L["matchmaking"], key, value])
+    for measure, value in report["matchmaking"]["first_answer"].items():
+        writer.writerow(["matchmaking", "first_answer", L["first_answer"], measure, value])
+    for key, value in report["matchmaking"]["outcomes"].items():
+        writer.writerow(["matchmaking_outcomes", key, L[f"outcome_{key}"], "count", value])
     for row in report["comparison"]:
         for measure in ("current", "previous", "change"):
             writer.writerow(["comparison", row["key"], L[row["key"]], measure, row[measure]])
@@ -283,6 +330,8 @@ def to_docx(report: dict[str, Any]) -> bytes:
     document.add_heading(L["part3"], level=2)
     for line in summary["figures"]:
         document.add_paragraph(line, style="List Bullet")
+    document.add_heading(L["part2_section4"], level=2)
+    document.add_paragraph(summary["part2_section4"])
 
     for item in tables(report):
         document.add_heading(item.title, level=1)

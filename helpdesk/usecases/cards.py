@@ -17,7 +17,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk import lifecycle
-from helpdesk.db.models import Attachment, AuditEvent, Message, OutboxItem, Requester, Ticket
+from helpdesk.db.models import Attachment, AuditEvent, Message, OutboxItem, Referral, Requester, Ticket
 from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
 from helpdesk.messages import OutboundMessage
@@ -67,6 +67,7 @@ def card_markup(reference: str, status: str, language: str | None = None) -> dic
     rows = [
         [button("assign_me", "me"), button("reassign", "who")],
         [button("reclassify", "rc"), button("status", "status")],
+        [button("refer", "ref")],
     ]
     if status != lifecycle.Status.CLOSED:
         rows.append([button("close", "close")])
@@ -165,6 +166,10 @@ async def card_outbound(
         .order_by(AuditEvent.id.desc())
         .limit(1)
     )
+    referrals = [
+        f"{r.expert_id or r.organisation}: {r.stage}"
+        for r in (await session.scalars(select(Referral).where(Referral.ticket_id == ticket.id))).unique()
+    ]
     language = staff_language()
     excerpt = (first.body if first is not None else "").strip()
     if len(excerpt) > CARD_EXCERPT:
@@ -190,6 +195,7 @@ async def card_outbound(
         messages=inbound_count,
         delivery_error=failed.last_error if failed is not None else None,
         blocked=blocked == "blocked_bot",
+        referrals=referrals,
         ticket_url=ticket_url,
         **classification_context(ticket, language),
     ).strip()

@@ -34,6 +34,8 @@ class MessageReceived(TicketEvent):
     # False for mail the trusted server failed: kept on the ticket, but staff are not told it moved.
     moves_ticket: bool = True
     unverified_staff: bool = False
+    # Who the threading rules found the sender to be on the ticket (requester, participant, staff, ...).
+    sender_role: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +61,11 @@ class Reclassified(TicketEvent):
 @dataclass(frozen=True, slots=True)
 class Noted(TicketEvent):
     """Staff added an internal note."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReferralChanged(TicketEvent):
+    """A referral was made, answered, reminded, given up on, introduced or closed with an outcome."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +113,7 @@ HANDLERS: dict[type[TicketEvent], tuple[Handler, ...]] = {
     Noted: (_refresh_card,),
     Merged: (_refresh_card,),
     RequesterChanged: (_refresh_card,),
+    ReferralChanged: (_refresh_card,),
 }
 
 

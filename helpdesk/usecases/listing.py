@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from helpdesk import lifecycle
-from helpdesk.db.models import Attachment, AuditEvent, Message, OutboxItem, Ticket
+from helpdesk.db.models import Attachment, AuditEvent, Message, OutboxItem, Referral, Ticket
 from helpdesk.desk import Desk
 from helpdesk.usecases.tickets import get_ticket
 
@@ -74,6 +74,7 @@ async def show_ticket(desk: Desk, reference: str) -> dict[str, Any]:
             for item in await session.scalars(select(OutboxItem).where(OutboxItem.ticket_id == ticket.id))
         }
         requester = ticket.requester
+        referrals = (await session.scalars(select(Referral).where(Referral.ticket_id == ticket.id))).unique()
         return {
             **ticket_summary(ticket),
             "requester": {
@@ -108,6 +109,18 @@ async def show_ticket(desk: Desk, reference: str) -> dict[str, Any]:
             "audit": [
                 {"at": e.created_at.isoformat(), "actor": e.actor, "action": e.action, "detail": e.detail}
                 for e in events
+            ],
+            "referrals": [
+                {
+                    "id": r.id,
+                    "expert": r.expert_id,
+                    "organisation": r.organisation,
+                    "channel": r.channel,
+                    "state": r.state,
+                    "stage": r.stage,
+                    "offered_at": r.offered_at.isoformat(),
+                }
+                for r in sorted(referrals, key=lambda r: r.id)
             ],
         }
 

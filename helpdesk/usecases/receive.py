@@ -18,11 +18,13 @@ from helpdesk.messages import InboundMessage
 from helpdesk.usecases import events
 from helpdesk.usecases.acknowledge import acknowledge
 from helpdesk.usecases.email_rules import after_stored, relay_staff_mail
+from helpdesk.usecases.introductions import record_consent
 from helpdesk.usecases.knowledge_state import current_triage
-from helpdesk.usecases.load import expert_load
 from helpdesk.usecases.numbering import next_reference
+from helpdesk.usecases.referral_load import matching_load
+from helpdesk.usecases.referrals import record_expert_message
 from helpdesk.usecases.requesters import find_or_create_requester
-from helpdesk.usecases.threading_rules import find_thread
+from helpdesk.usecases.threading_rules import find_referral, find_thread
 from helpdesk.usecases.tickets import audit, store_inbound
 
 SUBJECT_LIMIT = 300
@@ -57,6 +59,8 @@ async def receive_in_session(desk: Desk, session: AsyncSession, inbound: Inbound
         return outcome
     received, reopened = outcome
     await session.flush()
+    if received.sender_role == "requester" and received.moves_ticket:
+        await record_consent(desk, session, received.ticket, received.inbound)
     await events.record(desk, session, received)
     ticket = received.ticket
     return ReceiveResult(ticket.reference, ticket.id, created=received.created, reopened=reopened)
@@ -74,6 +78,12 @@ async def _receive(
     if seen is not None:
         ticket = await session.get_one(Ticket, seen.ticket_id)
         return ReceiveResult(ticket.reference, ticket.id, created=False, duplicate=True)
+
+    referral = await find_referral(session, inbound)
+    if referral is not None:
+        # An expert's answer joins the referred ticket for staff only: no requester row, no receipt.
+        await record_expert_message(desk, session, referral, inbound)
+        return ReceiveResult(referral.ticket.reference, referral.ticket_id, created=False)
 
     language = detect_reply_language(
         inbound.text_for_classification or inbound.subject or "", inbound.sender.language
@@ -122,6 +132,7 @@ async def _receive(
         created=created,
         moves_ticket=thread.changes_ticket,
         unverified_staff=thread.unverified_staff,
+        sender_role=thread.role,
     )
     return received, reopened
 
@@ -174,7 +185,7 @@ async def _triage(
     triage = await current_triage(desk, session)
     text = "\n".join(part for part in (inbound.subject, inbound.text_for_classification) if part)
     classification = triage.classify(text)
-    assessment = triage.assess(classification, language=language or "ru", load=await expert_load(session))
+    assessment = triage.assess(classification, language=language or "ru", load=await matching_load(session))
     party = requester.party
     if party is None and classification.party is not None:
         # The text names the Party ("our ministry in Nukus"): remember it for this requester too.

@@ -8,7 +8,7 @@ from helpdesk.desk import Desk
 from helpdesk.usecases import events
 from helpdesk.usecases.errors import InvalidTransition
 from helpdesk.usecases.knowledge_state import current_triage
-from helpdesk.usecases.load import expert_load
+from helpdesk.usecases.referral_load import matching_load
 from helpdesk.usecases.tickets import audit, get_ticket
 
 TARGETS = range(1, 24)
@@ -41,7 +41,7 @@ async def reclassify(
         staff = triage.staff_classification(
             targets, core_functions, language=language, party=ticket.party, actor=actor
         )
-        assessment = triage.assess(staff, language=language, load=await expert_load(session))
+        assessment = triage.assess(staff, language=language, load=await matching_load(session))
         ticket.classification = assessment.classification_json(source="staff", by=actor)
         ticket.matches = assessment.matches_json()
         ticket.updated_at = utcnow()

@@ -12,6 +12,12 @@ Two ordered lists kept as data (after GNU Mailman's rules and chains):
   ``helpdesk.usecases.staff_mail``). Someone else's reference never lets a stranger join a ticket: their
   message opens a new ticket with a visible "possible follow-up of …" note.
 
+Before both, ``REFERRAL_RULES`` decide whether the message is an expert's answer to a referral (issue #14):
+the signed reply address of the offer, the referral tag ``[TSCC-… R7]`` in the subject, In-Reply-To of the
+offer, or (Telegram) the expert's chat while an offer is open. The sender must be the very address or
+Telegram id the offer went to, and mail the trusted server failed is not an answer: a forged sender gets
+nothing attached to the referred ticket and its mail goes down the ordinary rules like anyone's.
+
 Automatic mail (bounces, out-of-office) belongs to the first candidate whoever sent it: it is never
 acknowledged and never reopens anything. Trust (issue 10): a staff address acts as staff only when proven;
 mail the trusted mail server failed that claims to be the requester or a participant is kept, marked
@@ -29,17 +35,20 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk import lifecycle
-from helpdesk.db.models import Message, Requester, Ticket, TicketParticipant
+from helpdesk.composer import referral_of_message_id
+from helpdesk.db.models import Message, Referral, Requester, Ticket, TicketParticipant
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage
 from helpdesk.references import REFERENCE_RE, find_reference
 from helpdesk.usecases.merge import surviving
+from helpdesk.usecases.referral_tokens import reply_key, reply_token_proves, reply_token_referral
 from helpdesk.usecases.reply_addresses import token_ticket_id
 from helpdesk.usecases.staff_mail import claims_staff, server_vouches, staff_proof
 
 Role = Literal["requester", "participant", "staff", "automatic"]
 
 _TAG_RE = re.compile(r"\[\s*(" + REFERENCE_RE.pattern + r")\s*\]", re.IGNORECASE)
+_REFERRAL_TAG_RE = re.compile(r"\[\s*" + REFERENCE_RE.pattern + r"\s+R([1-9][0-9]{0,11})\s*\]", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +229,80 @@ async def sender_role(context: Context, ticket: Ticket) -> Role | None:
     return None
 
 
+# --- whether the message is an expert's answer to a referral -------------------------------------------
+
+
+async def _referral_reply_address(session: AsyncSession, inbound: InboundMessage) -> list[Referral]:
+    found: list[Referral] = []
+    for token in inbound.reply_tokens:
+        referral_id = reply_token_referral(token)
+        referral = await session.get(Referral, referral_id) if referral_id is not None else None
+        if referral is not None and reply_token_proves(
+            await reply_key(session), token, referral.id, referral.recipient
+        ):
+            found.append(referral)
+    return found
+
+
+async def _referral_tag(session: AsyncSession, inbound: InboundMessage) -> list[Referral]:
+    tagged = _REFERRAL_TAG_RE.search(inbound.subject or "")
+    referral = await session.get(Referral, int(tagged.group(tagged.lastindex or 1))) if tagged else None
+    return [referral] if referral is not None else []
+
+
+async def _referral_replied(session: AsyncSession, inbound: InboundMessage) -> list[Referral]:
+    # The desk's letters to experts carry the referral in their Message-ID: only such a reply costs a look-up.
+    found: list[Referral] = []
+    for message_id in inbound.replies_to:
+        referral_id = referral_of_message_id(message_id)
+        referral = await session.get(Referral, referral_id) if referral_id is not None else None
+        if referral is not None and referral not in found:
+            found.append(referral)
+    return found
+
+
+async def _referral_chat(session: AsyncSession, inbound: InboundMessage) -> list[Referral]:
+    # In a chat there is nothing to reply to: the expert's open offer there is what they answer.
+    user = inbound.sender.telegram_user_id
+    if user is None or inbound.channel != "telegram":
+        return []
+    referral = await session.scalar(
+        select(Referral)
+        .where(Referral.channel == "telegram", Referral.recipient == str(user), Referral.state == "offered")
+        .order_by(Referral.id.desc())
+        .limit(1)
+    )
+    return [referral] if referral is not None else []
+
+
+ReferralRule = Callable[[AsyncSession, InboundMessage], Awaitable[list[Referral]]]
+
+REFERRAL_RULES: tuple[tuple[str, ReferralRule], ...] = (
+    ("signed reply address", _referral_reply_address),
+    ("referral tag", _referral_tag),
+    ("In-Reply-To of the offer", _referral_replied),
+    ("expert's chat", _referral_chat),
+)
+
+
+def _sent_by_recipient(referral: Referral, inbound: InboundMessage) -> bool:
+    if referral.channel != inbound.channel:
+        return False
+    if inbound.channel == "telegram":
+        return str(inbound.sender.telegram_user_id) == referral.recipient
+    address = (inbound.sender.email or "").strip().lower()
+    return address == referral.recipient and inbound.authenticity.verdict != "failed"
+
+
+async def find_referral(session: AsyncSession, inbound: InboundMessage) -> Referral | None:
+    """The referral ``inbound`` answers, when its sender is the one the offer went to; else None."""
+    for _name, rule in REFERRAL_RULES:
+        for referral in await rule(session, inbound):
+            if _sent_by_recipient(referral, inbound):
+                return referral
+    return None
+
+
 # --- the decision ----------------------------------------------------------------------------------------
 
 
@@ -255,4 +338,3 @@ async def find_thread(
     if found:
         return Thread(possible_followup_of=found[0].reference, unverified_staff=unverified_staff)
     return Thread(unverified_staff=unverified_staff)
-

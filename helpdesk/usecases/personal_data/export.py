@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from helpdesk.db.models import Attachment, AuditEvent, AutoReply, LabelledExample, Message, TicketParticipant
 from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
+from helpdesk.usecases.personal_data.experts import export_expert
 from helpdesk.usecases.personal_data.person import Person, identify
 from helpdesk.usecases.personal_data.rows import (
     dead_letters_for,
@@ -117,8 +118,10 @@ async def export_person(
             )
         )
 
+        as_expert = await export_expert(session, identity)
         return {
             "person": person.describe(),
+            "as_expert": as_expert,
             "exported_at": utcnow().isoformat(),
             "internal_notes_included": include_notes,
             "requesters": [

@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk.db.models import AuditEvent, AutoReply, LabelledExample, TicketParticipant
 from helpdesk.desk import Desk
 from helpdesk.usecases.followup_question import forget_questions
+from helpdesk.usecases.personal_data.experts import forget_expert
 from helpdesk.usecases.personal_data.person import Identity, Person, identify, pseudonym
 from helpdesk.usecases.personal_data.rows import dead_letters_for, messages_elsewhere, outbox_for, tickets_of
 from helpdesk.usecases.personal_data.scrub import scrub_event, scrub_message, scrub_outbox, scrub_ticket
@@ -54,6 +55,7 @@ class ForgetResult:
     labelled_examples: int = 0
     automatic_replies: int = 0
     held_messages: int = 0
+    referrals: int = 0
 
     def counts(self) -> dict[str, int]:
         return {k: v for k, v in self.__dict__.items() if isinstance(v, int)}
@@ -154,6 +156,11 @@ async def forget_identity(session: AsyncSession, identity: Identity) -> ForgetRe
         result.labelled_examples += deleted.rowcount or 0
 
     result.held_messages = await forget_questions(session, identity.telegram_ids)
+
+    # As an expert: the referrals that went to them and what they wrote back.
+    referrals, expert_messages = await forget_expert(session, identity, label)
+    result.referrals += referrals
+    result.messages += expert_messages
 
     for requester in identity.requesters:
         name = pseudonym(requester.id)
