@@ -52,7 +52,13 @@ def test_compose_passes_only_variables_the_app_reads_and_all_of_the_contract() -
 
 def test_compose_holds_no_secret_values() -> None:
     environment = compose()["services"]["helpdesk"]["environment"]
-    secrets = ("TELEGRAM_TOKEN", "TELEGRAM_WEBHOOK_SECRET", "IMAP_PASSWORD", "SMTP_PASSWORD")
+    secrets = (
+        "TELEGRAM_TOKEN",
+        "TELEGRAM_WEBHOOK_SECRET",
+        "IMAP_PASSWORD",
+        "SMTP_PASSWORD",
+        "WEB_SECRET_KEY",
+    )
     for name in (f"HELPDESK_{secret}" for secret in secrets):
         assert re.fullmatch(r"\$\{[A-Z_]+:-\}", environment[name]), name
 
@@ -72,3 +78,8 @@ def test_dockerfile_installs_the_package_and_runs_the_service() -> None:
     assert "standins" not in dockerfile
     assert "LICENSE" in dockerfile  # pyproject's license-files: the build fails without it
     assert "helpdesk run" in dockerfile and "USER helpdesk" in dockerfile
+
+
+def test_compose_publishes_the_web_workspace_on_the_hosts_loopback_only() -> None:
+    desk = compose()["services"]["helpdesk"]
+    assert desk["ports"] == ["127.0.0.1:${HELPDESK_WEB_PORT:-8080}:${HELPDESK_WEB_PORT:-8080}"]

@@ -25,6 +25,7 @@ from helpdesk.rendering import render
 from helpdesk.reports.build import build_report, format_hours, format_percent
 from helpdesk.reports.period import Period, add_months
 from helpdesk.reports.render import to_html, to_markdown
+from helpdesk.usecases.staff_directory import staff_emails
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +59,14 @@ async def deliver_monthly_report(desk: Desk, settings: Settings, *, now: datetim
     period = due_period(settings, now)
     if period is None:
         return False
-    emails = sorted(settings.staff_emails) if settings.smtp is not None and settings.mail_from else []
     chat_id = settings.telegram.staff_chat_id if settings.telegram is not None else None
-    if not emails and chat_id is None:
-        return False  # nobody to send to: nothing recorded, so configuring staff later still gets it
     key = f"monthly:{period.key}"
     async with desk.sessions() as session:
+        # Staff are the enabled accounts (with HELPDESK_STAFF_EMAILS as their seed): the one answer.
+        mailable = settings.smtp is not None and settings.mail_from
+        emails = sorted(await staff_emails(desk, session)) if mailable else []
+        if not emails and chat_id is None:
+            return False  # nobody to send to: nothing recorded, so configuring staff later still gets it
         if await session.get(ReportDelivery, key) is not None:
             return False
         # A desk that started after that month (a new installation, the demo) has nothing to report for it.
