@@ -14,8 +14,9 @@ WORKDIR /var/lib/helpdesk
 # Created here so the spool volume is owned by the helpdesk user.
 RUN mkdir -p -m 700 spool
 
-# `run` applies migrations itself before it starts; `db upgrade` first makes a failed migration visible
-# as its own step in the container log.
 # The staff web workspace (HELPDESK_WEB_PORT; docker-compose.yml publishes it on the host's loopback only).
 EXPOSE 8080
+
+# `run` applies migrations itself before it starts; `db upgrade` first makes a failed migration visible
+# as its own step in the container log.
 CMD ["sh", "-c", "helpdesk db upgrade && exec helpdesk run"]
