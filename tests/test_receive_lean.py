@@ -99,3 +99,29 @@ async def test_a_dropped_connection_costs_one_retry_not_the_message(
     assert result.created
     retries = [r for r in caplog.records if "receiving after a restart failed" in r.getMessage()]
     assert len(retries) <= 1, [r.getMessage() for r in retries]
+
+
+async def test_a_batch_reads_the_triage_fingerprint_and_the_expert_load_once(
+    desk: Desk, engine: AsyncEngine
+) -> None:
+    reads: list[str] = []
+
+    def on_execute(_c: Any, _cur: Any, statement: str, *_rest: Any) -> None:
+        if "expert_load" in statement and statement.lstrip().upper().startswith("SELECT"):
+            reads.append("load")
+        if "roster_experts" in statement and "labelled_examples" in statement:
+            reads.append("fingerprint")
+
+    event.listen(engine.sync_engine, "before_cursor_execute", on_execute)
+    try:
+        async with desk.sessions.begin() as session:
+            for n in range(10, 15):
+                async with session.begin_nested():
+                    assert (await receive_in_session(desk, session, request(n))).created
+        assert sorted(reads) == ["fingerprint", "load"]
+        # The next transaction reads again: a correction or an assignment in between counts at once.
+        async with desk.sessions.begin() as session:
+            assert (await receive_in_session(desk, session, request(20))).created
+        assert sorted(reads) == ["fingerprint", "fingerprint", "load", "load"]
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", on_execute)
