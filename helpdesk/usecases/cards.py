@@ -138,17 +138,20 @@ async def card_outbound(session: AsyncSession, ticket: Ticket, chat_id: int) -> 
     """The card for ``ticket`` as it is now in this transaction."""
     await session.flush()
     requester = await session.get(Requester, ticket.requester_id)
-    first = await session.scalar(
-        select(Message)
+    # Everything else the card shows in one round trip: it is drawn for every card the worker sends.
+    first_inbound = (
+        select(Message.id)
         .where(Message.ticket_id == ticket.id, Message.kind == "inbound")
         .order_by(Message.id)
         .limit(1)
+        .scalar_subquery()
     )
-    inbound_count = await session.scalar(
-        select(func.count(Message.id)).where(Message.ticket_id == ticket.id, Message.kind == "inbound")
-    )
-    failed = await session.scalar(
-        select(OutboxItem)
+    facts = select(
+        select(Message.body).where(Message.id == first_inbound).scalar_subquery(),
+        select(func.count(Message.id))
+        .where(Message.ticket_id == ticket.id, Message.kind == "inbound")
+        .scalar_subquery(),
+        select(OutboxItem.last_error)
         .where(
             OutboxItem.ticket_id == ticket.id,
             OutboxItem.status == "failed",
@@ -156,22 +159,19 @@ async def card_outbound(session: AsyncSession, ticket: Ticket, chat_id: int) -> 
         )
         .order_by(OutboxItem.id.desc())
         .limit(1)
-    )
-    blocked = await session.scalar(
+        .scalar_subquery(),
         select(AuditEvent.action)
         .where(AuditEvent.ticket_id == ticket.id, AuditEvent.action.in_(("blocked_bot", "unblocked_bot")))
         .order_by(AuditEvent.id.desc())
         .limit(1)
+        .scalar_subquery(),
+        select(func.count(Attachment.id)).where(Attachment.message_id == first_inbound).scalar_subquery(),
     )
+    body, inbound_count, delivery_error, blocked, attachments = (await session.execute(facts)).one()
     language = staff_language()
-    excerpt = (first.body if first is not None else "").strip()
+    excerpt = (body or "").strip()
     if len(excerpt) > CARD_EXCERPT:
         excerpt = excerpt[: CARD_EXCERPT - 1].rstrip() + "…"
-    attachments = 0
-    if first is not None:
-        attachments = await session.scalar(
-            select(func.count(Attachment.id)).where(Attachment.message_id == first.id)
-        )
     text = render(
         "bot/card.{lang}.txt.j2",
         language,
@@ -184,9 +184,9 @@ async def card_outbound(session: AsyncSession, ticket: Ticket, chat_id: int) -> 
         requester=(requester.name or requester.email or "") if requester else "",
         subject=ticket.subject,
         excerpt=excerpt,
-        attachments=attachments,
-        messages=inbound_count,
-        delivery_error=failed.last_error if failed is not None else None,
+        attachments=attachments or 0,
+        messages=inbound_count or 0,
+        delivery_error=delivery_error,
         blocked=blocked == "blocked_bot",
         **classification_context(ticket, language),
     ).strip()
