@@ -206,14 +206,13 @@ async def followup_choices(session: AsyncSession, inbound: InboundMessage) -> li
         return []
     if find_reference(inbound.text) or (inbound.replies_to and await _answers_ours(session, inbound)):
         return []
-    requester = await _requester_by_user(session, user_id)
-    if requester is None:
-        return []
+    # The requester by the join, not a SELECT of its own: this runs for every Telegram message.
     tickets = list(
         await session.scalars(
             select(Ticket)
+            .join(Requester, Requester.id == Ticket.requester_id)
             .where(
-                Ticket.requester_id == requester.id,
+                Requester.telegram_user_id == user_id,
                 Ticket.telegram_chat_id == inbound.sender.telegram_chat_id,
                 Ticket.status.in_(lifecycle.ACTIVE),
             )
