@@ -13,7 +13,7 @@ from datetime import timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, null, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk import lifecycle
@@ -218,7 +218,7 @@ async def queue_card(
     if chat_id is None:
         return
     now = utcnow()
-    waiting = await session.scalar(
+    waiting = (
         select(OutboxItem.id)
         .where(
             OutboxItem.ticket_id == ticket.id,
@@ -229,24 +229,27 @@ async def queue_card(
             or_(OutboxItem.locked_until.is_(None), OutboxItem.locked_until < now),
         )
         .limit(1)
+        .scalar_subquery()
     )
-    if waiting is not None:
+    last_sent = (
+        select(OutboxItem.sent_at)
+        .where(
+            OutboxItem.ticket_id == ticket.id,
+            OutboxItem.message_id.is_(None),
+            OutboxItem.channel == "telegram",
+            OutboxItem.status == "sent",
+        )
+        .order_by(OutboxItem.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    # Both in one round trip: this runs for every message a ticket receives.
+    found = (await session.execute(select(waiting, last_sent if settle_seconds > 0 else null()))).one()
+    if found[0] is not None:
         return
     due = now
-    if settle_seconds > 0:
-        last_sent = await session.scalar(
-            select(OutboxItem.sent_at)
-            .where(
-                OutboxItem.ticket_id == ticket.id,
-                OutboxItem.message_id.is_(None),
-                OutboxItem.channel == "telegram",
-                OutboxItem.status == "sent",
-            )
-            .order_by(OutboxItem.id.desc())
-            .limit(1)
-        )
-        if last_sent is not None:
-            due = max(now, last_sent + timedelta(seconds=settle_seconds))
+    if found[1] is not None:
+        due = max(now, found[1] + timedelta(seconds=settle_seconds))
     placeholder = OutboundMessage(
         channel="telegram",
         recipient=str(chat_id),
