@@ -23,6 +23,7 @@ from datetime import timedelta
 
 from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import joinedload
 
 from helpdesk.db.models import AuditEvent, Message, OutboxItem, Ticket
 from helpdesk.db.types import utcnow
@@ -200,7 +201,8 @@ class DeliveryWorker:
     async def _card_target(self, outbound: OutboundMessage, ticket_id: int) -> OutboundMessage:
         """A staff card, drawn now from the ticket as it is; edited in place once it has been posted."""
         async with self._sessions() as session:
-            ticket = await session.get(Ticket, ticket_id)
+            # Its requester in the same round trip: the card names them.
+            ticket = await session.get(Ticket, ticket_id, options=[joinedload(Ticket.requester)])
             if ticket is None:
                 return outbound
             card = await card_outbound(

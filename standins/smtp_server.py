@@ -5,6 +5,7 @@ async with SmtpStandIn() as smtp:                 # or SmtpStandIn(username="u",
     await smtp.wait_for_messages(1)
     smtp.messages[0].message["Subject"]
     smtp.fail_next(code=550)                      # refuse the next message permanently
+    await smtp.drop_connections()                 # cut the open connections (a server's idle limit)
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any, Literal
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-Stage = Literal["rcpt", "data"]
+Stage = Literal["mail", "rcpt", "data"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,8 @@ class CapturedMessage:
     message: EmailMessage
     # Login the client authenticated as, None without AUTH.
     login: str | None
+    # The client's (host, port): messages from one connection share it.
+    peer: tuple[str, int] | None = None
 
 
 @dataclass(slots=True)
@@ -53,6 +56,19 @@ def free_port(host: str = "127.0.0.1") -> int:
 class _Handler:
     def __init__(self, owner: SmtpStandIn) -> None:
         self._owner = owner
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
+    ) -> str:
+        refusal = self._owner._take_refusal("mail")
+        if refusal is not None:
+            if refusal.startswith("421"):
+                # 421 means the server closes the channel: it does, once the reply is written.
+                asyncio.get_running_loop().call_soon(server.transport.close)
+            return refusal
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
@@ -80,9 +96,15 @@ class _Handler:
                 data=data,
                 message=parsed,
                 login=auth if isinstance(auth, str) else None,
+                peer=tuple(session.peer) if session.peer else None,
             )
         )
+        self._owner._sessions.add(server)
         return "250 Message accepted"
+
+
+async def _call(function: Any) -> None:
+    function()
 
 
 class SmtpStandIn:
@@ -102,6 +124,8 @@ class SmtpStandIn:
         # The Controller serves from its own thread; the test reads from the event loop's thread.
         self._lock = threading.Lock()
         self._controller: Controller | None = None
+        # Connections that delivered a message, so that a test can cut them (touched on the server's thread).
+        self._sessions: set[SMTP] = set()
 
     @property
     def messages(self) -> list[CapturedMessage]:
@@ -116,7 +140,8 @@ class SmtpStandIn:
     def fail_next(
         self, n: int = 1, *, code: int = 550, text: str | None = None, stage: Stage = "rcpt"
     ) -> None:
-        """Refuse the next ``n`` messages with ``code`` at RCPT (default) or DATA."""
+        """Refuse the next ``n`` messages with ``code`` at MAIL, RCPT (default) or DATA; a 421 at MAIL
+        also closes the connection, as a server past its idle limit does."""
         if not 400 <= code < 600:
             raise ValueError(f"a refusal needs a 4xx or 5xx code, got {code}")
         default = "5.1.1 Mailbox unavailable" if code >= 500 else "4.3.0 Try again later"
@@ -151,6 +176,21 @@ class SmtpStandIn:
         )
         # Controller.start() blocks until its thread serves; keep that off the event loop.
         await asyncio.to_thread(self._controller.start)
+
+    async def drop_connections(self) -> None:
+        """Close every connection that delivered a message, as a server's idle limit would."""
+        controller = self._controller
+        if controller is None or controller.loop is None:
+            return
+
+        def cut() -> None:
+            for server in self._sessions:
+                if server.transport is not None:
+                    server.transport.close()
+            self._sessions.clear()
+
+        done = asyncio.run_coroutine_threadsafe(_call(cut), controller.loop)
+        await asyncio.wrap_future(done)
 
     async def stop(self) -> None:
         if self._controller is not None:

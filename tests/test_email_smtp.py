@@ -6,11 +6,13 @@ import asyncio
 import logging
 import socket
 
+import aiosmtplib
 import pytest
 
 from helpdesk.delivery import ChannelSender, DeliveryError
 from helpdesk.email.mime_message import compose_email, tagged_subject
 from helpdesk.email.parse import automatic_reason, parse_email
+from helpdesk.email.smtp_pool import SmtpPool
 from helpdesk.email.smtp_sender import SmtpSender
 from helpdesk.messages import OutboundMessage
 from standins.smtp_server import SmtpStandIn, free_port
@@ -202,3 +204,132 @@ async def test_uncomposable_message_is_permanent(smtp: SmtpStandIn) -> None:
     with pytest.raises(DeliveryError) as info:
         await sender.send(ack(recipient="nobody"))
     assert info.value.permanent is True
+
+
+# --- one connection kept open across sends -----------------------------------------------------------------
+
+
+async def test_many_sends_share_one_connection(smtp: SmtpStandIn) -> None:
+    sender = SmtpSender(smtp.host, smtp.port, tls=False, mail_from=MAIL_FROM, timeout=5)
+    for n in range(20):
+        await sender.send(ack(message_id=f"<ack.{n}@tscc.example>"))
+    captured = await smtp.wait_for_messages(20)
+    assert len({c.peer for c in captured}) == 1
+    await sender.close()
+
+
+async def test_concurrent_sends_use_at_most_the_pool_size(smtp: SmtpStandIn) -> None:
+    sender = SmtpSender(smtp.host, smtp.port, tls=False, mail_from=MAIL_FROM, timeout=5, connections=3)
+    ids = await asyncio.gather(*(sender.send(ack(recipient=f"r{n}@ngo.example")) for n in range(12)))
+    captured = await smtp.wait_for_messages(12)
+    assert {c.message["Message-ID"] for c in captured} == set(ids)
+    assert 1 <= len({c.peer for c in captured}) <= 3
+    await sender.close()
+
+
+async def test_server_closing_the_connection_between_sends(smtp: SmtpStandIn) -> None:
+    sender = SmtpSender(smtp.host, smtp.port, tls=False, mail_from=MAIL_FROM, timeout=5)
+    await sender.send(ack())
+    await smtp.drop_connections()
+    await sender.send(ack())
+    first, second = await smtp.wait_for_messages(2)
+    assert first.peer != second.peer
+    await sender.close()
+
+
+async def test_a_stale_connection_is_retried_once_on_a_new_one(smtp: SmtpStandIn) -> None:
+    # The server's idle limit as Postfix words it: 421 on the next command, then the channel closes.
+    sender = SmtpSender(smtp.host, smtp.port, tls=False, mail_from=MAIL_FROM, timeout=5)
+    await sender.send(ack())
+    smtp.fail_next(code=421, text="4.4.2 Timeout exceeded", stage="mail")
+    await sender.send(ack())
+    first, second = await smtp.wait_for_messages(2)
+    assert first.peer != second.peer
+
+    # Twice in a row: the retry failed too, so the send counts as a temporary failure (no third attempt).
+    smtp.fail_next(2, code=421, text="4.4.2 Timeout exceeded", stage="mail")
+    with pytest.raises(DeliveryError) as info:
+        await sender.send(ack())
+    assert info.value.permanent is False
+    # Both refusals were used: exactly one retry.
+    await sender.send(ack())
+    assert len(await smtp.wait_for_messages(3)) == 3
+    await sender.close()
+
+
+async def test_a_refusal_keeps_the_connection(smtp: SmtpStandIn) -> None:
+    sender = SmtpSender(smtp.host, smtp.port, tls=False, mail_from=MAIL_FROM, timeout=5)
+    await sender.send(ack())
+    smtp.fail_next(code=550)
+    with pytest.raises(DeliveryError):
+        await sender.send(ack())
+    await sender.send(ack())
+    first, second = await smtp.wait_for_messages(2)
+    assert first.peer == second.peer
+    await sender.close()
+
+
+async def test_the_server_restarting_between_sends() -> None:
+    server = SmtpStandIn()
+    await server.start()
+    port = server.port
+    sender = SmtpSender(server.host, port, tls=False, mail_from=MAIL_FROM, timeout=5)
+    try:
+        await sender.send(ack())
+        await server.wait_for_messages(1)
+        await server.stop()
+        # Down: the send fails as temporary, and the worker's retry finds it back.
+        with pytest.raises(DeliveryError) as info:
+            await sender.send(ack())
+        assert info.value.permanent is False
+        await server.start(port=port)
+        await sender.send(ack())
+        assert len(await server.wait_for_messages(2)) == 2
+    finally:
+        await sender.close()
+        await server.stop()
+
+
+async def test_the_server_restarting_while_a_connection_is_idle() -> None:
+    server = SmtpStandIn()
+    await server.start()
+    port = server.port
+    sender = SmtpSender(server.host, port, tls=False, mail_from=MAIL_FROM, timeout=5)
+    try:
+        await sender.send(ack())
+        await server.stop()
+        await server.start(port=port)
+        await sender.send(ack())
+        assert len(await server.wait_for_messages(2)) == 2
+    finally:
+        await sender.close()
+        await server.stop()
+
+
+async def test_an_idle_connection_is_closed_after_its_idle_time(smtp: SmtpStandIn) -> None:
+    opened: list[aiosmtplib.SMTP] = []
+    closed = asyncio.Event()
+
+    async def connect() -> aiosmtplib.SMTP:
+        client = aiosmtplib.SMTP(hostname=smtp.host, port=smtp.port, start_tls=False, timeout=5)
+        await client.connect()
+        close = client.close
+
+        def close_and_tell() -> None:
+            close()
+            closed.set()
+
+        client.close = close_and_tell  # type: ignore[method-assign]
+        opened.append(client)
+        return client
+
+    async def noop(client: aiosmtplib.SMTP) -> None:
+        await client.noop()
+
+    pool = SmtpPool(connect, idle_seconds=0.0)
+    await pool.use(noop)
+    await asyncio.wait_for(closed.wait(), 5)
+    assert not opened[0].is_connected
+    await pool.use(noop)
+    assert len(opened) == 2
+    await pool.close()

@@ -16,7 +16,8 @@ from helpdesk.db.transient import retrying
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage, Sender
 from helpdesk.service import RECEIVE_RETRY_DELAYS
-from helpdesk.usecases.receive import receive, receive_in_session
+from helpdesk.usecases.receive import ReceiveResult, receive, receive_in_session
+from helpdesk.usecases.take import take_message
 
 
 def request(n: int, **kw: Any) -> InboundMessage:
@@ -99,3 +100,58 @@ async def test_a_dropped_connection_costs_one_retry_not_the_message(
     assert result.created
     retries = [r for r in caplog.records if "receiving after a restart failed" in r.getMessage()]
     assert len(retries) <= 1, [r.getMessage() for r in retries]
+
+
+async def test_a_batch_reads_the_triage_fingerprint_and_the_expert_load_once(
+    desk: Desk, engine: AsyncEngine
+) -> None:
+    reads: list[str] = []
+
+    def on_execute(_c: Any, _cur: Any, statement: str, *_rest: Any) -> None:
+        if "expert_load" in statement and statement.lstrip().upper().startswith("SELECT"):
+            reads.append("load")
+        if "roster_experts" in statement and "labelled_examples" in statement:
+            reads.append("fingerprint")
+
+    event.listen(engine.sync_engine, "before_cursor_execute", on_execute)
+    try:
+        async with desk.sessions.begin() as session:
+            for n in range(10, 15):
+                async with session.begin_nested():
+                    assert (await receive_in_session(desk, session, request(n))).created
+        assert sorted(reads) == ["fingerprint", "load"]
+        # The next transaction reads again: a correction or an assignment in between counts at once.
+        async with desk.sessions.begin() as session:
+            assert (await receive_in_session(desk, session, request(20))).created
+        assert sorted(reads) == ["fingerprint", "fingerprint", "load", "load"]
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", on_execute)
+
+
+async def test_a_telegram_follow_up_reads_its_chat_s_open_tickets_once(
+    desk: Desk, engine: AsyncEngine
+) -> None:
+    sender = Sender(name="Aigerim", telegram_user_id=8601, telegram_chat_id=8601, language="en")
+
+    def message(n: int) -> InboundMessage:
+        return InboundMessage(
+            channel="telegram", channel_message_id=f"8601:{n}", sender=sender, text=f"Wetlands, part {n}"
+        )
+
+    first = await take_message(desk, message(1))
+    assert isinstance(first, ReceiveResult) and first.created
+    reads: list[str] = []
+
+    def on_execute(_c: Any, _cur: Any, statement: str, *_rest: Any) -> None:
+        flat = " ".join(statement.split())
+        if flat.startswith("SELECT") and "FROM tickets" in flat and "tickets.telegram_chat_id =" in flat:
+            reads.append(flat)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", on_execute)
+    try:
+        # The question's check (one open ticket, fresh: no question) and the threading share one read.
+        second = await take_message(desk, message(2))
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", on_execute)
+    assert isinstance(second, ReceiveResult) and second.reference == first.reference and not second.created
+    assert len(reads) == 1, reads

@@ -9,6 +9,7 @@ import aiosmtplib
 
 from helpdesk.delivery import DeliveryError
 from helpdesk.email.mime_message import compose_email
+from helpdesk.email.smtp_pool import SmtpPool
 from helpdesk.messages import OutboundMessage
 
 log = logging.getLogger(__name__)
@@ -19,7 +20,7 @@ _ACCOUNT_CODES = frozenset({530, 534, 535, 538})
 
 
 class SmtpSender:
-    """Sends ``OutboundMessage``s over SMTP, one connection per message.
+    """Sends ``OutboundMessage``s over SMTP on a few connections kept open (``SmtpPool``).
 
     ``tls=True`` means implicit TLS on port 465 and required STARTTLS on any other port; ``tls=False`` sends
     in clear (loopback relays, tests). ``implicit_tls`` overrides the port rule.
@@ -37,6 +38,7 @@ class SmtpSender:
         timeout: float = 30.0,
         implicit_tls: bool | None = None,
         tls_context: ssl.SSLContext | None = None,
+        connections: int = 4,
     ) -> None:
         self.host = host
         self.port = port
@@ -47,6 +49,7 @@ class SmtpSender:
         self.timeout = timeout
         self._implicit_tls = (port == 465) if implicit_tls is None else implicit_tls
         self._tls_context = tls_context
+        self._pool = SmtpPool(self._connect, size=connections)
 
     def __repr__(self) -> str:
         # The password stays out of reprs, and so out of tracebacks and logs.
@@ -64,24 +67,13 @@ class SmtpSender:
             raise DeliveryError(f"cannot compose email: {exc}", permanent=True) from exc
         message_id = str(email_message["Message-ID"])
         envelope_from = email_message["From"].addresses[0].addr_spec
-        use_tls = self.tls and self._implicit_tls
-        start_tls = self.tls and not self._implicit_tls
+        recipients = [message.recipient.strip()]
+
+        async def deliver(client: aiosmtplib.SMTP) -> None:
+            await client.send_message(email_message, sender=envelope_from, recipients=recipients)
+
         try:
-            await aiosmtplib.send(
-                email_message,
-                sender=envelope_from,
-                recipients=[message.recipient.strip()],
-                hostname=self.host,
-                port=self.port,
-                username=self.username,
-                password=self._password,
-                use_tls=use_tls,
-                # False, not None: in clear mode never upgrade opportunistically to a certificate we would
-                # then fail to verify; in TLS mode STARTTLS is mandatory.
-                start_tls=start_tls,
-                tls_context=self._tls_context,
-                timeout=self.timeout,
-            )
+            await self._pool.use(deliver)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [refusal.code for refusal in exc.recipients]
             detail = "; ".join(f"{r.code} {r.message}" for r in exc.recipients)
@@ -103,6 +95,29 @@ class SmtpSender:
         # The recipient stays out of the log: requesters' addresses live in the database only.
         log.info("sent %s (%s) via %s:%s", message_id, message.reference or "no ticket", self.host, self.port)
         return message_id
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        client = aiosmtplib.SMTP(
+            hostname=self.host,
+            port=self.port,
+            username=self.username,
+            password=self._password,
+            use_tls=self.tls and self._implicit_tls,
+            # False, not None: in clear mode never upgrade opportunistically to a certificate we would then
+            # fail to verify; in TLS mode STARTTLS is mandatory.
+            start_tls=self.tls and not self._implicit_tls,
+            tls_context=self._tls_context,
+            timeout=self.timeout,
+        )
+        try:
+            await client.connect()
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    async def close(self) -> None:
+        await self._pool.close()
 
     def _failure(self, reason: str, permanent: bool, message_id: str) -> DeliveryError:
         log.warning(

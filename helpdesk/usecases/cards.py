@@ -13,7 +13,7 @@ from datetime import timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, null, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk import lifecycle
@@ -141,17 +141,20 @@ async def card_outbound(
     """The card for ``ticket`` as it is now in this transaction; ``ticket_url``: its workspace page."""
     await session.flush()
     requester = await session.get(Requester, ticket.requester_id)
-    first = await session.scalar(
-        select(Message)
+    # Everything else the card shows in one round trip: it is drawn for every card the worker sends.
+    first_inbound = (
+        select(Message.id)
         .where(Message.ticket_id == ticket.id, Message.kind == "inbound")
         .order_by(Message.id)
         .limit(1)
+        .scalar_subquery()
     )
-    inbound_count = await session.scalar(
-        select(func.count(Message.id)).where(Message.ticket_id == ticket.id, Message.kind == "inbound")
-    )
-    failed = await session.scalar(
-        select(OutboxItem)
+    facts = select(
+        select(Message.body).where(Message.id == first_inbound).scalar_subquery(),
+        select(func.count(Message.id))
+        .where(Message.ticket_id == ticket.id, Message.kind == "inbound")
+        .scalar_subquery(),
+        select(OutboxItem.last_error)
         .where(
             OutboxItem.ticket_id == ticket.id,
             OutboxItem.status == "failed",
@@ -159,26 +162,23 @@ async def card_outbound(
         )
         .order_by(OutboxItem.id.desc())
         .limit(1)
-    )
-    blocked = await session.scalar(
+        .scalar_subquery(),
         select(AuditEvent.action)
         .where(AuditEvent.ticket_id == ticket.id, AuditEvent.action.in_(("blocked_bot", "unblocked_bot")))
         .order_by(AuditEvent.id.desc())
         .limit(1)
+        .scalar_subquery(),
+        select(func.count(Attachment.id)).where(Attachment.message_id == first_inbound).scalar_subquery(),
     )
+    body, inbound_count, delivery_error, blocked, attachments = (await session.execute(facts)).one()
     referrals = [
         f"{r.expert_id or r.organisation}: {r.stage}"
         for r in (await session.scalars(select(Referral).where(Referral.ticket_id == ticket.id))).unique()
     ]
     language = staff_language()
-    excerpt = (first.body if first is not None else "").strip()
+    excerpt = (body or "").strip()
     if len(excerpt) > CARD_EXCERPT:
         excerpt = excerpt[: CARD_EXCERPT - 1].rstrip() + "…"
-    attachments = 0
-    if first is not None:
-        attachments = await session.scalar(
-            select(func.count(Attachment.id)).where(Attachment.message_id == first.id)
-        )
     text = render(
         "bot/card.{lang}.txt.j2",
         language,
@@ -191,9 +191,9 @@ async def card_outbound(
         requester=(requester.name or requester.email or "") if requester else "",
         subject=ticket.subject,
         excerpt=excerpt,
-        attachments=attachments,
-        messages=inbound_count,
-        delivery_error=failed.last_error if failed is not None else None,
+        attachments=attachments or 0,
+        messages=inbound_count or 0,
+        delivery_error=delivery_error,
         blocked=blocked == "blocked_bot",
         referrals=referrals,
         ticket_url=ticket_url,
@@ -227,7 +227,7 @@ async def queue_card(
     if chat_id is None:
         return
     now = utcnow()
-    waiting = await session.scalar(
+    waiting = (
         select(OutboxItem.id)
         .where(
             OutboxItem.ticket_id == ticket.id,
@@ -238,24 +238,27 @@ async def queue_card(
             or_(OutboxItem.locked_until.is_(None), OutboxItem.locked_until < now),
         )
         .limit(1)
+        .scalar_subquery()
     )
-    if waiting is not None:
+    last_sent = (
+        select(OutboxItem.sent_at)
+        .where(
+            OutboxItem.ticket_id == ticket.id,
+            OutboxItem.message_id.is_(None),
+            OutboxItem.channel == "telegram",
+            OutboxItem.status == "sent",
+        )
+        .order_by(OutboxItem.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    # Both in one round trip: this runs for every message a ticket receives.
+    found = (await session.execute(select(waiting, last_sent if settle_seconds > 0 else null()))).one()
+    if found[0] is not None:
         return
     due = now
-    if settle_seconds > 0:
-        last_sent = await session.scalar(
-            select(OutboxItem.sent_at)
-            .where(
-                OutboxItem.ticket_id == ticket.id,
-                OutboxItem.message_id.is_(None),
-                OutboxItem.channel == "telegram",
-                OutboxItem.status == "sent",
-            )
-            .order_by(OutboxItem.id.desc())
-            .limit(1)
-        )
-        if last_sent is not None:
-            due = max(now, last_sent + timedelta(seconds=settle_seconds))
+    if found[1] is not None:
+        due = max(now, found[1] + timedelta(seconds=settle_seconds))
     placeholder = OutboundMessage(
         channel="telegram",
         recipient=str(chat_id),

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk import lifecycle
 from helpdesk.composer import Acknowledgement, ChannelComposer
 from helpdesk.db.models import Message, Requester, Ticket
+from helpdesk.db.transaction_memo import once_per_transaction
 from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
 from helpdesk.language import detect_reply_language
@@ -182,10 +183,11 @@ async def _triage(
     desk: Desk, session: AsyncSession, requester: Requester, inbound: InboundMessage, language: str
 ) -> _Triaged:
     """Classify a new request and match experts and resources, before its ticket is made."""
-    triage = await current_triage(desk, session)
+    triage = await once_per_transaction(session, "triage", lambda: current_triage(desk, session))
+    load = await once_per_transaction(session, "matching_load", lambda: matching_load(session))
     text = "\n".join(part for part in (inbound.subject, inbound.text_for_classification) if part)
     classification = triage.classify(text)
-    assessment = triage.assess(classification, language=language or "ru", load=await matching_load(session))
+    assessment = triage.assess(classification, language=language or "ru", load=load)
     party = requester.party
     if party is None and classification.party is not None:
         # The text names the Party ("our ministry in Nukus"): remember it for this requester too.

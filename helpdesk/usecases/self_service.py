@@ -23,6 +23,7 @@ from helpdesk.rendering import LANGUAGES
 from helpdesk.usecases import events
 from helpdesk.usecases.errors import InvalidTransition
 from helpdesk.usecases.requesters import find_or_create_requester
+from helpdesk.usecases.threading_rules import chat_open_tickets
 from helpdesk.usecases.tickets import audit
 from knowledge.models import PARTY_CODES
 
@@ -206,21 +207,7 @@ async def followup_choices(session: AsyncSession, inbound: InboundMessage) -> li
         return []
     if find_reference(inbound.text) or (inbound.replies_to and await _answers_ours(session, inbound)):
         return []
-    requester = await _requester_by_user(session, user_id)
-    if requester is None:
-        return []
-    tickets = list(
-        await session.scalars(
-            select(Ticket)
-            .where(
-                Ticket.requester_id == requester.id,
-                Ticket.telegram_chat_id == inbound.sender.telegram_chat_id,
-                Ticket.status.in_(lifecycle.ACTIVE),
-            )
-            .order_by(Ticket.updated_at.desc(), Ticket.id.desc())
-            .limit(5)
-        )
-    )
+    tickets = await chat_open_tickets(session, inbound)
     if not tickets:
         return []
     if len(tickets) == 1 and utcnow() - tickets[0].updated_at < STALE_AFTER:

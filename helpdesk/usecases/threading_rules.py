@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk import lifecycle
 from helpdesk.composer import referral_of_message_id
 from helpdesk.db.models import Message, Referral, Requester, Ticket, TicketParticipant
+from helpdesk.db.transaction_memo import once_per_transaction
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage
 from helpdesk.references import REFERENCE_RE, find_reference
@@ -142,22 +143,37 @@ async def _reply_address(context: Context) -> list[Ticket]:
     return found
 
 
+async def chat_open_tickets(session: AsyncSession, inbound: InboundMessage) -> list[Ticket]:
+    """The sender's active tickets in this chat, most recently changed first (at most 5).
+
+    The first is the chat's open request; a Telegram follow-up question offers them all. Read once per
+    message: the question's check and the threading of the same message share it."""
+    user, chat = inbound.sender.telegram_user_id, inbound.sender.telegram_chat_id
+    if user is None or chat is None:
+        return []
+
+    async def read() -> list[Ticket]:
+        return list(
+            await session.scalars(
+                select(Ticket)
+                .join(Requester, Requester.id == Ticket.requester_id)
+                .where(
+                    Requester.telegram_user_id == user,
+                    Ticket.telegram_chat_id == chat,
+                    Ticket.status.in_(lifecycle.ACTIVE),
+                )
+                .order_by(Ticket.updated_at.desc(), Ticket.id.desc())
+                .limit(5)
+            )
+        )
+
+    key = f"chat_open_tickets:{inbound.channel}:{inbound.channel_message_id}"
+    return await once_per_transaction(session, key, read)
+
+
 async def _chat_open_ticket(context: Context) -> list[Ticket]:
     # A chat is a conversation: a new message continues the requester's open request in that chat.
-    chat = context.inbound.sender.telegram_chat_id
-    if chat is None:
-        return []
-    ticket = await context.session.scalar(
-        select(Ticket)
-        .where(
-            Ticket.requester_id == context.requester.id,
-            Ticket.telegram_chat_id == chat,
-            Ticket.status.in_(lifecycle.ACTIVE),
-        )
-        .order_by(Ticket.updated_at.desc(), Ticket.id.desc())
-        .limit(1)
-    )
-    return [ticket] if ticket is not None else []
+    return (await chat_open_tickets(context.session, context.inbound))[:1]
 
 
 CandidateRule = Callable[[Context], Awaitable[list[Ticket]]]
