@@ -149,7 +149,9 @@ async def refer(
 ) -> list[Referral]:
     """Offer the ticket to each expert in ``expert_ids`` and, as a group, to every available expert of the
     provider ``organisation``; refused as a whole when one of them cannot be offered."""
-    settings = settings or ReferralSettings()
+    # The desk's own web address unless told otherwise: every caller (CLI, staff card, web) then sends the
+    # one-click links once the workspace is configured.
+    settings = settings or ReferralSettings(web_base_url=desk.web_base_url)
     covering = (message or "").strip() or None
     made: list[Referral] = []
     async with desk.sessions.begin() as session:
