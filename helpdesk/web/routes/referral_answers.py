@@ -25,15 +25,21 @@ def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def _page(
+    request: Request, check: LinkCheck, status_code: int = 200, *, token: str = "", done: str = ""
+) -> Response:
+    return page(request, "referral_answer", status_code=status_code, check=check, token=token, done=done)
+
+
 def _refused(request: Request, check: LinkCheck) -> Response:
     request.app.state.link_limits.failed(f"link:{_client(request)}", _client(request))
-    return page(request, "referral_answer", status_code=410 if check.gone else 400, check=check)
+    return _page(request, check, 410 if check.gone else 400)
 
 
 async def _checked(request: Request) -> tuple[str, LinkCheck] | Response:
     client = _client(request)
     if not request.app.state.link_limits.allowed(f"link:{client}", client):
-        return page(request, "referral_answer", status_code=429, check=LinkCheck(refused="too many tries"))
+        return _page(request, LinkCheck(refused="too many refused links; try again later"), 429)
     token = str(request.path_params["token"])
     check = await check_link(request.app.state.desk, token)
     if check.refused is not None:
@@ -46,7 +52,7 @@ async def confirm(request: Request) -> Response:
     if isinstance(checked, Response):
         return checked
     token, check = checked
-    return page(request, "referral_answer", check=check, token=token)
+    return _page(request, check, token=token)
 
 
 async def answer(request: Request) -> Response:
@@ -59,7 +65,7 @@ async def answer(request: Request) -> Response:
     except DeskError as refused:
         # Answered by mail (or another press) between the check and now.
         return _refused(request, LinkCheck(refused=str(refused), gone=True))
-    return page(request, "referral_answer", check=check, done=done)
+    return _page(request, check, done=done)
 
 
 ROUTES = [
