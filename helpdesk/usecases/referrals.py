@@ -37,6 +37,8 @@ OFFERED, ACCEPTED, DECLINED, NO_ANSWER = "offered", "accepted", "declined", "no_
 STATES = (OFFERED, ACCEPTED, DECLINED, NO_ANSWER)
 # Still taking the expert's time: counted in their load (``referral_load``) and against max_open_tickets.
 OPEN = or_(Referral.state == OFFERED, and_(Referral.state == ACCEPTED, Referral.outcome.is_(None)))
+# The staff card's Refer button and the web's Refer form offer this many of the ticket's matched experts.
+TOP_EXPERTS_OFFERED = 3
 # One-click answer links stay valid this long (the no-answer deadline is twice the reminder delay anyway).
 LINK_LIFETIME = timedelta(days=30)
 

@@ -27,7 +27,7 @@ from helpdesk.usecases.merge import merge
 from helpdesk.usecases.note import add_note
 from helpdesk.usecases.presence import POLL_SECONDS, State, mark, others, touch
 from helpdesk.usecases.reclassify import reclassify
-from helpdesk.usecases.referrals import refer
+from helpdesk.usecases.referrals import TOP_EXPERTS_OFFERED, refer
 from helpdesk.usecases.reply import StaleReply, reply
 from helpdesk.usecases.staff_accounts import Staff, assignable_staff
 from helpdesk.usecases.status import set_status
@@ -38,9 +38,6 @@ from helpdesk.web.templating import page
 
 # A reference as the desk writes it; anything else is not looked up at all.
 REFERENCE = re.compile(r"^[A-Z]{2,10}-\d{4}-\d{1,9}$")
-
-# The Refer form offers this many of the ticket's matched experts, as the staff card does.
-TOP_EXPERTS_OFFERED = 3
 
 Action = Callable[[Desk, str, FormData, Staff], Awaitable[str]]
 
