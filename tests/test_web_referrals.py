@@ -127,6 +127,8 @@ def test_refer_introduce_cooperate_and_record_the_outcome_from_the_ticket_page(w
     expert = offered[0]
     assert web.post(f"{page}/refer", {"expert": "nobody"}, token_from=page).status_code == 303
     assert "no expert" in web.client.get(page).text and referrals(web) == []
+    web.post(f"{page}/refer", {"expert": expert, "body": "x" * 4001}, token_from=page)
+    assert "too long" in web.client.get(page).text and referrals(web) == []
     web.post(f"{page}/refer", {"expert": expert, "body": "Could you <b>advise</b>?"}, token_from=page)
     [referral] = referrals(web)
     assert (referral.expert_id, referral.created_by, referral.state) == (expert, f"web:{email}", "offered")
@@ -155,6 +157,10 @@ def test_refer_introduce_cooperate_and_record_the_outcome_from_the_ticket_page(w
     web.post(f"{page}/cooperation", {"expert": expert}, token_from=page)
     web.post(f"{page}/outcome", {"expert": expert, "outcome": "bribe", "text": "x"}, token_from=page)
     assert "Choose an outcome from the list." in web.client.get(page).text
+    web.post(
+        f"{page}/outcome", {"expert": expert, "outcome": "training", "text": "x" * 2001}, token_from=page
+    )
+    assert "too long" in web.client.get(page).text and referrals(web)[0].outcome is None
     web.post(
         f"{page}/outcome", {"expert": expert, "outcome": "training", "text": "Two days"}, token_from=page
     )

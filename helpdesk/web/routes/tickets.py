@@ -166,6 +166,18 @@ async def _untag(desk: Desk, reference: str, form: FormData, staff: Staff) -> st
     return _("Tag removed.")
 
 
+# As the forms' maxlength says: a longer text is refused whole rather than cut.
+MAX_COVERING_CHARS = 4000
+MAX_OUTCOME_CHARS = 2000
+
+
+def _text(form: FormData, field: str, limit: int) -> str:
+    text = str(form.get(field) or "")
+    if len(text) > limit:
+        raise DeskError(_("The text is too long (at most %(limit)s characters).") % {"limit": limit})
+    return text
+
+
 def _expert(form: FormData) -> str:
     expert = str(form.get("expert") or "").strip()
     if not expert:
@@ -178,7 +190,8 @@ async def _refer(desk: Desk, reference: str, form: FormData, staff: Staff) -> st
     if not experts:
         raise DeskError(_("Choose an expert."))
     # The use-case refuses experts the roster does not have, or who are unavailable or full.
-    await refer(desk, reference, experts, message=str(form.get("body") or ""), actor=staff.actor)
+    message = _text(form, "body", MAX_COVERING_CHARS)
+    await refer(desk, reference, experts, message=message, actor=staff.actor)
     return _("Offer sent to the chosen experts.")
 
 
@@ -195,7 +208,7 @@ async def _outcome(desk: Desk, reference: str, form: FormData, staff: Staff) -> 
     outcome = str(form.get("outcome") or "")
     if outcome not in OUTCOMES:
         raise DeskError(_("Choose an outcome from the list."))
-    text = str(form.get("text") or "")[:2000]
+    text = _text(form, "text", MAX_OUTCOME_CHARS)
     await record_outcome(desk, reference, _expert(form), outcome, text, actor=staff.actor)
     return _("Outcome recorded.")
 
