@@ -36,7 +36,7 @@ from helpdesk.usecases.cards import button_labels, card_markup, refresh_card, st
 from helpdesk.usecases.errors import DeskError
 from helpdesk.usecases.listing import TicketFilter, list_tickets, show_ticket
 from helpdesk.usecases.note import add_note
-from helpdesk.usecases.referrals import refer
+from helpdesk.usecases.referrals import TOP_EXPERTS_OFFERED, refer
 from helpdesk.usecases.refusals import record_refusal
 from helpdesk.usecases.reply import reply
 from helpdesk.usecases.staff_directory import staff_telegram_ids
@@ -47,8 +47,6 @@ log = logging.getLogger(__name__)
 STAFF_COMMANDS = ("reply", "note", "queue", "mine", "ticket")
 TARGETS = range(1, 24)
 CORE_FUNCTIONS = range(1, 12)
-# The Refer button offers this many of the ticket's matched experts.
-TOP_EXPERTS_OFFERED = 3
 USAGE = {
     "reply": "/reply TSCC-2026-0042 text",
     "note": "/note TSCC-2026-0042 text",

@@ -146,6 +146,9 @@ class Settings:
     telegram_receipts_per_minute: int = 3
     # The staff web workspace (helpdesk/web); off without a port.
     web: WebSettings | None = None
+    # Where the workspace is reached, also in processes that do not serve it (the CLI sends letters with
+    # one-click links and cards with page links too): HELPDESK_WEB_BASE_URL with or without a port.
+    web_base_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, cwd: Path | None = None) -> Settings:
@@ -364,6 +367,7 @@ def _parse(env: Mapping[str, str], cwd: Path) -> Settings:
         telegram_max_open_tickets=_bounded(env, "HELPDESK_TELEGRAM_MAX_OPEN_TICKETS", 5, 1, 1000),
         telegram_receipts_per_minute=_bounded(env, "HELPDESK_TELEGRAM_RECEIPTS_PER_MINUTE", 3, 0, 1000),
         web=_web(env),
+        web_base_url=_base_url(env, "HELPDESK_WEB_BASE_URL"),
     )
 
 

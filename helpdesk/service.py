@@ -165,7 +165,7 @@ async def open_runtime(
         staff_telegram_chat_id=settings.telegram.staff_chat_id if settings.telegram is not None else None,
         limits=limits,
         composers=standard_composers(),
-        web_base_url=settings.web.base_url if settings.web is not None else None,
+        web_base_url=settings.web_base_url,
     )
     spool = InboundSpool(settings.spool_dir, max_bytes=settings.spool_max_mb * 1024 * 1024)
     intake = SafeIntake(

@@ -5,10 +5,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
+from sqlalchemy import select
 from test_cli import YEAR, cli_db, run  # noqa: F401 - cli_db is a fixture
+
+from helpdesk.db.engine import make_engine, make_sessions
+from helpdesk.db.models import Message
 
 
 def test_refer_queues_the_offer_and_show_lists_the_referral(
@@ -51,3 +56,25 @@ def test_refer_to_a_provider_organisation_offers_each_of_its_experts(
     assert code == 1 and err.strip() == "helpdesk: no available expert of 'Nobody Inc' in the roster"
     code, _, err = run(capsys, "tickets", "refer", ref)
     assert code == 1 and err.strip() == "helpdesk: name an expert or an organisation to refer to"
+
+
+def test_refer_with_the_web_configured_puts_one_click_links_in_the_offer(
+    cli_db: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HELPDESK_WEB_BASE_URL", "https://desk.tscc.example")
+    ref = f"TSCC-{YEAR}-0002"
+    code, _, err = run(capsys, "tickets", "refer", ref, "--expert", "ex-003", "--as", "aziza")
+    assert code == 0, err
+
+    async def offer(url: str) -> str:
+        engine = make_engine(url)
+        try:
+            async with make_sessions(engine)() as session:
+                query = select(Message.body).where(Message.kind == "to_expert")
+                return (await session.scalars(query)).one()
+        finally:
+            await engine.dispose()
+
+    text = asyncio.run(offer(cli_db))
+    assert re.search(r"https://desk\.tscc\.example/referrals/answer/\d+\.yes\.\d+\.[a-z2-7]{16}", text)
+    assert re.search(r"https://desk\.tscc\.example/referrals/answer/\d+\.no\.\d+\.[a-z2-7]{16}", text)

@@ -103,10 +103,12 @@ async def _line(stream: asyncio.StreamReader, needle: str, seen: list[str]) -> N
 
 
 @contextlib.asynccontextmanager
-async def running_workspace(tmp_path: Path) -> AsyncIterator[Workspace]:
+async def running_workspace(tmp_path: Path, *, with_base_url: bool = False) -> AsyncIterator[Workspace]:
+    """``with_base_url``: HELPDESK_WEB_BASE_URL names the workspace (letters then carry links to it)."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'web.db'}"
     references = await seed(url)
     port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
     async with TelegramApiStandIn() as bot_api, SmtpStandIn() as smtp:
         unset = {name: "" for name in os.environ if name.startswith("HELPDESK_") and "TEST" not in name}
         env = {
@@ -117,6 +119,7 @@ async def running_workspace(tmp_path: Path) -> AsyncIterator[Workspace]:
             "HELPDESK_MAIL_FROM": MAIL_FROM,
             "HELPDESK_WEB_PORT": str(port),
             "HELPDESK_DELIVERY_RETRY_BASE_SECONDS": "0.2",
+            "HELPDESK_WEB_BASE_URL": base_url if with_base_url else "",
         }
         env = {k: v for k, v in env.items() if v != "" or not k.startswith("HELPDESK_")}
         process = await asyncio.create_subprocess_exec(
@@ -125,7 +128,6 @@ async def running_workspace(tmp_path: Path) -> AsyncIterator[Workspace]:
         )  # fmt: skip
         assert process.stderr is not None
         seen: list[str] = []
-        base_url = f"http://127.0.0.1:{port}"
         workspace = Workspace(base_url, url, bot_api, smtp, references, seen)
         drain: asyncio.Task[None] | None = None
         try:

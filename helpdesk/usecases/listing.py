@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -119,10 +120,20 @@ async def show_ticket(desk: Desk, reference: str) -> dict[str, Any]:
                     "state": r.state,
                     "stage": r.stage,
                     "offered_at": r.offered_at.isoformat(),
+                    "answered_at": _at(r.answered_at),
+                    "consent": r.consent,
+                    "introduced_at": _at(r.introduced_at),
+                    "cooperation_at": _at(r.cooperation_at),
+                    "outcome": r.outcome,
+                    "outcome_text": r.outcome_text,
                 }
                 for r in sorted(referrals, key=lambda r: r.id)
             ],
         }
+
+
+def _at(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
 
 
 def _delivery(item: OutboxItem | None) -> dict[str, Any] | None:

@@ -37,6 +37,8 @@ OFFERED, ACCEPTED, DECLINED, NO_ANSWER = "offered", "accepted", "declined", "no_
 STATES = (OFFERED, ACCEPTED, DECLINED, NO_ANSWER)
 # Still taking the expert's time: counted in their load (``referral_load``) and against max_open_tickets.
 OPEN = or_(Referral.state == OFFERED, and_(Referral.state == ACCEPTED, Referral.outcome.is_(None)))
+# The staff card's Refer button and the web's Refer form offer this many of the ticket's matched experts.
+TOP_EXPERTS_OFFERED = 3
 # One-click answer links stay valid this long (the no-answer deadline is twice the reminder delay anyway).
 LINK_LIFETIME = timedelta(days=30)
 
@@ -149,7 +151,9 @@ async def refer(
 ) -> list[Referral]:
     """Offer the ticket to each expert in ``expert_ids`` and, as a group, to every available expert of the
     provider ``organisation``; refused as a whole when one of them cannot be offered."""
-    settings = settings or ReferralSettings()
+    # The desk's own web address unless told otherwise: every caller (CLI, staff card, web) then sends the
+    # one-click links once the workspace is configured.
+    settings = settings or ReferralSettings(web_base_url=desk.web_base_url)
     covering = (message or "").strip() or None
     made: list[Referral] = []
     async with desk.sessions.begin() as session:

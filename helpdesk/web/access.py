@@ -24,6 +24,8 @@ ACCESS_RULES: tuple[tuple[str, frozenset[str] | None, str], ...] = (
     ("/healthz", None, PUBLIC),
     ("/static/", None, PUBLIC),
     ("/login", None, PUBLIC),
+    # An expert's one-click answer: the signed single-use token is its proof (routes/referral_answers.py).
+    ("/referrals/answer/", None, PUBLIC),
     ("/logout", None, "viewer"),
     # Knowledge base: everyone reads, admins change it. Admin pages: admins only. Reports: read-only.
     ("/kb", frozenset({"GET", "HEAD"}), "viewer"),

@@ -20,7 +20,18 @@ from helpdesk.web.csrf import CsrfProtection
 from helpdesk.web.headers import SecurityHeaders
 from helpdesk.web.i18n import Language
 from helpdesk.web.login_limits import LoginLimits
-from helpdesk.web.routes import admin, attachments, auth, canned, health, inbox, knowledge, reports, tickets
+from helpdesk.web.routes import (
+    admin,
+    attachments,
+    auth,
+    canned,
+    health,
+    inbox,
+    knowledge,
+    referral_answers,
+    reports,
+    tickets,
+)
 from helpdesk.web.sessions import DeskSessions
 
 OpenDesk = Callable[[], AbstractAsyncContextManager[Desk]]
@@ -67,6 +78,7 @@ def create_app(
             *reports.ROUTES,
             *admin.ROUTES,
             *canned.ROUTES,
+            *referral_answers.ROUTES,
             Mount("/static", StaticFiles(packages=[("helpdesk.web", "static")]), name="static"),
         ],
         # Outermost first: headers on every answer (refusals too); the session before what reads it.
@@ -86,6 +98,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.login_limits = LoginLimits()
+    app.state.link_limits = LoginLimits()  # refused one-click answer links, per address
     app.state.response_target_hours = response_target_hours
     app.state.settings = settings
     return app

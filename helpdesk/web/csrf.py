@@ -16,6 +16,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 FIELD = "csrf_token"
 HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# POSTs without a session, proven by a signed single-use token in their path instead (an expert's one-click
+# answer, routes/referral_answers.py): there is no session token to compare with.
+TOKEN_PROVEN_PATHS = ("/referrals/answer/",)
 MAX_BODY_BYTES = 1024 * 1024  # a reply or a note; attachments are never uploaded through a form
 
 
@@ -33,7 +36,11 @@ class CsrfProtection:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in SAFE_METHODS:
+        if (
+            scope["type"] != "http"
+            or scope["method"] in SAFE_METHODS
+            or str(scope["path"]).startswith(TOKEN_PROVEN_PATHS)
+        ):
             await self.app(scope, receive, send)
             return
         body = bytearray()

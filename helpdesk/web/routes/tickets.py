@@ -1,5 +1,5 @@
 """/tickets/{REF}: the whole ticket, and the staff actions on it (reply, note, status, assign, reclassify,
-tags, merge), and who else is on the page (presence).
+tags, merge; matchmaking: refer, introduce, cooperation, outcome), and who else is on the page (presence).
 
 Each action is the desk's use-case as it is, acting as "web:<email>"; it answers with a redirect back to
 the ticket (POST → redirect → GET), so the page works without JavaScript and a reload never sends twice.
@@ -21,11 +21,13 @@ from helpdesk import lifecycle
 from helpdesk.desk import Desk
 from helpdesk.usecases.assign import assign
 from helpdesk.usecases.errors import DeskError, TicketNotFound
+from helpdesk.usecases.introductions import OUTCOMES, introduce, mark_cooperation, record_outcome
 from helpdesk.usecases.listing import requester_tickets, show_ticket
 from helpdesk.usecases.merge import merge
 from helpdesk.usecases.note import add_note
 from helpdesk.usecases.presence import POLL_SECONDS, State, mark, others, touch
 from helpdesk.usecases.reclassify import reclassify
+from helpdesk.usecases.referrals import TOP_EXPERTS_OFFERED, refer
 from helpdesk.usecases.reply import StaleReply, reply
 from helpdesk.usecases.staff_accounts import Staff, assignable_staff
 from helpdesk.usecases.status import set_status
@@ -71,6 +73,8 @@ async def _render(request: Request, reference: str, status_code: int = 200, **ex
         present=await others(desk, staff.id, reference),
         poll_seconds=POLL_SECONDS,
         seen=max(shown, default=0),
+        referable=((ticket.get("matches") or {}).get("experts") or [])[:TOP_EXPERTS_OFFERED],
+        outcomes=OUTCOMES,
         **{"stale": [], "draft": "", "chosen": [], **extra},
     )
 
@@ -162,6 +166,53 @@ async def _untag(desk: Desk, reference: str, form: FormData, staff: Staff) -> st
     return _("Tag removed.")
 
 
+# As the forms' maxlength says: a longer text is refused whole rather than cut.
+MAX_COVERING_CHARS = 4000
+MAX_OUTCOME_CHARS = 2000
+
+
+def _text(form: FormData, field: str, limit: int) -> str:
+    text = str(form.get(field) or "")
+    if len(text) > limit:
+        raise DeskError(_("The text is too long (at most %(limit)s characters).") % {"limit": limit})
+    return text
+
+
+def _expert(form: FormData) -> str:
+    expert = str(form.get("expert") or "").strip()
+    if not expert:
+        raise DeskError(_("Choose an expert."))
+    return expert
+
+
+async def _refer(desk: Desk, reference: str, form: FormData, staff: Staff) -> str:
+    experts = [str(e) for e in form.getlist("expert") if str(e).strip()][:TOP_EXPERTS_OFFERED]
+    if not experts:
+        raise DeskError(_("Choose an expert."))
+    # The use-case refuses experts the roster does not have, or who are unavailable or full.
+    message = _text(form, "body", MAX_COVERING_CHARS)
+    await refer(desk, reference, experts, message=message, actor=staff.actor)
+    return _("Offer sent to the chosen experts.")
+
+
+async def _introduce(desk: Desk, reference: str, form: FormData, staff: Staff) -> str:
+    return await introduce(desk, reference, _expert(form), actor=staff.actor)
+
+
+async def _cooperation(desk: Desk, reference: str, form: FormData, staff: Staff) -> str:
+    await mark_cooperation(desk, reference, _expert(form), actor=staff.actor)
+    return _("Marked as in cooperation.")
+
+
+async def _outcome(desk: Desk, reference: str, form: FormData, staff: Staff) -> str:
+    outcome = str(form.get("outcome") or "")
+    if outcome not in OUTCOMES:
+        raise DeskError(_("Choose an outcome from the list."))
+    text = _text(form, "text", MAX_OUTCOME_CHARS)
+    await record_outcome(desk, reference, _expert(form), outcome, text, actor=staff.actor)
+    return _("Outcome recorded.")
+
+
 ACTIONS: dict[str, Action] = {
     "reply": _reply,
     "note": _note,
@@ -170,6 +221,10 @@ ACTIONS: dict[str, Action] = {
     "reclassify": _reclassify,
     "tag": _tag,
     "untag": _untag,
+    "refer": _refer,
+    "introduce": _introduce,
+    "cooperation": _cooperation,
+    "outcome": _outcome,
 }
 
 
