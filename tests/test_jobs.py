@@ -71,7 +71,10 @@ async def test_monthly_report_task_of_helpdesk_run_queues_last_month_and_stops(
     stop = asyncio.Event()
     task = asyncio.create_task(
         run_monthly_reports(
-            dataclasses.replace(desk, outbox_written=written.set), settings, stop, interval=0.05
+            dataclasses.replace(desk, outbox_written=written.set, staff_emails=settings.staff_emails),
+            settings,
+            stop,
+            interval=0.05,
         )
     )
     await asyncio.wait_for(written.wait(), timeout=DEADLINE)

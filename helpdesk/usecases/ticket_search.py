@@ -17,9 +17,10 @@ from __future__ import annotations
 import re
 from itertools import takewhile
 
+import snowballstemmer
 from sqlalchemy import Select, column, func, literal_column, select, table
 
-from helpdesk.classification.text import Stemmer
+from helpdesk.classification.text import is_cyrillic
 
 # Longer text is cut: a search box is a few words, not a document.
 MAX_QUERY_CHARS = 1_000
@@ -29,7 +30,14 @@ MAX_WORD_CHARS = 64
 MIN_STEM_CHARS = 3
 
 _WORD = re.compile(r"[^\W_]+")
-_STEMMER = Stemmer()
+# Snowball, not the classifier's lemmas: the search needs a prefix every form of the word starts with
+# (биоразнообразие and биоразнообразия share "биоразнообраз"), and a lemma is a whole word.
+_RUSSIAN = snowballstemmer.stemmer("russian")
+_ENGLISH = snowballstemmer.stemmer("english")
+
+
+def _stem(word: str) -> str:
+    return (_RUSSIAN if is_cyrillic(word) else _ENGLISH).stemWord(word)
 
 
 def search_words(q: str | None) -> list[str]:
@@ -42,7 +50,7 @@ def search_words(q: str | None) -> list[str]:
 
 def _prefix(word: str) -> str:
     """The stem as a prefix of the word itself (Snowball may rewrite the ending: policy → polici)."""
-    same = takewhile(lambda pair: pair[0] == pair[1], zip(_STEMMER.stem(word), word, strict=False))
+    same = takewhile(lambda pair: pair[0] == pair[1], zip(_stem(word), word, strict=False))
     stem = "".join(a for a, _ in same)
     if stem.endswith("i") and stem.isascii():
         # English Snowball writes y as i (policy → polici): "polic" matches both
