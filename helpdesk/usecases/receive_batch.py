@@ -12,10 +12,11 @@ the retries and the retry budget decide about it.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from helpdesk.db.savepoints import begin_for_savepoints
+from helpdesk.db.savepoints import Refused, begin_for_savepoints, in_unit, savepoints_on_refusal
 from helpdesk.db.transient import is_transient
 from helpdesk.db.writer_turns import writer_turn
 from helpdesk.desk import Desk
@@ -35,14 +36,6 @@ class BatchAborted(Exception):
         self.__cause__ = cause
 
 
-class _Refused(Exception):
-    """A message of a batch without savepoints was refused: its whole transaction was rolled back."""
-
-    def __init__(self, error: Exception) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
 async def receive_batch(
     desk: Desk,
     inbounds: Sequence[InboundMessage],
@@ -50,13 +43,11 @@ async def receive_batch(
     receive_one: ReceiveInSession = receive_in_session,
 ) -> list[ReceiveResult | Exception]:
     """Per message, in order: its result, or the error that rolled back its savepoint (retry it alone)."""
-    try:
-        outcomes = await _receive_together(desk, inbounds, receive_one, savepoints=False)
-    except _Refused as refused:
-        if len(inbounds) == 1:
-            # Its rolled-back transaction is what its savepoint would have left: nothing.
-            return [refused.error]
-        outcomes = await _receive_together(desk, inbounds, receive_one, savepoints=True)
+
+    async def attempt(savepoints: bool) -> list[ReceiveResult | Exception]:
+        return await _receive_together(desk, inbounds, receive_one, savepoints=savepoints)
+
+    outcomes = await savepoints_on_refusal(attempt, len(inbounds))
     if any(isinstance(outcome, ReceiveResult) and not outcome.duplicate for outcome in outcomes):
         desk.outbox_written()
     return outcomes
@@ -73,18 +64,15 @@ async def _receive_together(
             await begin_for_savepoints(session)
             for inbound in inbounds:
                 try:
-                    if savepoints:
-                        async with session.begin_nested():
-                            outcomes.append(await receive_one(desk, session, inbound))
-                    else:
-                        outcomes.append(await receive_one(desk, session, inbound))
+                    work = partial(receive_one, desk, session, inbound)
+                    outcomes.append(await in_unit(session, savepoints, work))
                 except Exception as exc:
                     if is_transient(exc):
                         raise BatchAborted(len(outcomes), exc) from exc
                     if not savepoints:
-                        raise _Refused(exc) from exc
+                        raise Refused(exc) from exc
                     outcomes.append(exc)
-    except (BatchAborted, _Refused):
+    except (BatchAborted, Refused):
         raise
     except Exception as exc:
         if not is_transient(exc):

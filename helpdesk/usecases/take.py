@@ -6,20 +6,21 @@ in any of them is retried (or the message kept and replayed) instead of losing a
 already confirmed, and the question is asked about the tickets as the receiving sees them. The
 conversation itself is declared in :mod:`helpdesk.usecases.followup_question`.
 
-Messages of different chats arriving together are taken together (:func:`take_together`): each in its
-own SAVEPOINT, one commit for all of them.
+Messages of different chats arriving together are taken together (:func:`take_together`): one commit
+for all of them, a SAVEPOINT each only once one of them failed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.db.models import Message
-from helpdesk.db.savepoints import begin_for_savepoints
+from helpdesk.db.savepoints import Refused, begin_for_savepoints, in_unit, savepoints_on_refusal
 from helpdesk.db.transient import is_transient
 from helpdesk.db.writer_turns import writer_turn
 from helpdesk.desk import Desk
@@ -45,26 +46,41 @@ async def take_message(desk: Desk, inbound: InboundMessage) -> Taken:
 
 
 async def take_together(desk: Desk, inbounds: Sequence[InboundMessage]) -> list[Taken | Exception]:
-    """Take messages of different chats in one transaction, each in its own SAVEPOINT, committed once.
+    """Take messages of different chats in one transaction, committed once.
 
-    Each gets its outcome, or the error it alone failed with (its SAVEPOINT rolled back, the others kept:
-    the caller retries it alone). An error that says the database or the connection is gone fails the
-    whole group, and so does a failed commit: the exception is raised and nothing of the group is stored.
+    Each gets its outcome, or the error it alone failed with: the group runs without a SAVEPOINT per
+    message, and when one fails, again with one each (its SAVEPOINT rolled back, the others kept: the
+    caller retries it alone). An error that says the database or the connection is gone fails the whole
+    group, and so does a failed commit: the exception is raised and nothing of the group is stored.
     """
+
+    async def attempt(savepoints: bool) -> list[Taken | Exception]:
+        return await _take_together(desk, inbounds, savepoints=savepoints)
+
+    outcomes = await savepoints_on_refusal(attempt, len(inbounds))
+    _written(desk, outcomes)
+    return outcomes
+
+
+async def _take_together(
+    desk: Desk, inbounds: Sequence[InboundMessage], *, savepoints: bool
+) -> list[Taken | Exception]:
     outcomes: list[Taken | Exception] = []
     async with writer_turn(desk.sessions), desk.sessions() as session, session.begin():
         await begin_for_savepoints(session)
         for inbound in inbounds:
             try:
-                async with session.begin_nested():
-                    outcomes.append(await take_in_session(desk, session, inbound))
+                outcomes.append(
+                    await in_unit(session, savepoints, partial(take_in_session, desk, session, inbound))
+                )
             except Exception as exc:
                 if is_transient(exc):
                     raise
+                if not savepoints:
+                    raise Refused(exc) from exc
                 outcomes.append(exc)
                 # What the failed member loaded may be half-changed: later members read afresh.
                 session.expunge_all()
-    _written(desk, outcomes)
     return outcomes
 
 
