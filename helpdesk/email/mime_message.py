@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from email import policy
-from email.headerregistry import Address
+from email.headerregistry import Address, BaseHeader
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid, parseaddr
+from email.utils import make_msgid, parseaddr
+from functools import lru_cache
 
 from helpdesk.messages import OutboundMessage
 
@@ -52,9 +53,7 @@ def compose_email(message: OutboundMessage, *, mail_from: str) -> EmailMessage:
     """
     if message.channel != "email":
         raise ValueError(f"not an email message: channel {message.channel!r}")
-    display_from, from_address = parseaddr(mail_from)
-    if "@" not in from_address:
-        raise ValueError(f"mail_from is not an address: {mail_from!r}")
+    own_from, own_loop = _own_headers(mail_from)
     recipient = _bare_address(message.recipient)
     reply_to = _bare_address(str(message.extra["reply_to"])) if message.extra.get("reply_to") else None
 
@@ -64,17 +63,17 @@ def compose_email(message: OutboundMessage, *, mail_from: str) -> EmailMessage:
             f"Auto-Submitted must be one of {sorted(AUTO_SUBMITTED_VALUES)}, got {auto_submitted!r}"
         )
 
-    message_id = message.message_id or new_message_id(from_address)
+    message_id = message.message_id or new_message_id(mail_from)
     if not _MSGID_RE.match(message_id):
         raise ValueError(f"malformed Message-ID: {message_id!r}")
 
     msg = EmailMessage(policy=_POLICY)
-    msg["From"] = Address(display_name=display_from, addr_spec=from_address)
+    msg["From"] = own_from
     msg["To"] = Address(display_name=str(message.extra.get("recipient_name") or ""), addr_spec=recipient)
     if reply_to is not None:
         msg["Reply-To"] = Address(addr_spec=reply_to)
     msg["Subject"] = tagged_subject(message.subject, message.reference)
-    msg["Date"] = format_datetime(datetime.now(UTC))
+    msg["Date"] = datetime.now(UTC)
     msg["Message-ID"] = message_id
 
     references = [ref for ref in message.references if ref]
@@ -88,7 +87,7 @@ def compose_email(message: OutboundMessage, *, mail_from: str) -> EmailMessage:
 
     msg["Auto-Submitted"] = auto_submitted
     # Lets our own intake (and other well-behaved robots) recognise this mail if it ever comes back.
-    msg["X-Loop"] = from_address
+    msg["X-Loop"] = own_loop
     if message.reference:
         msg["X-TSCC-Reference"] = message.reference
 
@@ -96,6 +95,17 @@ def compose_email(message: OutboundMessage, *, mail_from: str) -> EmailMessage:
     if message.html:
         msg.add_alternative(message.html, subtype="html", charset="utf-8")
     return msg
+
+
+@lru_cache(maxsize=8)
+def _own_headers(mail_from: str) -> tuple[BaseHeader, BaseHeader]:
+    """From and X-Loop, the same on every mail the desk sends: parsed once, not per mail (parsing an
+    address header is most of composing one). Header objects are immutable, so every message shares them."""
+    display_from, from_address = parseaddr(mail_from)
+    if "@" not in from_address:
+        raise ValueError(f"mail_from is not an address: {mail_from!r}")
+    own_from = Address(display_name=display_from, addr_spec=from_address)
+    return _POLICY.header_factory("From", own_from), _POLICY.header_factory("X-Loop", from_address)
 
 
 def _bare_address(value: str) -> str:
