@@ -76,6 +76,31 @@ async def test_a_poison_mail_in_the_middle_of_a_batch_rolls_back_alone(runtime: 
     assert asked.count("<plain-4@ngo.example.org>") == 3 and len(asked) == 4 + 7 + 1
 
 
+async def test_a_clean_batch_sends_no_savepoint_and_a_refusal_once_reruns_it_with_them(
+    runtime: Runtime,
+) -> None:
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        statements.append(statement.lstrip().upper())
+
+    event.listen(runtime.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        clean = await receive_mail(runtime.mail, [(uid, plain_mail(uid)) for uid in range(1, 4)], source="t")
+        clean_statements, statements[:] = list(statements), []
+        # Refused once, in the batch without savepoints: the rerun with one each takes it in; nothing alone.
+        asked = _poisoned(runtime.mail, "<plain-5@ngo.example.org>", ValueError("odd input"), times=1)
+        rerun = await receive_mail(runtime.mail, [(uid, plain_mail(uid)) for uid in range(4, 7)], source="t")
+    finally:
+        event.remove(runtime.engine.sync_engine, "before_cursor_execute", seen)
+
+    assert sorted(clean.committed) == [1, 2, 3] and sorted(rerun.committed) == [4, 5, 6]
+    assert not any(s.startswith(("SAVEPOINT", "RELEASE")) for s in clean_statements)
+    assert sum(s.startswith("SAVEPOINT") for s in statements) == 3
+    assert asked == [f"<plain-{n}@ngo.example.org>" for n in (4, 5, 4, 5, 6)]
+    assert await _count(runtime, Ticket) == 6 and await _count(runtime, DeadLetter) == 0
+
+
 async def test_a_failure_that_ends_the_transaction_falls_back_to_one_at_a_time(runtime: Runtime) -> None:
     intake = runtime.mail
     intake.retry_delays = (0.01,)
