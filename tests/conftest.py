@@ -14,8 +14,10 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from playwright.async_api import Browser, async_playwright
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from web_browser import CHROMIUM, CHROMIUM_ARGS
 
 from helpdesk.db.engine import make_engine, make_sessions
 from helpdesk.db.migrate import upgrade
@@ -115,3 +117,12 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty working directory, so no helpdesk.toml or .env from the checkout leaks into a test."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's chromium driven by Playwright (its own browser download is not reachable here)."""
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        await launched.close()

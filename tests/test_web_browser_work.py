@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
-from test_web_browser import CHROMIUM, CHROMIUM_ARGS
+from playwright.async_api import Browser, Page, expect
+from web_browser import needs_chromium
 from web_runtime import AGENT, MAIL_FROM, PASSWORD, REQUESTER_EMAIL, Workspace, running_workspace
 
 from helpdesk.db.engine import make_engine, make_sessions
@@ -19,19 +19,9 @@ from helpdesk.service import standard_composers
 from helpdesk.usecases.receive import receive
 from helpdesk.usecases.staff_accounts import add_account
 
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="needs Debian's chromium (.ci/run installs it)"
-)
+pytestmark = needs_chromium
 SECOND = "bob@tscc.example"
 WAIT = 20_000  # ms: the presence poll is every 5 s on two slow, shared cores
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        await browser.close()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from web_browser import CHROMIUM, off_thread, served_workspace, with_desk
+from web_browser import CHROMIUM, CHROMIUM_ARGS, needs_chromium, off_thread, served_workspace, with_desk
 from web_harness import PASSWORD
 
 from helpdesk.config import Settings
@@ -20,9 +20,7 @@ from helpdesk.usecases.receive import receive
 from helpdesk.usecases.roster import current_experts
 from helpdesk.usecases.staff_accounts import add_account
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="needs Debian's chromium package (installed by .ci/run)"
-)
+pytestmark = needs_chromium
 playwright = pytest.importorskip("playwright.sync_api")
 
 ADMIN, AGENT, VIEWER = "admin@tscc.example", "agent@tscc.example", "viewer@tscc.example"
@@ -44,7 +42,7 @@ def database(tmp_path: Path) -> str:
 @pytest.fixture
 def browser() -> Iterator[Any]:
     with playwright.sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield launched
         launched.close()
 

@@ -11,15 +11,13 @@ from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, expect
-from test_web_browser import CHROMIUM
-from test_web_browser_work import browser, request, sign_in  # noqa: F401 - browser is a fixture
+from test_web_browser_work import request, sign_in
+from web_browser import needs_chromium
 from web_runtime import Workspace, running_workspace
 
 from standins.smtp_server import SmtpStandIn
 
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM or "/nonexistent").exists(), reason="needs Debian's chromium (.ci/run installs it)"
-)
+pytestmark = needs_chromium
 WAIT = 20_000  # ms, two slow shared cores
 
 
@@ -46,7 +44,7 @@ async def link_mailed(smtp: SmtpStandIn, within: float = 60) -> str:
 
 
 async def test_refer_from_the_page_and_the_expert_accepts_by_the_mailed_link(
-    browser: Browser,  # noqa: F811 - the fixture
+    browser: Browser,
     workspace: Workspace,
 ) -> None:
     reference = await request(

@@ -14,6 +14,7 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
+import pytest
 import uvicorn
 
 from helpdesk.config import Settings, WebSettings
@@ -24,6 +25,17 @@ from helpdesk.web.app import create_app
 
 T = TypeVar("T")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Without the background-networking flags chromium keeps dialling Google's hosts, refused on a closed network.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
 
 
 def with_desk(database_url: str, work: Callable[[Desk], Awaitable[T]]) -> T:
