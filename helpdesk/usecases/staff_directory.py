@@ -9,15 +9,24 @@ say. Read from the database on each question, so disabling takes effect at once 
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import Any
+
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.db.models import StaffAccount
+from helpdesk.db.transaction_memo import once_per_transaction
 from helpdesk.desk import Desk
 
 
 async def staff_emails(desk: Desk, session: AsyncSession) -> frozenset[str]:
-    rows = (await session.execute(select(StaffAccount.email, StaffAccount.disabled_at))).all()
+    # Asked several times per mail (the sender's role, participants, notifications), and per mail of a
+    # batch: read once per transaction, which is also where an account change would commit.
+    rows = await once_per_transaction(
+        session,
+        "staff_email_rows",
+        lambda: _rows(session, select(StaffAccount.email, StaffAccount.disabled_at)),
+    )
     enabled = {email for email, disabled_at in rows if disabled_at is None}
     disabled = {email for email, disabled_at in rows if disabled_at is not None}
     return frozenset(enabled | (desk.staff_emails - disabled))
@@ -34,3 +43,7 @@ async def staff_telegram_ids(session: AsyncSession, seed: frozenset[int]) -> fro
     enabled = {user_id for user_id, disabled_at in rows if disabled_at is None}
     disabled = {user_id for user_id, disabled_at in rows if disabled_at is not None}
     return frozenset(enabled | (seed - disabled))
+
+
+async def _rows(session: AsyncSession, query: Select[Any]) -> list[Any]:
+    return list((await session.execute(query)).all())
