@@ -209,6 +209,24 @@ def test_the_frozen_part_is_unchanged_since_it_was_frozen() -> None:
     assert hashlib.sha256(FROZEN.read_bytes()).hexdigest() == FROZEN_SHA256
 
 
+FROZEN2 = Path(__file__).parent / "data" / "classify_frozen2.jsonl"
+# A second frozen part, written in round 3 by someone who had not seen the vocabulary, the classifier or the
+# training corpus (tests/data/README_frozen2.md); pinned from its first commit (4fa56b2).
+FROZEN2_SHA256 = "24a6109c2615616a73829ae4556c9bca1ef83be46673fe61741b547d330cdd12"
+
+
+def test_the_second_frozen_part_is_unchanged_and_apart_from_the_development_part() -> None:
+    import hashlib
+
+    assert hashlib.sha256(FROZEN2.read_bytes()).hexdigest() == FROZEN2_SHA256
+    frozen2 = read_labelled(FROZEN2)
+    assert not {i.text for i in frozen2} & {i.text for i in read_labelled(DATA)}
+    assert not {i.text for i in frozen2} & {i.text for i in read_labelled(FROZEN)}
+    for lang in ("en", "ru"):
+        primaries = [i.targets[0] for i in frozen2 if i.group == lang and i.targets]
+        assert all(primaries.count(t) >= 3 for t in range(1, 24)), lang
+
+
 def test_frozen_part_covers_every_target_in_every_language() -> None:
     items = read_labelled(FROZEN)
     assert not {i.text for i in items} & {i.text for i in read_labelled(DATA)}
