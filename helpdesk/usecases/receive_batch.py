@@ -21,6 +21,8 @@ from helpdesk.db.transient import is_transient
 from helpdesk.db.writer_turns import writer_turn
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage
+from helpdesk.usecases.auto_replies import window_start
+from helpdesk.usecases.read_ahead import read_ahead
 from helpdesk.usecases.receive import ReceiveResult, receive_in_session
 
 ReceiveInSession = Callable[[Desk, AsyncSession, InboundMessage], Awaitable[ReceiveResult]]
@@ -62,6 +64,8 @@ async def _receive_together(
         # BEGIN IMMEDIATE takes the write lock before the first read, with or without savepoints.
         async with writer_turn(desk.sessions), desk.sessions.begin() as session:
             await begin_for_savepoints(session)
+            if len(inbounds) > 1:
+                await read_ahead(session, inbounds, auto_replies_since=window_start())
             for inbound in inbounds:
                 try:
                     work = partial(receive_one, desk, session, inbound)
