@@ -222,9 +222,16 @@ class DeliveryWorker:
                     update(Ticket).where(Ticket.id == ticket_id).values(telegram_card_message_id=card)
                 )
         ordered = sorted(batch, key=lambda s: s.item.id)
-        # Telegram ids exist only once sent; they let a reply to our message find its ticket.
+        # Telegram ids exist only once sent; they let a reply to our message find its ticket. A mail sent
+        # under the Message-ID it was queued with has it on its row already (``enqueue``): no statement.
         named = sorted(
-            ((s.item.message_id, s.sent_id) for s in ordered if s.sent_id and s.item.message_id is not None),
+            (
+                (s.item.message_id, s.sent_id)
+                for s in ordered
+                if s.sent_id
+                and s.item.message_id is not None
+                and s.sent_id != s.item.payload.get("message_id")
+            ),
             key=lambda pair: pair[0],
         )
         async with writer_turn(self._sessions), self._sessions.begin() as session:
