@@ -22,6 +22,7 @@ from helpdesk.db.writer_turns import writer_turn
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage
 from helpdesk.usecases.auto_replies import window_start
+from helpdesk.usecases.numbering import count_in_memory, settle
 from helpdesk.usecases.read_ahead import read_ahead
 from helpdesk.usecases.receive import ReceiveResult, receive_in_session
 
@@ -66,6 +67,7 @@ async def _receive_together(
             await begin_for_savepoints(session)
             if len(inbounds) > 1:
                 await read_ahead(session, inbounds, auto_replies_since=window_start())
+                count_in_memory(session)
             for inbound in inbounds:
                 try:
                     work = partial(receive_one, desk, session, inbound)
@@ -76,6 +78,7 @@ async def _receive_together(
                     if not savepoints:
                         raise Refused(exc) from exc
                     outcomes.append(exc)
+            await settle(session)  # the ticket numbers counted in memory, before the commit
     except (BatchAborted, Refused):
         raise
     except Exception as exc:
