@@ -234,8 +234,13 @@ class DeliveryWorker:
             ),
             key=lambda pair: pair[0],
         )
+        # PostgreSQL: a lone UPDATE (mail) is atomic by itself; in autocommit it costs one round trip
+        # instead of three (BEGIN, UPDATE, COMMIT). SQLite's driver begins implicitly with the UPDATE, and
+        # there one transaction keeps an UPDATE of several rows to one fsync.
+        alone = not named and self._sessions.kw["bind"].dialect.name == "postgresql"
+        options = {"isolation_level": "AUTOCOMMIT"} if alone else {}
         async with writer_turn(self._sessions), self._sessions.begin() as session:
-            connection = await session.connection()
+            connection = await session.connection(execution_options=options)
             await connection.execute(
                 update(OutboxItem.__table__)
                 .where(OutboxItem.__table__.c.id == bindparam("item_id"))
