@@ -222,13 +222,25 @@ class DeliveryWorker:
                     update(Ticket).where(Ticket.id == ticket_id).values(telegram_card_message_id=card)
                 )
         ordered = sorted(batch, key=lambda s: s.item.id)
-        # Telegram ids exist only once sent; they let a reply to our message find its ticket.
+        # Telegram ids exist only once sent; they let a reply to our message find its ticket. A mail sent
+        # under the Message-ID it was queued with has it on its row already (``enqueue``): no statement.
         named = sorted(
-            ((s.item.message_id, s.sent_id) for s in ordered if s.sent_id and s.item.message_id is not None),
+            (
+                (s.item.message_id, s.sent_id)
+                for s in ordered
+                if s.sent_id
+                and s.item.message_id is not None
+                and s.sent_id != s.item.payload.get("message_id")
+            ),
             key=lambda pair: pair[0],
         )
+        # PostgreSQL: a lone UPDATE (mail) is atomic by itself; in autocommit it costs one round trip
+        # instead of three (BEGIN, UPDATE, COMMIT). SQLite's driver begins implicitly with the UPDATE, and
+        # there one transaction keeps an UPDATE of several rows to one fsync.
+        alone = not named and self._sessions.kw["bind"].dialect.name == "postgresql"
+        options = {"isolation_level": "AUTOCOMMIT"} if alone else {}
         async with writer_turn(self._sessions), self._sessions.begin() as session:
-            connection = await session.connection()
+            connection = await session.connection(execution_options=options)
             await connection.execute(
                 update(OutboxItem.__table__)
                 .where(OutboxItem.__table__.c.id == bindparam("item_id"))

@@ -16,11 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.sender import TelegramSender
 from helpdesk.db.models import Message, OutboxItem, Ticket
 from helpdesk.desk import Desk
+from helpdesk.email.smtp_sender import SmtpSender
 from helpdesk.flood import FloodLimits
 from helpdesk.messages import InboundMessage, Sender
 from helpdesk.usecases.receive import ReceiveResult, receive
 from helpdesk.usecases.take import take_together
 from helpdesk.worker import DeliveryWorker, RetryPolicy
+from standins.smtp_server import SmtpStandIn
 from standins.telegram_api import TelegramApiStandIn
 
 STAFF_CHAT = -1004242
@@ -112,3 +114,36 @@ async def test_one_batch_claims_and_marks_sent_in_few_commits(
     assert {item.status for item in items} == {"sent"} and all(item.attempts == 1 for item in items)
     assert all(item.sent_id and item.locked_until is None for item in items)
     assert len(acks) == 12 and all(acks)  # Telegram ids stored: a reply to our receipt finds its ticket
+
+
+async def test_mail_sent_under_its_queued_message_id_is_marked_by_one_statement(
+    desk: Desk, engine: AsyncEngine, smtp: SmtpStandIn
+) -> None:
+    for n in range(3):
+        sender = Sender(name=f"Aliya {n}", email=f"aliya.{n}@eco.gov.kz")
+        await receive(desk, InboundMessage("email", f"<mark.{n}@eco.gov.kz>", sender, "Wetland inventory"))
+    statements: list[str] = []
+
+    def seen(_c: object, _cur: object, statement: str, *_rest: object) -> None:
+        statements.append(" ".join(statement.split()[:2]))
+
+    mail = SmtpSender(smtp.host, smtp.port, tls=False, mail_from=desk.mail_from or "", timeout=5)
+    worker = DeliveryWorker(desk.sessions, {"email": mail}, policy=FAST)
+    event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        assert await worker.deliver_due() == 3
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", seen)
+        await mail.close()
+    # The receipt's row has carried its Message-ID since it was queued: marking writes the outbox only.
+    assert "UPDATE messages" not in statements and "UPDATE outbox" in statements, statements
+    captured = {str(c.message["Message-ID"]) for c in await smtp.wait_for_messages(3)}
+    async with desk.sessions() as session:
+        rows = set(
+            await session.execute(
+                select(OutboxItem.sent_id, Message.channel_message_id).join(
+                    Message, Message.id == OutboxItem.message_id
+                )
+            )
+        )
+    assert {sent for sent, _ in rows} == captured and all(sent == stored for sent, stored in rows)

@@ -8,9 +8,11 @@ import socket
 
 import aiosmtplib
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from helpdesk.delivery import ChannelSender, DeliveryError
-from helpdesk.email.mime_message import compose_email, tagged_subject
+from helpdesk.email.mime_message import compose_email, render_email, tagged_subject
 from helpdesk.email.parse import automatic_reason, parse_email
 from helpdesk.email.smtp_pool import SmtpPool
 from helpdesk.email.smtp_sender import SmtpSender
@@ -96,6 +98,80 @@ def test_compose_staff_reply_with_html_alternative() -> None:
 def test_compose_rejects_bad_input(overrides: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         compose_email(ack(**overrides), mail_from=MAIL_FROM)
+
+
+def test_compose_writes_the_wire_form_by_the_rules() -> None:
+    """Written without the email package, the mail keeps what it guaranteed: 7-bit, CRLF, lines within
+    76 (encoded words included), an IDNA domain, quoted display names."""
+    rendered = render_email(
+        ack(
+            subject="Ответ на ваш запрос о программе восстановления деградированных земель в Каракалпакстане "
+            "и о подготовке национального доклада",
+            recipient="ivan@почта.рф",
+            references=tuple(f"<older.{n}@minpriroda.kz>" for n in range(12)),
+            extra={"recipient_name": 'Ivanov, I. "Vanya"', "reply_to": "reply+abc@tscc.example"},
+            html="<p>Ответ</p>",
+        ),
+        mail_from=MAIL_FROM,
+    )
+    assert all(byte < 128 for byte in rendered.data)
+    assert b"\n" not in rendered.data.replace(b"\r\n", b"")
+    header, _, _ = rendered.data.partition(b"\r\n\r\n")
+    assert all(len(line) <= 76 for line in header.split(b"\r\n"))
+    assert rendered.recipient == "ivan@xn--80a1acny.xn--p1ai"
+    assert rendered.envelope_from == "helpdesk@tscc.example"
+    msg = compose_email(
+        ack(recipient="ivan@почта.рф", extra={"recipient_name": 'Ivanov, I. "Vanya"'}), mail_from=MAIL_FROM
+    )
+    assert msg["To"].addresses[0].display_name == 'Ivanov, I. "Vanya"'
+    assert msg["To"].addresses[0].domain == "xn--80a1acny.xn--p1ai"
+    assert not msg.defects and all(not part.defects for part in msg.walk())
+
+
+@pytest.mark.parametrize("field", ["subject", "in_reply_to", "recipient_name"])
+def test_compose_refuses_a_line_break_in_a_header(field: str) -> None:
+    value = "Hello\r\nBcc: victim@example.org"
+    overrides: dict[str, object] = (
+        {"extra": {"recipient_name": value}} if field == "recipient_name" else {field: value}
+    )
+    with pytest.raises(ValueError):
+        render_email(ack(**overrides), mail_from=MAIL_FROM)
+
+
+_header_text = st.text(
+    st.characters(blacklist_categories=("Cs", "Cc")) | st.sampled_from(' "\\=?<>,;:()'), max_size=200
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    subject=_header_text,
+    name=_header_text,
+    text=st.text(max_size=300),
+    html=st.none() | st.text(max_size=100),
+)
+def test_compose_reads_back_what_it_was_given(subject: str, name: str, text: str, html: str | None) -> None:
+    msg = compose_email(
+        ack(subject=subject, text=text, html=html, extra={"recipient_name": name}, reference=None),
+        mail_from=MAIL_FROM,
+    )
+    assert str(msg["Subject"]) == subject.strip()
+    # Readers collapse runs of white space in a display name (the stdlib's parser does, whatever wrote it)
+    # and it also puts a space between the encoded words a very long word is cut into.
+    assert "".join(msg["To"].addresses[0].display_name.split()) == "".join(name.split())
+    plain_name = "Айгерим Жаксылыкова-Иванова"
+    named = compose_email(ack(extra={"recipient_name": plain_name}), mail_from=MAIL_FROM)
+    assert named["To"].addresses[0].display_name == plain_name
+    assert msg["To"].addresses[0].addr_spec == "a.ivanova@minpriroda.kz"
+
+    def same(body: str, sent: str) -> bool:
+        return body.replace("\r\n", "\n").rstrip("\n") == sent.replace("\r\n", "\n").replace(
+            "\r", "\n"
+        ).rstrip("\n")
+
+    assert same(msg.get_body(("plain",)).get_content(), text)
+    if html:
+        assert same(msg.get_body(("html",)).get_content(), html)
 
 
 # --- send against aiosmtpd ---------------------------------------------------------------------------------

@@ -19,12 +19,17 @@ _KEY = "helpdesk.transaction_memo"
 
 
 async def once_per_transaction(session: AsyncSession, name: str, read: Callable[[], Awaitable[T]]) -> T:
+    values = transaction_values(session)
+    if name not in values:
+        values[name] = await read()
+    return cast(T, values[name])
+
+
+def transaction_values(session: AsyncSession) -> dict[str, Any]:
+    """The memo of ``session``'s current root transaction (empty in a new one)."""
     transaction = session.sync_session.get_transaction()
     memo: tuple[Any, dict[str, Any]] | None = session.info.get(_KEY)
     if memo is None or memo[0] is not transaction:
         memo = (transaction, {})
         session.info[_KEY] = memo
-    values = memo[1]
-    if name not in values:
-        values[name] = await read()
-    return cast(T, values[name])
+    return memo[1]

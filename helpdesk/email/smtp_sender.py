@@ -8,7 +8,7 @@ import ssl
 import aiosmtplib
 
 from helpdesk.delivery import DeliveryError
-from helpdesk.email.mime_message import compose_email
+from helpdesk.email.mime_message import render_email
 from helpdesk.email.smtp_pool import SmtpPool
 from helpdesk.messages import OutboundMessage
 
@@ -61,16 +61,15 @@ class SmtpSender:
     async def send(self, message: OutboundMessage) -> str | None:
         """Send ``message``; return its Message-ID. Raises DeliveryError (``permanent`` for 5xx refusals)."""
         try:
-            email_message = compose_email(message, mail_from=self.mail_from)
+            rendered = render_email(message, mail_from=self.mail_from)
         except ValueError as exc:
             # A message we cannot even build will not get better by retrying.
             raise DeliveryError(f"cannot compose email: {exc}", permanent=True) from exc
-        message_id = str(email_message["Message-ID"])
-        envelope_from = email_message["From"].addresses[0].addr_spec
-        recipients = [message.recipient.strip()]
+        message_id = rendered.message_id
 
         async def deliver(client: aiosmtplib.SMTP) -> None:
-            await client.send_message(email_message, sender=envelope_from, recipients=recipients)
+            # Already 7-bit wire bytes: sendmail, not send_message, which would parse and flatten it again.
+            await client.sendmail(rendered.envelope_from, [rendered.recipient], rendered.data)
 
         try:
             await self._pool.use(deliver)

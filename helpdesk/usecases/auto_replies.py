@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -10,7 +10,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk.db.models import AutoReply, Ticket
 from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
+from helpdesk.usecases.read_ahead import NOT_READ, answered
 from helpdesk.usecases.tickets import audit
+
+WINDOW = timedelta(hours=1)
+
+
+def window_start() -> datetime:
+    """Automatic mails counted against a recipient's limit are those sent since this moment."""
+    return utcnow() - WINDOW
 
 
 async def allow_auto_reply(
@@ -19,12 +27,13 @@ async def allow_auto_reply(
     """True, and counted, if ``recipient`` may get another automatic mail this hour (counted in the
     database, so several workers and restarts share the limit)."""
     recipient = recipient.lower()
-    since = utcnow() - timedelta(hours=1)
-    sent = await session.scalar(
-        select(func.count(AutoReply.id)).where(
-            AutoReply.recipient == recipient, AutoReply.created_at >= since
+    sent = answered(session, "auto_replies", recipient)
+    if sent is NOT_READ:
+        sent = await session.scalar(
+            select(func.count(AutoReply.id)).where(
+                AutoReply.recipient == recipient, AutoReply.created_at >= window_start()
+            )
         )
-    )
     if (sent or 0) >= desk.mail_ack_limit_per_hour:
         if ticket is not None:
             audit(

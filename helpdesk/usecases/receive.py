@@ -22,6 +22,7 @@ from helpdesk.usecases.email_rules import after_stored, relay_staff_mail
 from helpdesk.usecases.introductions import record_consent
 from helpdesk.usecases.knowledge_state import current_triage
 from helpdesk.usecases.numbering import next_reference
+from helpdesk.usecases.read_ahead import NOT_READ, answered
 from helpdesk.usecases.referral_load import matching_load
 from helpdesk.usecases.referrals import record_expert_message
 from helpdesk.usecases.requesters import find_or_create_requester
@@ -71,13 +72,15 @@ async def _receive(
     desk: Desk, session: AsyncSession, composer: ChannelComposer, inbound: InboundMessage
 ) -> ReceiveResult | tuple[events.MessageReceived, bool]:
     """Everything up to the flush; a duplicate or a relayed staff mail is finished here."""
-    seen = await session.scalar(
-        select(Message).where(
-            Message.channel == inbound.channel, Message.channel_message_id == inbound.channel_message_id
+    seen = answered(session, "stored", (inbound.channel, inbound.channel_message_id))
+    if seen is NOT_READ:
+        seen = await session.scalar(
+            select(Message.ticket_id).where(
+                Message.channel == inbound.channel, Message.channel_message_id == inbound.channel_message_id
+            )
         )
-    )
     if seen is not None:
-        ticket = await session.get_one(Ticket, seen.ticket_id)
+        ticket = await session.get_one(Ticket, seen)
         return ReceiveResult(ticket.reference, ticket.id, created=False, duplicate=True)
 
     referral = await find_referral(session, inbound)

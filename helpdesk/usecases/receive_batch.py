@@ -21,6 +21,9 @@ from helpdesk.db.transient import is_transient
 from helpdesk.db.writer_turns import writer_turn
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage
+from helpdesk.usecases.auto_replies import window_start
+from helpdesk.usecases.numbering import count_in_memory, settle
+from helpdesk.usecases.read_ahead import read_ahead
 from helpdesk.usecases.receive import ReceiveResult, receive_in_session
 
 ReceiveInSession = Callable[[Desk, AsyncSession, InboundMessage], Awaitable[ReceiveResult]]
@@ -62,6 +65,9 @@ async def _receive_together(
         # BEGIN IMMEDIATE takes the write lock before the first read, with or without savepoints.
         async with writer_turn(desk.sessions), desk.sessions.begin() as session:
             await begin_for_savepoints(session)
+            if len(inbounds) > 1:
+                await read_ahead(session, inbounds, auto_replies_since=window_start())
+                count_in_memory(session)
             for inbound in inbounds:
                 try:
                     work = partial(receive_one, desk, session, inbound)
@@ -72,6 +78,7 @@ async def _receive_together(
                     if not savepoints:
                         raise Refused(exc) from exc
                     outcomes.append(exc)
+            await settle(session)  # the ticket numbers counted in memory, before the commit
     except (BatchAborted, Refused):
         raise
     except Exception as exc:

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.db.models import Requester
 from helpdesk.messages import Sender
+from helpdesk.usecases.read_ahead import NOT_READ, answered
 
 
 async def find_or_create_requester(session: AsyncSession, sender: Sender, language: str) -> Requester:
@@ -16,11 +17,16 @@ async def find_or_create_requester(session: AsyncSession, sender: Sender, langua
             select(Requester).where(Requester.telegram_user_id == sender.telegram_user_id)
         )
     elif sender.email:
-        requester = await session.scalar(
-            select(Requester)
-            .where(func.lower(Requester.email) == sender.email.lower())
-            .order_by(Requester.id)
-            .limit(1)
+        ahead = answered(session, "requester", sender.email.lower())
+        requester = (
+            ahead
+            if ahead is not NOT_READ
+            else await session.scalar(
+                select(Requester)
+                .where(func.lower(Requester.email) == sender.email.lower())
+                .order_by(Requester.id)
+                .limit(1)
+            )
         )
     if requester is None:
         requester = Requester(

@@ -1,0 +1,75 @@
+"""What every message of a batch looks up first, read for the whole batch in one statement each.
+
+Mail is received up to 50 messages in one transaction (``receive_batch``), and each message first asks the
+same three questions: is its channel id stored already (the duplicate check), which requester row is its
+sender, how many automatic mails did that sender get this hour. ``read_ahead`` asks them for the whole
+batch before the first message is received, one statement each, and keeps the answers in the
+transaction's memo.
+
+Each answer is used once, by the first message that asks for its key; a later message asking for the same
+key reads the database as before, because an earlier one may have changed the answer (stored that id,
+made that requester, counted a receipt to that address). Only a message asking for a key writes rows
+under it, so an answer nobody has asked for yet is still what the database would say, savepoints and
+their rollbacks included. A key that was not read ahead is read from the database as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Final
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from helpdesk.db.models import AutoReply, Message, Requester
+from helpdesk.db.transaction_memo import transaction_values
+from helpdesk.messages import InboundMessage
+
+_KEY = "read_ahead"
+NOT_READ: Final = object()
+
+
+async def read_ahead(
+    session: AsyncSession, inbounds: Sequence[InboundMessage], *, auto_replies_since: datetime
+) -> None:
+    """Answer the batch's first look-ups now (see the module's note)."""
+    answers: dict[tuple[str, Any], Any] = {}
+    ids = {(m.channel, m.channel_message_id) for m in inbounds if m.channel_message_id}
+    if ids:
+        answers.update(dict.fromkeys((("stored", key) for key in ids), None))
+        rows = await session.execute(
+            select(Message.channel, Message.channel_message_id, Message.ticket_id).where(
+                Message.channel_message_id.in_({channel_id for _, channel_id in ids})
+            )
+        )
+        for channel, channel_id, ticket_id in rows:
+            if (channel, channel_id) in ids:
+                answers[("stored", (channel, channel_id))] = ticket_id
+    emails = {
+        m.sender.email.lower() for m in inbounds if m.sender.email and m.sender.telegram_user_id is None
+    }
+    if emails:
+        answers.update(dict.fromkeys((("requester", email) for email in emails), None))
+        requesters = await session.scalars(
+            select(Requester).where(func.lower(Requester.email).in_(emails)).order_by(Requester.id.desc())
+        )
+        for requester in requesters:  # newest first, so the oldest row of an address is the one kept
+            answers[("requester", (requester.email or "").lower())] = requester
+        answers.update(dict.fromkeys((("auto_replies", email) for email in emails), 0))
+        counts = await session.execute(
+            select(AutoReply.recipient, func.count(AutoReply.id))
+            .where(AutoReply.recipient.in_(emails), AutoReply.created_at >= auto_replies_since)
+            .group_by(AutoReply.recipient)
+        )
+        for recipient, count in counts:
+            answers[("auto_replies", recipient)] = count
+    transaction_values(session)[_KEY] = answers
+
+
+def answered(session: AsyncSession, question: str, key: Any) -> Any:
+    """The answer read ahead for ``key`` (``NOT_READ`` when there is none, or it was used already)."""
+    answers: dict[tuple[str, Any], Any] | None = transaction_values(session).get(_KEY)
+    if answers is None:
+        return NOT_READ
+    return answers.pop((question, key), NOT_READ)
