@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from supervised_folds import labelled, out_of_fold
+import numpy as np
 
 from helpdesk.classification import calibration
 from helpdesk.classification.calibration import Logistic
@@ -39,6 +39,8 @@ def rows(
     classifier: LexiconClassifier, files: list[str], folds: int
 ) -> tuple[list[tuple[int, Row]], list[tuple[int, list[Row]]]]:
     """Per item, with its fold: its topic row, and the rows of the targets it would list (none off-topic)."""
+    from supervised_folds import labelled, out_of_fold  # beside this script (the tests load only fit())
+
     topic: list[tuple[int, Row]] = []
     targets: list[tuple[int, list[Row]]] = []
     for k, item, w in out_of_fold(classifier, labelled(files), folds):
@@ -65,31 +67,26 @@ def fit(
 
     With an anchor, the bias is kept where the anchor's features get at least p = 0.5.
     """
-    k = len(signs)
-    w, b = [0.0] * k, 0.0
-    pos = sum(y for _, y in data) or 1
-    neg = (len(data) - pos) or 1
+    x = np.array([r for r, _ in data], dtype=float)
+    y = np.array([t for _, t in data], dtype=float)
+    w, b = np.zeros(len(signs)), 0.0
+    pos = y.sum() or 1
+    neg = (len(y) - y.sum()) or 1
     # Classes weighted equally: off-topic messages are few in the development part.
-    cw = {1: len(data) / (2 * pos), 0: len(data) / (2 * neg)}
+    cw = np.where(y > 0, len(y) / (2 * pos), len(y) / (2 * neg)) / len(y)
+    positive, negative = np.array(signs) > 0, np.array(signs) < 0
+    bound = None if anchor is None else np.array(anchor)
     rate = 0.5
     for _ in range(steps):
-        gw, gb = [l2 * x for x in w], 0.0
-        for x, y in data:
-            p = Logistic(tuple(w), b)(x)
-            g = (p - y) * cw[y] / len(data)
-            gb += g
-            for j in range(k):
-                gw[j] += g * x[j]
-        b -= rate * gb
-        for j in range(k):
-            w[j] -= rate * gw[j]
-            if signs[j] > 0:
-                w[j] = max(0.0, w[j])
-            elif signs[j] < 0:
-                w[j] = min(0.0, w[j])
-        if anchor is not None:
-            b = max(b, -sum(wj * xj for wj, xj in zip(w, anchor, strict=True)))
-    return Logistic(tuple(round(x, 3) for x in w), round(b, 3))
+        p = 1.0 / (1.0 + np.exp(-np.clip(x @ w + b, -30.0, 30.0)))
+        g = (p - y) * cw
+        b -= rate * g.sum()
+        w -= rate * (x.T @ g + l2 * w)
+        w[positive] = np.maximum(w[positive], 0.0)
+        w[negative] = np.minimum(w[negative], 0.0)
+        if bound is not None:
+            b = max(b, -float(w @ bound))
+    return Logistic(tuple(round(float(v), 3) for v in w), round(float(b), 3))
 
 
 def brier(model: Logistic, data: list[Row]) -> float:

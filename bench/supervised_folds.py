@@ -12,8 +12,7 @@ from pathlib import Path
 
 from helpdesk.classification.classifier import LexiconClassifier, Weighed
 from helpdesk.classification.evaluate import LabelledItem, read_labelled
-from helpdesk.classification.supervised import train
-from helpdesk.classification.training import training_set
+from helpdesk.classification.training import train, training_set
 
 TRAINING = Path(__file__).resolve().parent.parent / "knowledge" / "data" / "training"
 

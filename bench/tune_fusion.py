@@ -17,14 +17,13 @@ from collections import defaultdict
 
 from supervised_folds import labelled, out_of_fold
 
+from helpdesk.classification import training
 from helpdesk.classification.classifier import LexiconClassifier
 from knowledge import load_knowledge_base
 
 FUSION = (0.0, 6.0, 12.0, 18.0)
 SUPERVISED = (0.0, 3.0, 6.0, 10.0, 16.0, 24.0)
 SUPERVISED_CF = (0.0, 1.0, 2.0, 4.0, 8.0)
-ALPHA = (0.1,)
-SHARPNESS = (4.0,)
 
 Figures = dict[str, float]
 
@@ -33,32 +32,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("files", nargs="*")
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--alpha", type=float, nargs="*", default=ALPHA)
-    parser.add_argument("--sharpness", type=float, nargs="*", default=SHARPNESS)
-    parser.add_argument("--secondary", type=float, nargs="*", default=(0.5,))
-    parser.add_argument("--official", type=float, nargs="*", default=(1.0,))
+    parser.add_argument("--l2", type=float, nargs="*", default=(training.L2,))
+    parser.add_argument("--prune", type=float, nargs="*", default=(training.PRUNE,))
+    parser.add_argument("--secondary", type=float, nargs="*", default=(training.SECONDARY_LABEL,))
+    parser.add_argument("--official", type=float, nargs="*", default=(training.OFFICIAL_TEXT_WEIGHT,))
     args = parser.parse_args()
     items = labelled(args.files)
     classifier = LexiconClassifier(load_knowledge_base())
     # (setting, fold) -> [hits top-1, hits r@3, cf hits, on-topic count]; per language too.
     table: dict[tuple, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])
     by_lang: dict[tuple, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])
-    for alpha, sharp, sec, off in itertools.product(
-        args.alpha, args.sharpness, args.secondary, args.official
-    ):
-        params = {"alpha": alpha, "secondary": sec, "official": off}
+    grid = itertools.product(args.l2, args.prune, args.secondary, args.official)
+    for l2, prune, sec, off in grid:
+        params = {"l2": l2, "prune": prune, "secondary": sec, "official": off}
         for k, item, w in out_of_fold(classifier, items, args.folds, **params):
             if not item.targets:
                 continue
-            assert classifier.supervised is not None
-            if w.learned is not None and sharp != classifier.supervised.sharpness:
-                classifier.supervised.sharpness = sharp
-                w.learned = classifier.supervised.scores(item.text)
             for fw, sw in itertools.product(FUSION, SUPERVISED):
                 classifier.fusion_weight, classifier.supervised_weight = fw, sw
                 raw, _ = classifier.fused_targets(w)
                 ranked = [n for n, v in sorted(raw.items(), key=lambda kv: -kv[1]) if v >= 0.3]
-                setting = ("t", alpha, sharp, sec, off, fw, sw)
+                setting = ("t", l2, prune, sec, off, fw, sw)
                 for key in ((setting, k), ((*setting, item.lang), k)):
                     row = table[key] if len(key[0]) == 7 else by_lang[key]
                     row[0] += bool(ranked) and ranked[0] in item.targets
@@ -68,7 +62,7 @@ def main() -> None:
                 classifier.supervised_cf_weight = cw
                 raw, _ = classifier.fused_core_functions(w)
                 best = max(raw, key=lambda n: (raw[n], -n)) if raw else 0
-                setting = ("c", alpha, sharp, sec, off, cw)
+                setting = ("c", l2, prune, sec, off, cw)
                 table[(setting, k)][2] += best in item.core_functions
                 table[(setting, k)][3] += 1
     settings = sorted({s for s, _ in table})

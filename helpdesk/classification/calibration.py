@@ -48,7 +48,7 @@ def topic_features(
 
 
 # P(a listed target is one of the request's labels | its value, its share of the best).
-TARGET = Logistic((1.571, 2.092), -2.993)
+TARGET = Logistic((1.831, 1.128), -2.818)
 # P(the message is a request for the Centre | the whole evidence); under ON_TOPIC_MIN it is unclassified.
-ON_TOPIC = Logistic((2.46, 1.282, 0.065, -1.697, -1.135, 0.0), -1.573)
+ON_TOPIC = Logistic((2.311, 1.351, 0.162, -0.993, -0.704, -1.984), -1.477)
 ON_TOPIC_MIN = 0.5

@@ -19,13 +19,13 @@ def model_text(model: dict[str, Any]) -> str:
     parts = ["{"]
     for m, (name, nb) in enumerate(sorted(model.items())):
         parts.append(
-            f'"{name}": {{"classes": {json.dumps(nb["classes"])}, "default": {json.dumps(nb["default"])},'
+            f'"{name}": {{"classes": {json.dumps(nb["classes"])}, "bias": {json.dumps(nb["bias"])},'
         )
-        parts.append('"deltas": {')
-        features = sorted(nb["deltas"].items())
-        for i, (feature, deltas) in enumerate(features):
+        parts.append('"weights": {')
+        features = sorted(nb["weights"].items())
+        for i, (feature, weights) in enumerate(features):
             comma = "," if i < len(features) - 1 else ""
-            parts.append(f"{json.dumps(feature, ensure_ascii=False)}: {json.dumps(deltas)}{comma}")
+            parts.append(f"{json.dumps(feature, ensure_ascii=False)}: {json.dumps(weights)}{comma}")
         parts.append("}}" + ("," if m < len(model) - 1 else ""))
     parts.append("}")
     return "\n".join(parts) + "\n"
