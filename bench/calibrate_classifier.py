@@ -31,7 +31,7 @@ Row = tuple[tuple[float, ...], int]
 TOPIC_SIGNS = (1, 1, 1, -1, -1, -1)
 # The issue names short requests set aside as a cause of misses: one ordinary target term (1.5) after a
 # greeting word (0.6), with nothing against it, stays a request. The development part has too few short
-# and national-language requests to place the boundary there by itself (it separates them perfectly).
+# and national-language requests to place the boundary there by itself.
 ANCHOR = calibration.topic_features(1.5, 0.0, 0.0, 0.0, 0.6, 0.0)
 
 
@@ -86,7 +86,12 @@ def fit(
         w[negative] = np.minimum(w[negative], 0.0)
         if bound is not None:
             b = max(b, -float(w @ bound))
-    return Logistic(tuple(round(float(v), 3) for v in w), round(float(b), 3))
+    weights = tuple(round(float(v), 3) for v in w)
+    bias = round(float(b), 3)
+    if anchor is not None:
+        # Rounding must not undo the anchor: the bias is rounded up as far as it needs.
+        bias = max(bias, math.ceil(-sum(v * a for v, a in zip(weights, anchor, strict=True)) * 1000) / 1000)
+    return Logistic(weights, bias)
 
 
 def brier(model: Logistic, data: list[Row]) -> float:

@@ -48,7 +48,7 @@ def topic_features(
 
 
 # P(a listed target is one of the request's labels | its value, its share of the best).
-TARGET = Logistic((1.831, 1.128), -2.818)
+TARGET = Logistic((1.827, 1.141), -2.75)
 # P(the message is a request for the Centre | the whole evidence); under ON_TOPIC_MIN it is unclassified.
-ON_TOPIC = Logistic((2.311, 1.351, 0.162, -0.993, -0.704, -1.984), -1.477)
+ON_TOPIC = Logistic((2.073, 1.025, 0.139, -0.978, -0.84, -2.049), -1.17)
 ON_TOPIC_MIN = 0.5

@@ -17,7 +17,7 @@ from helpdesk.classification.examples import ExampleIndex, LabelledExample, Neig
 from helpdesk.classification.language_id import NATIONAL, recognise_language
 from helpdesk.classification.lexicon import Hit, Lexicon
 from helpdesk.classification.result import Classification, CoreFunctionScore, TargetScore
-from helpdesk.classification.supervised import OFF_TOPIC, SupervisedScorer, SupervisedScores
+from helpdesk.classification.supervised import OFF_TOPIC, SupervisedScorer, SupervisedScores, greeting_stems
 from helpdesk.classification.text import Stemmer, content_tokens, detect_language
 from helpdesk.classification.tfidf import TfidfScorer
 from knowledge.models import KnowledgeBase, Vocabulary
@@ -88,7 +88,11 @@ class LexiconClassifier:
         self._compile()
         self.second = TfidfScorer(kb, self.stemmer) if second else None
         # The trained model as supervised.py writes it (training.packaged_model()); None: no such scorer.
-        self.supervised = None if supervised is None else SupervisedScorer.from_json(self.stemmer, supervised)
+        self.supervised = (
+            None
+            if supervised is None
+            else SupervisedScorer.from_json(self.stemmer, supervised, greeting_stems(kb, self.stemmer))
+        )
         self.fusion_weight = FUSION_WEIGHT
         self.supervised_weight = SUPERVISED_WEIGHT
         self.supervised_cf_weight = SUPERVISED_CF_WEIGHT

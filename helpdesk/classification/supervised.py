@@ -1,4 +1,5 @@
-"""The third scorer: a linear model learned from labelled requests, for targets (and off-topic) and core functions.
+"""The third scorer: a linear model learned from labelled requests, for targets (with off-topic) and core
+functions.
 
 The lexicon and TF-IDF know each target by what is written about it; this scorer knows it by how people
 ask about it: the words of a few thousand labelled requests (knowledge/data/training/, see its README) and
@@ -17,14 +18,33 @@ from dataclasses import dataclass
 from typing import Any
 
 from helpdesk.classification.text import STOPWORDS, Stemmer, words
+from knowledge.models import KnowledgeBase
 
 OFF_TOPIC = 0  # the class of a message that is not a request for the Centre
 
 
-def stems(text: str, stemmer: Stemmer) -> frozenset[str]:
+def stems(text: str, stemmer: Stemmer, ignored: frozenset[str] = frozenset()) -> frozenset[str]:
     """A request's content stems, each once: what the scorer reads."""
     return frozenset(
-        s for w in words(text) if w not in STOPWORDS and len(w) >= 3 and not (s := stemmer.stem(w)).isdigit()
+        s
+        for w in words(text)
+        if w not in STOPWORDS and len(w) >= 3 and not (s := stemmer.stem(w)).isdigit() and s not in ignored
+    )
+
+
+def greeting_stems(kb: KnowledgeBase, stemmer: Stemmer) -> frozenset[str]:
+    """Words of greetings and thanks (noise.yaml), which the scorer does not read.
+
+    The abstention weighs a greeting once, as its own evidence (calibration.topic_features); read here too,
+    they would count again, as off-topic words (most off-topic training messages are thank-yous), and set
+    aside a short request between a greeting and a thank-you.
+    """
+    return frozenset(
+        stemmer.stem(w)
+        for phrases in kb.noise.get("greeting", {}).values()
+        for phrase in phrases
+        for w in words(phrase)
+        if w not in STOPWORDS
     )
 
 
@@ -90,19 +110,28 @@ class SupervisedScores:
 class SupervisedScorer:
     """A trained model pair (targets with off-topic, core functions); share freely (read-only)."""
 
-    def __init__(self, stemmer: Stemmer, targets: LinearModel, core_functions: LinearModel) -> None:
+    def __init__(
+        self,
+        stemmer: Stemmer,
+        targets: LinearModel,
+        core_functions: LinearModel,
+        ignored: frozenset[str] = frozenset(),
+    ) -> None:
         self.stemmer = stemmer
         self.targets = targets
         self.core_functions = core_functions
+        self.ignored = ignored  # greeting_stems(): what training left out, scoring leaves out too
 
     def scores(self, text: str) -> SupervisedScores:
-        feats = stems(text, self.stemmer)
+        feats = stems(text, self.stemmer, self.ignored)
         return SupervisedScores(self.targets.probabilities(feats), self.core_functions.probabilities(feats))
 
     def to_json(self) -> dict[str, Any]:
         return {"targets": self.targets.to_json(), "core_functions": self.core_functions.to_json()}
 
     @classmethod
-    def from_json(cls, stemmer: Stemmer, data: dict[str, Any]) -> SupervisedScorer:
+    def from_json(
+        cls, stemmer: Stemmer, data: dict[str, Any], ignored: frozenset[str] = frozenset()
+    ) -> SupervisedScorer:
         targets, core_functions = data["targets"], data["core_functions"]
-        return cls(stemmer, LinearModel.from_json(targets), LinearModel.from_json(core_functions))
+        return cls(stemmer, LinearModel.from_json(targets), LinearModel.from_json(core_functions), ignored)

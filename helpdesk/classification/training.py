@@ -16,7 +16,7 @@ from importlib.resources.abc import Traversable
 from typing import Any
 
 from helpdesk.classification.evaluate import LabelledItem, parse_labelled
-from helpdesk.classification.supervised import OFF_TOPIC, LinearModel, SupervisedScorer, stems
+from helpdesk.classification.supervised import OFF_TOPIC, LinearModel, SupervisedScorer, greeting_stems, stems
 from helpdesk.classification.text import Stemmer
 from knowledge import load_knowledge_base
 from knowledge.loader import packaged_data_dir
@@ -70,10 +70,11 @@ def train(
     prune: float = PRUNE,
 ) -> SupervisedScorer:
     """The scorer trained on these labelled requests and the knowledge base's target texts."""
+    ignored = greeting_stems(kb, stemmer)
     target_docs: list[Document] = []
     cf_docs: list[Document] = []
     for item in training:
-        feats = stems(item.text, stemmer)
+        feats = stems(item.text, stemmer, ignored)
         if not feats:
             continue
         target_docs.append((feats, _labels(item.targets, secondary) or {OFF_TOPIC: 1.0}))
@@ -82,11 +83,12 @@ def train(
     if official:
         for n, t in sorted(kb.targets.items()):
             text = " . ".join((t.official_text_en, t.title_en, t.title_ru, *t.reference_texts))
-            target_docs.append((stems(text, stemmer), {n: official}))
+            target_docs.append((stems(text, stemmer, ignored), {n: official}))
     return SupervisedScorer(
         stemmer,
         fit(target_docs, (OFF_TOPIC, *sorted(kb.targets)), l2, prune),
         fit(cf_docs, sorted(kb.core_functions), l2, prune),
+        ignored,
     )
 
 

@@ -18,9 +18,7 @@ def model_text(model: dict[str, Any]) -> str:
     """The model as JSON with one feature a line, so a retrained model's diff shows which words moved."""
     parts = ["{"]
     for m, (name, nb) in enumerate(sorted(model.items())):
-        parts.append(
-            f'"{name}": {{"classes": {json.dumps(nb["classes"])}, "bias": {json.dumps(nb["bias"])},'
-        )
+        parts.append(f'"{name}": {{"classes": {json.dumps(nb["classes"])}, "bias": {json.dumps(nb["bias"])},')
         parts.append('"weights": {')
         features = sorted(nb["weights"].items())
         for i, (feature, weights) in enumerate(features):
