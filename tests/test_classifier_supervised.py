@@ -1,4 +1,5 @@
-"""The supervised scorer (issue #15, round 3): learned from labelled requests, fused with lexicon and TF-IDF."""
+"""The supervised scorer (issue #15, round 3): learned from labelled requests, fused with the lexicon and
+TF-IDF."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ def classifier(kb) -> Classifier:
 
 def test_the_packaged_model_is_the_one_its_training_data_gives() -> None:
     # Stale weights would silently classify with a corpus that is no longer there: after changing
-    # knowledge/data/training/, a target's texts or the fit, run `python -m helpdesk.classification.write_model`.
+    # knowledge/data/training/, a target's texts or the fit, run
+    # `python -m helpdesk.classification.write_model`.
     fresh, shipped = trained_model(), packaged_model()
     for part in ("targets", "core_functions"):
         assert fresh[part]["classes"] == shipped[part]["classes"], part
@@ -79,7 +81,10 @@ def test_training_is_reproducible_and_learns_what_it_was_shown(kb) -> None:
 
 def test_a_request_worded_without_any_lexicon_term_gets_its_target(kb, classifier) -> None:
     # Access and benefit-sharing (target 13) without "genetic resources", "Nagoya" or "benefit-sharing".
-    text = "Which rules apply when a foreign company wants to collect medicinal plants here and patent a drug from them?"
+    text = (
+        "Which rules apply when a foreign company wants to collect medicinal plants here "
+        "and patent a drug from them?"
+    )
     assert 13 not in LexiconClassifier(kb).weigh(text).target_raw
     best = classifier.classify(text).targets[0]
     assert best.target == 13
