@@ -39,8 +39,9 @@ def test_the_packaged_model_is_the_one_its_training_data_gives() -> None:
         assert fresh[part]["bias"] == pytest.approx(shipped[part]["bias"], abs=0.01), part
         assert fresh[part]["weights"].keys() == shipped[part]["weights"].keys(), part
         for feature, weights in fresh[part]["weights"].items():
-            got = dict(map(tuple, shipped[part]["weights"][feature]))
-            want = dict(map(tuple, weights))
+            pairs = shipped[part]["weights"][feature]
+            got = dict(zip(pairs[::2], pairs[1::2], strict=True))
+            want = dict(zip(weights[::2], weights[1::2], strict=True))
             # A weight at the pruning edge may fall either side of it on another machine's arithmetic.
             for c in want.keys() | got.keys():
                 if abs(want.get(c, 0.0)) < PRUNE + 0.01 and abs(got.get(c, 0.0)) < PRUNE + 0.01:

@@ -51,14 +51,16 @@ def greeting_stems(kb: KnowledgeBase, stemmer: Stemmer) -> frozenset[str]:
 class LinearModel:
     """Softmax over classes of bias + (sum of the request's feature weights) / sqrt(number of features).
 
-    Weights are sparse: a feature keeps only the classes it moves noticeably (training.py prunes the rest).
+    Weights are sparse: a feature keeps only the classes it moves noticeably (training.py prunes the rest),
+    as a flat list of class positions and weights ([3, 0.52, 7, -0.41]): the file's JSON is read as it is,
+    which keeps the classifier's build short.
     """
 
     def __init__(
         self,
         classes: Sequence[int],
         bias: Sequence[float],
-        weights: dict[str, tuple[tuple[int, float], ...]],
+        weights: dict[str, list[float]],
     ) -> None:
         self.classes = tuple(classes)
         self.bias = tuple(bias)
@@ -68,13 +70,12 @@ class LinearModel:
         return {
             "classes": list(self.classes),
             "bias": list(self.bias),
-            "weights": {f: [list(w) for w in ws] for f, ws in self.weights.items()},
+            "weights": self.weights,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LinearModel:
-        weights = {f: tuple((int(i), float(w)) for i, w in ws) for f, ws in data["weights"].items()}
-        return cls(data["classes"], data["bias"], weights)
+        return cls(data["classes"], data["bias"], data["weights"])
 
     def probabilities(self, features: Iterable[str]) -> dict[int, float]:
         """P(class | request); empty when no feature of the request was ever seen in training."""
@@ -85,8 +86,9 @@ class LinearModel:
             if ws is None:
                 continue  # a word no training request used says nothing either way
             known += 1
-            for i, w in ws:
-                sums[i] += w
+            pairs = iter(ws)
+            for i, w in zip(pairs, pairs, strict=True):
+                sums[int(i)] += w
         if not known:
             return {}
         scale = 1.0 / math.sqrt(known)

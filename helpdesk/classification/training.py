@@ -131,7 +131,7 @@ def fit(docs: list[Document], classes: Sequence[int], l2: float = L2, prune: flo
             v += 0.001 * grad * grad
             param -= RATE * (m / (1 - 0.9**step)) / (np.sqrt(v / (1 - 0.999**step)) + 1e-8)
     weights = {
-        f: tuple((int(i), round(float(w[j, i]), 3)) for i in range(n_classes) if abs(w[j, i]) >= prune)
+        f: [x for i in range(n_classes) if abs(w[j, i]) >= prune for x in (i, round(float(w[j, i]), 3))]
         for j, f in enumerate(vocab)
     }
     return LinearModel(classes, [round(float(x), 3) for x in b], {f: ws for f, ws in weights.items() if ws})
