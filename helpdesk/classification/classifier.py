@@ -10,12 +10,14 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from helpdesk.classification import calibration
 from helpdesk.classification.examples import ExampleIndex, LabelledExample, Neighbour, features
 from helpdesk.classification.language_id import NATIONAL, recognise_language
 from helpdesk.classification.lexicon import Hit, Lexicon
 from helpdesk.classification.result import Classification, CoreFunctionScore, TargetScore
+from helpdesk.classification.supervised import OFF_TOPIC, SupervisedScorer, SupervisedScores, greeting_stems
 from helpdesk.classification.text import Stemmer, content_tokens, detect_language
 from helpdesk.classification.tfidf import TfidfScorer
 from knowledge.models import KnowledgeBase, Vocabulary
@@ -38,6 +40,11 @@ PARTY_MIN = 1.5  # one place name names a Party; a greeting word in a national l
 # under which it says nothing; chosen by cross-validation on the development part (bench/tune_fusion.py).
 FUSION_WEIGHT = 12.0
 FUSION_MIN_SIMILARITY = 0.1
+# Weight of the supervised scorer's probabilities (supervised.py) beside them, for targets and for core
+# functions, and the probability under which it says nothing; chosen the same way.
+SUPERVISED_WEIGHT = 10.0
+SUPERVISED_CF_WEIGHT = 4.0
+SUPERVISED_MIN = 0.05
 # Targets about the means (policy 14, money 19, skills 20, data 21) rather than a subject. A course, a
 # grant or a database on X is about X first: while a subject target has real evidence, the means
 # targets count for less, and come first only when the request says little else.
@@ -68,14 +75,27 @@ class LexiconClassifier:
     """The desk's Classifier (protocol.py), built by build_classifier. Share freely (thread-safe reads)."""
 
     def __init__(
-        self, kb: KnowledgeBase, examples: Iterable[LabelledExample] = (), *, second: bool = True
+        self,
+        kb: KnowledgeBase,
+        examples: Iterable[LabelledExample] = (),
+        *,
+        second: bool = True,
+        supervised: dict[str, Any] | None = None,
     ) -> None:
         self.kb = kb
         self.stemmer = Stemmer()
         self.lexicon = Lexicon(self.stemmer)
         self._compile()
         self.second = TfidfScorer(kb, self.stemmer) if second else None
+        # The trained model as supervised.py writes it (training.packaged_model()); None: no such scorer.
+        self.supervised = (
+            None
+            if supervised is None
+            else SupervisedScorer.from_json(self.stemmer, supervised, greeting_stems(kb, self.stemmer))
+        )
         self.fusion_weight = FUSION_WEIGHT
+        self.supervised_weight = SUPERVISED_WEIGHT
+        self.supervised_cf_weight = SUPERVISED_CF_WEIGHT
         self.cross_cutting_discount = CROSS_CUTTING_DISCOUNT
         self.examples = self._index(examples)
 
@@ -122,6 +142,8 @@ class LexiconClassifier:
         clone = object.__new__(LexiconClassifier)
         clone.kb, clone.stemmer, clone.lexicon = self.kb, self.stemmer, self.lexicon
         clone.second, clone.fusion_weight = self.second, self.fusion_weight
+        clone.supervised, clone.supervised_weight = self.supervised, self.supervised_weight
+        clone.supervised_cf_weight = self.supervised_cf_weight
         clone.cross_cutting_discount = self.cross_cutting_discount
         clone._domains = self._domains
         clone.examples = clone._index(examples)
@@ -172,19 +194,25 @@ class LexiconClassifier:
         w.lexicon_best = max(w.target_raw.values(), default=0.0)
         if self.second is not None:
             w.similarities = self.second.similarities(text)
+        if self.supervised is not None:
+            w.learned = self.supervised.scores(text)
         return w
 
     def classify(self, text: str, id: str | None = None) -> Classification:
         text = text[:MAX_TEXT_CHARS]
         recognised = recognise_language(text)
-        w = self.weigh(text, recognised)
+        return self.decide(text, self.weigh(text, recognised), recognised, id)
+
+    def decide(
+        self, text: str, w: Weighed, recognised: str | None = None, id: str | None = None
+    ) -> Classification:
+        """The answer from weighed evidence, with this classifier's fusion weights (w is not changed)."""
         language = detect_language(text)
+        recognised = recognised or recognise_language(text)
         written_in = recognised if recognised in NATIONAL else None
 
         similarity = max(w.similarities.values(), default=0.0)
-        on_topic = calibration.ON_TOPIC(
-            calibration.topic_features(w.lexicon_best, w.domain, similarity, w.noise, w.greeting)
-        )
+        on_topic = calibration.ON_TOPIC(w.topic_features())
         if on_topic < calibration.ON_TOPIC_MIN:
             # A greeting in a national language ("Assalomu alaykum, rahmat") names no Party on its own;
             # in a real request the language backs a Party as the place names do.
@@ -199,24 +227,49 @@ class LexiconClassifier:
             return Classification(language, (), (), party, True, id, notes, party_evidence, written_in)
         party, party_evidence = _best_party(w.party_raw, w.party_ev)
 
-        target_raw, target_ev = w.target_raw, w.target_ev
-        _purpose_first(target_raw, self.cross_cutting_discount)
-        # Score fusion: the second scorer re-weighs the targets.
-        for n, sim in w.similarities.items():
-            if sim >= FUSION_MIN_SIMILARITY:
-                value = self.fusion_weight * sim
-                target_raw[n] += value
-                target_ev[n].append((value, f"wording close to the target's texts ({sim:.2f})"))
+        target_raw, target_ev = self.fused_targets(w)
         targets = _rank_targets(target_raw, target_ev) if target_raw else ()
-        cf_raw = w.cf_raw
+        cf_raw, cf_ev = self.fused_core_functions(w)
         if not cf_raw:
             # The prior is the default for a request that says nothing of what it wants; added to a
             # matched term it would outweigh a better one ("examples" of good practice beside "how").
             cf_raw = {n: cf.prior for n, cf in self.kb.core_functions.items()}
-        core_functions = _rank_core_functions(cf_raw, w.cf_ev)
+        core_functions = _rank_core_functions(cf_raw, cf_ev)
         return Classification(
             language, targets, core_functions, party, False, id, (), party_evidence, written_in
         )
+
+    def fused_targets(self, w: Weighed) -> tuple[dict[int, float], dict[int, list[tuple[float, str]]]]:
+        """Score fusion: the lexicon's values (means targets discounted), plus the TF-IDF similarity and
+        the supervised probability, each times its weight (new dicts: w is not changed)."""
+        raw: dict[int, float] = defaultdict(float, w.target_raw)
+        ev: dict[int, list[tuple[float, str]]] = defaultdict(
+            list, {n: list(e) for n, e in w.target_ev.items()}
+        )
+        _purpose_first(raw, self.cross_cutting_discount)
+        for n, sim in w.similarities.items():
+            if sim >= FUSION_MIN_SIMILARITY:
+                value = self.fusion_weight * sim
+                raw[n] += value
+                ev[n].append((value, f"wording close to the target's texts ({sim:.2f})"))
+        if w.learned is not None:
+            for n, p in w.learned.targets.items():
+                if n != OFF_TOPIC and p >= SUPERVISED_MIN:
+                    value = self.supervised_weight * p
+                    raw[n] += value
+                    ev[n].append((value, f"like labelled requests about it ({p:.2f})"))
+        return raw, ev
+
+    def fused_core_functions(self, w: Weighed) -> tuple[dict[int, float], dict[int, list[tuple[float, str]]]]:
+        raw: dict[int, float] = dict(w.cf_raw)
+        ev: dict[int, list[tuple[float, str]]] = defaultdict(list, {n: list(e) for n, e in w.cf_ev.items()})
+        if w.learned is not None:
+            for n, p in w.learned.core_functions.items():
+                if p >= SUPERVISED_MIN:
+                    value = self.supervised_cf_weight * p
+                    raw[n] = raw.get(n, 0.0) + value
+                    ev[n].append((value, f"like labelled requests asking for it ({p:.2f})"))
+        return raw, ev
 
 
 @dataclass(slots=True)
@@ -236,6 +289,17 @@ class Weighed:
     noise_ev: list[str] = field(default_factory=list)
     lexicon_best: float = 0.0
     similarities: dict[int, float] = field(default_factory=dict)
+    learned: SupervisedScores | None = None
+
+    def topic_features(self) -> tuple[float, ...]:
+        return calibration.topic_features(
+            self.lexicon_best,
+            self.domain,
+            max(self.similarities.values(), default=0.0),
+            self.noise,
+            self.greeting,
+            self.learned.off_topic if self.learned is not None else 0.0,
+        )
 
 
 def _purpose_first(raw: dict[int, float], discount: float) -> None:

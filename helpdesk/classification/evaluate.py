@@ -43,26 +43,30 @@ class LabelledItem:
 
 
 def read_labelled(path: str | Path) -> list[LabelledItem]:
-    items = []
     with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                d = json.loads(line)
-                items.append(
-                    LabelledItem(
-                        id=str(d.get("id", f"line-{n}")),
-                        lang=str(d.get("lang", "unknown")),
-                        text=str(d["text"]),
-                        targets=tuple(int(t) for t in d.get("targets", [])),
-                        core_functions=tuple(int(c) for c in d.get("core_functions", [])),
-                        party=d.get("party"),
-                        language=None if d.get("language") is None else str(d["language"]),
-                    )
+        return parse_labelled(fh, str(path))
+
+
+def parse_labelled(lines: Iterable[str], source: str) -> list[LabelledItem]:
+    items = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+            items.append(
+                LabelledItem(
+                    id=str(d.get("id", f"line-{n}")),
+                    lang=str(d.get("lang", "unknown")),
+                    text=str(d["text"]),
+                    targets=tuple(int(t) for t in d.get("targets", [])),
+                    core_functions=tuple(int(c) for c in d.get("core_functions", [])),
+                    party=d.get("party"),
+                    language=None if d.get("language") is None else str(d["language"]),
                 )
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ValueError(f"{path}: line {n}: not a labelled item: {exc}") from None
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{source}: line {n}: not a labelled item: {exc}") from None
     return items
 
 

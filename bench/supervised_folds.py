@@ -1,0 +1,36 @@
+"""Out-of-fold evidence for the supervised scorer: what bench/tune_fusion.py and calibrate_classifier.py read.
+
+Items (the training corpus + development files; never the frozen part) are split into k folds by position;
+each fold's requests are weighed by a classifier whose supervised scorer was trained on the other folds
+only, so no request is scored by a model that saw it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from helpdesk.classification.classifier import LexiconClassifier, Weighed
+from helpdesk.classification.evaluate import LabelledItem, read_labelled
+from helpdesk.classification.training import train, training_set
+
+TRAINING = Path(__file__).resolve().parent.parent / "knowledge" / "data" / "training"
+
+
+def labelled(files: list[str], with_training: bool = True) -> list[LabelledItem]:
+    if any("frozen" in f for f in files):
+        raise SystemExit("the frozen part is never tuned on")
+    items = training_set() if with_training else []
+    return items + [i for f in files for i in read_labelled(f)]
+
+
+def out_of_fold(
+    classifier: LexiconClassifier, items: list[LabelledItem], folds: int = 5, **params: float
+) -> Iterator[tuple[int, LabelledItem, Weighed]]:
+    """(fold, item, evidence) for every item, its supervised scores from a model trained without its fold."""
+    for k in range(folds):
+        rest = [item for i, item in enumerate(items) if i % folds != k]
+        classifier.supervised = train(classifier.kb, classifier.stemmer, rest, **params)
+        for i, item in enumerate(items):
+            if i % folds == k:
+                yield k, item, classifier.weigh(item.text)

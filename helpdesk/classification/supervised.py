@@ -1,0 +1,139 @@
+"""The third scorer: a linear model learned from labelled requests, for targets (with off-topic) and core
+functions.
+
+The lexicon and TF-IDF know each target by what is written about it; this scorer knows it by how people
+ask about it: the words of a few thousand labelled requests (knowledge/data/training/, see its README) and
+each target's official texts. Multinomial logistic regression over the request's content stems (Russian
+lemmas, English Snowball, as the lexicon reads them), each stem counted once and the request scaled to
+unit length, so a long mail is not more certain than a short one that says the same. Trained by
+training.py (NumPy, at development time) and shipped as weights; here only the pure-Python reading, so
+the service needs no NumPy. Pure and deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from helpdesk.classification.text import STOPWORDS, Stemmer, words
+from knowledge.models import KnowledgeBase
+
+OFF_TOPIC = 0  # the class of a message that is not a request for the Centre
+
+
+def stems(text: str, stemmer: Stemmer, ignored: frozenset[str] = frozenset()) -> frozenset[str]:
+    """A request's content stems, each once: what the scorer reads."""
+    return frozenset(
+        s
+        for w in words(text)
+        if w not in STOPWORDS and len(w) >= 3 and not (s := stemmer.stem(w)).isdigit() and s not in ignored
+    )
+
+
+def greeting_stems(kb: KnowledgeBase, stemmer: Stemmer) -> frozenset[str]:
+    """Words of greetings and thanks (noise.yaml), which the scorer does not read.
+
+    The abstention weighs a greeting once, as its own evidence (calibration.topic_features); read here too,
+    they would count again, as off-topic words (most off-topic training messages are thank-yous), and set
+    aside a short request between a greeting and a thank-you.
+    """
+    return frozenset(
+        stemmer.stem(w)
+        for phrases in kb.noise.get("greeting", {}).values()
+        for phrase in phrases
+        for w in words(phrase)
+        if w not in STOPWORDS
+    )
+
+
+class LinearModel:
+    """Softmax over classes of bias + (sum of the request's feature weights) / sqrt(number of features).
+
+    Weights are sparse: a feature keeps only the classes it moves noticeably (training.py prunes the rest),
+    as a flat list of class positions and weights ([3, 0.52, 7, -0.41]): the file's JSON is read as it is,
+    which keeps the classifier's build short.
+    """
+
+    def __init__(
+        self,
+        classes: Sequence[int],
+        bias: Sequence[float],
+        weights: dict[str, list[float]],
+    ) -> None:
+        self.classes = tuple(classes)
+        self.bias = tuple(bias)
+        self.weights = weights
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "classes": list(self.classes),
+            "bias": list(self.bias),
+            "weights": self.weights,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LinearModel:
+        return cls(data["classes"], data["bias"], data["weights"])
+
+    def probabilities(self, features: Iterable[str]) -> dict[int, float]:
+        """P(class | request); empty when no feature of the request was ever seen in training."""
+        sums = [0.0] * len(self.classes)
+        known = 0
+        for f in features:
+            ws = self.weights.get(f)
+            if ws is None:
+                continue  # a word no training request used says nothing either way
+            known += 1
+            pairs = iter(ws)
+            for i, w in zip(pairs, pairs, strict=True):
+                sums[int(i)] += w
+        if not known:
+            return {}
+        scale = 1.0 / math.sqrt(known)
+        z = [b + s * scale for b, s in zip(self.bias, sums, strict=True)]
+        top = max(z)
+        exp = [math.exp(v - top) for v in z]
+        total = sum(exp)
+        return {c: e / total for c, e in zip(self.classes, exp, strict=True)}
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisedScores:
+    targets: dict[int, float]  # P(target | request), over the 23 targets and OFF_TOPIC
+    core_functions: dict[int, float]  # P(core function | request), over the 11 functions
+
+    @property
+    def off_topic(self) -> float:
+        return self.targets.get(OFF_TOPIC, 0.0)
+
+
+class SupervisedScorer:
+    """A trained model pair (targets with off-topic, core functions); share freely (read-only)."""
+
+    def __init__(
+        self,
+        stemmer: Stemmer,
+        targets: LinearModel,
+        core_functions: LinearModel,
+        ignored: frozenset[str] = frozenset(),
+    ) -> None:
+        self.stemmer = stemmer
+        self.targets = targets
+        self.core_functions = core_functions
+        self.ignored = ignored  # greeting_stems(): what training left out, scoring leaves out too
+
+    def scores(self, text: str) -> SupervisedScores:
+        feats = stems(text, self.stemmer, self.ignored)
+        return SupervisedScores(self.targets.probabilities(feats), self.core_functions.probabilities(feats))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"targets": self.targets.to_json(), "core_functions": self.core_functions.to_json()}
+
+    @classmethod
+    def from_json(
+        cls, stemmer: Stemmer, data: dict[str, Any], ignored: frozenset[str] = frozenset()
+    ) -> SupervisedScorer:
+        targets, core_functions = data["targets"], data["core_functions"]
+        return cls(stemmer, LinearModel.from_json(targets), LinearModel.from_json(core_functions), ignored)
