@@ -99,12 +99,14 @@ class SafeIntake:
         except Exception as exc:
             if not is_transient(exc):
                 raise
+            kept = await self._keep(inbound)
+            # Said once it is true: the file is on disk (a kill right after this line loses nothing).
             log.warning(
                 "database unavailable (%s): message %s kept in the spool for replay",
                 type(exc).__name__,
                 inbound.channel_message_id,
             )
-        return await self._keep(inbound)
+            return kept
 
     async def _keep(self, inbound: InboundMessage) -> Spooled:
         kept = await self.spool.put(inbound)
