@@ -88,12 +88,15 @@ class DeliveryWorker:
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                while await self.deliver_due() and not stop.is_set():
-                    pass
+                while not stop.is_set():
+                    # Cleared before each round, not after: a wake that comes while a round claims would
+                    # otherwise be wiped out and its item would wait for the next poll.
+                    self._wake.clear()
+                    if not await self.deliver_due():
+                        break
             except Exception:
                 # A database hiccup must not end delivery for good; the next round tries again.
                 log.exception("delivery round failed")
-            self._wake.clear()
             waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
             _, pending = await asyncio.wait(
                 waiters, timeout=self._poll_interval, return_when=asyncio.FIRST_COMPLETED

@@ -225,3 +225,34 @@ async def test_delivery_logs_no_requester_address(
     ours = [r.getMessage() for r in caplog.records if r.name.startswith(("helpdesk", "bot"))]
     assert any("sent" in line for line in ours) and any("failed" in line for line in ours)
     assert not [line for line in ours if "aliya@eco.gov.kz" in line]
+
+
+async def test_a_wake_during_an_empty_round_is_not_lost(desk: Desk, smtp: SmtpStandIn) -> None:
+    """A message committed while a round's claim found nothing is sent at once, not at the next poll.
+
+    The worker used to clear its wake event after the round, wiping out a wake that came during it; with an
+    hour's poll interval the receipt then waited an hour.
+    """
+
+    class QueuedDuringTheClaim(DeliveryWorker):
+        empty_rounds = 0
+
+        async def deliver_due(self) -> int:
+            claimed = await super().deliver_due()
+            if claimed == 0 and self.empty_rounds == 0:
+                self.empty_rounds += 1
+                await mail(desk, 1)  # committed after this round's claim looked
+                self.wake()
+            return claimed
+
+    worker = QueuedDuringTheClaim(
+        desk.sessions, {"email": smtp_sender(smtp)}, policy=FAST, poll_interval=3600
+    )
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    try:
+        [captured] = await smtp.wait_for_messages(1, timeout=20)
+        assert captured.message["Subject"].endswith("] Re: Request 1")
+    finally:
+        stop.set()
+        await running
