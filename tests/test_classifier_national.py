@@ -33,11 +33,9 @@ def test_forms_of_one_word_share_roots_across_suffixes_and_scripts(form: str, ot
     assert set(root_features(form)) & set(root_features(other))
 
 
-def test_roots_are_read_only_in_a_national_language() -> None:
-    stemmer = Stemmer()
-    assert not any(f.startswith("^") for f in stems("Biodiversity monitoring of saiga herds", stemmer))
-    assert not any(f.startswith("^") for f in stems("Мониторинг численности сайгака", stemmer))
-    assert "^aqbo" in stems("Ақбөкендердің саны туралы ақпарат керек", stemmer)
+def test_the_scorer_reads_roots_beside_stems() -> None:
+    features = stems("Ақбөкендердің саны туралы ақпарат керек", Stemmer())
+    assert "^aqbo" in features and any(not f.startswith("^") for f in features)
 
 
 @pytest.mark.parametrize(
