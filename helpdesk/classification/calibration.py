@@ -58,7 +58,7 @@ def topic_features(
 
 
 # P(a listed target is one of the request's labels | its value, its share of the best).
-TARGET = Logistic((1.827, 1.141), -2.75)
+TARGET = Logistic((1.823, 1.178), -2.765)
 # P(the message is a request for the Centre | the whole evidence); under ON_TOPIC_MIN it is unclassified.
-ON_TOPIC = Logistic((2.073, 1.025, 0.139, -0.978, -0.84, -2.049, 0.0, 0.0), -1.17)
+ON_TOPIC = Logistic((2.155, 1.068, 0.151, -0.946, -0.766, -2.038, 0.261, 0.516), -1.414)
 ON_TOPIC_MIN = 0.5

@@ -1,4 +1,4 @@
-"""What the supervised scorer reads of a word in a national language: its root, as a few prefixes.
+"""What the supervised scorer reads of a word beside its stem: its root, as a few prefixes.
 
 Kazakh, Kyrgyz, Uzbek, Azerbaijani, Turkmen and Tajik build words by chains of suffixes
 ("аймақтарында": region-PLURAL-POSSESSIVE-LOCATIVE; "yerlarning"), so no two forms of a word meet as
