@@ -67,9 +67,9 @@ def test_the_fit_keeps_every_weight_on_its_sign_and_the_anchor_a_request() -> No
     bench = bench_modules.load("calibrate_classifier")
     # Off-topic rows where the target evidence is high: an unconstrained fit would give it a negative weight.
     rows = [
-        ((2.0, 0.0, 0.0, 1.0, 0.0, 0.9), 0),
-        ((0.1, 0.0, 0.0, 0.0, 0.6, 0.5), 0),
-        ((1.0, 1.0, 0.2, 0.0, 0.0, 0.0), 1),
+        ((2.0, 0.0, 0.0, 1.0, 0.0, 0.9, 0.0, 0.0), 0),
+        ((0.1, 0.0, 0.0, 0.0, 0.6, 0.5, 1.0, 0.5), 0),
+        ((1.0, 1.0, 0.2, 0.0, 0.0, 0.0, 0.0, 0.0), 1),
     ]
     model = bench.fit(rows, bench.TOPIC_SIGNS, bench.ANCHOR, steps=300)
     assert all(w * s >= 0 for w, s in zip(model.weights, bench.TOPIC_SIGNS, strict=True))

@@ -27,14 +27,22 @@ def target_features(value: float, best: float) -> tuple[float, float]:
 
 
 def topic_features(
-    target: float, domain: float, similarity: float, noise: float, greeting: float, off_topic: float = 0.0
+    target: float,
+    domain: float,
+    similarity: float,
+    noise: float,
+    greeting: float,
+    off_topic: float = 0.0,
+    national: bool = False,
 ) -> tuple[float, ...]:
     """The whole evidence on whether a message is a request for the Centre.
 
     target: the best target's lexicon (and staff example) value; domain: general domain words; similarity:
     the best TF-IDF similarity to a target's texts; noise: auto-reply, spam, housekeeping and off-topic
     cues; greeting: greetings and thanks; off_topic: the supervised scorer's probability that it is not a
-    request (supervised.py), 0 without that scorer.
+    request (supervised.py), 0 without that scorer; national: the request is in a national language,
+    where the lexicon's evidence is thin and the scorer's on-topic probability counts again (its own
+    weight), else a Kazakh request with no Russian or English term is set aside.
     """
     # A greeting says the same once or thrice ("Здравствуйте! ... Спасибо"): its presence is counted.
     return (
@@ -44,11 +52,13 @@ def topic_features(
         math.log1p(noise),
         min(greeting, 0.6),
         off_topic,
+        float(national),
+        (1.0 - off_topic) if national and off_topic else 0.0,
     )
 
 
 # P(a listed target is one of the request's labels | its value, its share of the best).
-TARGET = Logistic((1.827, 1.141), -2.75)
+TARGET = Logistic((1.823, 1.178), -2.765)
 # P(the message is a request for the Centre | the whole evidence); under ON_TOPIC_MIN it is unclassified.
-ON_TOPIC = Logistic((2.073, 1.025, 0.139, -0.978, -0.84, -2.049), -1.17)
+ON_TOPIC = Logistic((2.155, 1.068, 0.151, -0.946, -0.766, -2.038, 0.261, 0.516), -1.414)
 ON_TOPIC_MIN = 0.5

@@ -156,6 +156,7 @@ class LexiconClassifier:
         recognised = recognised or recognise_language(text)
         english = recognised == "en" and detect_language(text) == "en"
         w = Weighed(defaultdict(float), defaultdict(list), defaultdict(float), defaultdict(list))
+        w.national = recognised in NATIONAL
         for hit in _dedupe(self.lexicon.scan(tokens, english)):
             kind, key = hit.entry.label  # type: ignore[misc]
             value = _value(hit)
@@ -290,6 +291,7 @@ class Weighed:
     lexicon_best: float = 0.0
     similarities: dict[int, float] = field(default_factory=dict)
     learned: SupervisedScores | None = None
+    national: bool = False  # written in one of language_id.NATIONAL
 
     def topic_features(self) -> tuple[float, ...]:
         return calibration.topic_features(
@@ -299,6 +301,7 @@ class Weighed:
             self.noise,
             self.greeting,
             self.learned.off_topic if self.learned is not None else 0.0,
+            self.national,
         )
 
 

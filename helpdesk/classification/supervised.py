@@ -17,19 +17,26 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from helpdesk.classification.language_id import NATIONAL, recognise_language
 from helpdesk.classification.text import STOPWORDS, Stemmer, words
+from helpdesk.classification.word_shapes import root_features
 from knowledge.models import KnowledgeBase
 
 OFF_TOPIC = 0  # the class of a message that is not a request for the Centre
+ROOTS_FOR_ALL = False  # roots of every request's words, not only of national-language ones
 
 
 def stems(text: str, stemmer: Stemmer, ignored: frozenset[str] = frozenset()) -> frozenset[str]:
-    """A request's content stems, each once: what the scorer reads."""
-    return frozenset(
-        s
-        for w in words(text)
-        if w not in STOPWORDS and len(w) >= 3 and not (s := stemmer.stem(w)).isdigit() and s not in ignored
-    )
+    """A request's content stems, each once: what the scorer reads.
+
+    In a national language each word's roots (word_shapes.py) are read too: the stem of an agglutinated
+    word is one form of it, which the next request rarely repeats.
+    """
+    content = [w for w in words(text) if w not in STOPWORDS and len(w) >= 3]
+    out = {s for w in content if not (s := stemmer.stem(w)).isdigit() and s not in ignored}
+    if ROOTS_FOR_ALL or recognise_language(text) in NATIONAL:
+        out.update(f for w in content if stemmer.stem(w) not in ignored for f in root_features(w))
+    return frozenset(out)
 
 
 def greeting_stems(kb: KnowledgeBase, stemmer: Stemmer) -> frozenset[str]:
