@@ -12,10 +12,11 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 
 from bot.sender import TelegramSender
-from helpdesk.db.models import OutboxItem
+from helpdesk.db.models import OutboxItem, Ticket
 from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage, Sender
+from helpdesk.usecases.cards import queue_card
 from helpdesk.usecases.receive import receive
 from helpdesk.worker import DeliveryWorker
 from standins.telegram_api import TelegramApiStandIn
@@ -84,3 +85,35 @@ async def test_a_card_being_sent_is_followed_by_one_more(desk: Desk, bot_api: Te
         )
     await _deliver_all(desk, bot_api)
     assert "сообщений: 6" in _card(bot_api)
+
+
+async def test_a_settled_card_queued_while_one_is_in_flight_waits_a_whole_period(
+    desk: Desk, bot_api: TelegramApiStandIn
+) -> None:
+    desk.staff_telegram_chat_id = STAFF_CHAT
+    await _write(desk, 0)
+    async with desk.sessions.begin() as session:
+        # The last card was sent long ago and a worker is sending the next one now.
+        await session.execute(
+            update(OutboxItem).where(*CARD).values(status="sent", sent_at=utcnow() - timedelta(hours=1))
+        )
+    await _write(desk, 1)
+    async with desk.sessions.begin() as session:
+        await session.execute(
+            update(OutboxItem)
+            .where(*CARD, OutboxItem.status == "pending")
+            .values(locked_until=utcnow() + timedelta(minutes=5), claim_token="worker-a")
+        )
+    queued_at = utcnow()
+    async with desk.sessions.begin() as session:
+        ticket = await session.scalar(select(Ticket))
+        assert ticket is not None
+        await queue_card(desk, session, ticket, settle_seconds=5.0)
+    async with desk.sessions() as session:
+        due = await session.scalar(
+            select(OutboxItem.next_attempt_at).where(
+                *CARD, OutboxItem.status == "pending", OutboxItem.locked_until.is_(None)
+            )
+        )
+    # Due a settle period after the card in flight, not at once (the card before it was sent an hour ago).
+    assert due is not None and due >= queued_at + timedelta(seconds=5)

@@ -252,12 +252,33 @@ async def queue_card(
         .limit(1)
         .scalar_subquery()
     )
-    # Both in one round trip: this runs for every message a ticket receives.
-    found = (await session.execute(select(waiting, last_sent if settle_seconds > 0 else null()))).one()
+    # A card a worker holds is being sent now: the next one settles from now, not from the card before it,
+    # or two edits could land a moment apart.
+    in_flight = (
+        select(OutboxItem.id)
+        .where(
+            OutboxItem.ticket_id == ticket.id,
+            OutboxItem.message_id.is_(None),
+            OutboxItem.channel == "telegram",
+            OutboxItem.status == "pending",
+            OutboxItem.locked_until >= now,
+        )
+        .limit(1)
+        .scalar_subquery()
+    )
+    # All in one round trip: this runs for every message a ticket receives.
+    settling = settle_seconds > 0
+    found = (
+        await session.execute(
+            select(waiting, last_sent if settling else null(), in_flight if settling else null())
+        )
+    ).one()
     if found[0] is not None:
         return
     due = now
-    if found[1] is not None:
+    if found[2] is not None:
+        due = now + timedelta(seconds=settle_seconds)
+    elif found[1] is not None:
         due = max(now, found[1] + timedelta(seconds=settle_seconds))
     placeholder = OutboundMessage(
         channel="telegram",
