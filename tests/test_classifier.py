@@ -247,6 +247,25 @@ def test_the_third_frozen_part_is_unchanged_and_apart_from_the_others() -> None:
         assert sum(1 for i in frozen3 if i.group == lang) >= 14, lang
 
 
+FROZEN4 = Path(__file__).parent / "data" / "classify_frozen4.jsonl"
+# A fourth, written at the same time by a third writer, apart from the others (tests/data/README_frozen4.md).
+FROZEN4_SHA256 = "82f3399e587487a1e07edb30242cf30c136f2d6ce4f55b1a247549e568ec07bd"
+
+
+def test_the_fourth_frozen_part_is_unchanged_and_apart_from_the_others() -> None:
+    import hashlib
+
+    assert hashlib.sha256(FROZEN4.read_bytes()).hexdigest() == FROZEN4_SHA256
+    frozen4 = read_labelled(FROZEN4)
+    for other in (DATA, FROZEN, FROZEN2, FROZEN3):
+        assert not {i.text for i in frozen4} & {i.text for i in read_labelled(other)}
+    for lang in ("en", "ru"):
+        primaries = [i.targets[0] for i in frozen4 if i.group == lang and i.targets]
+        assert all(primaries.count(t) >= 3 for t in range(1, 24)), lang
+    for lang in ("kk", "ky", "uz-Latn", "uz-Cyrl", "tg", "az", "tk", "hy", "be"):
+        assert sum(1 for i in frozen4 if i.group == lang) >= 14, lang
+
+
 def test_frozen_part_covers_every_target_in_every_language() -> None:
     items = read_labelled(FROZEN)
     assert not {i.text for i in items} & {i.text for i in read_labelled(DATA)}
