@@ -5,14 +5,13 @@ from __future__ import annotations
 import bench_modules
 import pytest
 
-from helpdesk.classification import Classifier, build_classifier
+from helpdesk.classification import Classifier
 from helpdesk.classification.calibration import ON_TOPIC, TARGET, target_features, topic_features
-from knowledge import load_knowledge_base
 
 
 @pytest.fixture(scope="module")
-def classifier() -> Classifier:
-    return build_classifier(load_knowledge_base())
+def classifier(packaged_classifier: Classifier) -> Classifier:
+    return packaged_classifier
 
 
 def test_a_target_probability_never_falls_as_its_evidence_grows() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from helpdesk.classification import Classifier
 from helpdesk.classification.language_id import recognise_language
 from helpdesk.language import detect_reply_language
 
@@ -43,9 +44,6 @@ def test_a_national_language_is_answered_in_russian_unless_the_requester_uses_en
     assert detect_reply_language(text, hint) == reply
 
 
-def test_the_recognised_language_is_an_added_field_of_the_json_line() -> None:
-    from helpdesk.classification import build_classifier
-    from knowledge import load_knowledge_base
-
-    out = build_classifier(load_knowledge_base()).classify("Qor qoploni bo'yicha mutaxassis kerak").to_json()
+def test_the_recognised_language_is_an_added_field_of_the_json_line(packaged_classifier: Classifier) -> None:
+    out = packaged_classifier.classify("Qor qoploni bo'yicha mutaxassis kerak").to_json()
     assert out["written_in"] == "uz-Latn" and out["language"] == "mixed"

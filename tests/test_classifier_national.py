@@ -5,19 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from helpdesk.classification import build_classifier
 from helpdesk.classification.classifier import LexiconClassifier
 from helpdesk.classification.supervised import OFF_TOPIC, stems
 from helpdesk.classification.text import Stemmer
 from helpdesk.classification.word_shapes import root_features
-from knowledge import load_knowledge_base
 
 
 @pytest.fixture(scope="module")
-def classifier() -> LexiconClassifier:
-    built = build_classifier(load_knowledge_base())
-    assert isinstance(built, LexiconClassifier)
-    return built
+def classifier(packaged_classifier: LexiconClassifier) -> LexiconClassifier:
+    return packaged_classifier
 
 
 @pytest.mark.parametrize(
