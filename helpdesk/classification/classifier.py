@@ -300,8 +300,9 @@ class Weighed:
             max(self.similarities.values(), default=0.0),
             self.noise,
             self.greeting,
-            self.learned.off_topic if self.learned is not None else 0.0,
+            self.learned.off_topic if self.learned is not None and self.learned.targets else None,
             self.national,
+            calibration.opinion_weight(self.learned.known) if self.learned is not None else 0.0,
         )
 
 

@@ -110,6 +110,9 @@ class LinearModel:
 class SupervisedScores:
     targets: dict[int, float]  # P(target | request), over the 23 targets and OFF_TOPIC
     core_functions: dict[int, float]  # P(core function | request), over the 11 functions
+    # How many of the request's features the target model was trained on: an opinion from one or two
+    # known words is worth less than one from a sentence (calibration.opinion_weight).
+    known: int = 0
 
     @property
     def off_topic(self) -> float:
@@ -133,7 +136,10 @@ class SupervisedScorer:
 
     def scores(self, text: str) -> SupervisedScores:
         feats = stems(text, self.stemmer, self.ignored)
-        return SupervisedScores(self.targets.probabilities(feats), self.core_functions.probabilities(feats))
+        known = sum(f in self.targets.weights for f in feats)
+        return SupervisedScores(
+            self.targets.probabilities(feats), self.core_functions.probabilities(feats), known
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {"targets": self.targets.to_json(), "core_functions": self.core_functions.to_json()}
