@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+from helpdesk.classification import training
 from helpdesk.classification.classifier import LexiconClassifier, Weighed
 from helpdesk.classification.evaluate import LabelledItem, read_labelled
 from helpdesk.classification.model_fingerprint import fingerprint
@@ -33,7 +34,9 @@ def _fitted(classifier: LexiconClassifier, rest: list[LabelledItem], **params: f
     """The fold's model, from CACHE when the same items, settings and code were fitted before: a fit
     costs a quarter of a minute, and a change to fusion or to the lexicon does not change the fit."""
     digest = hashlib.sha256(fingerprint(classifier.kb).encode())
-    digest.update(json.dumps(sorted(params.items())).encode())
+    defaults = {"l2": training.L2, "prune": training.PRUNE, "secondary": training.SECONDARY_LABEL,
+                "official": training.OFFICIAL_TEXT_WEIGHT}  # fmt: skip
+    digest.update(json.dumps(sorted({**defaults, **params}.items())).encode())
     for item in rest:
         digest.update(json.dumps([item.text, item.targets, item.core_functions], ensure_ascii=False).encode())
     path = CACHE / f"{digest.hexdigest()}.json"

@@ -43,7 +43,7 @@ FUSION_MIN_SIMILARITY = 0.1
 # Weight of the supervised scorer's probabilities (supervised.py) beside them, for targets and for core
 # functions, and the probability under which it says nothing; chosen the same way.
 SUPERVISED_WEIGHT = 10.0
-SUPERVISED_CF_WEIGHT = 4.0
+SUPERVISED_CF_WEIGHT = 8.0
 SUPERVISED_MIN = 0.05
 # Targets about the means (policy 14, money 19, skills 20, data 21) rather than a subject. A course, a
 # grant or a database on X is about X first: while a subject target has real evidence, the means

@@ -35,6 +35,7 @@ def parameters() -> dict[str, object]:
         "rate": training.RATE,
         "prune": training.PRUNE,
         "roots_for_all": supervised.ROOTS_FOR_ALL,
+        "cf_pairs": supervised.CF_PAIRS,
         "prefixes": list(word_shapes.PREFIXES),
         "min_word": word_shapes.MIN_WORD,
     }

@@ -16,7 +16,14 @@ from importlib.resources.abc import Traversable
 from typing import Any
 
 from helpdesk.classification.evaluate import LabelledItem, parse_labelled
-from helpdesk.classification.supervised import OFF_TOPIC, LinearModel, SupervisedScorer, greeting_stems, stems
+from helpdesk.classification.supervised import (
+    OFF_TOPIC,
+    LinearModel,
+    SupervisedScorer,
+    core_function_features,
+    greeting_stems,
+    stems,
+)
 from helpdesk.classification.text import Stemmer
 from knowledge import load_knowledge_base
 from knowledge.loader import packaged_data_dir
@@ -91,7 +98,8 @@ def train(
             continue
         target_docs.append((feats, _labels(item.targets, secondary) or {OFF_TOPIC: 1.0}))
         if item.targets and item.core_functions:
-            cf_docs.append((feats, _labels(item.core_functions, secondary)))
+            cf_feats = core_function_features(item.text, feats, stemmer)
+            cf_docs.append((cf_feats, _labels(item.core_functions, secondary)))
     if official:
         for n, t in sorted(kb.targets.items()):
             target_docs.append((stems(official_text(t), stemmer, ignored), {n: official}))
