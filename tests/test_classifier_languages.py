@@ -21,6 +21,10 @@ SAMPLES = [
     ("ru", "В нашем районе не хватает воды, где можно получить помощь?"),
     ("en", "Our district lacks water, where can we get help?"),
     ("ru", "Сәлем! Нужна консультация по водно-болотным угодьям в дельте Волги и по учету птиц"),
+    # Typed without the language's own letters (ucun for üçün), as on a phone without the keyboard.
+    ("az", "Gence rayonunda su qitligi ucun ne etmek lazimdir? Kime muraciet edek"),
+    ("uz-Latn", "Qishlogimizda suv yetishmaydi, kimga murojaat qilsak boladi?"),
+    ("tk", "Etrabymyzda suw yetmezcilik ucin nahili komek alyp bolar?"),
 ]
 
 
