@@ -61,3 +61,17 @@ def test_an_inflected_national_request_gets_its_target_through_the_roots(
     assert not result.unclassified
     assert result.targets[0].target == target
     assert any("like labelled requests" in e for e in result.targets[0].evidence)
+
+
+@pytest.mark.parametrize(
+    ("text", "cue"),
+    [
+        ("Хто можа параіць па аднаўленні тарфянікаў на Палессі?", "хто"),  # Belarusian: who can advise
+        # Turkmen: a specialist is needed
+        ("Amyderýa boýunda tugaý tokaýlaryny dikeltmek üçin hünärmen gerek", "hünärmen"),
+    ],
+)
+def test_who_and_specialist_in_a_national_language_ask_for_an_expert(classifier, text, cue) -> None:
+    # Core function 5 (matchmaking) by its cue words in the language, as "кто" and "expert" in ru and en.
+    first = classifier.classify(text).core_functions[0]
+    assert first.core_function == 5 and any(cue in e for e in first.evidence)
