@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from helpdesk.classification.calibration import national_certainty
 from helpdesk.classification.classifier import LexiconClassifier
 from helpdesk.classification.supervised import OFF_TOPIC, stems
 from helpdesk.classification.text import Stemmer
@@ -75,3 +76,17 @@ def test_who_and_specialist_in_a_national_language_ask_for_an_expert(classifier,
     # Core function 5 (matchmaking) by its cue words in the language, as "кто" and "expert" in ru and en.
     first = classifier.classify(text).core_functions[0]
     assert first.core_function == 5 and any(cue in e for e in first.evidence)
+
+
+def test_a_short_national_request_the_scorer_is_unsure_of_is_still_a_request(classifier) -> None:
+    # Azerbaijani partly typed in ASCII, no lexicon term: the scorer's distribution is flat (its largest
+    # class, off-topic, about 0.15), which says "unsure", not "off-topic" (calibration.national_certainty).
+    assert not classifier.classify("Qarabağda meşələrin bərpası üzrə mutexessis lazimdir").unclassified
+    assert national_certainty(0.12) == pytest.approx(0.3) and national_certainty(0.6) == 1.0
+
+
+@pytest.mark.parametrize(
+    "text", ["Salam, ad günün mübarək olsun!", "Ertaga ofisda yig'ilish bo'ladimi? soat nechida?"]
+)
+def test_national_chat_is_still_set_aside(classifier, text) -> None:
+    assert classifier.classify(text).unclassified

@@ -45,6 +45,18 @@ def opinion_weight(known: int) -> float:
     return min(known, OPINION_WORDS) / OPINION_WORDS
 
 
+# In a national language the scorer is often unsure of everything (its largest probability 0.12-0.16, and
+# off-topic, the largest class, often that one): an opinion that flat says "unsure", not "off-topic", and
+# counts in proportion to its largest probability up to this (out of fold: national false abstention
+# 0.103 -> 0.081, national abstention, en and ru unchanged; 0.2-0.5 tried).
+NATIONAL_SURE = 0.4
+
+
+def national_certainty(largest: float) -> float:
+    """How much a national request's off-topic opinion counts, by the scorer's largest probability."""
+    return min(1.0, largest / NATIONAL_SURE)
+
+
 def off_topic_odds(off_topic: float | None, weight: float = 1.0) -> float:
     """log(p / (1 - p)) - log(share / (1 - share)), times the opinion's weight (opinion_weight): 0 when the
     scorer says no more than the corpus's share, or nothing (None: it knew no word)."""
@@ -63,6 +75,7 @@ def topic_features(
     off_topic: float | None = None,
     national: bool = False,
     weight: float = 1.0,
+    largest: float = 1.0,
 ) -> tuple[float, ...]:
     """The whole evidence on whether a message is a request for the Centre.
 
@@ -70,7 +83,8 @@ def topic_features(
     the best TF-IDF similarity to a target's texts; noise: auto-reply, spam, housekeeping and off-topic
     cues; greeting: greetings and thanks; off_topic: the supervised scorer's probability that it is not a
     request (supervised.py), None without that scorer or when it knows none of the words, and weight how
-    much that opinion counts (opinion_weight); national: the
+    much that opinion counts (opinion_weight), largest the scorer's largest probability (a national request's
+    opinion counts by national_certainty); national: the
     request is in a national language, where the lexicon's evidence is thin and the scorer's on-topic
     probability counts again (its own weight), else a Kazakh request with no Russian or English term is
     set aside.
@@ -82,7 +96,7 @@ def topic_features(
         similarity,
         math.log1p(noise),
         min(greeting, 0.6),
-        off_topic_odds(off_topic, weight),
+        off_topic_odds(off_topic, weight * (national_certainty(largest) if national else 1.0)),
         float(national),
         (1.0 - off_topic) if national and off_topic else 0.0,
     )
@@ -91,5 +105,5 @@ def topic_features(
 # P(a listed target is one of the request's labels | its value, its share of the best).
 TARGET = Logistic((1.73, 1.369), -2.757)
 # P(the message is a request for the Centre | the whole evidence); under ON_TOPIC_MIN it is unclassified.
-ON_TOPIC = Logistic((0.968, 0.34, 0.015, -0.607, -0.961, -1.612, 0.231, 0.328), -0.31)
+ON_TOPIC = Logistic((1.014, 0.386, 0.021, -0.584, -0.931, -1.666, 0.196, 0.365), -0.37)
 ON_TOPIC_MIN = 0.5

@@ -317,6 +317,7 @@ class Weighed:
             self.learned.off_topic if self.learned is not None and self.learned.targets else None,
             self.national,
             calibration.opinion_weight(self.learned.known) if self.learned is not None else 0.0,
+            max(self.learned.targets.values(), default=0.0) if self.learned is not None else 0.0,
         )
 
 
