@@ -10,7 +10,7 @@ weight fixed (more evidence for a target never lowers its probability; noise nev
 request):
 - TARGET: P(a listed target is one of the request's labels | log(1 + fused value), share of the best);
 - ON_TOPIC: P(a request for the Centre | the whole evidence: best target term, domain words, best TF-IDF
-  similarity, noise cues, greetings, the supervised scorer's off-topic probability).
+  similarity, noise cues, greetings, the log-odds of the supervised scorer's off-topic probability).
 Prints the out-of-fold figures (k folds: fitted on the others, scored on the fold) beside the figures of
 the maps in calibration.py now, then the coefficients fitted on all the files, to paste there.
 """
@@ -32,7 +32,7 @@ TOPIC_SIGNS = (1, 1, 1, -1, -1, -1, 0, 1)
 # The issue names short requests set aside as a cause of misses: one ordinary target term (1.5) after a
 # greeting word (0.6), with nothing against it, stays a request. The development part has too few short
 # and national-language requests to place the boundary there by itself.
-ANCHOR = calibration.topic_features(1.5, 0.0, 0.0, 0.0, 0.6, 0.0, False)
+ANCHOR = calibration.topic_features(1.5, 0.0, 0.0, 0.0, 0.6, None, False)
 
 
 def rows(

@@ -19,11 +19,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from web_browser import CHROMIUM, CHROMIUM_ARGS
 
+from helpdesk.classification import build_classifier
+from helpdesk.classification.classifier import LexiconClassifier
 from helpdesk.db.engine import make_engine, make_sessions
 from helpdesk.db.migrate import upgrade
 from helpdesk.db.models import Base
 from helpdesk.desk import Desk
 from helpdesk.service import standard_composers
+from knowledge import load_knowledge_base
 from standins.imap_server import ImapStandIn
 from standins.smtp_server import SmtpStandIn
 from standins.telegram_api import TelegramApiStandIn
@@ -126,3 +129,12 @@ async def browser() -> AsyncIterator[Browser]:
         launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield launched
         await launched.close()
+
+
+@pytest.fixture(scope="session")
+def packaged_classifier() -> LexiconClassifier:
+    """The desk's classifier over the packaged knowledge base, built once per worker (a third of a second
+    each time): it is read-only, and with_examples() clones rather than changes it."""
+    built = build_classifier(load_knowledge_base())
+    assert isinstance(built, LexiconClassifier)
+    return built

@@ -20,8 +20,8 @@ DATA = Path(__file__).parent / "data" / "classify_own.jsonl"
 
 
 @pytest.fixture(scope="module")
-def classifier() -> Classifier:
-    return build_classifier(load_knowledge_base())
+def classifier(packaged_classifier: Classifier) -> Classifier:
+    return packaged_classifier
 
 
 def top(result) -> int | None:

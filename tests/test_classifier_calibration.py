@@ -5,14 +5,21 @@ from __future__ import annotations
 import bench_modules
 import pytest
 
-from helpdesk.classification import Classifier, build_classifier
-from helpdesk.classification.calibration import ON_TOPIC, TARGET, target_features, topic_features
-from knowledge import load_knowledge_base
+from helpdesk.classification import Classifier
+from helpdesk.classification.calibration import (
+    OFF_TOPIC_SHARE,
+    ON_TOPIC,
+    TARGET,
+    off_topic_odds,
+    opinion_weight,
+    target_features,
+    topic_features,
+)
 
 
 @pytest.fixture(scope="module")
-def classifier() -> Classifier:
-    return build_classifier(load_knowledge_base())
+def classifier(packaged_classifier: Classifier) -> Classifier:
+    return packaged_classifier
 
 
 def test_a_target_probability_never_falls_as_its_evidence_grows() -> None:
@@ -48,6 +55,27 @@ def test_noise_and_greetings_only_lower_the_odds_of_a_request() -> None:
 def test_a_thank_you_or_spam_is_set_aside_on_the_whole_evidence(classifier, text) -> None:
     result = classifier.classify(text)
     assert result.unclassified and result.notes and "whole evidence" in result.notes[0]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Offers in the field's own words: the supervised scorer's off-topic opinion (0.1-0.3 here, where a
+        # request gets 0.01-0.05) decides, read as log-odds; a linear weight on it took both.
+        "Продаём саженцы груши и черешни, районированные сорта, доставка по Ферганской области, звоните",
+        "Join our birdwatching holiday in the Tien Shan: 7 days, guide and meals included, book now",
+    ],
+)
+def test_an_offer_in_the_fields_words_is_set_aside(classifier, text) -> None:
+    assert classifier.classify(text).unclassified
+
+
+def test_the_scorers_off_topic_opinion_counts_by_its_odds_and_by_the_words_it_knew() -> None:
+    assert off_topic_odds(None) == 0.0 == off_topic_odds(OFF_TOPIC_SHARE)
+    assert off_topic_odds(0.3) - off_topic_odds(0.1) > 1.0 and off_topic_odds(0.01) < -2.0
+    # One known word of Russian typed in Latin ("nuzhen ekspert po zapovednikam") is a quarter of an opinion.
+    assert opinion_weight(1) == 0.25 and opinion_weight(4) == opinion_weight(12) == 1.0
+    assert off_topic_odds(0.3, opinion_weight(1)) == pytest.approx(off_topic_odds(0.3) / 4)
 
 
 @pytest.mark.parametrize(

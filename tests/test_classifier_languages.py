@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from helpdesk.classification import Classifier
 from helpdesk.classification.language_id import recognise_language
 from helpdesk.language import detect_reply_language
 
@@ -20,6 +21,10 @@ SAMPLES = [
     ("ru", "В нашем районе не хватает воды, где можно получить помощь?"),
     ("en", "Our district lacks water, where can we get help?"),
     ("ru", "Сәлем! Нужна консультация по водно-болотным угодьям в дельте Волги и по учету птиц"),
+    # Typed without the language's own letters (ucun for üçün), as on a phone without the keyboard.
+    ("az", "Gence rayonunda su qitligi ucun ne etmek lazimdir? Kime muraciet edek"),
+    ("uz-Latn", "Qishlogimizda suv yetishmaydi, kimga murojaat qilsak boladi?"),
+    ("tk", "Etrabymyzda suw yetmezcilik ucin nahili komek alyp bolar?"),
 ]
 
 
@@ -43,9 +48,6 @@ def test_a_national_language_is_answered_in_russian_unless_the_requester_uses_en
     assert detect_reply_language(text, hint) == reply
 
 
-def test_the_recognised_language_is_an_added_field_of_the_json_line() -> None:
-    from helpdesk.classification import build_classifier
-    from knowledge import load_knowledge_base
-
-    out = build_classifier(load_knowledge_base()).classify("Qor qoploni bo'yicha mutaxassis kerak").to_json()
+def test_the_recognised_language_is_an_added_field_of_the_json_line(packaged_classifier: Classifier) -> None:
+    out = packaged_classifier.classify("Qor qoploni bo'yicha mutaxassis kerak").to_json()
     assert out["written_in"] == "uz-Latn" and out["language"] == "mixed"

@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from helpdesk.classification import build_classifier
+from helpdesk.classification.calibration import national_certainty
 from helpdesk.classification.classifier import LexiconClassifier
 from helpdesk.classification.supervised import OFF_TOPIC, stems
 from helpdesk.classification.text import Stemmer
 from helpdesk.classification.word_shapes import root_features
-from knowledge import load_knowledge_base
 
 
 @pytest.fixture(scope="module")
-def classifier() -> LexiconClassifier:
-    built = build_classifier(load_knowledge_base())
-    assert isinstance(built, LexiconClassifier)
-    return built
+def classifier(packaged_classifier: LexiconClassifier) -> LexiconClassifier:
+    return packaged_classifier
 
 
 @pytest.mark.parametrize(
@@ -65,3 +62,31 @@ def test_an_inflected_national_request_gets_its_target_through_the_roots(
     assert not result.unclassified
     assert result.targets[0].target == target
     assert any("like labelled requests" in e for e in result.targets[0].evidence)
+
+
+@pytest.mark.parametrize(
+    ("text", "cue"),
+    [
+        ("Хто можа параіць па аднаўленні тарфянікаў на Палессі?", "хто"),  # Belarusian: who can advise
+        # Turkmen: a specialist is needed
+        ("Amyderýa boýunda tugaý tokaýlaryny dikeltmek üçin hünärmen gerek", "hünärmen"),
+    ],
+)
+def test_who_and_specialist_in_a_national_language_ask_for_an_expert(classifier, text, cue) -> None:
+    # Core function 5 (matchmaking) by its cue words in the language, as "кто" and "expert" in ru and en.
+    first = classifier.classify(text).core_functions[0]
+    assert first.core_function == 5 and any(cue in e for e in first.evidence)
+
+
+def test_a_short_national_request_the_scorer_is_unsure_of_is_still_a_request(classifier) -> None:
+    # Azerbaijani partly typed in ASCII, no lexicon term: the scorer's distribution is flat (its largest
+    # class, off-topic, about 0.15), which says "unsure", not "off-topic" (calibration.national_certainty).
+    assert not classifier.classify("Qarabağda meşələrin bərpası üzrə mutexessis lazimdir").unclassified
+    assert national_certainty(0.12) == pytest.approx(0.3) and national_certainty(0.6) == 1.0
+
+
+@pytest.mark.parametrize(
+    "text", ["Salam, ad günün mübarək olsun!", "Ertaga ofisda yig'ilish bo'ladimi? soat nechida?"]
+)
+def test_national_chat_is_still_set_aside(classifier, text) -> None:
+    assert classifier.classify(text).unclassified

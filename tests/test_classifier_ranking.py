@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from helpdesk.classification import Classifier, build_classifier
+from helpdesk.classification import Classifier
 from helpdesk.classification.classifier import _by_evidence, _rank_core_functions
 from knowledge import load_knowledge_base
 
 
 @pytest.fixture(scope="module")
-def classifier() -> Classifier:
-    return build_classifier(load_knowledge_base())
+def classifier(packaged_classifier: Classifier) -> Classifier:
+    return packaged_classifier
 
 
 def test_a_strong_distractor_does_not_push_the_others_out_of_the_top_three(classifier) -> None:

@@ -3,17 +3,22 @@ TF-IDF."""
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter, defaultdict
+from dataclasses import replace
 from pathlib import Path
+from types import MappingProxyType
 
 import pytest
 
-from helpdesk.classification import Classifier, build_classifier
+from helpdesk.classification import Classifier, training, word_shapes
 from helpdesk.classification.classifier import LexiconClassifier
 from helpdesk.classification.evaluate import LabelledItem, read_labelled
-from helpdesk.classification.supervised import OFF_TOPIC, SupervisedScorer
+from helpdesk.classification.model_fingerprint import STALE, fingerprint
+from helpdesk.classification.supervised import OFF_TOPIC, SupervisedScorer, greeting_stems
 from helpdesk.classification.text import Stemmer
-from helpdesk.classification.training import PRUNE, packaged_model, train, trained_model, training_set
+from helpdesk.classification.training import packaged_model, train, training_files, training_set
 from knowledge import load_knowledge_base
 
 DATA = Path(__file__).parent / "data"
@@ -25,28 +30,53 @@ def kb():
 
 
 @pytest.fixture(scope="module")
-def classifier(kb) -> Classifier:
-    return build_classifier(kb)
+def classifier(packaged_classifier: Classifier) -> Classifier:
+    return packaged_classifier
 
 
-def test_the_packaged_model_is_the_one_its_training_data_gives() -> None:
-    # Stale weights would silently classify with a corpus that is no longer there: after changing
-    # knowledge/data/training/, a target's texts or the fit, run
-    # `python -m helpdesk.classification.write_model`.
-    fresh, shipped = trained_model(), packaged_model()
-    for part in ("targets", "core_functions"):
-        assert fresh[part]["classes"] == shipped[part]["classes"], part
-        assert fresh[part]["bias"] == pytest.approx(shipped[part]["bias"], abs=0.01), part
-        assert fresh[part]["weights"].keys() == shipped[part]["weights"].keys(), part
-        for feature, weights in fresh[part]["weights"].items():
-            pairs = shipped[part]["weights"][feature]
-            got = dict(zip(pairs[::2], pairs[1::2], strict=True))
-            want = dict(zip(weights[::2], weights[1::2], strict=True))
-            # A weight at the pruning edge may fall either side of it on another machine's arithmetic.
-            for c in want.keys() | got.keys():
-                if abs(want.get(c, 0.0)) < PRUNE + 0.01 and abs(got.get(c, 0.0)) < PRUNE + 0.01:
-                    continue
-                assert want.get(c, 0.0) == pytest.approx(got.get(c, 0.0), abs=0.01), (part, feature, c)
+@pytest.fixture(scope="module")
+def lexicon_alone(kb) -> LexiconClassifier:
+    return LexiconClassifier(kb)
+
+
+def test_the_packaged_model_was_written_from_the_training_inputs_as_they_are(kb) -> None:
+    # Stale weights would silently classify with a corpus that is no longer there. The fingerprint stands
+    # for a refit (half a minute of CPU): it covers every input of the fit (model_fingerprint.py).
+    assert packaged_model().get("fingerprint") == fingerprint(kb), STALE
+
+
+def test_the_fingerprint_moves_with_every_kind_of_input(kb, tmp_path, monkeypatch) -> None:
+    shipped = fingerprint(kb)
+    for f in training_files():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    assert fingerprint(kb, tmp_path) == shipped
+    first = sorted(tmp_path.iterdir())[0]
+    lines = first.read_text("utf-8").splitlines(keepends=True)
+    first.write_text("".join(lines[1:]), encoding="utf-8")  # one training line less
+    assert fingerprint(kb, tmp_path) != shipped
+    target = kb.targets[11]
+    changed = replace(target, official_text_en=target.official_text_en + " Pollinators too.")
+    assert fingerprint(replace(kb, targets=MappingProxyType({**kb.targets, 11: changed}))) != shipped
+    monkeypatch.setattr(training, "L2", training.L2 * 2)
+    assert fingerprint(kb) != shipped
+    monkeypatch.undo()
+    monkeypatch.setattr(word_shapes, "__file__", str(tmp_path / "word_shapes.py"))
+    (tmp_path / "word_shapes.py").write_text("PREFIXES = (3,)\n", encoding="utf-8")
+    assert fingerprint(kb) != shipped
+
+
+def test_the_packaged_model_is_a_fit_of_this_corpus(kb) -> None:
+    # The fingerprint proves the inputs, not the weights: a file stamped without fitting, or fitted on
+    # another corpus, would pass it. A logistic fit reproduces most of its own training labels (0.97 on
+    # every tenth line when written); a third of a second.
+    scorer = SupervisedScorer.from_json(Stemmer(), packaged_model(), greeting_stems(kb, Stemmer()))
+    sample = training_set()[::10]
+    right = 0
+    for item in sample:
+        scores = scorer.scores(item.text).targets
+        best = max(scores, key=scores.__getitem__) if scores else None
+        right += best == (item.targets[0] if item.targets else OFF_TOPIC)
+    assert right >= 0.9 * len(sample)
 
 
 def _items() -> list[LabelledItem]:
@@ -80,13 +110,13 @@ def test_training_is_reproducible_and_learns_what_it_was_shown(kb) -> None:
     assert scorer.scores("zzz qqq").targets == {}
 
 
-def test_a_request_worded_without_any_lexicon_term_gets_its_target(kb, classifier) -> None:
+def test_a_request_worded_without_any_lexicon_term_gets_its_target(lexicon_alone, classifier) -> None:
     # Access and benefit-sharing (target 13) without "genetic resources", "Nagoya" or "benefit-sharing".
     text = (
         "Which rules apply when a foreign company wants to collect medicinal plants here "
         "and patent a drug from them?"
     )
-    assert 13 not in LexiconClassifier(kb).weigh(text).target_raw
+    assert 13 not in lexicon_alone.weigh(text).target_raw
     best = classifier.classify(text).targets[0]
     assert best.target == 13
     assert any("like labelled requests" in e for e in best.evidence)
@@ -105,9 +135,9 @@ def test_off_topic_messages_are_set_aside_with_the_scorers_evidence(classifier, 
     assert result.unclassified and not result.targets
 
 
-def test_the_scorer_moves_a_message_the_lexicon_alone_would_take(kb, classifier) -> None:
+def test_the_scorer_moves_a_message_the_lexicon_alone_would_take(lexicon_alone, classifier) -> None:
     text = "My laptop will not connect to the office printer after the update, what should I do?"
-    assert not LexiconClassifier(kb).classify(text).unclassified
+    assert not lexicon_alone.classify(text).unclassified
     assert classifier.classify(text).unclassified
 
 
@@ -115,13 +145,36 @@ def _words(text: str) -> frozenset[str]:
     return frozenset(re.findall(r"\w+", text.lower()))
 
 
+NEAR = 0.6  # share of the words in common (of both requests' words) that makes two requests one
+
+
+def _near(a: frozenset[str], b: frozenset[str]) -> bool:
+    return len(a & b) >= NEAR * len(a | b)
+
+
+def _prefix(words: frozenset[str], order: dict[str, int]) -> list[str]:
+    # Two sets with NEAR of their union in common share at least ceil(NEAR * |x|) words, so they share
+    # one of each set's first |x| - ceil(NEAR * |x|) + 1 words in any fixed order (rarest first keeps the
+    # candidates few). The tolerance only lengthens the prefix: more candidates, never fewer.
+    needed = math.ceil(NEAR * len(words) - 1e-9)
+    return sorted(words, key=lambda w: (order.get(w, 0), w))[: len(words) - needed + 1]
+
+
 def test_no_evaluation_item_is_in_the_training_data() -> None:
     # The development and frozen parts measure what the scorer learned; a request it trained on would
-    # measure its memory. Word for word (any order) or nearly: 60% of the words in common.
-    training = [_words(item.text) for item in training_set()]
-    exact = set(training)
+    # measure its memory. Word for word (any order) or nearly: 60% of the words in common. The message
+    # names the training line to leave out (and list in the training README), not the evaluation item.
+    training = [(item.id, _words(item.text)) for item in training_set()]
+    exact = {words: id for id, words in training}
+    order = Counter(w for _, words in training for w in words)
+    by_word: dict[str, list[int]] = defaultdict(list)
+    for i, (_, words) in enumerate(training):
+        for w in _prefix(words, order):
+            by_word[w].append(i)
     for path in sorted(DATA.glob("classify_*.jsonl")):
         for item in read_labelled(path):
             words = _words(item.text)
-            assert words not in exact, (path.name, item.id)
-            assert not any(len(words & t) >= 0.6 * len(words | t) for t in training), (path.name, item.id)
+            assert words not in exact, (path.name, exact.get(words))
+            candidates = {i for w in _prefix(words, order) for i in by_word.get(w, ())}
+            near = [training[i][0] for i in sorted(candidates) if _near(words, training[i][1])]
+            assert not near, (path.name, near)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpdesk.classification import Classification, CoreFunctionScore, TargetScore, build_classifier
+from helpdesk.classification import Classification, CoreFunctionScore, TargetScore
 from helpdesk.matching import Matcher
 from knowledge import Expert, load_knowledge_base
 
@@ -72,8 +72,8 @@ def test_unclassified_gets_no_matches(kb) -> None:
     assert matcher.experts(empty) == [] and matcher.resources(empty) == []
 
 
-def test_acknowledgement_resources_are_in_the_requesters_language(kb) -> None:
-    classifier, matcher = build_classifier(kb), Matcher(kb)
+def test_acknowledgement_resources_are_in_the_requesters_language(kb, packaged_classifier) -> None:
+    classifier, matcher = packaged_classifier, Matcher(kb)
     ru = classifier.classify("Где найти руководство по регистрации территорий восстановления? FERM")
     picked = matcher.acknowledgement_resources(ru)
     assert 1 <= len(picked) <= 3
@@ -92,8 +92,8 @@ def test_resource_type_filter_and_reasons(kb) -> None:
     assert any("type funding suits the request" in m.reasons for m in funding)
 
 
-def test_example_roster_gives_every_classified_request_an_expert(kb) -> None:
-    classifier, matcher = build_classifier(kb), Matcher(kb)
+def test_example_roster_gives_every_classified_request_an_expert(kb, packaged_classifier) -> None:
+    classifier, matcher = packaged_classifier, Matcher(kb)
     for text in (
         "Нужен юрист по доступу к генетическим ресурсам",
         "gender analysis for our project in Khatlon",

@@ -37,14 +37,19 @@ _WORDS: dict[str, frozenset[str]] = {
     ),
     "uz-Latn": frozenset(
         "va uchun bormi kerak haqida biz siz qanday bilan boyicha mumkin iltimos assalomu alaykum salom "
-        "rahmat yordam hurmatli qilish".split()
+        "rahmat yordam hurmatli qilish bizning sizning kimga nima yoki emas boladi".split()
     ),
     "uz-Cyrl": frozenset(
         "ва учун борми керак ҳақида биз сиз қандай билан бўйича мумкин илтимос раҳмат".split()
     ),
     "tg": frozenset("ва барои дар оид аз ба кӣ чӣ мо шумо лозим аст ҳаст мешавад ташаккур".split()),
-    "az": frozenset("və üçün varmı lazımdır haqqında biz siz necə ilə üzrə salam təşəkkür".split()),
-    "tk": frozenset("üçin barmy gerek hakda nähili bilen boýunça sag boluň".split()),
+    # Azerbaijani and Turkmen are often typed without their letters (ucun for üçün): those forms too.
+    "az": frozenset(
+        "və üçün varmı lazımdır haqqında biz siz necə ilə üzrə salam təşəkkür "
+        "ve ucun varmi lazim lazimdir haqqinda nece necedir ile uzre tesekkur yoxdur bizim sizin hansi "
+        "kime".split()
+    ),
+    "tk": frozenset("üçin barmy gerek hakda nähili bilen boýunça sag boluň ucin nahili boyunca".split()),
     "be": frozenset("і ў што ці ёсць патрэбны патрэбна дзякуй дзень калі ласка гэта якія".split()),
     "ru": frozenset("и в на что как для есть ли нужен нужна здравствуйте спасибо это по".split()),
     "en": frozenset("the and for is are we need how what which please thanks hello our".split()),

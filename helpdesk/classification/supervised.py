@@ -12,6 +12,7 @@ the service needs no NumPy. Pure and deterministic.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from knowledge.models import KnowledgeBase
 
 OFF_TOPIC = 0  # the class of a message that is not a request for the Centre
 ROOTS_FOR_ALL = False  # roots of every request's words, not only of national-language ones
+CF_PAIRS = True  # the core-function model also reads neighbouring words (core_function_features)
 
 
 def stems(text: str, stemmer: Stemmer, ignored: frozenset[str] = frozenset()) -> frozenset[str]:
@@ -37,6 +39,21 @@ def stems(text: str, stemmer: Stemmer, ignored: frozenset[str] = frozenset()) ->
     if ROOTS_FOR_ALL or recognise_language(text) in NATIONAL:
         out.update(f for w in content if stemmer.stem(w) not in ignored for f in root_features(w))
     return frozenset(out)
+
+
+def word_pairs(text: str, stemmer: Stemmer) -> frozenset[str]:
+    """Neighbouring words, function words kept, as one feature each ("who+can", "кто+мочь").
+
+    What a request asks for (an expert, examples, a course) is often said by the words the stems leave out:
+    "who can", "examples of", "кто может", "есть ли опыт".
+    """
+    stemmed = [stemmer.stem(w) for w in words(text)]
+    return frozenset(f"{a}+{b}" for a, b in itertools.pairwise(stemmed))
+
+
+def core_function_features(text: str, content: frozenset[str], stemmer: Stemmer) -> frozenset[str]:
+    """What the core-function model reads: the content stems, and with CF_PAIRS the word pairs."""
+    return content | word_pairs(text, stemmer) if CF_PAIRS else content
 
 
 def greeting_stems(kb: KnowledgeBase, stemmer: Stemmer) -> frozenset[str]:
@@ -110,6 +127,9 @@ class LinearModel:
 class SupervisedScores:
     targets: dict[int, float]  # P(target | request), over the 23 targets and OFF_TOPIC
     core_functions: dict[int, float]  # P(core function | request), over the 11 functions
+    # How many of the request's features the target model was trained on: an opinion from one or two
+    # known words is worth less than one from a sentence (calibration.opinion_weight).
+    known: int = 0
 
     @property
     def off_topic(self) -> float:
@@ -133,7 +153,11 @@ class SupervisedScorer:
 
     def scores(self, text: str) -> SupervisedScores:
         feats = stems(text, self.stemmer, self.ignored)
-        return SupervisedScores(self.targets.probabilities(feats), self.core_functions.probabilities(feats))
+        known = sum(f in self.targets.weights for f in feats)
+        cf_feats = core_function_features(text, feats, self.stemmer)
+        return SupervisedScores(
+            self.targets.probabilities(feats), self.core_functions.probabilities(cf_feats), known
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {"targets": self.targets.to_json(), "core_functions": self.core_functions.to_json()}

@@ -16,11 +16,18 @@ from importlib.resources.abc import Traversable
 from typing import Any
 
 from helpdesk.classification.evaluate import LabelledItem, parse_labelled
-from helpdesk.classification.supervised import OFF_TOPIC, LinearModel, SupervisedScorer, greeting_stems, stems
+from helpdesk.classification.supervised import (
+    OFF_TOPIC,
+    LinearModel,
+    SupervisedScorer,
+    core_function_features,
+    greeting_stems,
+    stems,
+)
 from helpdesk.classification.text import Stemmer
 from knowledge import load_knowledge_base
 from knowledge.loader import packaged_data_dir
-from knowledge.models import KnowledgeBase
+from knowledge.models import KnowledgeBase, Target
 
 MODEL_FILE = "supervised_model.json"
 # Chosen by k-fold cross-validation on the training corpus + development part (bench/tune_fusion.py).
@@ -35,12 +42,24 @@ PRUNE = 0.3
 Document = tuple[frozenset[str], dict[int, float]]
 
 
-def training_set(directory: Traversable | None = None) -> list[LabelledItem]:
-    """Every labelled request of the directory's JSON Lines files, in file-name order (so training is
-    deterministic)."""
+def training_files(directory: Traversable | None = None) -> list[Traversable]:
+    """The directory's JSON Lines files in file-name order (so training is deterministic)."""
     root = directory if directory is not None else packaged_data_dir() / "training"
-    files = sorted((f for f in root.iterdir() if f.name.endswith(".jsonl")), key=lambda f: f.name)
-    return [item for f in files for item in parse_labelled(f.read_text("utf-8").splitlines(), f.name)]
+    return sorted((f for f in root.iterdir() if f.name.endswith(".jsonl")), key=lambda f: f.name)
+
+
+def training_set(directory: Traversable | None = None) -> list[LabelledItem]:
+    """Every labelled request of the directory's JSON Lines files."""
+    return [
+        item
+        for f in training_files(directory)
+        for item in parse_labelled(f.read_text("utf-8").splitlines(), f.name)
+    ]
+
+
+def official_text(target: Target) -> str:
+    """A target's official texts as the one labelled document the fit adds for it."""
+    return " . ".join((target.official_text_en, target.title_en, target.title_ru, *target.reference_texts))
 
 
 def packaged_model() -> dict[str, Any]:
@@ -79,11 +98,11 @@ def train(
             continue
         target_docs.append((feats, _labels(item.targets, secondary) or {OFF_TOPIC: 1.0}))
         if item.targets and item.core_functions:
-            cf_docs.append((feats, _labels(item.core_functions, secondary)))
+            cf_feats = core_function_features(item.text, feats, stemmer)
+            cf_docs.append((cf_feats, _labels(item.core_functions, secondary)))
     if official:
         for n, t in sorted(kb.targets.items()):
-            text = " . ".join((t.official_text_en, t.title_en, t.title_ru, *t.reference_texts))
-            target_docs.append((stems(text, stemmer, ignored), {n: official}))
+            target_docs.append((stems(official_text(t), stemmer, ignored), {n: official}))
     return SupervisedScorer(
         stemmer,
         fit(target_docs, (OFF_TOPIC, *sorted(kb.targets)), l2, prune),
