@@ -28,6 +28,7 @@ class Counted:
     def __init__(self) -> None:
         self.flushes = 0
         self.statements: list[str] = []
+        self.full: list[str] = []
 
 
 @contextmanager
@@ -39,6 +40,7 @@ def counting(engine: AsyncEngine) -> Iterator[Counted]:
 
     def on_execute(_c: Any, _cur: Any, statement: str, *_rest: Any) -> None:
         counted.statements.append(" ".join(statement.split()[:3]).upper())
+        counted.full.append(" ".join(statement.split()))
 
     event.listen(Session, "after_flush", on_flush)
     event.listen(engine.sync_engine, "before_cursor_execute", on_execute)
@@ -86,6 +88,10 @@ async def test_a_group_of_chats_is_written_by_one_flush(
         # One INSERT per table for the whole group (SQLite's ORM writes RETURNING rows one by one).
         assert counted.statements.count("INSERT INTO MESSAGES") == 1, counted.statements
         assert counted.statements.count("INSERT INTO TICKETS") == 1, counted.statements
+    # The duplicate check and the requester look-up read ahead for the whole group, one statement each.
+    selects = [s for s in counted.full if s.startswith("SELECT") and " JOIN " not in s]
+    assert len([s for s in selects if "FROM requesters" in s]) == 1, selects
+    assert len([s for s in selects if "FROM messages" in s and "channel_message_id" in s]) == 1, selects
     for result in results:
         assert await _count(desk, Message, Message.ticket_id == result.ticket_id) == 2  # inbound + receipt
         cards = await _count(

@@ -2,7 +2,8 @@
 
 Mail is received up to 50 messages in one transaction (``receive_batch``), and each message first asks the
 same three questions: is its channel id stored already (the duplicate check), which requester row is its
-sender, how many automatic mails did that sender get this hour. ``read_ahead`` asks them for the whole
+sender, how many automatic mails did that sender get this hour. A Telegram group commit asks the first two
+the same way (its requesters by Telegram user id). ``read_ahead`` asks them for the whole
 batch before the first message is received, one statement each, and keeps the answers in the
 transaction's memo.
 
@@ -46,6 +47,13 @@ async def read_ahead(
         for channel, channel_id, ticket_id in rows:
             if (channel, channel_id) in ids:
                 answers[("stored", (channel, channel_id))] = ticket_id
+    telegram_users = {m.sender.telegram_user_id for m in inbounds if m.sender.telegram_user_id is not None}
+    if telegram_users:
+        answers.update(dict.fromkeys((("telegram_requester", user) for user in telegram_users), None))
+        for requester in await session.scalars(
+            select(Requester).where(Requester.telegram_user_id.in_(telegram_users))
+        ):
+            answers[("telegram_requester", requester.telegram_user_id)] = requester
     emails = {
         m.sender.email.lower() for m in inbounds if m.sender.email and m.sender.telegram_user_id is None
     }

@@ -25,8 +25,10 @@ from helpdesk.db.transient import is_transient
 from helpdesk.db.writer_turns import writer_turn
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage
+from helpdesk.usecases.auto_replies import window_start
 from helpdesk.usecases.followup_question import Asked, Held, Joins, ask, hold
 from helpdesk.usecases.one_flush import OneFlush
+from helpdesk.usecases.read_ahead import read_ahead
 from helpdesk.usecases.receive import ReceiveResult, receive_in_session
 from helpdesk.usecases.self_service import followup_choices
 
@@ -93,6 +95,8 @@ async def _take_by_one_flush(
     outcomes: list[Taken | Exception] = []
     with session.no_autoflush:
         try:
+            if len(inbounds) > 1:
+                await read_ahead(session, inbounds, auto_replies_since=window_start())
             for inbound in inbounds:
                 await group.before(inbound)
                 taken = await take_in_session(desk, session, inbound)
