@@ -13,13 +13,14 @@ from sqlalchemy import event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
-from helpdesk.db.models import Message, OutboxItem, Requester, Ticket
+from helpdesk.db.models import Message, OutboxItem, Referral, Requester, Ticket
 from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage, Sender
+from helpdesk.usecases.followup_question import Asked, Held
 from helpdesk.usecases.receive import ReceiveResult, receive
 from helpdesk.usecases.receive_batch import receive_batch
-from helpdesk.usecases.take import take_together
+from helpdesk.usecases.take import take_message, take_together
 
 STAFF_CHAT = -1001234
 
@@ -149,3 +150,49 @@ async def test_two_messages_of_a_batch_on_one_ticket_queue_one_card(desk: Desk) 
     )
     assert waiting == 1
     assert await _count(desk, Message, Message.ticket_id == opened.ticket_id, Message.kind == "inbound") == 3
+
+
+async def test_a_group_reads_open_questions_and_offers_ahead_and_still_holds_and_answers(
+    desk: Desk, engine: AsyncEngine
+) -> None:
+    # A requester with two open tickets was asked which one their next message continues.
+    asker = Sender(name="Aigerim", telegram_user_id=8601, telegram_chat_id=8601, language="en")
+    for n, text in enumerate(["Wetlands monitoring methodology", "Invasive species in Lake Issyk-Kul"]):
+        await receive(desk, InboundMessage("telegram", f"8601:{900 + n}", asker, text, force_new=True))
+    asked = await take_message(desk, InboundMessage("telegram", "8601:1", asker, "any news?"))
+    assert isinstance(asked, Asked)
+    # An expert was offered a ticket in their Telegram chat.
+    referred = await receive(desk, mail(20, "aliya@eco.gov.kz"))
+    async with desk.sessions.begin() as session:
+        session.add(
+            Referral(
+                ticket_id=referred.ticket_id,
+                expert_id="tg-1",
+                channel="telegram",
+                recipient="8602",
+                language="ru",
+                created_by="test",
+            )
+        )
+    expert = Sender(name="Expert", telegram_user_id=8602, telegram_chat_id=8602, language="ru")
+    with counting(engine) as counted:
+        held, answered, new = await take_together(
+            desk,
+            [
+                InboundMessage("telegram", "8601:2", asker, "and one more thing"),
+                InboundMessage("telegram", "8602:1", expert, "Да, согласен"),
+                chat_message(8603),
+            ],
+        )
+    assert isinstance(held, Held) and held.token == asked.token, held
+    assert isinstance(answered, ReceiveResult) and answered.ticket_id == referred.ticket_id, answered
+    assert isinstance(new, ReceiveResult) and new.created, new
+    async with desk.sessions() as session:
+        [referral] = list(await session.scalars(select(Referral)))
+        assert referral.state == "accepted"
+    # Both were read for the whole group, one statement each.
+    selects = [s for s in counted.full if s.startswith("SELECT")]
+    assert (
+        len([s for s in selects if "FROM pending_choices " in s and "pending_choice_messages" not in s]) == 1
+    )
+    assert len([s for s in selects if "FROM referrals" in s and "referrals.recipient" in s]) == 1, selects
