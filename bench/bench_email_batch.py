@@ -9,7 +9,8 @@ receive, mark seen, send every receipt), timed inside a fresh process after its 
 settings, the database's migration check), divided by N; subtracting a separately timed start-up was too
 noisy on a shared machine. "Bare" is one aioimaplib session and one aiosmtplib connection doing
 the same I/O per mail: UID FETCH BODY.PEEK[], UID STORE +FLAGS (\\Seen), send one reply. JSON lines out,
-medians of the rounds; the ratio is ours / bare per mail.
+medians of the rounds; the ratio is ours / bare per mail; ours' statements and ORM flushes per mail
+(``intake_statements_per_mail``, ``intake_flushes_per_mail``, ``receipt_statements_per_mail``).
 
 Memory (SQLite): a real `helpdesk run` with M mails waiting; its RSS when 1k, 5k and M of them are ticketed.
 Runs against any checkout whose `helpdesk` CLI is on this interpreter (so before and after compare).
@@ -147,8 +148,23 @@ async def cli(env: dict[str, str], cwd: str, *args: str) -> float:
 # receipt sent. Works on checkouts before the batch intake too (poll_email_once(runtime) there).
 POLL_ONCE = r"""
 import asyncio, json, time
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 from helpdesk.config import Settings
 from helpdesk.service import open_runtime
+
+# Statements (before_cursor_execute on every engine; PostgreSQL's BEGIN/COMMIT are not among them) and ORM
+# flushes, counted apart for intake and for the receipts.
+counts = {"statements": 0, "flushes": 0}
+
+def counter(key):
+    def count(*_):
+        counts[key] += 1
+    return count
+
+event.listen(Engine, "before_cursor_execute", counter("statements"))
+event.listen(Session, "after_flush", counter("flushes"))
 
 async def main():
     async with open_runtime(Settings.from_env()) as runtime:
@@ -164,20 +180,24 @@ async def main():
             from helpdesk.email.parser_process import GuardedParser
             parser = runtime.mail_parser = GuardedParser()
         await parser.parse(b"From: a@b.example\r\nMessage-ID: <warm@b.example>\r\n\r\nwarm")
+        counts.update(statements=0, flushes=0)
         started = time.perf_counter()
         result = await poll()
         polled = time.perf_counter()
+        intake = dict(counts)
         while await runtime.worker.deliver_due():
             pass
         seconds = time.perf_counter() - started
         print(json.dumps({"seconds": seconds, "receipts_seconds": time.perf_counter() - polled,
-                          "committed": result.committed}))
+                          "committed": result.committed, "intake_statements": intake["statements"],
+                          "intake_flushes": intake["flushes"],
+                          "receipt_statements": counts["statements"] - intake["statements"]}))
 
 asyncio.run(main())
 """
 
 
-async def poll_once_timed(env: dict[str, str], cwd: str) -> tuple[float, float, int]:
+async def poll_once_timed(env: dict[str, str], cwd: str) -> tuple[float, float, int, dict[str, int]]:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-c", POLL_ONCE, env=env, cwd=cwd,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -186,7 +206,8 @@ async def poll_once_timed(env: dict[str, str], cwd: str) -> tuple[float, float, 
     if process.returncode != 0:
         raise RuntimeError(f"poll once: {process.returncode}\n{err.decode()[-2000:]}")
     data = json.loads(out.decode().strip().splitlines()[-1])
-    return float(data["seconds"]), float(data["receipts_seconds"]), int(data["committed"])
+    counted = {k: int(data[k]) for k in ("intake_statements", "intake_flushes", "receipt_statements")}
+    return float(data["seconds"]), float(data["receipts_seconds"]), int(data["committed"]), counted
 
 
 async def speed(kind: str, count: int, rounds: int) -> None:
@@ -201,6 +222,7 @@ async def speed(kind: str, count: int, rounds: int) -> None:
             # the delivery worker's claims and marks on our side).
             bare_intake_ms: list[float] = []
             ours_intake_ms: list[float] = []
+            totals: dict[str, int] = {}
             for _ in range(rounds):
                 await append_all(imap, fresh_mails(count), BARE_FOLDER)
                 seconds, sending, done = await bare(imap, smtp)
@@ -209,7 +231,9 @@ async def speed(kind: str, count: int, rounds: int) -> None:
                 bare_intake_ms.append((seconds - sending) / count * 1000)
                 await append_all(imap, fresh_mails(count))
                 before = len(smtp.messages)
-                seconds, receipts_seconds, committed = await poll_once_timed(env, cwd)
+                seconds, receipts_seconds, committed, counted = await poll_once_timed(env, cwd)
+                for key, value in counted.items():
+                    totals[key] = totals.get(key, 0) + value
                 receipts = len(smtp.messages) - before
                 assert committed == count and receipts == count, (committed, receipts)
                 ours_ms.append(seconds / count * 1000)
@@ -227,6 +251,7 @@ async def speed(kind: str, count: int, rounds: int) -> None:
                 bare_intake_ms_per_mail=[round(v, 2) for v in bare_intake_ms],
                 ours_intake_ms_per_mail=[round(v, 2) for v in ours_intake_ms],
                 intake_ratio=round(statistics.median(ours_intake_ms) / statistics.median(bare_intake_ms), 2),
+                **{f"{key}_per_mail": round(value / (count * rounds), 2) for key, value in totals.items()},
             )
 
 

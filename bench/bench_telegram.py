@@ -16,7 +16,9 @@ that answers it (``reply_parameters.message_id``), both read from the stand-in's
 
 Rounds alternate which side runs first so warm-up and machine noise fall on both. One JSON line per
 database at the end: {"bench": "telegram_ack", "database", "chats", "messages", "desk_median_ms",
-"desk_p95_ms", "echo_median_ms", "echo_p95_ms", "median_ratio", "p95_ratio", "commits_per_message"}.
+"desk_p95_ms", "echo_median_ms", "echo_p95_ms", "median_ratio", "p95_ratio", "commits_per_message",
+"flushes_per_message", "statements_per_message", "desk_cpu_ms_per_message"} (``--statements`` adds the
+statements by kind and table).
 """
 
 from __future__ import annotations
@@ -25,10 +27,13 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import secrets
 import statistics
 import sys
 import tempfile
+import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -38,6 +43,7 @@ os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 
 import asyncpg
 from sqlalchemy import event
+from sqlalchemy.orm import Session
 from telegram import Update
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
@@ -118,17 +124,49 @@ async def echo_round(chats: int, messages: int) -> list[float]:
 
 
 class Commits:
-    """Commits the engine makes (SQLAlchemy's commit event), for commits per message."""
+    """What the engine does for a round: commits (SQLAlchemy's commit event), statements by kind and table
+    (``before_cursor_execute``, BEGIN/COMMIT of PostgreSQL not among them), ORM flushes, process CPU."""
 
     def __init__(self, engine: Any) -> None:
         self.count = 0
+        self.flushes = 0
+        self.statements: Counter[str] = Counter()
+        self.cpu = 0.0
         event.listen(engine.sync_engine, "commit", self._on_commit)
+        event.listen(engine.sync_engine, "before_cursor_execute", self._on_execute)
+        event.listen(Session, "after_flush", self._on_flush)
+
+    def reset(self) -> None:
+        self.count = self.flushes = 0
+        self.statements.clear()
+        self.cpu = time.process_time()
+
+    def close(self) -> None:
+        self.cpu = time.process_time() - self.cpu
+        event.remove(Session, "after_flush", self._on_flush)
 
     def _on_commit(self, _connection: Any) -> None:
         self.count += 1
 
+    def _on_flush(self, *_: Any) -> None:
+        self.flushes += 1
 
-async def desk_round(chats: int, messages: int, database_url: str) -> tuple[list[float], int]:
+    def _on_execute(self, _conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        self.statements[_kind(statement)] += 1
+
+
+def _kind(statement: str) -> str:
+    """``INSERT messages``, ``SELECT outbox``…: the verb and the first table named."""
+    words = statement.split()
+    verb = words[0].upper() if words else "?"
+    table = next((w for w in (m.group(1) for m in _TABLE.finditer(statement)) if w), "")
+    return f"{verb} {table}".strip()
+
+
+_TABLE = re.compile(r"\b(?:FROM|INTO|UPDATE|JOIN)\s+\"?([a-z_]+)", re.IGNORECASE)
+
+
+async def desk_round(chats: int, messages: int, database_url: str) -> tuple[list[float], Commits]:
     engine = make_engine(database_url)
     commits = Commits(engine)
     try:
@@ -151,9 +189,10 @@ async def desk_round(chats: int, messages: int, database_url: str) -> tuple[list
                 tasks = [asyncio.create_task(worker.run(stop)), asyncio.create_task(intake.run(stop))]
                 await start_polling(app, poll_timeout=1)
                 try:
-                    commits.count = 0
+                    commits.reset()
                     latencies = await _steady_load(api, chats, messages, 600)
-                    return latencies, commits.count
+                    commits.close()
+                    return latencies, commits
                 finally:
                     await stop_application(app)
                     stop.set()
@@ -194,7 +233,9 @@ def summary(name: str, values: list[float]) -> str:
 async def bench(database: str, args: argparse.Namespace) -> None:
     desk_all: list[float] = []
     echo_all: list[float] = []
-    commits = 0
+    commits = flushes = 0
+    cpu = 0.0
+    statements: Counter[str] = Counter()
     for round_number in range(args.rounds):
         async with fresh_database(database, args.postgres) as url:
             # Alternate which side runs first so warm-up and machine noise fall on both.
@@ -202,7 +243,10 @@ async def bench(database: str, args: argparse.Namespace) -> None:
                 if side == "desk":
                     values, made = await desk_round(args.chats, args.messages, url)
                     desk_all.extend(values)
-                    commits += made
+                    commits += made.count
+                    flushes += made.flushes
+                    cpu += made.cpu
+                    statements.update(made.statements)
                 else:
                     values = await echo_round(args.chats, args.messages)
                     echo_all.extend(values)
@@ -223,7 +267,15 @@ async def bench(database: str, args: argparse.Namespace) -> None:
         "median_ratio": round(statistics.median(desk_all) / statistics.median(echo_all), 2),
         "p95_ratio": round(percentile(desk_all, 0.95) / percentile(echo_all, 0.95), 2),
         "commits_per_message": round(commits / len(desk_all), 2),
+        "flushes_per_message": round(flushes / len(desk_all), 2),
+        "statements_per_message": round(sum(statements.values()) / len(desk_all), 2),
+        # The whole process: desk, delivery worker, PTB and the Bot API stand-in.
+        "desk_cpu_ms_per_message": round(cpu * 1000 / len(desk_all), 2),
     }
+    if args.statements:
+        record["statements"] = {
+            kind: round(n / len(desk_all), 2) for kind, n in sorted(statements.items(), key=lambda kv: -kv[1])
+        }
     print(json.dumps(record), flush=True)
 
 
@@ -234,6 +286,7 @@ async def main() -> int:
     parser.add_argument("--chats", type=int, default=20)
     parser.add_argument("--messages", type=int, default=10, help="messages per chat")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--statements", action="store_true", help="list statements per message by kind")
     parser.add_argument(
         "--databases", nargs="+", default=["sqlite", "postgresql"], choices=["sqlite", "postgresql"]
     )

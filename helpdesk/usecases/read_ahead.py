@@ -2,7 +2,9 @@
 
 Mail is received up to 50 messages in one transaction (``receive_batch``), and each message first asks the
 same three questions: is its channel id stored already (the duplicate check), which requester row is its
-sender, how many automatic mails did that sender get this hour. ``read_ahead`` asks them for the whole
+sender, how many automatic mails did that sender get this hour. A Telegram group commit asks the first two
+the same way, and two of its own: the "which ticket?" question open in the sender's chat, the referral
+offered to the sender (its requesters by Telegram user id). ``read_ahead`` asks them for the whole
 batch before the first message is received, one statement each, and keeps the answers in the
 transaction's memo.
 
@@ -22,7 +24,7 @@ from typing import Any, Final
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from helpdesk.db.models import AutoReply, Message, Requester
+from helpdesk.db.models import AutoReply, Message, PendingChoice, Referral, Requester
 from helpdesk.db.transaction_memo import transaction_values
 from helpdesk.messages import InboundMessage
 
@@ -46,6 +48,9 @@ async def read_ahead(
         for channel, channel_id, ticket_id in rows:
             if (channel, channel_id) in ids:
                 answers[("stored", (channel, channel_id))] = ticket_id
+    telegram_users = {m.sender.telegram_user_id for m in inbounds if m.sender.telegram_user_id is not None}
+    if telegram_users:
+        await _read_telegram(session, inbounds, telegram_users, answers)
     emails = {
         m.sender.email.lower() for m in inbounds if m.sender.email and m.sender.telegram_user_id is None
     }
@@ -65,6 +70,39 @@ async def read_ahead(
         for recipient, count in counts:
             answers[("auto_replies", recipient)] = count
     transaction_values(session)[_KEY] = answers
+
+
+async def _read_telegram(
+    session: AsyncSession,
+    inbounds: Sequence[InboundMessage],
+    users: set[int],
+    answers: dict[tuple[str, Any], Any],
+) -> None:
+    """A Telegram group's look-ups: each sender's requester row, the "which ticket?" question open in their
+    chat, and the referral offered to them (a message from the expert answers it)."""
+    answers.update(dict.fromkeys((("telegram_requester", user) for user in users), None))
+    for requester in await session.scalars(select(Requester).where(Requester.telegram_user_id.in_(users))):
+        answers[("telegram_requester", requester.telegram_user_id)] = requester
+    chats = {(m.sender.telegram_user_id, m.sender.telegram_chat_id) for m in inbounds}
+    answers.update(dict.fromkeys((("open_question", chat) for chat in chats), None))
+    for question in await session.scalars(
+        select(PendingChoice).where(PendingChoice.telegram_user_id.in_(users))
+    ):
+        key = ("open_question", (question.telegram_user_id, question.telegram_chat_id))
+        if key in answers:
+            answers[key] = question
+    answers.update(dict.fromkeys((("telegram_offer", str(user)) for user in users), None))
+    offers = await session.scalars(
+        select(Referral)
+        .where(
+            Referral.channel == "telegram",
+            Referral.recipient.in_([str(user) for user in users]),
+            Referral.state == "offered",
+        )
+        .order_by(Referral.id)
+    )
+    for referral in offers.unique():  # oldest first, so the newest offer to each expert is the one kept
+        answers[("telegram_offer", referral.recipient)] = referral
 
 
 def answered(session: AsyncSession, question: str, key: Any) -> Any:

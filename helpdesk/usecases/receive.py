@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
@@ -22,6 +23,8 @@ from helpdesk.usecases.email_rules import after_stored, relay_staff_mail
 from helpdesk.usecases.introductions import record_consent
 from helpdesk.usecases.knowledge_state import current_triage
 from helpdesk.usecases.numbering import next_reference
+from helpdesk.usecases.one_flush import before_touching
+from helpdesk.usecases.one_flush import current as one_flush
 from helpdesk.usecases.read_ahead import NOT_READ, answered
 from helpdesk.usecases.referral_load import matching_load
 from helpdesk.usecases.referrals import record_expert_message
@@ -35,10 +38,16 @@ SUBJECT_LIMIT = 300
 @dataclass(frozen=True, slots=True)
 class ReceiveResult:
     reference: str
-    ticket_id: int
+    ticket: Ticket = field(repr=False, compare=False)
     created: bool
     duplicate: bool = False
     reopened: bool = False
+
+    @property
+    def ticket_id(self) -> int:
+        # Read from the row, not copied into the result: in a group written by one flush a new ticket has
+        # its id only once the group is written, which is before anybody is answered.
+        return self.ticket.id
 
 
 async def receive(desk: Desk, inbound: InboundMessage) -> ReceiveResult:
@@ -53,19 +62,30 @@ async def receive_in_session(desk: Desk, session: AsyncSession, inbound: Inbound
     """The whole of receiving inside the caller's transaction (group commit, tests); the caller commits.
 
     Reads first, writes last: what the message adds (requester, ticket, message, audit, acknowledgement,
-    outbox) is linked as objects and written by one flush at the end, each table's rows in one batch."""
+    outbox) is linked as objects and written by one flush at the end, each table's rows in one batch. In a
+    group written by one flush (:mod:`helpdesk.usecases.one_flush`) that flush is the group's, and what
+    needs the rows' ids (consent, staff card, notifications) runs after it."""
     composer = desk.composer(inbound.channel)  # an unknown channel is refused before anything is stored
     with session.no_autoflush:
         outcome = await _receive(desk, session, composer, inbound)
     if isinstance(outcome, ReceiveResult):
         return outcome
     received, reopened = outcome
+    ticket = received.ticket
+    result = ReceiveResult(ticket.reference, ticket, created=received.created, reopened=reopened)
+    group = one_flush(session)
+    if group is not None:
+        group.later(ticket, partial(_after_written, desk, session, received))
+        return result
     await session.flush()
+    await _after_written(desk, session, received)
+    return result
+
+
+async def _after_written(desk: Desk, session: AsyncSession, received: events.MessageReceived) -> None:
     if received.sender_role == "requester" and received.moves_ticket:
         await record_consent(desk, session, received.ticket, received.inbound)
     await events.record(desk, session, received)
-    ticket = received.ticket
-    return ReceiveResult(ticket.reference, ticket.id, created=received.created, reopened=reopened)
 
 
 async def _receive(
@@ -81,13 +101,14 @@ async def _receive(
         )
     if seen is not None:
         ticket = await session.get_one(Ticket, seen)
-        return ReceiveResult(ticket.reference, ticket.id, created=False, duplicate=True)
+        return ReceiveResult(ticket.reference, ticket, created=False, duplicate=True)
 
     referral = await find_referral(session, inbound)
     if referral is not None:
         # An expert's answer joins the referred ticket for staff only: no requester row, no receipt.
+        await before_touching(session, [referral.ticket])
         await record_expert_message(desk, session, referral, inbound)
-        return ReceiveResult(referral.ticket.reference, referral.ticket_id, created=False)
+        return ReceiveResult(referral.ticket.reference, referral.ticket, created=False)
 
     language = detect_reply_language(
         inbound.text_for_classification or inbound.subject or "", inbound.sender.language
@@ -99,7 +120,7 @@ async def _receive(
     if thread.staff_ticket is not None:
         await relay_staff_mail(desk, session, thread.staff_ticket, inbound)
         await session.flush()
-        return ReceiveResult(thread.staff_ticket.reference, thread.staff_ticket.id, created=False)
+        return ReceiveResult(thread.staff_ticket.reference, thread.staff_ticket, created=False)
     ticket = thread.ticket
     actor = composer.actor(inbound)
     crowded: list[Ticket] = []
@@ -107,6 +128,7 @@ async def _receive(
         crowded = await _open_tickets_at_cap(desk, session, requester, inbound)
         if crowded:
             ticket = crowded[0]  # nothing is lost: the message joins their most recent open request
+            await before_touching(session, [ticket])
 
     resources: tuple[dict[str, str], ...] = ()
     if ticket is None:

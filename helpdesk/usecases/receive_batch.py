@@ -1,7 +1,8 @@
 """Receive several inbound messages in one transaction (one fsync'd commit).
 
-The batch is first received without a SAVEPOINT per message: that costs two round trips and a flush per
-message, and almost every batch goes in whole. When one message is refused (a bug on odd input, a unique
+The batch is first received without a SAVEPOINT per message (a SAVEPOINT costs two round trips and a
+flush per message) and its rows written by one flush (:mod:`helpdesk.usecases.one_flush`): almost every
+batch goes in whole. When one message is refused (a bug on odd input, a unique
 clash with another process) that transaction is rolled back and the batch received again with a SAVEPOINT
 each, so the refused message rolls back alone and the others commit. An error that ends the transaction
 itself (the connection lost, the database locked) is raised as ``BatchAborted`` with nothing committed,
@@ -23,6 +24,7 @@ from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage
 from helpdesk.usecases.auto_replies import window_start
 from helpdesk.usecases.numbering import count_in_memory, settle
+from helpdesk.usecases.one_flush import OneFlush
 from helpdesk.usecases.read_ahead import read_ahead
 from helpdesk.usecases.receive import ReceiveResult, receive_in_session
 
@@ -68,16 +70,17 @@ async def _receive_together(
             if len(inbounds) > 1:
                 await read_ahead(session, inbounds, auto_replies_since=window_start())
                 count_in_memory(session)
-            for inbound in inbounds:
-                try:
-                    work = partial(receive_one, desk, session, inbound)
-                    outcomes.append(await in_unit(session, savepoints, work))
-                except Exception as exc:
-                    if is_transient(exc):
-                        raise BatchAborted(len(outcomes), exc) from exc
-                    if not savepoints:
-                        raise Refused(exc) from exc
-                    outcomes.append(exc)
+            if savepoints:
+                for inbound in inbounds:
+                    try:
+                        work = partial(receive_one, desk, session, inbound)
+                        outcomes.append(await in_unit(session, True, work))
+                    except Exception as exc:
+                        if is_transient(exc):
+                            raise BatchAborted(len(outcomes), exc) from exc
+                        outcomes.append(exc)
+            else:
+                outcomes = await _receive_by_one_flush(desk, session, inbounds, receive_one)
             await settle(session)  # the ticket numbers counted in memory, before the commit
     except (BatchAborted, Refused):
         raise
@@ -85,4 +88,31 @@ async def _receive_together(
         if not is_transient(exc):
             raise
         raise BatchAborted(None, exc) from exc
+    return outcomes
+
+
+async def _receive_by_one_flush(
+    desk: Desk, session: AsyncSession, inbounds: Sequence[InboundMessage], receive_one: ReceiveInSession
+) -> list[ReceiveResult | Exception]:
+    """The batch's rows written by one flush (:mod:`helpdesk.usecases.one_flush`); a mail refused, or
+    that flush, refuses the run (``Refused``), which then runs again with a SAVEPOINT each."""
+    group = OneFlush(session)
+    outcomes: list[ReceiveResult | Exception] = []
+    with session.no_autoflush:
+        for inbound in inbounds:
+            try:
+                await group.before(inbound)
+                result = await receive_one(desk, session, inbound)
+            except Exception as exc:
+                if is_transient(exc):
+                    raise BatchAborted(len(outcomes), exc) from exc
+                raise Refused(exc) from exc
+            group.taken(inbound, result.ticket)
+            outcomes.append(result)
+        try:
+            await group.write()
+        except Exception as exc:
+            if is_transient(exc):
+                raise BatchAborted(None, exc) from exc
+            raise Refused(exc) from exc
     return outcomes

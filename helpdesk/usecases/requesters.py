@@ -13,8 +13,13 @@ from helpdesk.usecases.read_ahead import NOT_READ, answered
 async def find_or_create_requester(session: AsyncSession, sender: Sender, language: str) -> Requester:
     requester: Requester | None = None
     if sender.telegram_user_id is not None:
-        requester = await session.scalar(
-            select(Requester).where(Requester.telegram_user_id == sender.telegram_user_id)
+        ahead = answered(session, "telegram_requester", sender.telegram_user_id)
+        requester = (
+            ahead
+            if ahead is not NOT_READ
+            else await session.scalar(
+                select(Requester).where(Requester.telegram_user_id == sender.telegram_user_id)
+            )
         )
     elif sender.email:
         ahead = answered(session, "requester", sender.email.lower())

@@ -35,7 +35,9 @@ UNVERIFIED_SENDER_TAG = "unverified-sender"
 
 async def claims_staff(desk: Desk, session: AsyncSession, inbound: InboundMessage) -> bool:
     """The sender address is a staff address (which by itself proves nothing)."""
-    return (inbound.sender.email or "").lower() in await staff_emails(desk, session)
+    address = (inbound.sender.email or "").lower()
+    # A sender without an address (a Telegram user) claims nothing: no need to read the staff accounts.
+    return bool(address) and address in await staff_emails(desk, session)
 
 
 def server_vouches(inbound: InboundMessage) -> bool:

@@ -7,7 +7,7 @@ already confirmed, and the question is asked about the tickets as the receiving 
 conversation itself is declared in :mod:`helpdesk.usecases.followup_question`.
 
 Messages of different chats arriving together are taken together (:func:`take_together`): one commit
-for all of them, a SAVEPOINT each only once one of them failed.
+for all of them, their rows written by one flush, a SAVEPOINT each only once one of them failed.
 """
 
 from __future__ import annotations
@@ -25,7 +25,10 @@ from helpdesk.db.transient import is_transient
 from helpdesk.db.writer_turns import writer_turn
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage
+from helpdesk.usecases.auto_replies import window_start
 from helpdesk.usecases.followup_question import Asked, Held, Joins, ask, hold
+from helpdesk.usecases.one_flush import OneFlush
+from helpdesk.usecases.read_ahead import read_ahead
 from helpdesk.usecases.receive import ReceiveResult, receive_in_session
 from helpdesk.usecases.self_service import followup_choices
 
@@ -65,22 +68,45 @@ async def take_together(desk: Desk, inbounds: Sequence[InboundMessage]) -> list[
 async def _take_together(
     desk: Desk, inbounds: Sequence[InboundMessage], *, savepoints: bool
 ) -> list[Taken | Exception]:
-    outcomes: list[Taken | Exception] = []
     async with writer_turn(desk.sessions), desk.sessions() as session, session.begin():
         await begin_for_savepoints(session)
+        if not savepoints:
+            return await _take_by_one_flush(desk, session, inbounds)
+        outcomes: list[Taken | Exception] = []
         for inbound in inbounds:
             try:
-                outcomes.append(
-                    await in_unit(session, savepoints, partial(take_in_session, desk, session, inbound))
-                )
+                work = partial(take_in_session, desk, session, inbound)
+                outcomes.append(await in_unit(session, True, work))
             except Exception as exc:
                 if is_transient(exc):
                     raise
-                if not savepoints:
-                    raise Refused(exc) from exc
                 outcomes.append(exc)
                 # What the failed member loaded may be half-changed: later members read afresh.
                 session.expunge_all()
+        return outcomes
+
+
+async def _take_by_one_flush(
+    desk: Desk, session: AsyncSession, inbounds: Sequence[InboundMessage]
+) -> list[Taken | Exception]:
+    """The group's rows written by one flush (:mod:`helpdesk.usecases.one_flush`); any member failing,
+    or that flush, refuses the whole run (``Refused``), which then runs again with a SAVEPOINT each."""
+    group = OneFlush(session)
+    outcomes: list[Taken | Exception] = []
+    with session.no_autoflush:
+        try:
+            if len(inbounds) > 1:
+                await read_ahead(session, inbounds, auto_replies_since=window_start())
+            for inbound in inbounds:
+                await group.before(inbound)
+                taken = await take_in_session(desk, session, inbound)
+                group.taken(inbound, taken.ticket if isinstance(taken, ReceiveResult) else None)
+                outcomes.append(taken)
+            await group.write()
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            raise Refused(exc) from exc
     return outcomes
 
 

@@ -42,6 +42,8 @@ from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage
 from helpdesk.references import REFERENCE_RE, find_reference
 from helpdesk.usecases.merge import surviving
+from helpdesk.usecases.one_flush import before_touching
+from helpdesk.usecases.read_ahead import NOT_READ, answered
 from helpdesk.usecases.referral_tokens import reply_key, reply_token_proves, reply_token_referral
 from helpdesk.usecases.reply_addresses import token_ticket_id
 from helpdesk.usecases.staff_mail import claims_staff, server_vouches, staff_proof
@@ -282,12 +284,16 @@ async def _referral_chat(session: AsyncSession, inbound: InboundMessage) -> list
     user = inbound.sender.telegram_user_id
     if user is None or inbound.channel != "telegram":
         return []
-    referral = await session.scalar(
-        select(Referral)
-        .where(Referral.channel == "telegram", Referral.recipient == str(user), Referral.state == "offered")
-        .order_by(Referral.id.desc())
-        .limit(1)
-    )
+    referral = answered(session, "telegram_offer", str(user))
+    if referral is NOT_READ:
+        referral = await session.scalar(
+            select(Referral)
+            .where(
+                Referral.channel == "telegram", Referral.recipient == str(user), Referral.state == "offered"
+            )
+            .order_by(Referral.id.desc())
+            .limit(1)
+        )
     return [referral] if referral is not None else []
 
 
@@ -330,6 +336,8 @@ async def find_thread(
         return Thread()
     context = Context(desk, session, inbound, requester)
     found = await candidates(context)
+    # Another message of this transaction may have changed one of them, its rows not yet written.
+    await before_touching(session, found)
     # A staff address the Centre's own server vouches for is a staff member even on a ticket they do not
     # answer as staff (their own request, say); anything else from a staff address is unproven so far.
     unverified_staff = await claims_staff(desk, session, inbound) and not server_vouches(inbound)

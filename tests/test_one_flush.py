@@ -1,0 +1,201 @@
+"""A group's rows written by one flush (helpdesk/usecases/one_flush.py): a Telegram group commit and a mail
+batch flush once, not once per message, and a message that must read an earlier one's rows still does."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import event, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import Session
+
+from helpdesk.db.models import Message, OutboxItem, Referral, Requester, Ticket
+from helpdesk.db.types import utcnow
+from helpdesk.desk import Desk
+from helpdesk.messages import InboundMessage, Sender
+from helpdesk.usecases.followup_question import Asked, Held
+from helpdesk.usecases.receive import ReceiveResult, receive
+from helpdesk.usecases.receive_batch import receive_batch
+from helpdesk.usecases.take import take_message, take_together
+
+STAFF_CHAT = -1001234
+
+
+class Counted:
+    def __init__(self) -> None:
+        self.flushes = 0
+        self.statements: list[str] = []
+        self.full: list[str] = []
+
+
+@contextmanager
+def counting(engine: AsyncEngine) -> Iterator[Counted]:
+    counted = Counted()
+
+    def on_flush(*_: Any) -> None:
+        counted.flushes += 1
+
+    def on_execute(_c: Any, _cur: Any, statement: str, *_rest: Any) -> None:
+        counted.statements.append(" ".join(statement.split()[:3]).upper())
+        counted.full.append(" ".join(statement.split()))
+
+    event.listen(Session, "after_flush", on_flush)
+    event.listen(engine.sync_engine, "before_cursor_execute", on_execute)
+    try:
+        yield counted
+    finally:
+        event.remove(Session, "after_flush", on_flush)
+        event.remove(engine.sync_engine, "before_cursor_execute", on_execute)
+
+
+def chat_message(chat: int) -> InboundMessage:
+    sender = Sender(name=f"Chat {chat}", telegram_user_id=chat, telegram_chat_id=chat, language="en")
+    return InboundMessage("telegram", f"{chat}:1", sender, "We need help with our protected area plan")
+
+
+def mail(n: int, sender: str, *, subject: str = "Wetland inventory", **kw: Any) -> InboundMessage:
+    return InboundMessage(
+        channel="email",
+        channel_message_id=f"<flush.{n}@example.org>",
+        sender=Sender(name=sender.split("@")[0], email=sender),
+        subject=subject,
+        text="Our ministry needs guidance on the inventory of wetlands under target 2.",
+        **kw,
+    )
+
+
+async def _count(desk: Desk, model: type, *where: Any) -> int:
+    async with desk.sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+async def test_a_group_of_chats_is_written_by_one_flush(
+    desk: Desk, engine: AsyncEngine, database_url: str
+) -> None:
+    # A Telegram-only desk (no mail, so no staff notification mails to address).
+    desk = replace(desk, staff_telegram_chat_id=STAFF_CHAT, mail_from=None)
+    chats = [7100 + n for n in range(6)]
+    with counting(engine) as counted:
+        outcomes = await take_together(desk, [chat_message(chat) for chat in chats])
+    results = [o for o in outcomes if isinstance(o, ReceiveResult)]
+    assert len(results) == len(chats) and all(r.created for r in results), outcomes
+    assert len({r.ticket_id for r in results}) == len(chats) and None not in {r.ticket_id for r in results}
+    # The rows of six messages, then the six cards queued once they had ids: two flushes, not one per message.
+    assert counted.flushes == 2, counted.flushes
+    if database_url.startswith("postgresql"):
+        # One INSERT per table for the whole group (SQLite's ORM writes RETURNING rows one by one).
+        assert counted.statements.count("INSERT INTO MESSAGES") == 1, counted.statements
+        assert counted.statements.count("INSERT INTO TICKETS") == 1, counted.statements
+    # The duplicate check and the requester look-up read ahead for the whole group, one statement each.
+    selects = [s for s in counted.full if s.startswith("SELECT") and " JOIN " not in s]
+    assert len([s for s in selects if "FROM requesters" in s]) == 1, selects
+    assert len([s for s in selects if "FROM messages" in s and "channel_message_id" in s]) == 1, selects
+    # A Telegram sender has no address to claim staff with: the staff accounts are not read.
+    assert not [s for s in selects if "FROM staff_accounts" in s], selects
+    for result in results:
+        assert await _count(desk, Message, Message.ticket_id == result.ticket_id) == 2  # inbound + receipt
+        cards = await _count(
+            desk, OutboxItem, OutboxItem.ticket_id == result.ticket_id, OutboxItem.message_id.is_(None)
+        )
+        assert cards == 1
+
+
+async def test_a_batch_message_reads_what_an_earlier_one_of_the_batch_wrote(desk: Desk) -> None:
+    outcomes = await receive_batch(
+        desk,
+        [
+            mail(1, "aliya@eco.gov.kz"),
+            mail(2, "bakyt@nature.kg", cc=("chyngyz@nature.kg",)),
+            # The same new sender again, answering their own first mail: one requester, the same ticket.
+            mail(
+                3, "aliya@eco.gov.kz", subject="Re: Wetland inventory", replies_to=("<flush.1@example.org>",)
+            ),
+            # Someone the second mail copied in answers it: a participant of that ticket already.
+            mail(
+                4, "chyngyz@nature.kg", subject="Re: Wetland inventory", replies_to=("<flush.2@example.org>",)
+            ),
+        ],
+    )
+    first, second, third, fourth = outcomes
+    assert isinstance(first, ReceiveResult) and isinstance(second, ReceiveResult), outcomes
+    assert isinstance(third, ReceiveResult) and isinstance(fourth, ReceiveResult), outcomes
+    assert first.created and second.created and not third.created and not fourth.created
+    assert third.ticket_id == first.ticket_id and fourth.ticket_id == second.ticket_id
+    assert await _count(desk, Requester, Requester.email == "aliya@eco.gov.kz") == 1
+    assert await _count(desk, Ticket) == 2
+
+
+async def test_two_messages_of_a_batch_on_one_ticket_queue_one_card(desk: Desk) -> None:
+    desk = replace(desk, staff_telegram_chat_id=STAFF_CHAT)
+    opened = await receive(desk, mail(10, "aliya@eco.gov.kz", cc=("dana@eco.gov.kz",)))
+    async with desk.sessions.begin() as session:  # its first card posted long ago: the next is a new item
+        await session.execute(
+            update(OutboxItem).values(status="sent", sent_at=utcnow() - timedelta(hours=1), attempts=1)
+        )
+    tagged = f"Re: [{opened.reference}] Wetland inventory"
+    outcomes = await receive_batch(
+        desk,
+        [mail(11, "aliya@eco.gov.kz", subject=tagged), mail(12, "dana@eco.gov.kz", subject=tagged)],
+    )
+    assert all(isinstance(o, ReceiveResult) and o.ticket_id == opened.ticket_id for o in outcomes), outcomes
+    # The second read the first's card, still waiting: the burst is one card, as when received one by one.
+    waiting = await _count(
+        desk,
+        OutboxItem,
+        OutboxItem.ticket_id == opened.ticket_id,
+        OutboxItem.message_id.is_(None),
+        OutboxItem.channel == "telegram",
+        OutboxItem.status == "pending",
+    )
+    assert waiting == 1
+    assert await _count(desk, Message, Message.ticket_id == opened.ticket_id, Message.kind == "inbound") == 3
+
+
+async def test_a_group_reads_open_questions_and_offers_ahead_and_still_holds_and_answers(
+    desk: Desk, engine: AsyncEngine
+) -> None:
+    # A requester with two open tickets was asked which one their next message continues.
+    asker = Sender(name="Aigerim", telegram_user_id=8601, telegram_chat_id=8601, language="en")
+    for n, text in enumerate(["Wetlands monitoring methodology", "Invasive species in Lake Issyk-Kul"]):
+        await receive(desk, InboundMessage("telegram", f"8601:{900 + n}", asker, text, force_new=True))
+    asked = await take_message(desk, InboundMessage("telegram", "8601:1", asker, "any news?"))
+    assert isinstance(asked, Asked)
+    # An expert was offered a ticket in their Telegram chat.
+    referred = await receive(desk, mail(20, "aliya@eco.gov.kz"))
+    async with desk.sessions.begin() as session:
+        session.add(
+            Referral(
+                ticket_id=referred.ticket_id,
+                expert_id="tg-1",
+                channel="telegram",
+                recipient="8602",
+                language="ru",
+                created_by="test",
+            )
+        )
+    expert = Sender(name="Expert", telegram_user_id=8602, telegram_chat_id=8602, language="ru")
+    with counting(engine) as counted:
+        held, answered, new = await take_together(
+            desk,
+            [
+                InboundMessage("telegram", "8601:2", asker, "and one more thing"),
+                InboundMessage("telegram", "8602:1", expert, "Да, согласен"),
+                chat_message(8603),
+            ],
+        )
+    assert isinstance(held, Held) and held.token == asked.token, held
+    assert isinstance(answered, ReceiveResult) and answered.ticket_id == referred.ticket_id, answered
+    assert isinstance(new, ReceiveResult) and new.created, new
+    async with desk.sessions() as session:
+        [referral] = list(await session.scalars(select(Referral)))
+        assert referral.state == "accepted"
+    # Both were read for the whole group, one statement each.
+    selects = [s for s in counted.full if s.startswith("SELECT")]
+    assert (
+        len([s for s in selects if "FROM pending_choices " in s and "pending_choice_messages" not in s]) == 1
+    )
+    assert len([s for s in selects if "FROM referrals" in s and "referrals.recipient" in s]) == 1, selects
