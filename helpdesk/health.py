@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 
@@ -13,6 +14,7 @@ from helpdesk.db.engine import make_engine
 from helpdesk.db.migrate import current_revision_heads
 from helpdesk.db.models import OutboxItem
 from helpdesk.db.reachable import describe, missing_database, sqlite_path
+from helpdesk.spool import backlog
 from helpdesk.usecases.load import load_drift
 
 TIMEOUT = 15.0
@@ -115,6 +117,33 @@ async def check_telegram(settings: Settings) -> Check:
     return Check("telegram", ok, detail)
 
 
+# A running service replays the spool every second and gives a chat up after the grace period; a message
+# kept this much longer than that is waiting for a service that is not running (or cannot reach Telegram).
+STUCK_MARGIN_SECONDS = 60.0
+FULL_SHARE = 0.8  # past this share of HELPDESK_SPOOL_MAX_MB new messages are close to being refused
+
+
+async def check_spool(settings: Settings) -> Check:
+    """Telegram messages the database could not take, waiting on disk to be replayed."""
+    waiting = await asyncio.to_thread(backlog, settings.spool_dir)
+    cap = settings.spool_max_mb * 1024 * 1024
+    if not waiting.files and not waiting.unreadable:
+        return Check("spool", True, f"{settings.spool_dir}: empty")
+    age = time.time() - waiting.oldest if waiting.oldest is not None else 0.0
+    detail = (
+        f"{settings.spool_dir}: {waiting.files} message(s) waiting for the database, "
+        f"{waiting.bytes / 1024 / 1024:.1f} of {settings.spool_max_mb} MB, oldest kept {age:.0f} s ago"
+    )
+    problems = []
+    if waiting.files and age > settings.telegram_outage_grace_seconds + STUCK_MARGIN_SECONDS:
+        problems.append("not replayed: is `helpdesk run` running and the database reachable?")
+    if waiting.bytes > FULL_SHARE * cap:
+        problems.append(f"over {FULL_SHARE:.0%} full: new messages will soon be refused")
+    if waiting.unreadable:
+        problems.append(f"{waiting.unreadable} unreadable file(s) set aside as .bad: look at them")
+    return Check("spool", not problems, "; ".join([detail, *problems]))
+
+
 async def _within(check: Awaitable[Check], name: str) -> Check:
     """The check's own answer, or a failure once TIMEOUT has passed: a stalled peer never hangs the probe."""
     try:
@@ -127,6 +156,7 @@ async def run_checks(settings: Settings) -> list[Check]:
     checks: list[Awaitable[Check]] = [_within(check_database(settings), "database")]
     if settings.telegram is not None:
         checks.append(_within(check_telegram(settings), "telegram"))
+        checks.append(_within(check_spool(settings), "spool"))
     if settings.imap is not None:
         checks.append(_within(check_imap(settings), "imap"))
     if settings.smtp is not None:

@@ -113,6 +113,35 @@ def decode(raw: bytes) -> tuple[InboundMessage, float]:
     return inbound, float(d["spooled_at"])
 
 
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """What waits in a spool directory, read from the outside (``helpdesk health``) without decoding it."""
+
+    files: int
+    bytes: int
+    oldest: float | None  # wall-clock time the oldest waiting message was kept
+    unreadable: int  # damaged or foreign files set aside as .bad
+
+
+def backlog(directory: Path) -> Backlog:
+    """Count the spool's files (blocking: call it in a thread). Names start with the time they were kept."""
+    if not directory.is_dir():
+        return Backlog(0, 0, None, 0)
+    files = size = 0
+    oldest: float | None = None
+    for path in directory.glob(f"*{SUFFIX}"):
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            continue  # replayed in the meantime
+        files += 1
+        size += stat.st_size
+        prefix = path.name.partition("-")[0]
+        kept = int(prefix) / 1e9 if prefix.isdigit() else stat.st_mtime
+        oldest = kept if oldest is None else min(oldest, kept)
+    return Backlog(files, size, oldest, sum(1 for _ in directory.glob("*.bad")))
+
+
 class InboundSpool:
     def __init__(
         self, directory: Path, *, max_files: int = 10_000, max_bytes: int = 512 * 1024 * 1024
