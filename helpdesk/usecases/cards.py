@@ -227,45 +227,32 @@ async def queue_card(
     if chat_id is None:
         return
     now = utcnow()
-    waiting = (
-        select(OutboxItem.id)
-        .where(
-            OutboxItem.ticket_id == ticket.id,
-            OutboxItem.message_id.is_(None),
-            OutboxItem.channel == "telegram",
-            OutboxItem.status == "pending",
-            OutboxItem.payload["extra"]["card_ticket_id"].as_integer() == ticket.id,
-            or_(OutboxItem.locked_until.is_(None), OutboxItem.locked_until < now),
+
+    def first(column: Any, *conditions: Any) -> Any:
+        """The newest of this ticket's card items meeting ``conditions`` (the card index serves it)."""
+        return (
+            select(column)
+            .where(
+                OutboxItem.ticket_id == ticket.id,
+                OutboxItem.message_id.is_(None),
+                OutboxItem.channel == "telegram",
+                *conditions,
+            )
+            .order_by(OutboxItem.id.desc())
+            .limit(1)
+            .scalar_subquery()
         )
-        .limit(1)
-        .scalar_subquery()
+
+    waiting = first(
+        OutboxItem.id,
+        OutboxItem.status == "pending",
+        OutboxItem.payload["extra"]["card_ticket_id"].as_integer() == ticket.id,
+        or_(OutboxItem.locked_until.is_(None), OutboxItem.locked_until < now),
     )
-    last_sent = (
-        select(OutboxItem.sent_at)
-        .where(
-            OutboxItem.ticket_id == ticket.id,
-            OutboxItem.message_id.is_(None),
-            OutboxItem.channel == "telegram",
-            OutboxItem.status == "sent",
-        )
-        .order_by(OutboxItem.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
+    last_sent = first(OutboxItem.sent_at, OutboxItem.status == "sent")
     # A card a worker holds is being sent now: the next one settles from now, not from the card before it,
     # or two edits could land a moment apart.
-    in_flight = (
-        select(OutboxItem.id)
-        .where(
-            OutboxItem.ticket_id == ticket.id,
-            OutboxItem.message_id.is_(None),
-            OutboxItem.channel == "telegram",
-            OutboxItem.status == "pending",
-            OutboxItem.locked_until >= now,
-        )
-        .limit(1)
-        .scalar_subquery()
-    )
+    in_flight = first(OutboxItem.id, OutboxItem.status == "pending", OutboxItem.locked_until >= now)
     # All in one round trip: this runs for every message a ticket receives.
     settling = settle_seconds > 0
     found = (
