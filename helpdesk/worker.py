@@ -78,6 +78,11 @@ class DeliveryWorker:
         self._poll_interval = poll_interval
         self._per_recipient = per_recipient
         self._wake = asyncio.Event()
+        # Whether the last claim may have left due items unclaimed (a full batch, or a recipient held to its
+        # share by the fairness rule).
+        self._more_due = False
+        bind = sessions.kw.get("bind")
+        self._postgresql = bind is not None and bind.dialect.name == "postgresql"
         # Called in the transaction that records a message as undeliverable (e.g. to refresh the staff card).
         self.on_give_up = on_give_up
 
@@ -92,7 +97,11 @@ class DeliveryWorker:
                     # Cleared before each round, not after: a wake that comes while a round claims would
                     # otherwise be wiped out and its item would wait for the next poll.
                     self._wake.clear()
-                    if not await self.deliver_due():
+                    # Another round at once only when this one may have left due items behind; otherwise a
+                    # claim that finds nothing would cost a transaction per delivered batch (a lone message
+                    # paid it while the next one was being received). A wake during the round still counts:
+                    # the event stays set and the wait below returns at once.
+                    if not await self.deliver_due() or not self._more_due:
                         break
             except Exception:
                 # A database hiccup must not end delivery for good; the next round tries again.
@@ -114,6 +123,9 @@ class DeliveryWorker:
         queues: dict[tuple[str, str], list[OutboxItem]] = {}
         for item in items:
             queues.setdefault((item.channel, str(item.payload.get("recipient"))), []).append(item)
+        self._more_due = len(items) >= self._batch_size or any(
+            len(queue) >= self._per_recipient for queue in queues.values()
+        )
         slots = asyncio.Semaphore(self._concurrency)
         marks: GroupCommit[_Sent, None] = GroupCommit(self._mark_sent)
 
@@ -134,6 +146,11 @@ class DeliveryWorker:
         if not channels:
             return []
         async with writer_turn(self._sessions), self._sessions.begin() as session:
+            # PostgreSQL: the claim is one UPDATE, atomic by itself (its rows locked while it runs, the
+            # leases committed when it ends); in autocommit it costs one round trip instead of three
+            # (BEGIN, UPDATE, COMMIT) on the path of every receipt. SQLite keeps its transaction.
+            if self._postgresql:
+                await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             # Fairness: at most a few items per recipient in one batch (oldest first, so each recipient's
             # order holds), or a chat with a thousand queued items would fill batch after batch while
             # another chat's receipt waits behind them.
@@ -240,7 +257,7 @@ class DeliveryWorker:
         # PostgreSQL: a lone UPDATE (mail) is atomic by itself; in autocommit it costs one round trip
         # instead of three (BEGIN, UPDATE, COMMIT). SQLite's driver begins implicitly with the UPDATE, and
         # there one transaction keeps an UPDATE of several rows to one fsync.
-        alone = not named and self._sessions.kw["bind"].dialect.name == "postgresql"
+        alone = not named and self._postgresql
         options = {"isolation_level": "AUTOCOMMIT"} if alone else {}
         async with writer_turn(self._sessions), self._sessions.begin() as session:
             connection = await session.connection(execution_options=options)

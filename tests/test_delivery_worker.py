@@ -256,3 +256,70 @@ async def test_a_wake_during_an_empty_round_is_not_lost(desk: Desk, smtp: SmtpSt
     finally:
         stop.set()
         await running
+
+
+class CountingClaims(DeliveryWorker):
+    """Counts claims as they start, and says when a round that delivered something has ended."""
+
+    claims = 0
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.delivered_round = asyncio.Event()
+
+    async def _claim(self) -> list[OutboxItem]:
+        self.claims += 1
+        return await super()._claim()
+
+    async def deliver_due(self) -> int:
+        claimed = await super().deliver_due()
+        if claimed:
+            self.delivered_round.set()
+        return claimed
+
+
+async def test_a_round_that_took_everything_due_is_not_followed_by_an_empty_claim(
+    desk: Desk, smtp: SmtpStandIn
+) -> None:
+    """An empty claim after every delivered batch cost a transaction per lone message, run while the next
+    message was being received."""
+    await mail(desk, 1)
+    worker = CountingClaims(desk.sessions, {"email": smtp_sender(smtp)}, policy=FAST, poll_interval=3600)
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    try:
+        await worker.delivered_round.wait()
+        # The loop would start its next claim before this task runs again: none may have started.
+        assert worker.claims == 1
+        worker.delivered_round.clear()
+        await mail(desk, 2)
+        worker.wake()
+        await worker.delivered_round.wait()
+        assert worker.claims == 2
+        assert len(await smtp.wait_for_messages(2, timeout=20)) == 2
+    finally:
+        stop.set()
+        await running
+
+
+async def test_a_recipient_held_to_its_share_gets_the_rest_without_waiting_for_a_poll(
+    desk: Desk, smtp: SmtpStandIn
+) -> None:
+    for n in range(1, 4):
+        await mail(desk, n)
+    worker = CountingClaims(
+        desk.sessions, {"email": smtp_sender(smtp)}, policy=FAST, poll_interval=3600, per_recipient=2
+    )
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    try:
+        captured = await smtp.wait_for_messages(3, timeout=20)
+        assert sorted(c.message["Subject"][-9:] for c in captured) == [
+            "Request 1",
+            "Request 2",
+            "Request 3",
+        ]
+        assert worker.claims >= 2  # two rounds: the fairness rule held the third receipt back from the first
+    finally:
+        stop.set()
+        await running

@@ -199,3 +199,56 @@ async def test_a_group_reads_open_questions_and_offers_ahead_and_still_holds_and
         len([s for s in selects if "FROM pending_choices " in s and "pending_choice_messages" not in s]) == 1
     )
     assert len([s for s in selects if "FROM referrals" in s and "referrals.recipient" in s]) == 1, selects
+
+
+async def test_a_lone_message_asks_its_three_first_questions_in_one_statement_and_still_holds_and_answers(
+    desk: Desk, engine: AsyncEngine
+) -> None:
+    """A group of one (the usual message on a quiet desk): stored? question open? offer open? read together,
+    and a follow-up takes its requester from its chat's open tickets instead of a look-up of its own."""
+    asker = Sender(name="Aigerim", telegram_user_id=8601, telegram_chat_id=8601, language="en")
+    for n, text in enumerate(["Wetlands monitoring methodology", "Invasive species in Lake Issyk-Kul"]):
+        await receive(desk, InboundMessage("telegram", f"8601:{900 + n}", asker, text, force_new=True))
+    asked = await take_message(desk, InboundMessage("telegram", "8601:1", asker, "any news?"))
+    assert isinstance(asked, Asked)
+    referred = await receive(desk, mail(21, "aliya@eco.gov.kz"))
+    async with desk.sessions.begin() as session:
+        session.add(
+            Referral(
+                ticket_id=referred.ticket_id,
+                expert_id="tg-1",
+                channel="telegram",
+                recipient="8602",
+                language="ru",
+                created_by="test",
+            )
+        )
+    expert = Sender(name="Expert", telegram_user_id=8602, telegram_chat_id=8602, language="ru")
+    [held] = await take_together(desk, [InboundMessage("telegram", "8601:2", asker, "and one more thing")])
+    assert isinstance(held, Held) and held.token == asked.token, held
+    [answered] = await take_together(desk, [InboundMessage("telegram", "8602:1", expert, "Да, согласен")])
+    assert isinstance(answered, ReceiveResult) and answered.ticket_id == referred.ticket_id, answered
+    async with desk.sessions() as session:
+        [referral] = list(await session.scalars(select(Referral)))
+        assert referral.state == "accepted"
+
+    first = chat_message(8603)
+    [opened] = await take_together(desk, [first])
+    assert isinstance(opened, ReceiveResult) and opened.created
+    [again] = await take_together(desk, [first])
+    assert isinstance(again, ReceiveResult) and again.duplicate and again.ticket_id == opened.ticket_id
+    with counting(engine) as counted:
+        [followed] = await take_together(desk, [replace(first, channel_message_id="8603:2", text="and more")])
+    assert isinstance(followed, ReceiveResult) and followed.ticket_id == opened.ticket_id
+    assert not followed.created and not followed.duplicate
+    selects = [s for s in counted.full if s.startswith("SELECT")]
+    firsts = [s for s in selects if "FROM pending_choices" in s]
+    assert len(firsts) == 1 and "FROM messages" in firsts[0] and "FROM referrals" in firsts[0], selects
+    assert not [s for s in selects if "FROM messages WHERE messages.channel =" in s and s not in firsts]
+    # Its requester came with the chat's open tickets (one statement joins them).
+    assert not [s for s in selects if "FROM requesters WHERE" in s], selects
+    async with desk.sessions() as session:
+        requesters = await session.scalar(
+            select(func.count()).select_from(Requester).where(Requester.telegram_user_id == 8603)
+        )
+        assert requesters == 1

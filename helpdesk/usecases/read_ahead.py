@@ -72,6 +72,46 @@ async def read_ahead(
     transaction_values(session)[_KEY] = answers
 
 
+async def read_ahead_lone(session: AsyncSession, inbound: InboundMessage) -> None:
+    """A lone Telegram message's three look-ups that almost always find nothing (is it stored, is a "which
+    ticket?" question open in its chat, is an offer open to its sender) in one statement instead of three;
+    what is found is then loaded by its key."""
+    user, chat = inbound.sender.telegram_user_id, inbound.sender.telegram_chat_id
+    if user is None or not inbound.channel_message_id:
+        return
+    stored, token, offer = (
+        await session.execute(
+            select(
+                select(Message.ticket_id)
+                .where(
+                    Message.channel == inbound.channel,
+                    Message.channel_message_id == inbound.channel_message_id,
+                )
+                .limit(1)
+                .scalar_subquery(),
+                select(PendingChoice.token)
+                .where(PendingChoice.telegram_user_id == user, PendingChoice.telegram_chat_id == chat)
+                .limit(1)
+                .scalar_subquery(),
+                select(Referral.id)
+                .where(
+                    Referral.channel == "telegram",
+                    Referral.recipient == str(user),
+                    Referral.state == "offered",
+                )
+                .order_by(Referral.id.desc())
+                .limit(1)
+                .scalar_subquery(),
+            )
+        )
+    ).one()
+    transaction_values(session)[_KEY] = {
+        ("stored", (inbound.channel, inbound.channel_message_id)): stored,
+        ("open_question", (user, chat)): await session.get(PendingChoice, token) if token else None,
+        ("telegram_offer", str(user)): await session.get(Referral, offer) if offer else None,
+    }
+
+
 async def _read_telegram(
     session: AsyncSession,
     inbounds: Sequence[InboundMessage],
@@ -103,6 +143,18 @@ async def _read_telegram(
     )
     for referral in offers.unique():  # oldest first, so the newest offer to each expert is the one kept
         answers[("telegram_offer", referral.recipient)] = referral
+
+
+def remember(session: AsyncSession, question: str, key: Any, answer: Any) -> None:
+    """Keep an answer another read of this transaction brought along (the chat's open tickets carry their
+    requester), to be used once like one read ahead; only a read made for the same message may do so, before
+    that message writes anything under the key."""
+    transaction_values(session).setdefault(_KEY, {})[(question, key)] = answer
+
+
+def forget_answers(session: AsyncSession) -> None:
+    """Drop every answer kept (objects a rolled-back member loaded may no longer be in the session)."""
+    transaction_values(session).pop(_KEY, None)
 
 
 def answered(session: AsyncSession, question: str, key: Any) -> Any:

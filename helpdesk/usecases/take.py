@@ -28,7 +28,7 @@ from helpdesk.messages import InboundMessage
 from helpdesk.usecases.auto_replies import window_start
 from helpdesk.usecases.followup_question import Asked, Held, Joins, ask, hold
 from helpdesk.usecases.one_flush import OneFlush
-from helpdesk.usecases.read_ahead import read_ahead
+from helpdesk.usecases.read_ahead import forget_answers, read_ahead, read_ahead_lone
 from helpdesk.usecases.receive import ReceiveResult, receive_in_session
 from helpdesk.usecases.self_service import followup_choices
 
@@ -83,6 +83,7 @@ async def _take_together(
                 outcomes.append(exc)
                 # What the failed member loaded may be half-changed: later members read afresh.
                 session.expunge_all()
+                forget_answers(session)
         return outcomes
 
 
@@ -97,6 +98,8 @@ async def _take_by_one_flush(
         try:
             if len(inbounds) > 1:
                 await read_ahead(session, inbounds, auto_replies_since=window_start())
+            else:
+                await read_ahead_lone(session, inbounds[0])
             for inbound in inbounds:
                 await group.before(inbound)
                 taken = await take_in_session(desk, session, inbound)

@@ -33,6 +33,7 @@ from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import contains_eager
 
 from helpdesk import lifecycle
 from helpdesk.composer import referral_of_message_id
@@ -43,7 +44,7 @@ from helpdesk.messages import InboundMessage
 from helpdesk.references import REFERENCE_RE, find_reference
 from helpdesk.usecases.merge import surviving
 from helpdesk.usecases.one_flush import before_touching
-from helpdesk.usecases.read_ahead import NOT_READ, answered
+from helpdesk.usecases.read_ahead import NOT_READ, answered, remember
 from helpdesk.usecases.referral_tokens import reply_key, reply_token_proves, reply_token_referral
 from helpdesk.usecases.reply_addresses import token_ticket_id
 from helpdesk.usecases.staff_mail import claims_staff, server_vouches, staff_proof
@@ -155,10 +156,11 @@ async def chat_open_tickets(session: AsyncSession, inbound: InboundMessage) -> l
         return []
 
     async def read() -> list[Ticket]:
-        return list(
+        tickets = list(
             await session.scalars(
                 select(Ticket)
                 .join(Requester, Requester.id == Ticket.requester_id)
+                .options(contains_eager(Ticket.requester))
                 .where(
                     Requester.telegram_user_id == user,
                     Ticket.telegram_chat_id == chat,
@@ -168,6 +170,11 @@ async def chat_open_tickets(session: AsyncSession, inbound: InboundMessage) -> l
                 .limit(5)
             )
         )
+        if tickets:
+            # The sender's requester row came with them (one per Telegram user): receiving the same message
+            # needs no look-up of its own.
+            remember(session, "telegram_requester", user, tickets[0].requester)
+        return tickets
 
     key = f"chat_open_tickets:{inbound.channel}:{inbound.channel_message_id}"
     return await once_per_transaction(session, key, read)
