@@ -228,42 +228,29 @@ def test_the_second_frozen_part_is_unchanged_and_apart_from_the_development_part
 
 
 FROZEN3 = Path(__file__).parent / "data" / "classify_frozen3.jsonl"
-# A third frozen part, written in round 4 before any round-4 change, by writers who had seen neither the code
-# nor the training corpus nor the other parts (tests/data/README_frozen3.md); pinned from its first commit.
-FROZEN3_SHA256 = "fa5a796985b170d9286049c21b4d76e09982178d8d7e40559ff3eab48d41590a"
-
-
-def test_the_third_frozen_part_is_unchanged_and_apart_from_the_others() -> None:
-    import hashlib
-
-    assert hashlib.sha256(FROZEN3.read_bytes()).hexdigest() == FROZEN3_SHA256
-    frozen3 = read_labelled(FROZEN3)
-    for other in (DATA, FROZEN, FROZEN2):
-        assert not {i.text for i in frozen3} & {i.text for i in read_labelled(other)}
-    for lang in ("en", "ru"):
-        primaries = [i.targets[0] for i in frozen3 if i.group == lang and i.targets]
-        assert all(primaries.count(t) >= 3 for t in range(1, 24)), lang
-    for lang in ("kk", "ky", "uz-Latn", "uz-Cyrl", "tg", "az", "tk", "hy", "be"):
-        assert sum(1 for i in frozen3 if i.group == lang) >= 14, lang
-
-
 FROZEN4 = Path(__file__).parent / "data" / "classify_frozen4.jsonl"
-# A fourth, written at the same time by a third writer, apart from the others (tests/data/README_frozen4.md).
-FROZEN4_SHA256 = "82f3399e587487a1e07edb30242cf30c136f2d6ce4f55b1a247549e568ec07bd"
+# Two more frozen parts, written in round 4 before any round-4 change, by writers who had seen neither the
+# code nor the training corpus nor the other parts (tests/data/README_frozen3.md, README_frozen4.md); pinned
+# from their first commits.
+ROUND_4_PARTS = {
+    FROZEN3: "fa5a796985b170d9286049c21b4d76e09982178d8d7e40559ff3eab48d41590a",
+    FROZEN4: "82f3399e587487a1e07edb30242cf30c136f2d6ce4f55b1a247549e568ec07bd",
+}
 
 
-def test_the_fourth_frozen_part_is_unchanged_and_apart_from_the_others() -> None:
+@pytest.mark.parametrize("part", ROUND_4_PARTS, ids=lambda path: path.stem)
+def test_the_round_4_frozen_parts_are_unchanged_and_apart_from_the_others(part: Path) -> None:
     import hashlib
 
-    assert hashlib.sha256(FROZEN4.read_bytes()).hexdigest() == FROZEN4_SHA256
-    frozen4 = read_labelled(FROZEN4)
-    for other in (DATA, FROZEN, FROZEN2, FROZEN3):
-        assert not {i.text for i in frozen4} & {i.text for i in read_labelled(other)}
+    assert hashlib.sha256(part.read_bytes()).hexdigest() == ROUND_4_PARTS[part]
+    items = read_labelled(part)
+    for other in (DATA, FROZEN, FROZEN2, *(p for p in ROUND_4_PARTS if p != part)):
+        assert not {i.text for i in items} & {i.text for i in read_labelled(other)}
     for lang in ("en", "ru"):
-        primaries = [i.targets[0] for i in frozen4 if i.group == lang and i.targets]
+        primaries = [i.targets[0] for i in items if i.group == lang and i.targets]
         assert all(primaries.count(t) >= 3 for t in range(1, 24)), lang
     for lang in ("kk", "ky", "uz-Latn", "uz-Cyrl", "tg", "az", "tk", "hy", "be"):
-        assert sum(1 for i in frozen4 if i.group == lang) >= 14, lang
+        assert sum(1 for i in items if i.group == lang) >= 14, lang
 
 
 def test_frozen_part_covers_every_target_in_every_language() -> None:

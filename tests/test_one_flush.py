@@ -155,16 +155,14 @@ async def test_two_messages_of_a_batch_on_one_ticket_queue_one_card(desk: Desk) 
     assert await _count(desk, Message, Message.ticket_id == opened.ticket_id, Message.kind == "inbound") == 3
 
 
-async def test_a_group_reads_open_questions_and_offers_ahead_and_still_holds_and_answers(
-    desk: Desk, engine: AsyncEngine
-) -> None:
-    # A requester with two open tickets was asked which one their next message continues.
+async def _asked_and_offered(desk: Desk) -> tuple[Sender, Sender, Asked, ReceiveResult]:
+    """A requester with two open tickets was asked which one their next message continues; an expert was
+    offered a ticket in their Telegram chat."""
     asker = Sender(name="Aigerim", telegram_user_id=8601, telegram_chat_id=8601, language="en")
     for n, text in enumerate(["Wetlands monitoring methodology", "Invasive species in Lake Issyk-Kul"]):
         await receive(desk, InboundMessage("telegram", f"8601:{900 + n}", asker, text, force_new=True))
     asked = await take_message(desk, InboundMessage("telegram", "8601:1", asker, "any news?"))
     assert isinstance(asked, Asked)
-    # An expert was offered a ticket in their Telegram chat.
     referred = await receive(desk, mail(20, "aliya@eco.gov.kz"))
     async with desk.sessions.begin() as session:
         session.add(
@@ -178,6 +176,13 @@ async def test_a_group_reads_open_questions_and_offers_ahead_and_still_holds_and
             )
         )
     expert = Sender(name="Expert", telegram_user_id=8602, telegram_chat_id=8602, language="ru")
+    return asker, expert, asked, referred
+
+
+async def test_a_group_reads_open_questions_and_offers_ahead_and_still_holds_and_answers(
+    desk: Desk, engine: AsyncEngine
+) -> None:
+    asker, expert, asked, referred = await _asked_and_offered(desk)
     with counting(engine) as counted:
         held, answered, new = await take_together(
             desk,
@@ -206,24 +211,7 @@ async def test_a_lone_message_asks_its_three_first_questions_in_one_statement_an
 ) -> None:
     """A group of one (the usual message on a quiet desk): stored? question open? offer open? read together,
     and a follow-up takes its requester from its chat's open tickets instead of a look-up of its own."""
-    asker = Sender(name="Aigerim", telegram_user_id=8601, telegram_chat_id=8601, language="en")
-    for n, text in enumerate(["Wetlands monitoring methodology", "Invasive species in Lake Issyk-Kul"]):
-        await receive(desk, InboundMessage("telegram", f"8601:{900 + n}", asker, text, force_new=True))
-    asked = await take_message(desk, InboundMessage("telegram", "8601:1", asker, "any news?"))
-    assert isinstance(asked, Asked)
-    referred = await receive(desk, mail(21, "aliya@eco.gov.kz"))
-    async with desk.sessions.begin() as session:
-        session.add(
-            Referral(
-                ticket_id=referred.ticket_id,
-                expert_id="tg-1",
-                channel="telegram",
-                recipient="8602",
-                language="ru",
-                created_by="test",
-            )
-        )
-    expert = Sender(name="Expert", telegram_user_id=8602, telegram_chat_id=8602, language="ru")
+    asker, expert, asked, referred = await _asked_and_offered(desk)
     [held] = await take_together(desk, [InboundMessage("telegram", "8601:2", asker, "and one more thing")])
     assert isinstance(held, Held) and held.token == asked.token, held
     [answered] = await take_together(desk, [InboundMessage("telegram", "8602:1", expert, "Да, согласен")])

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk.db.models import AutoReply, Ticket
 from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
-from helpdesk.usecases.read_ahead import NOT_READ, answered
+from helpdesk.usecases.read_ahead import answered_or_read
 from helpdesk.usecases.tickets import audit
 
 WINDOW = timedelta(hours=1)
@@ -27,13 +27,14 @@ async def allow_auto_reply(
     """True, and counted, if ``recipient`` may get another automatic mail this hour (counted in the
     database, so several workers and restarts share the limit)."""
     recipient = recipient.lower()
-    sent = answered(session, "auto_replies", recipient)
-    if sent is NOT_READ:
-        sent = await session.scalar(
-            select(func.count(AutoReply.id)).where(
-                AutoReply.recipient == recipient, AutoReply.created_at >= window_start()
-            )
-        )
+    sent = await answered_or_read(
+        session,
+        "auto_replies",
+        recipient,
+        lambda: select(func.count(AutoReply.id)).where(
+            AutoReply.recipient == recipient, AutoReply.created_at >= window_start()
+        ),
+    )
     if (sent or 0) >= desk.mail_ack_limit_per_hour:
         if ticket is not None:
             audit(

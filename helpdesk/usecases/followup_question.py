@@ -34,7 +34,7 @@ from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage
 from helpdesk.spool import decode, encode
-from helpdesk.usecases.read_ahead import NOT_READ, answered
+from helpdesk.usecases.read_ahead import answered_or_read
 from helpdesk.usecases.receive import ReceiveResult, receive
 from helpdesk.usecases.self_service import TicketBrief
 
@@ -166,14 +166,15 @@ async def forget_questions(session: AsyncSession, telegram_user_ids: set[int]) -
 
 async def _open_question(session: AsyncSession, inbound: InboundMessage) -> PendingChoice | None:
     sender = inbound.sender
-    question = answered(session, "open_question", (sender.telegram_user_id, sender.telegram_chat_id))
-    if question is NOT_READ:
-        question = await session.scalar(
-            select(PendingChoice).where(
-                PendingChoice.telegram_user_id == sender.telegram_user_id,
-                PendingChoice.telegram_chat_id == sender.telegram_chat_id,
-            )
-        )
+    question = await answered_or_read(
+        session,
+        "open_question",
+        (sender.telegram_user_id, sender.telegram_chat_id),
+        lambda: select(PendingChoice).where(
+            PendingChoice.telegram_user_id == sender.telegram_user_id,
+            PendingChoice.telegram_chat_id == sender.telegram_chat_id,
+        ),
+    )
     if question is not None and question.created_at < utcnow() - QUESTION_TTL:
         dropped = await session.scalar(
             select(func.count()).where(PendingChoiceMessage.token == question.token)

@@ -25,7 +25,7 @@ from helpdesk.usecases.knowledge_state import current_triage
 from helpdesk.usecases.numbering import next_reference
 from helpdesk.usecases.one_flush import before_touching
 from helpdesk.usecases.one_flush import current as one_flush
-from helpdesk.usecases.read_ahead import NOT_READ, answered
+from helpdesk.usecases.read_ahead import answered_or_read
 from helpdesk.usecases.referral_load import matching_load
 from helpdesk.usecases.referrals import record_expert_message
 from helpdesk.usecases.requesters import find_or_create_requester
@@ -92,13 +92,14 @@ async def _receive(
     desk: Desk, session: AsyncSession, composer: ChannelComposer, inbound: InboundMessage
 ) -> ReceiveResult | tuple[events.MessageReceived, bool]:
     """Everything up to the flush; a duplicate or a relayed staff mail is finished here."""
-    seen = answered(session, "stored", (inbound.channel, inbound.channel_message_id))
-    if seen is NOT_READ:
-        seen = await session.scalar(
-            select(Message.ticket_id).where(
-                Message.channel == inbound.channel, Message.channel_message_id == inbound.channel_message_id
-            )
-        )
+    seen = await answered_or_read(
+        session,
+        "stored",
+        (inbound.channel, inbound.channel_message_id),
+        lambda: select(Message.ticket_id).where(
+            Message.channel == inbound.channel, Message.channel_message_id == inbound.channel_message_id
+        ),
+    )
     if seen is not None:
         ticket = await session.get_one(Ticket, seen)
         return ReceiveResult(ticket.reference, ticket, created=False, duplicate=True)

@@ -7,31 +7,31 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.db.models import Requester
 from helpdesk.messages import Sender
-from helpdesk.usecases.read_ahead import NOT_READ, answered
+from helpdesk.usecases.read_ahead import answered_or_read
 
 
 async def find_or_create_requester(session: AsyncSession, sender: Sender, language: str) -> Requester:
     requester: Requester | None = None
     if sender.telegram_user_id is not None:
-        ahead = answered(session, "telegram_requester", sender.telegram_user_id)
-        requester = (
-            ahead
-            if ahead is not NOT_READ
-            else await session.scalar(
-                select(Requester).where(Requester.telegram_user_id == sender.telegram_user_id)
-            )
+        user = sender.telegram_user_id
+        requester = await answered_or_read(
+            session,
+            "telegram_requester",
+            user,
+            lambda: select(Requester).where(Requester.telegram_user_id == user),
         )
     elif sender.email:
-        ahead = answered(session, "requester", sender.email.lower())
-        requester = (
-            ahead
-            if ahead is not NOT_READ
-            else await session.scalar(
+        address = sender.email.lower()
+        requester = await answered_or_read(
+            session,
+            "requester",
+            address,
+            lambda: (
                 select(Requester)
-                .where(func.lower(Requester.email) == sender.email.lower())
+                .where(func.lower(Requester.email) == address)
                 .order_by(Requester.id)
                 .limit(1)
-            )
+            ),
         )
     if requester is None:
         requester = Requester(

@@ -44,7 +44,7 @@ from helpdesk.messages import InboundMessage
 from helpdesk.references import REFERENCE_RE, find_reference
 from helpdesk.usecases.merge import surviving
 from helpdesk.usecases.one_flush import before_touching
-from helpdesk.usecases.read_ahead import NOT_READ, answered, remember
+from helpdesk.usecases.read_ahead import answered_or_read, remember
 from helpdesk.usecases.referral_tokens import reply_key, reply_token_proves, reply_token_referral
 from helpdesk.usecases.reply_addresses import token_ticket_id
 from helpdesk.usecases.staff_mail import claims_staff, server_vouches, staff_proof
@@ -291,16 +291,19 @@ async def _referral_chat(session: AsyncSession, inbound: InboundMessage) -> list
     user = inbound.sender.telegram_user_id
     if user is None or inbound.channel != "telegram":
         return []
-    referral = answered(session, "telegram_offer", str(user))
-    if referral is NOT_READ:
-        referral = await session.scalar(
+    referral = await answered_or_read(
+        session,
+        "telegram_offer",
+        str(user),
+        lambda: (
             select(Referral)
             .where(
                 Referral.channel == "telegram", Referral.recipient == str(user), Referral.state == "offered"
             )
             .order_by(Referral.id.desc())
             .limit(1)
-        )
+        ),
+    )
     return [referral] if referral is not None else []
 
 
