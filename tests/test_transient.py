@@ -5,6 +5,7 @@ clash, a bad statement)."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import asyncpg
@@ -37,11 +38,16 @@ async def test_postgresql_not_listening_is_transient() -> None:
 
 
 async def test_sqlite_file_unreachable_is_transient(tmp_path: Path) -> None:
+    before = set(threading.enumerate())
     engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'helpdesk.db'}")
     try:
         error = await _raised(engine, "SELECT 1")
     finally:
         await engine.dispose()
+        # aiosqlite stops the worker thread of a failed connect without awaiting it: the thread answers that
+        # stop on this loop later, and raises in its thread once pytest has closed the loop. Wait for it here.
+        for thread in set(threading.enumerate()) - before:
+            await asyncio.to_thread(thread.join, 10)
     assert is_transient(error), repr(error)
 
 
