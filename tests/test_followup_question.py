@@ -23,10 +23,10 @@ from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage, Sender
 from helpdesk.service import standard_composers
-from helpdesk.usecases.followup_question import NEW_TTL, QUESTION_TTL, Asked, Held
+from helpdesk.usecases.followup_question import NEW_TTL, QUESTION_TTL, Asked, Held, answer, choose_new
 from helpdesk.usecases.personal_data.forget import forget_person
 from helpdesk.usecases.personal_data.person import Person
-from helpdesk.usecases.receive import receive
+from helpdesk.usecases.receive import ReceiveResult, receive
 from helpdesk.usecases.take import take_message
 from standins.smtp_server import SmtpStandIn
 from standins.telegram_api import TelegramApiStandIn
@@ -387,3 +387,27 @@ async def test_new_survives_a_restart_of_the_bot_and_expires(harness: Harness) -
         assert await questions(harness.desk) == 0
     finally:
         await stop_application(harness.app)
+
+
+async def test_new_sent_while_a_question_is_open_opens_the_next_message_even_after_the_answer(
+    desk: Desk,
+) -> None:
+    first, _ = await two_open_tickets(desk, 8601, 8601)
+    sender = Sender(name="Aigerim", telegram_user_id=8601, telegram_chat_id=8601, language="en")
+    asked = await take_message(desk, InboundMessage("telegram", "8601:1", sender, "any news?"))
+    assert isinstance(asked, Asked)
+    await choose_new(desk, 8601, 8601)
+    # The question is answered before the requester writes again: their /new still stands.
+    [joined] = await answer(desk, asked.token, 8601, first) or []
+    assert joined.reference == first
+    opened = await take_message(desk, InboundMessage("telegram", "8601:2", sender, "A new topic: peatlands"))
+    assert isinstance(opened, ReceiveResult) and opened.created
+    assert (await questions(desk), await held(desk)) == (0, 0)
+
+    # With the question still open, the next message opens a ticket and the question keeps what it holds.
+    asked = await take_message(desk, InboundMessage("telegram", "8601:3", sender, "and the news?"))
+    assert isinstance(asked, Asked)
+    await choose_new(desk, 8601, 8601)
+    opened = await take_message(desk, InboundMessage("telegram", "8601:4", sender, "Another: steppe fires"))
+    assert isinstance(opened, ReceiveResult) and opened.created
+    assert (await questions(desk), await held(desk)) == (1, 1)
