@@ -99,7 +99,6 @@ class RequesterHandlers:
         self._on_inbound = on_inbound
         self._desk = desk
         self._staff_chat_id = staff_chat_id
-        self._force_new: set[tuple[int, int]] = set()
         self._languages: dict[int, str] = {}
 
     def register(self, app: Application) -> None:  # type: ignore[type-arg]
@@ -200,7 +199,18 @@ class RequesterHandlers:
         if rest or has_files(message):
             await self._take_message(message, text=rest, force_new=True)
             return
-        self._force_new.add((user.id, message.chat.id))
+        if self._desk is not None:
+            desk, chat_id = self._desk, message.chat.id
+            try:
+                await retrying(
+                    lambda: followup_question.choose_new(desk, user.id, chat_id),
+                    TAKE_RETRY_DELAYS,
+                    what=f"/new in chat {chat_id}",
+                )
+            except Exception:
+                log.exception("could not keep /new of user %s in chat %s", user.id, chat_id)
+                await message.reply_text(self.text("failed", user))
+                return
         await message.reply_text(self.text("new_prompt", user))
 
     async def status(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -261,10 +271,6 @@ class RequesterHandlers:
             )
             if not text.strip() and not downloads.attachments:
                 return
-        key = (user.id, message.chat.id) if user is not None else None
-        if key is not None and key in self._force_new:
-            self._force_new.discard(key)
-            force_new = True
         inbound = inbound_from_message(
             message, text=text, attachments=tuple(downloads.attachments), force_new=force_new
         )

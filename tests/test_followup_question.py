@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from faults.helpers import READY, HelpdeskProcess, PrivatePostgres, run_env
 from sqlalchemy import func, select, update
-from telegram_harness import Harness, open_harness
+from telegram_harness import STAFF, STAFF_CHAT, Harness, open_harness
 
+from bot.application import build_application, start_polling, stop_application
 from helpdesk.db.engine import make_engine, make_sessions
 from helpdesk.db.migrate import upgrade
 from helpdesk.db.models import Message, PendingChoice, PendingChoiceMessage, Ticket
@@ -22,10 +23,10 @@ from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage, Sender
 from helpdesk.service import standard_composers
-from helpdesk.usecases.followup_question import QUESTION_TTL, Asked, Held
+from helpdesk.usecases.followup_question import NEW_TTL, QUESTION_TTL, Asked, Held, answer, choose_new
 from helpdesk.usecases.personal_data.forget import forget_person
 from helpdesk.usecases.personal_data.person import Person
-from helpdesk.usecases.receive import receive
+from helpdesk.usecases.receive import ReceiveResult, receive
 from helpdesk.usecases.take import take_message
 from standins.smtp_server import SmtpStandIn
 from standins.telegram_api import TelegramApiStandIn
@@ -333,3 +334,80 @@ async def test_forgetting_a_person_drops_their_open_question_and_held_messages(d
     result = await forget_person(desk, Person(telegram_id=8501), actor="staff:test")
     assert result.held_messages == 2
     assert (await questions(desk), await held(desk)) == (0, 0)
+
+
+# ------------------------------------------------------------------------- /new across a restart of the bot
+
+
+async def test_new_survives_a_restart_of_the_bot_and_expires(harness: Harness) -> None:
+    api, chat, user = harness.api, 8501, {"language_code": "en"}
+    await api.push_message(chat, "First request about wetlands monitoring", user=user)
+    await harness.sent_to(chat, 1)
+    await api.push_message(chat, "/new")
+    assert "new request" in (await harness.sent_to(chat, 2))[-1]["text"]
+
+    # The bot restarts (or another process takes the next update): a new Application, the same database.
+    await stop_application(harness.app)
+    harness.app = build_application(
+        api.token,
+        api.base_url,
+        harness.intake.take,
+        desk=harness.desk,
+        staff_chat_id=STAFF_CHAT,
+        staff_ids=frozenset({STAFF}),
+    )
+    await start_polling(harness.app, poll_timeout=1)
+    try:
+        await api.push_message(chat, "Second request: invasive species in Lake Issyk-Kul", user=user)
+        await harness.sent_to(chat, 3)
+        _, second = await harness.tickets()
+        assert await inbound_bodies(harness.desk, second.reference) == [
+            "Second request: invasive species in Lake Issyk-Kul"
+        ]
+        assert await questions(harness.desk) == 0  # consumed with the message it announced
+
+        # A /new older than NEW_TTL no longer applies: the message continues the chat's open request.
+        other = 8502
+        await api.push_message(other, "Third request about protected areas", user=user)
+        await harness.sent_to(other, 1)
+        await api.push_message(other, "/new")
+        await harness.sent_to(other, 2)
+        async with harness.desk.sessions.begin() as session:
+            await session.execute(
+                update(PendingChoice).values(new_requested_at=utcnow() - NEW_TTL - timedelta(minutes=1))
+            )
+        await api.push_message(other, "and one more detail", user=user)
+        assert "Added to your request" in (await harness.sent_to(other, 3))[-1]["text"]
+        third = (await harness.tickets())[-1]
+        assert len(await harness.tickets()) == 3
+        assert await inbound_bodies(harness.desk, third.reference) == [
+            "Third request about protected areas",
+            "and one more detail",
+        ]
+        assert await questions(harness.desk) == 0
+    finally:
+        await stop_application(harness.app)
+
+
+async def test_new_sent_while_a_question_is_open_opens_the_next_message_even_after_the_answer(
+    desk: Desk,
+) -> None:
+    first, _ = await two_open_tickets(desk, 8601, 8601)
+    sender = Sender(name="Aigerim", telegram_user_id=8601, telegram_chat_id=8601, language="en")
+    asked = await take_message(desk, InboundMessage("telegram", "8601:1", sender, "any news?"))
+    assert isinstance(asked, Asked)
+    await choose_new(desk, 8601, 8601)
+    # The question is answered before the requester writes again: their /new still stands.
+    [joined] = await answer(desk, asked.token, 8601, first) or []
+    assert joined.reference == first
+    opened = await take_message(desk, InboundMessage("telegram", "8601:2", sender, "A new topic: peatlands"))
+    assert isinstance(opened, ReceiveResult) and opened.created
+    assert (await questions(desk), await held(desk)) == (0, 0)
+
+    # With the question still open, the next message opens a ticket and the question keeps what it holds.
+    asked = await take_message(desk, InboundMessage("telegram", "8601:3", sender, "and the news?"))
+    assert isinstance(asked, Asked)
+    await choose_new(desk, 8601, 8601)
+    opened = await take_message(desk, InboundMessage("telegram", "8601:4", sender, "Another: steppe fires"))
+    assert isinstance(opened, ReceiveResult) and opened.created
+    assert (await questions(desk), await held(desk)) == (1, 1)

@@ -337,10 +337,12 @@ class DeskSecret(Base):
 
 
 class PendingChoice(Base):
-    """An open "which ticket does this continue?" question of one requester in one chat.
+    """An open "which ticket does this continue?" question of one requester in one chat, or their choice
+    said ahead of any question (/new: the chat's next message opens a ticket).
 
-    The messages it is about wait in ``pending_choice_messages`` until the requester presses a button, so
-    a restart between the question and the answer loses nothing. One open question per user and chat.
+    The messages a question is about wait in ``pending_choice_messages`` until the requester presses a
+    button, so a restart between the question and the answer loses nothing, nor one between /new and the
+    next message. One row per user and chat.
     """
 
     __tablename__ = "pending_choices"
@@ -349,9 +351,12 @@ class PendingChoice(Base):
     token: Mapped[str] = mapped_column(String(32), primary_key=True)
     telegram_user_id: Mapped[int] = mapped_column(BigInteger)
     telegram_chat_id: Mapped[int] = mapped_column(BigInteger)
-    # The most recently active ticket offered: where a flood beyond the hold bounds goes meanwhile.
-    latest_reference: Mapped[str] = mapped_column(String(20))
+    # The most recently active ticket offered: where a flood beyond the hold bounds goes meanwhile. None:
+    # no question was asked, the row holds only a /new.
+    latest_reference: Mapped[str | None] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # When the requester sent /new in this chat: their next message there opens a ticket (migration 0017).
+    new_requested_at: Mapped[datetime | None] = mapped_column()
 
 
 class PendingChoiceMessage(Base):

@@ -12,11 +12,19 @@ asked      another message beyond the bounds                 asked      :func:`h
 asked      the requester presses a button                    idle       :func:`answer`
 asked      someone else presses it                           asked      :func:`answer` → None
 asked      pressed, or written to, after ``QUESTION_TTL``    idle       dropped, requester told
+idle       /new with nothing else                            new        :func:`choose_new`
+asked      /new with nothing else                            asked+new  :func:`choose_new`
+new        a message (within ``NEW_TTL``)                    idle       :func:`hold` → opens
+asked+new  a message (within ``NEW_TTL``)                    asked      :func:`hold` → opens
+new        a message after ``NEW_TTL``                       idle       dropped, as if idle
 =========  ================================================  =========  ====================
 
 The question and the messages it holds are rows (``pending_choices``, ``pending_choice_messages``), so a
-restart of the bot between the question and the answer loses nothing. The bot only renders the question
-and forwards the press; it keeps no state of its own.
+restart of the bot between the question and the answer loses nothing; a /new is the same row's
+``new_requested_at`` (a row of its own when no question is open), so neither a restart nor a second process
+between /new and the next message loses it. It is read by the read-ahead with the question and consumed in
+the transaction that takes the message. The bot only renders the question and forwards the press and the
+/new; it keeps no state of its own.
 """
 
 from __future__ import annotations
@@ -24,9 +32,9 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.db.models import PendingChoice, PendingChoiceMessage
@@ -46,6 +54,8 @@ QUESTION_TTL = timedelta(hours=24)
 # the most recently active ticket offered (stored at once; the held ones still follow the answer).
 MAX_HELD = 20
 MAX_HELD_BYTES = 64 * 1024 * 1024
+# A /new waits this long for the message it announces; a message after that continues as usual.
+NEW_TTL = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,14 +80,30 @@ class Joins:
     reference: str
 
 
-async def hold(session: AsyncSession, inbound: InboundMessage) -> Held | Asked | Joins | None:
+@dataclass(frozen=True, slots=True)
+class Opens:
+    """The requester sent /new in this chat: the message opens a ticket."""
+
+
+async def hold(session: AsyncSession, inbound: InboundMessage) -> Held | Asked | Joins | Opens | None:
     """While the sender's chat has an open question: keep ``inbound`` with it. None: no question open.
+    ``Opens`` when the requester sent /new there (consumed here, in the transaction taking the message).
 
     Safe to repeat: a message already held is not held twice (an ``Asked`` with no choices means it is
     the one the question is about; the caller offers the choices again).
     """
     question = await _open_question(session, inbound)
     if question is None:
+        return None
+    if question.new_requested_at is not None:
+        said = question.new_requested_at
+        if question.latest_reference is None:
+            await _drop(session, PendingChoice.token == question.token)
+        else:
+            question.new_requested_at = None
+        if said >= utcnow() - NEW_TTL:
+            return Opens()
+    if question.latest_reference is None:
         return None
     rows = list(
         await session.execute(
@@ -131,6 +157,7 @@ async def answer(desk: Desk, token: str, user_id: int, choice: str) -> list[Rece
         if question.created_at < utcnow() - QUESTION_TTL:
             await _drop(session, PendingChoice.token == token)
             return None
+        chat_id, new_requested_at = question.telegram_chat_id, question.new_requested_at
         contents = list(
             await session.scalars(
                 select(PendingChoiceMessage.content)
@@ -149,7 +176,33 @@ async def answer(desk: Desk, token: str, user_id: int, choice: str) -> list[Rece
         results.append(await receive(desk, replace(inbound, force_new=False, continues=choice)))
     async with desk.sessions.begin() as session:
         await _drop(session, PendingChoice.token == token)
+        if new_requested_at is not None:  # a /new sent while the question was open still stands
+            session.add(_new_request(user_id, chat_id, new_requested_at))
     return results
+
+
+async def choose_new(desk: Desk, user_id: int, chat_id: int) -> None:
+    """The requester sent /new alone: their next message in this chat opens a ticket (within ``NEW_TTL``),
+    whichever process takes it and whenever it restarted meanwhile."""
+    async with desk.sessions.begin() as session:
+        mine = and_(PendingChoice.telegram_user_id == user_id, PendingChoice.telegram_chat_id == chat_id)
+        await _drop(session, and_(mine, PendingChoice.created_at < utcnow() - QUESTION_TTL))
+        question = await session.scalar(select(PendingChoice).where(mine))
+        if question is None:
+            session.add(_new_request(user_id, chat_id, utcnow()))
+        else:
+            question.new_requested_at = utcnow()
+
+
+def _new_request(user_id: int, chat_id: int, at: datetime) -> PendingChoice:
+    return PendingChoice(
+        token=secrets.token_hex(8),
+        telegram_user_id=user_id,
+        telegram_chat_id=chat_id,
+        latest_reference=None,
+        created_at=at,
+        new_requested_at=at,
+    )
 
 
 async def forget_questions(session: AsyncSession, telegram_user_ids: set[int]) -> int:

@@ -30,6 +30,9 @@ from helpdesk.messages import InboundMessage
 
 _KEY = "read_ahead"
 NOT_READ: Final = object()
+# How intake reads a sender's requester row: FOR KEY SHARE on PostgreSQL (intakes never wait on each other;
+# forget, locking the row FOR UPDATE first, waits for them), nothing on SQLite. See usecases/requesters.py.
+SHARING: Final[dict[str, Any]] = {"read": True, "key_share": True}
 
 
 async def read_ahead(
@@ -57,7 +60,10 @@ async def read_ahead(
     if emails:
         answers.update(dict.fromkeys((("requester", email) for email in emails), None))
         requesters = await session.scalars(
-            select(Requester).where(func.lower(Requester.email).in_(emails)).order_by(Requester.id.desc())
+            select(Requester)
+            .where(func.lower(Requester.email).in_(emails))
+            .order_by(Requester.id.desc())
+            .with_for_update(**SHARING)
         )
         for requester in requesters:  # newest first, so the oldest row of an address is the one kept
             answers[("requester", (requester.email or "").lower())] = requester
@@ -121,7 +127,8 @@ async def _read_telegram(
     """A Telegram group's look-ups: each sender's requester row, the "which ticket?" question open in their
     chat, and the referral offered to them (a message from the expert answers it)."""
     answers.update(dict.fromkeys((("telegram_requester", user) for user in users), None))
-    for requester in await session.scalars(select(Requester).where(Requester.telegram_user_id.in_(users))):
+    requesters = select(Requester).where(Requester.telegram_user_id.in_(users)).with_for_update(**SHARING)
+    for requester in await session.scalars(requesters):
         answers[("telegram_requester", requester.telegram_user_id)] = requester
     chats = {(m.sender.telegram_user_id, m.sender.telegram_chat_id) for m in inbounds}
     answers.update(dict.fromkeys((("open_question", chat) for chat in chats), None))

@@ -1,4 +1,9 @@
-"""Who is asking: one requester row per Telegram user or email address."""
+"""Who is asking: one requester row per Telegram user or email address.
+
+Every read of a sender's requester row in intake shares its key lock (``SHARING``): intake of the same
+person goes on in parallel, while forgetting them takes the row alone first and so waits for intake in
+flight, then holds off the next, instead of crossing its ticket locks (docs/reliability.md, lock order).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.db.models import Requester
 from helpdesk.messages import Sender
-from helpdesk.usecases.read_ahead import answered_or_read
+from helpdesk.usecases.read_ahead import SHARING, answered_or_read
 
 
 async def find_or_create_requester(session: AsyncSession, sender: Sender, language: str) -> Requester:
@@ -18,7 +23,7 @@ async def find_or_create_requester(session: AsyncSession, sender: Sender, langua
             session,
             "telegram_requester",
             user,
-            lambda: select(Requester).where(Requester.telegram_user_id == user),
+            lambda: select(Requester).where(Requester.telegram_user_id == user).with_for_update(**SHARING),
         )
     elif sender.email:
         address = sender.email.lower()
@@ -31,6 +36,7 @@ async def find_or_create_requester(session: AsyncSession, sender: Sender, langua
                 .where(func.lower(Requester.email) == address)
                 .order_by(Requester.id)
                 .limit(1)
+                .with_for_update(**SHARING)
             ),
         )
     if requester is None:

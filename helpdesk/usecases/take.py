@@ -26,7 +26,7 @@ from helpdesk.db.writer_turns import writer_turn
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage
 from helpdesk.usecases.auto_replies import window_start
-from helpdesk.usecases.followup_question import Asked, Held, Joins, ask, hold
+from helpdesk.usecases.followup_question import Asked, Held, Joins, Opens, ask, hold
 from helpdesk.usecases.one_flush import OneFlush
 from helpdesk.usecases.read_ahead import forget_answers, read_ahead, read_ahead_lone
 from helpdesk.usecases.receive import ReceiveResult, receive_in_session
@@ -122,6 +122,8 @@ async def take_in_session(desk: Desk, session: AsyncSession, inbound: InboundMes
             return waiting
         if isinstance(waiting, Joins):
             inbound = replace(inbound, continues=waiting.reference)
+        elif isinstance(waiting, Opens):
+            inbound = replace(inbound, force_new=True)
         elif isinstance(waiting, Asked):
             # An earlier attempt opened the question and lost its answer: offer the choices again.
             return Asked(waiting.token, await followup_choices(session, inbound))

@@ -44,7 +44,7 @@ from helpdesk.messages import InboundMessage
 from helpdesk.references import REFERENCE_RE, find_reference
 from helpdesk.usecases.merge import surviving
 from helpdesk.usecases.one_flush import before_touching
-from helpdesk.usecases.read_ahead import answered_or_read, remember
+from helpdesk.usecases.read_ahead import SHARING, answered_or_read, remember
 from helpdesk.usecases.referral_tokens import reply_key, reply_token_proves, reply_token_referral
 from helpdesk.usecases.reply_addresses import token_ticket_id
 from helpdesk.usecases.staff_mail import claims_staff, server_vouches, staff_proof
@@ -168,6 +168,7 @@ async def chat_open_tickets(session: AsyncSession, inbound: InboundMessage) -> l
                 )
                 .order_by(Ticket.updated_at.desc(), Ticket.id.desc())
                 .limit(5)
+                .with_for_update(of=Requester, **SHARING)
             )
         )
         if tickets:

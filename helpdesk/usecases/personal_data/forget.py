@@ -68,7 +68,7 @@ class ForgetResult:
 async def forget_person(desk: Desk, person: Person, *, actor: str) -> ForgetResult:
     """Erase or anonymise the person everywhere, keeping the tickets' statistics; safe to run again."""
     async with desk.sessions.begin() as session:
-        identity = await identify(session, person)
+        identity = await identify(session, person, for_update=True)
         result = await forget_identity(session, identity)
         if result.found:
             record_forgotten(session, result, actor=actor)

@@ -79,8 +79,12 @@ class Identity:
         return pseudonym(self.requesters[0].id) if self.requesters else "forgotten"
 
 
-async def identify(session: AsyncSession, person: Person) -> Identity:
+async def identify(session: AsyncSession, person: Person, *, for_update: bool = False) -> Identity:
+    """Their identifiers; ``for_update`` locks their requester rows (in id order) before anything else:
+    forget's first lock, which intake in flight for them shares (docs/reliability.md, lock order)."""
     query = select(Requester).order_by(Requester.id)
+    if for_update:
+        query = query.with_for_update()
     if person.email is not None:
         query = query.where(func.lower(Requester.email) == person.email.strip().lower())
     elif person.telegram_id is not None:

@@ -97,6 +97,13 @@ async def _retain_chunk(
     apply: bool,
     cutoff: datetime,
 ) -> None:
+    # Intake's lock order: the requesters first (forgetting one of them needs the row alone), then tickets.
+    await session.execute(
+        select(Requester.id)
+        .where(Requester.id.in_(select(Ticket.requester_id).where(Ticket.id.in_(ticket_ids))))
+        .order_by(Requester.id)
+        .with_for_update()
+    )
     tickets = list(
         await session.scalars(
             select(Ticket)

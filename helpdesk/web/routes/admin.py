@@ -6,6 +6,8 @@ Each action is the same use-case the CLI calls (`helpdesk staff …`, `helpdesk 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -155,13 +157,16 @@ async def dead_letter_retry(request: Request) -> Response:
     settings = _settings(request)
     if settings is None:
         return _back(request, path, _("Retrying needs the running service."), error=True)
-    # As `helpdesk mail dead-letters retry`: the same guarded parser and receive, in a runtime of its own.
+    # As `helpdesk mail dead-letters retry`: the same guarded parser and receive, in a runtime of its own,
+    # but received by the web's desk: inside `helpdesk run` its outbox_written wakes the running delivery
+    # worker, so the receipt leaves now rather than at the worker's next poll.
     from helpdesk.email.intake import retry_dead_letter
     from helpdesk.service import open_runtime
 
     try:
         async with open_runtime(settings, migrate=False) as runtime:
-            reference, reason = await retry_dead_letter(runtime.mail, letter_id)
+            intake = replace(runtime.mail, desk=request.app.state.desk)
+            reference, reason = await retry_dead_letter(intake, letter_id)
     except DeadLetterNotFound:
         return page(request, "kb/missing", status_code=404)
     if reference is None:
