@@ -13,7 +13,7 @@ from datetime import timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import func, null, or_, select
+from sqlalchemy import bindparam, func, null, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk import lifecycle
@@ -213,6 +213,39 @@ async def card_outbound(
     )
 
 
+def _newest_card_item(column: Any, *conditions: Any) -> Any:
+    """The newest of a ticket's card items meeting ``conditions`` (the card index serves it)."""
+    return (
+        select(column)
+        .where(
+            OutboxItem.ticket_id == bindparam("ticket_id"),
+            OutboxItem.message_id.is_(None),
+            OutboxItem.channel == "telegram",
+            *conditions,
+        )
+        .order_by(OutboxItem.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+_WAITING = _newest_card_item(
+    OutboxItem.id,
+    OutboxItem.status == "pending",
+    OutboxItem.payload["extra"]["card_ticket_id"].as_integer() == bindparam("ticket_id"),
+    or_(OutboxItem.locked_until.is_(None), OutboxItem.locked_until < bindparam("now")),
+)
+_LAST_SENT = _newest_card_item(OutboxItem.sent_at, OutboxItem.status == "sent")
+# A card a worker holds is being sent now: the next one settles from now, not from the card before it,
+# or two edits could land a moment apart.
+_IN_FLIGHT = _newest_card_item(
+    OutboxItem.id, OutboxItem.status == "pending", OutboxItem.locked_until >= bindparam("now")
+)
+# All in one round trip, built once: this runs for every message a ticket receives.
+_CARD_QUEUE = select(_WAITING, null(), null())
+_CARD_QUEUE_SETTLING = select(_WAITING, _LAST_SENT, _IN_FLIGHT)
+
+
 async def queue_card(
     desk: Desk, session: AsyncSession, ticket: Ticket, *, settle_seconds: float = 0.0
 ) -> None:
@@ -227,39 +260,8 @@ async def queue_card(
     if chat_id is None:
         return
     now = utcnow()
-
-    def first(column: Any, *conditions: Any) -> Any:
-        """The newest of this ticket's card items meeting ``conditions`` (the card index serves it)."""
-        return (
-            select(column)
-            .where(
-                OutboxItem.ticket_id == ticket.id,
-                OutboxItem.message_id.is_(None),
-                OutboxItem.channel == "telegram",
-                *conditions,
-            )
-            .order_by(OutboxItem.id.desc())
-            .limit(1)
-            .scalar_subquery()
-        )
-
-    waiting = first(
-        OutboxItem.id,
-        OutboxItem.status == "pending",
-        OutboxItem.payload["extra"]["card_ticket_id"].as_integer() == ticket.id,
-        or_(OutboxItem.locked_until.is_(None), OutboxItem.locked_until < now),
-    )
-    last_sent = first(OutboxItem.sent_at, OutboxItem.status == "sent")
-    # A card a worker holds is being sent now: the next one settles from now, not from the card before it,
-    # or two edits could land a moment apart.
-    in_flight = first(OutboxItem.id, OutboxItem.status == "pending", OutboxItem.locked_until >= now)
-    # All in one round trip: this runs for every message a ticket receives.
-    settling = settle_seconds > 0
-    found = (
-        await session.execute(
-            select(waiting, last_sent if settling else null(), in_flight if settling else null())
-        )
-    ).one()
+    statement = _CARD_QUEUE_SETTLING if settle_seconds > 0 else _CARD_QUEUE
+    found = (await session.execute(statement, {"ticket_id": ticket.id, "now": now})).one()
     if found[0] is not None:
         return
     due = now
