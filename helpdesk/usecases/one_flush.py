@@ -40,7 +40,10 @@ class OneFlush:
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
-        self._after: list[AfterWritten] = []
+        self._after: list[tuple[Ticket, AfterWritten]] = []
+        # The tickets whose steps run in the current write, ids known: what a step may read for all of them
+        # at once (a new list each write, so nothing read for one write is taken for the next).
+        self.written: list[Ticket] = []
         self._keys: set[Key] = set()
         self._tickets: set[int] = set()
         self.writes = 0  # flushes of held-back rows: how well the group held together
@@ -61,7 +64,7 @@ class OneFlush:
         """Run ``after_written`` once the group's rows have their ids."""
         if ticket.id is not None:
             self._tickets.add(ticket.id)
-        self._after.append(after_written)
+        self._after.append((ticket, after_written))
 
     async def touching(self, tickets: Iterable[Ticket]) -> None:
         if any(ticket.id in self._tickets for ticket in tickets):
@@ -74,8 +77,10 @@ class OneFlush:
         self.writes += 1
         await self._session.flush()
         after, self._after = self._after, []
-        for step in after:
+        self.written = [ticket for ticket, _ in after]
+        for _, step in after:
             await step()
+        self.written = []
         await self._session.flush()
         self._keys.clear()
         self._tickets.clear()
@@ -85,6 +90,12 @@ def current(session: AsyncSession) -> OneFlush | None:
     """The group of ``session``'s transaction, if its messages are written by one flush."""
     group = transaction_values(session).get(_KEY)
     return group if isinstance(group, OneFlush) else None
+
+
+def written_together(session: AsyncSession) -> list[Ticket]:
+    """The tickets whose after-written steps run now in ``session``'s group (empty outside one)."""
+    group = current(session)
+    return group.written if group is not None else []
 
 
 async def before_touching(session: AsyncSession, tickets: Iterable[Ticket]) -> None:
