@@ -4,7 +4,8 @@ A Telegram group commit or a mail batch receives many messages in one transactio
 message costs an INSERT per table (message, audit, outbox, receipt counts) and a pass of the ORM's unit of
 work; held back and flushed together, the group costs one INSERT per table (on PostgreSQL one batched
 ``INSERT … RETURNING``). What follows a message once its rows have ids (its staff card, the staff
-notifications, a requester's consent) runs for all of them after that flush.
+notifications, a requester's consent) runs for all of them after that flush; such a step may read for all
+of that flush's tickets at once (``written_together``: the staff cards' queues, one statement per flush).
 
 Rows held back are invisible to SQL, so a message that could read what an earlier one of the group wrote
 is taken only after that is written: one with the same channel id, the same sender (address, Telegram user
