@@ -96,12 +96,61 @@ async def test_a_group_of_chats_is_written_by_one_flush(
     assert len([s for s in selects if "FROM messages" in s and "channel_message_id" in s]) == 1, selects
     # A Telegram sender has no address to claim staff with: the staff accounts are not read.
     assert not [s for s in selects if "FROM staff_accounts" in s], selects
+    # The six tickets' card queues read together once their rows had ids, not one statement each.
+    assert len([s for s in selects if "FROM outbox" in s]) == 1, selects
     for result in results:
         assert await _count(desk, Message, Message.ticket_id == result.ticket_id) == 2  # inbound + receipt
         cards = await _count(
             desk, OutboxItem, OutboxItem.ticket_id == result.ticket_id, OutboxItem.message_id.is_(None)
         )
         assert cards == 1
+
+
+async def test_a_group_s_card_queues_read_together_are_each_its_own_ticket_s(
+    desk: Desk, engine: AsyncEngine
+) -> None:
+    """Three chats' follow-ups in one group: one ticket's card still waits (nothing queued), one's was sent
+    long ago (a new card due now), one's is being sent (a new card due a settle period later)."""
+    desk = replace(desk, staff_telegram_chat_id=STAFF_CHAT, mail_from=None)
+    waits, sent, sending = 7301, 7302, 7303
+    opened = await take_together(desk, [chat_message(chat) for chat in (waits, sent, sending)])
+    ids = {chat: o.ticket_id for chat, o in zip((waits, sent, sending), opened, strict=True)}
+    card = (OutboxItem.message_id.is_(None), OutboxItem.channel == "telegram")
+    async with desk.sessions.begin() as session:
+        await session.execute(
+            update(OutboxItem)
+            .where(*card, OutboxItem.ticket_id == ids[sent])
+            .values(status="sent", sent_at=utcnow() - timedelta(hours=1), attempts=1)
+        )
+        await session.execute(
+            update(OutboxItem)
+            .where(*card, OutboxItem.ticket_id == ids[sending])
+            .values(locked_until=utcnow() + timedelta(minutes=5), claim_token="worker-a")
+        )
+    queued_at = utcnow()
+    with counting(engine) as counted:
+        followed = await take_together(
+            desk,
+            [replace(chat_message(chat), channel_message_id=f"{chat}:2") for chat in (waits, sent, sending)],
+        )
+    assert [o.ticket_id for o in followed if isinstance(o, ReceiveResult)] == list(ids.values()), followed
+    assert len([s for s in counted.full if s.startswith("SELECT") and "FROM outbox" in s]) == 1
+    async with desk.sessions() as session:
+        due = {
+            ticket_id: sorted(
+                await session.scalars(
+                    select(OutboxItem.next_attempt_at).where(
+                        *card, OutboxItem.ticket_id == ticket_id, OutboxItem.status == "pending"
+                    )
+                )
+            )
+            for ticket_id in ids.values()
+        }
+    assert len(due[ids[waits]]) == 1  # the waiting card covers the follow-up
+    [now_due] = due[ids[sent]]
+    assert now_due < queued_at + timedelta(seconds=5)
+    _in_flight, settled = due[ids[sending]]
+    assert settled >= queued_at + timedelta(seconds=desk.limits.card_refresh_seconds)
 
 
 async def test_a_batch_message_reads_what_an_earlier_one_of_the_batch_wrote(desk: Desk) -> None:

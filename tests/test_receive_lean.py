@@ -4,20 +4,22 @@ pre-ping round trip on PostgreSQL without losing the recovery from a database re
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from helpdesk.db.models import AuditEvent, Message, OutboxItem, Ticket, TicketParticipant
 from helpdesk.db.transient import retrying
 from helpdesk.desk import Desk
+from helpdesk.flood import FloodLimits
 from helpdesk.messages import InboundMessage, Sender
 from helpdesk.service import RECEIVE_RETRY_DELAYS
 from helpdesk.usecases.receive import ReceiveResult, receive, receive_in_session
-from helpdesk.usecases.take import take_message
+from helpdesk.usecases.take import take_message, take_together
 
 
 def request(n: int, **kw: Any) -> InboundMessage:
@@ -155,3 +157,50 @@ async def test_a_telegram_follow_up_reads_its_chat_s_open_tickets_once(
         event.remove(engine.sync_engine, "before_cursor_execute", on_execute)
     assert isinstance(second, ReceiveResult) and second.reference == first.reference and not second.created
     assert len(reads) == 1, reads
+
+
+async def test_a_lone_telegram_follow_up_counts_its_receipts_with_its_chat_s_open_tickets(
+    desk: Desk, engine: AsyncEngine
+) -> None:
+    """Issue #12: a lone follow-up reads three things (stored, question or offer open; the chat's open
+    tickets with their receipts of the last minute; the card queue) and writes its rows; the receipt limit
+    still holds on the count read along."""
+    # A Telegram-only desk (no mail, so no staff notification mails to address).
+    desk = replace(
+        desk, staff_telegram_chat_id=-1009, mail_from=None, limits=FloodLimits(receipts_per_minute=1)
+    )
+    sender = Sender(name="Aigerim", telegram_user_id=8701, telegram_chat_id=8701, language="en")
+
+    def message(n: int) -> InboundMessage:
+        return InboundMessage("telegram", f"8701:{n}", sender, f"Wetlands, part {n}")
+
+    [first] = await take_together(desk, [message(1)])
+    assert isinstance(first, ReceiveResult) and first.created
+    selects: list[list[str]] = []
+
+    def on_execute(_c: Any, _cur: Any, statement: str, *_rest: Any) -> None:
+        flat = " ".join(statement.split())
+        if flat.startswith("SELECT"):
+            selects[-1].append(flat)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", on_execute)
+    try:
+        for n in (2, 3):
+            selects.append([])
+            [taken] = await take_together(desk, [message(n)])
+            assert (
+                isinstance(taken, ReceiveResult) and taken.ticket_id == first.ticket_id and not taken.created
+            )
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", on_execute)
+    for seen in selects:
+        assert len(seen) == 3, seen
+        assert not [s for s in seen if s.startswith("SELECT count(*)")], seen
+    async with desk.sessions() as session:
+        receipts = await session.scalar(
+            select(func.count())
+            .select_from(Message)
+            .where(Message.ticket_id == first.ticket_id, Message.kind == "outbound")
+        )
+    # The registration receipt, one follow-up receipt (one a minute), then silence.
+    assert receipts == 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.db.models import AutoReply, Ticket
@@ -14,6 +14,10 @@ from helpdesk.usecases.read_ahead import answered_or_read
 from helpdesk.usecases.tickets import audit
 
 WINDOW = timedelta(hours=1)
+
+_SENT = select(func.count(AutoReply.id)).where(
+    AutoReply.recipient == bindparam("recipient"), AutoReply.created_at >= bindparam("since")
+)
 
 
 def window_start() -> datetime:
@@ -28,12 +32,7 @@ async def allow_auto_reply(
     database, so several workers and restarts share the limit)."""
     recipient = recipient.lower()
     sent = await answered_or_read(
-        session,
-        "auto_replies",
-        recipient,
-        lambda: select(func.count(AutoReply.id)).where(
-            AutoReply.recipient == recipient, AutoReply.created_at >= window_start()
-        ),
+        session, "auto_replies", recipient, _SENT, {"recipient": recipient, "since": window_start()}
     )
     if (sent or 0) >= desk.mail_ack_limit_per_hour:
         if ticket is not None:

@@ -9,19 +9,21 @@ records the id of a card it posted. The buttons are plain Bot API JSON; the bot 
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import func, null, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk import lifecycle
 from helpdesk.db.models import Attachment, AuditEvent, Message, OutboxItem, Referral, Requester, Ticket
+from helpdesk.db.transaction_memo import transaction_values
 from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
 from helpdesk.messages import OutboundMessage
 from helpdesk.rendering import render
+from helpdesk.usecases.one_flush import written_together
 
 __all__ = [
     "CARD_EXCERPT",
@@ -213,6 +215,60 @@ async def card_outbound(
     )
 
 
+def _newest_card_item(ticket_id: Any, column: Any, *conditions: Any) -> Any:
+    """The newest of a ticket's card items meeting ``conditions`` (the card index serves it)."""
+    return (
+        select(column)
+        .where(
+            OutboxItem.ticket_id == ticket_id,
+            OutboxItem.message_id.is_(None),
+            OutboxItem.channel == "telegram",
+            *conditions,
+        )
+        .order_by(OutboxItem.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+# Each ticket's card queue: a card item still waiting (it covers any change), when its last card was sent,
+# and whether a worker holds one now (a card being sent: the next one settles from now, not from the card
+# before it, or two edits could land a moment apart). Built once; for several tickets in one round trip.
+_QUEUES = select(
+    Ticket.id,
+    _newest_card_item(
+        Ticket.id,
+        OutboxItem.id,
+        OutboxItem.status == "pending",
+        OutboxItem.payload["extra"]["card_ticket_id"].as_integer() == Ticket.id,
+        or_(OutboxItem.locked_until.is_(None), OutboxItem.locked_until < bindparam("now")),
+    ),
+    _newest_card_item(Ticket.id, OutboxItem.sent_at, OutboxItem.status == "sent"),
+    _newest_card_item(
+        Ticket.id, OutboxItem.id, OutboxItem.status == "pending", OutboxItem.locked_until >= bindparam("now")
+    ),
+).where(Ticket.id.in_(bindparam("ticket_ids", expanding=True)))
+_QUEUES_READ = "cards.queues_read"
+
+
+async def _queue_of(session: AsyncSession, ticket: Ticket, now: datetime) -> tuple[Any, Any, Any]:
+    """``ticket``'s card queue (waiting item, last sent, in flight). A group commit's tickets are read
+    together, by the first of their after-written steps to ask, and each answer used once, by its ticket's
+    step: only that step queues a card for its ticket, so the answer is still what the database says."""
+    together = written_together(session)
+    memo = transaction_values(session)
+    read = memo.get(_QUEUES_READ)
+    if read is not None and read[0] is together and ticket.id in read[1]:
+        answer: tuple[Any, Any, Any] = read[1].pop(ticket.id)
+        return answer
+    ids = sorted({t.id for t in together} | {ticket.id})
+    rows = await session.execute(_QUEUES, {"ticket_ids": ids, "now": now})
+    queues = {row[0]: (row[1], row[2], row[3]) for row in rows}
+    if together:
+        memo[_QUEUES_READ] = (together, queues)
+    return queues.pop(ticket.id, (None, None, None))
+
+
 async def queue_card(
     desk: Desk, session: AsyncSession, ticket: Ticket, *, settle_seconds: float = 0.0
 ) -> None:
@@ -227,46 +283,14 @@ async def queue_card(
     if chat_id is None:
         return
     now = utcnow()
-
-    def first(column: Any, *conditions: Any) -> Any:
-        """The newest of this ticket's card items meeting ``conditions`` (the card index serves it)."""
-        return (
-            select(column)
-            .where(
-                OutboxItem.ticket_id == ticket.id,
-                OutboxItem.message_id.is_(None),
-                OutboxItem.channel == "telegram",
-                *conditions,
-            )
-            .order_by(OutboxItem.id.desc())
-            .limit(1)
-            .scalar_subquery()
-        )
-
-    waiting = first(
-        OutboxItem.id,
-        OutboxItem.status == "pending",
-        OutboxItem.payload["extra"]["card_ticket_id"].as_integer() == ticket.id,
-        or_(OutboxItem.locked_until.is_(None), OutboxItem.locked_until < now),
-    )
-    last_sent = first(OutboxItem.sent_at, OutboxItem.status == "sent")
-    # A card a worker holds is being sent now: the next one settles from now, not from the card before it,
-    # or two edits could land a moment apart.
-    in_flight = first(OutboxItem.id, OutboxItem.status == "pending", OutboxItem.locked_until >= now)
-    # All in one round trip: this runs for every message a ticket receives.
-    settling = settle_seconds > 0
-    found = (
-        await session.execute(
-            select(waiting, last_sent if settling else null(), in_flight if settling else null())
-        )
-    ).one()
-    if found[0] is not None:
+    waiting, last_sent, in_flight = await _queue_of(session, ticket, now)
+    if waiting is not None:
         return
     due = now
-    if found[2] is not None:
+    if settle_seconds > 0 and in_flight is not None:
         due = now + timedelta(seconds=settle_seconds)
-    elif found[1] is not None:
-        due = max(now, found[1] + timedelta(seconds=settle_seconds))
+    elif settle_seconds > 0 and last_sent is not None:
+        due = max(now, last_sent + timedelta(seconds=settle_seconds))
     placeholder = OutboundMessage(
         channel="telegram",
         recipient=str(chat_id),

@@ -34,7 +34,7 @@ import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, func, select
+from sqlalchemy import and_, bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.db.models import PendingChoice, PendingChoiceMessage
@@ -217,16 +217,16 @@ async def forget_questions(session: AsyncSession, telegram_user_ids: set[int]) -
     return dropped or 0
 
 
+_OPEN_QUESTION = select(PendingChoice).where(
+    PendingChoice.telegram_user_id == bindparam("user"), PendingChoice.telegram_chat_id == bindparam("chat")
+)
+
+
 async def _open_question(session: AsyncSession, inbound: InboundMessage) -> PendingChoice | None:
     sender = inbound.sender
+    user, chat = sender.telegram_user_id, sender.telegram_chat_id
     question = await answered_or_read(
-        session,
-        "open_question",
-        (sender.telegram_user_id, sender.telegram_chat_id),
-        lambda: select(PendingChoice).where(
-            PendingChoice.telegram_user_id == sender.telegram_user_id,
-            PendingChoice.telegram_chat_id == sender.telegram_chat_id,
-        ),
+        session, "open_question", (user, chat), _OPEN_QUESTION, {"user": user, "chat": chat}
     )
     if question is not None and question.created_at < utcnow() - QUESTION_TTL:
         dropped = await session.scalar(

@@ -4,7 +4,8 @@ A Telegram group commit or a mail batch receives many messages in one transactio
 message costs an INSERT per table (message, audit, outbox, receipt counts) and a pass of the ORM's unit of
 work; held back and flushed together, the group costs one INSERT per table (on PostgreSQL one batched
 ``INSERT … RETURNING``). What follows a message once its rows have ids (its staff card, the staff
-notifications, a requester's consent) runs for all of them after that flush.
+notifications, a requester's consent) runs for all of them after that flush; such a step may read for all
+of that flush's tickets at once (``written_together``: the staff cards' queues, one statement per flush).
 
 Rows held back are invisible to SQL, so a message that could read what an earlier one of the group wrote
 is taken only after that is written: one with the same channel id, the same sender (address, Telegram user
@@ -40,7 +41,10 @@ class OneFlush:
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
-        self._after: list[AfterWritten] = []
+        self._after: list[tuple[Ticket, AfterWritten]] = []
+        # The tickets whose steps run in the current write, ids known: what a step may read for all of them
+        # at once (a new list each write, so nothing read for one write is taken for the next).
+        self.written: list[Ticket] = []
         self._keys: set[Key] = set()
         self._tickets: set[int] = set()
         self.writes = 0  # flushes of held-back rows: how well the group held together
@@ -61,7 +65,7 @@ class OneFlush:
         """Run ``after_written`` once the group's rows have their ids."""
         if ticket.id is not None:
             self._tickets.add(ticket.id)
-        self._after.append(after_written)
+        self._after.append((ticket, after_written))
 
     async def touching(self, tickets: Iterable[Ticket]) -> None:
         if any(ticket.id in self._tickets for ticket in tickets):
@@ -74,8 +78,10 @@ class OneFlush:
         self.writes += 1
         await self._session.flush()
         after, self._after = self._after, []
-        for step in after:
+        self.written = [ticket for ticket, _ in after]
+        for _, step in after:
             await step()
+        self.written = []
         await self._session.flush()
         self._keys.clear()
         self._tickets.clear()
@@ -85,6 +91,12 @@ def current(session: AsyncSession) -> OneFlush | None:
     """The group of ``session``'s transaction, if its messages are written by one flush."""
     group = transaction_values(session).get(_KEY)
     return group if isinstance(group, OneFlush) else None
+
+
+def written_together(session: AsyncSession) -> list[Ticket]:
+    """The tickets whose after-written steps run now in ``session``'s group (empty outside one)."""
+    group = current(session)
+    return group.written if group is not None else []
 
 
 async def before_touching(session: AsyncSession, tickets: Iterable[Ticket]) -> None:

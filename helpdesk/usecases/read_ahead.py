@@ -17,11 +17,11 @@ their rollbacks included. A key that was not read ahead is read from the databas
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import Executable, func, select
+from sqlalchemy import Executable, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.db.models import AutoReply, Message, PendingChoice, Referral, Requester
@@ -34,6 +34,64 @@ NOT_READ: Final = object()
 # forget, locking the row FOR UPDATE first, waits for them), nothing on SQLite. See usecases/requesters.py.
 SHARING: Final[dict[str, Any]] = {"read": True, "key_share": True}
 
+# Built once, bound per call: building a statement and its cache key costs more CPU than running it.
+_STORED = select(Message.channel, Message.channel_message_id, Message.ticket_id).where(
+    Message.channel_message_id.in_(bindparam("channel_ids", expanding=True))
+)
+_REQUESTERS_BY_ADDRESS = (
+    select(Requester)
+    .where(func.lower(Requester.email).in_(bindparam("addresses", expanding=True)))
+    .order_by(Requester.id.desc())
+    .with_for_update(**SHARING)
+)
+_AUTO_REPLIES = (
+    select(AutoReply.recipient, func.count(AutoReply.id))
+    .where(
+        AutoReply.recipient.in_(bindparam("addresses", expanding=True)),
+        AutoReply.created_at >= bindparam("since"),
+    )
+    .group_by(AutoReply.recipient)
+)
+_REQUESTERS_BY_USER = (
+    select(Requester)
+    .where(Requester.telegram_user_id.in_(bindparam("users", expanding=True)))
+    .with_for_update(**SHARING)
+)
+_QUESTIONS_BY_USER = select(PendingChoice).where(
+    PendingChoice.telegram_user_id.in_(bindparam("users", expanding=True))
+)
+_OFFERS = (
+    select(Referral)
+    .where(
+        Referral.channel == "telegram",
+        Referral.recipient.in_(bindparam("recipients", expanding=True)),
+        Referral.state == "offered",
+    )
+    .order_by(Referral.id)
+)
+_LONE = select(
+    select(Message.ticket_id)
+    .where(Message.channel == bindparam("channel"), Message.channel_message_id == bindparam("channel_id"))
+    .limit(1)
+    .scalar_subquery(),
+    select(PendingChoice.token)
+    .where(
+        PendingChoice.telegram_user_id == bindparam("user"),
+        PendingChoice.telegram_chat_id == bindparam("chat"),
+    )
+    .limit(1)
+    .scalar_subquery(),
+    select(Referral.id)
+    .where(
+        Referral.channel == "telegram",
+        Referral.recipient == bindparam("recipient"),
+        Referral.state == "offered",
+    )
+    .order_by(Referral.id.desc())
+    .limit(1)
+    .scalar_subquery(),
+)
+
 
 async def read_ahead(
     session: AsyncSession, inbounds: Sequence[InboundMessage], *, auto_replies_since: datetime
@@ -43,11 +101,7 @@ async def read_ahead(
     ids = {(m.channel, m.channel_message_id) for m in inbounds if m.channel_message_id}
     if ids:
         answers.update(dict.fromkeys((("stored", key) for key in ids), None))
-        rows = await session.execute(
-            select(Message.channel, Message.channel_message_id, Message.ticket_id).where(
-                Message.channel_message_id.in_({channel_id for _, channel_id in ids})
-            )
-        )
+        rows = await session.execute(_STORED, {"channel_ids": list({channel_id for _, channel_id in ids})})
         for channel, channel_id, ticket_id in rows:
             if (channel, channel_id) in ids:
                 answers[("stored", (channel, channel_id))] = ticket_id
@@ -59,19 +113,12 @@ async def read_ahead(
     }
     if emails:
         answers.update(dict.fromkeys((("requester", email) for email in emails), None))
-        requesters = await session.scalars(
-            select(Requester)
-            .where(func.lower(Requester.email).in_(emails))
-            .order_by(Requester.id.desc())
-            .with_for_update(**SHARING)
-        )
+        requesters = await session.scalars(_REQUESTERS_BY_ADDRESS, {"addresses": list(emails)})
         for requester in requesters:  # newest first, so the oldest row of an address is the one kept
             answers[("requester", (requester.email or "").lower())] = requester
         answers.update(dict.fromkeys((("auto_replies", email) for email in emails), 0))
         counts = await session.execute(
-            select(AutoReply.recipient, func.count(AutoReply.id))
-            .where(AutoReply.recipient.in_(emails), AutoReply.created_at >= auto_replies_since)
-            .group_by(AutoReply.recipient)
+            _AUTO_REPLIES, {"addresses": list(emails), "since": auto_replies_since}
         )
         for recipient, count in counts:
             answers[("auto_replies", recipient)] = count
@@ -87,28 +134,14 @@ async def read_ahead_lone(session: AsyncSession, inbound: InboundMessage) -> Non
         return
     stored, token, offer = (
         await session.execute(
-            select(
-                select(Message.ticket_id)
-                .where(
-                    Message.channel == inbound.channel,
-                    Message.channel_message_id == inbound.channel_message_id,
-                )
-                .limit(1)
-                .scalar_subquery(),
-                select(PendingChoice.token)
-                .where(PendingChoice.telegram_user_id == user, PendingChoice.telegram_chat_id == chat)
-                .limit(1)
-                .scalar_subquery(),
-                select(Referral.id)
-                .where(
-                    Referral.channel == "telegram",
-                    Referral.recipient == str(user),
-                    Referral.state == "offered",
-                )
-                .order_by(Referral.id.desc())
-                .limit(1)
-                .scalar_subquery(),
-            )
+            _LONE,
+            {
+                "channel": inbound.channel,
+                "channel_id": inbound.channel_message_id,
+                "user": user,
+                "chat": chat,
+                "recipient": str(user),
+            },
         )
     ).one()
     transaction_values(session)[_KEY] = {
@@ -127,27 +160,16 @@ async def _read_telegram(
     """A Telegram group's look-ups: each sender's requester row, the "which ticket?" question open in their
     chat, and the referral offered to them (a message from the expert answers it)."""
     answers.update(dict.fromkeys((("telegram_requester", user) for user in users), None))
-    requesters = select(Requester).where(Requester.telegram_user_id.in_(users)).with_for_update(**SHARING)
-    for requester in await session.scalars(requesters):
+    for requester in await session.scalars(_REQUESTERS_BY_USER, {"users": list(users)}):
         answers[("telegram_requester", requester.telegram_user_id)] = requester
     chats = {(m.sender.telegram_user_id, m.sender.telegram_chat_id) for m in inbounds}
     answers.update(dict.fromkeys((("open_question", chat) for chat in chats), None))
-    for question in await session.scalars(
-        select(PendingChoice).where(PendingChoice.telegram_user_id.in_(users))
-    ):
+    for question in await session.scalars(_QUESTIONS_BY_USER, {"users": list(users)}):
         key = ("open_question", (question.telegram_user_id, question.telegram_chat_id))
         if key in answers:
             answers[key] = question
     answers.update(dict.fromkeys((("telegram_offer", str(user)) for user in users), None))
-    offers = await session.scalars(
-        select(Referral)
-        .where(
-            Referral.channel == "telegram",
-            Referral.recipient.in_([str(user) for user in users]),
-            Referral.state == "offered",
-        )
-        .order_by(Referral.id)
-    )
+    offers = await session.scalars(_OFFERS, {"recipients": [str(user) for user in users]})
     for referral in offers.unique():  # oldest first, so the newest offer to each expert is the one kept
         answers[("telegram_offer", referral.recipient)] = referral
 
@@ -173,9 +195,9 @@ def answered(session: AsyncSession, question: str, key: Any) -> Any:
 
 
 async def answered_or_read(
-    session: AsyncSession, question: str, key: Any, statement: Callable[[], Executable]
+    session: AsyncSession, question: str, key: Any, statement: Executable, params: Mapping[str, Any]
 ) -> Any:
-    """The answer read ahead for ``key``, else the first column of ``statement``'s first row (built only
-    then: building a statement is a measurable part of a message's CPU)."""
+    """The answer read ahead for ``key``, else the first column of ``statement``'s first row with
+    ``params`` bound (a statement built once, next to the rule it serves)."""
     answer = answered(session, question, key)
-    return await session.scalar(statement()) if answer is NOT_READ else answer
+    return await session.scalar(statement, params) if answer is NOT_READ else answer

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk import lifecycle
@@ -33,6 +33,11 @@ from helpdesk.usecases.threading_rules import find_referral, find_thread
 from helpdesk.usecases.tickets import audit, store_inbound
 
 SUBJECT_LIMIT = 300
+
+# The duplicate check, built once (see read_ahead).
+_STORED = select(Message.ticket_id).where(
+    Message.channel == bindparam("channel"), Message.channel_message_id == bindparam("channel_id")
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,9 +101,8 @@ async def _receive(
         session,
         "stored",
         (inbound.channel, inbound.channel_message_id),
-        lambda: select(Message.ticket_id).where(
-            Message.channel == inbound.channel, Message.channel_message_id == inbound.channel_message_id
-        ),
+        _STORED,
+        {"channel": inbound.channel, "channel_id": inbound.channel_message_id},
     )
     if seen is not None:
         ticket = await session.get_one(Ticket, seen)

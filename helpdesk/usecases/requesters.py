@@ -7,38 +7,32 @@ flight, then holds off the next, instead of crossing its ticket locks (docs/reli
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.db.models import Requester
 from helpdesk.messages import Sender
 from helpdesk.usecases.read_ahead import SHARING, answered_or_read
 
+# Built once, bound per call (see read_ahead).
+_BY_USER = select(Requester).where(Requester.telegram_user_id == bindparam("user")).with_for_update(**SHARING)
+_BY_ADDRESS = (
+    select(Requester)
+    .where(func.lower(Requester.email) == bindparam("address"))
+    .order_by(Requester.id)
+    .limit(1)
+    .with_for_update(**SHARING)
+)
+
 
 async def find_or_create_requester(session: AsyncSession, sender: Sender, language: str) -> Requester:
     requester: Requester | None = None
     if sender.telegram_user_id is not None:
         user = sender.telegram_user_id
-        requester = await answered_or_read(
-            session,
-            "telegram_requester",
-            user,
-            lambda: select(Requester).where(Requester.telegram_user_id == user).with_for_update(**SHARING),
-        )
+        requester = await answered_or_read(session, "telegram_requester", user, _BY_USER, {"user": user})
     elif sender.email:
         address = sender.email.lower()
-        requester = await answered_or_read(
-            session,
-            "requester",
-            address,
-            lambda: (
-                select(Requester)
-                .where(func.lower(Requester.email) == address)
-                .order_by(Requester.id)
-                .limit(1)
-                .with_for_update(**SHARING)
-            ),
-        )
+        requester = await answered_or_read(session, "requester", address, _BY_ADDRESS, {"address": address})
     if requester is None:
         requester = Requester(
             name=sender.name,

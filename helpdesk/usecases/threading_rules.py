@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import contains_eager
 
@@ -42,6 +42,7 @@ from helpdesk.db.transaction_memo import once_per_transaction
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage
 from helpdesk.references import REFERENCE_RE, find_reference
+from helpdesk.usecases.acknowledge import RECEIPTS_SENT_PER_TICKET, receipt_parameters, receipts_read_along
 from helpdesk.usecases.merge import surviving
 from helpdesk.usecases.one_flush import before_touching
 from helpdesk.usecases.read_ahead import SHARING, answered_or_read, remember
@@ -146,6 +147,23 @@ async def _reply_address(context: Context) -> list[Ticket]:
     return found
 
 
+# The sender's active tickets in a chat, each with its receipts of the last minute (a follow-up's receipt
+# limit, :mod:`helpdesk.usecases.acknowledge`, then needs no statement of its own).
+_CHAT_OPEN_TICKETS = (
+    select(Ticket, RECEIPTS_SENT_PER_TICKET)
+    .join(Requester, Requester.id == Ticket.requester_id)
+    .options(contains_eager(Ticket.requester))
+    .where(
+        Requester.telegram_user_id == bindparam("user"),
+        Ticket.telegram_chat_id == bindparam("chat"),
+        Ticket.status.in_(lifecycle.ACTIVE),
+    )
+    .order_by(Ticket.updated_at.desc(), Ticket.id.desc())
+    .limit(5)
+    .with_for_update(of=Requester, **SHARING)
+)
+
+
 async def chat_open_tickets(session: AsyncSession, inbound: InboundMessage) -> list[Ticket]:
     """The sender's active tickets in this chat, most recently changed first (at most 5).
 
@@ -156,21 +174,12 @@ async def chat_open_tickets(session: AsyncSession, inbound: InboundMessage) -> l
         return []
 
     async def read() -> list[Ticket]:
-        tickets = list(
-            await session.scalars(
-                select(Ticket)
-                .join(Requester, Requester.id == Ticket.requester_id)
-                .options(contains_eager(Ticket.requester))
-                .where(
-                    Requester.telegram_user_id == user,
-                    Ticket.telegram_chat_id == chat,
-                    Ticket.status.in_(lifecycle.ACTIVE),
-                )
-                .order_by(Ticket.updated_at.desc(), Ticket.id.desc())
-                .limit(5)
-                .with_for_update(of=Requester, **SHARING)
-            )
-        )
+        receipts = receipt_parameters(inbound.channel)
+        rows = await session.execute(_CHAT_OPEN_TICKETS, {"user": user, "chat": chat, **receipts})
+        tickets: list[Ticket] = []
+        for ticket, sent in rows:
+            tickets.append(ticket)
+            receipts_read_along(session, inbound, ticket, sent, receipts)
         if tickets:
             # The sender's requester row came with them (one per Telegram user): receiving the same message
             # needs no look-up of its own.
@@ -287,23 +296,25 @@ async def _referral_replied(session: AsyncSession, inbound: InboundMessage) -> l
     return found
 
 
+_OPEN_OFFER = (
+    select(Referral)
+    .where(
+        Referral.channel == "telegram",
+        Referral.recipient == bindparam("recipient"),
+        Referral.state == "offered",
+    )
+    .order_by(Referral.id.desc())
+    .limit(1)
+)
+
+
 async def _referral_chat(session: AsyncSession, inbound: InboundMessage) -> list[Referral]:
     # In a chat there is nothing to reply to: the expert's open offer there is what they answer.
     user = inbound.sender.telegram_user_id
     if user is None or inbound.channel != "telegram":
         return []
     referral = await answered_or_read(
-        session,
-        "telegram_offer",
-        str(user),
-        lambda: (
-            select(Referral)
-            .where(
-                Referral.channel == "telegram", Referral.recipient == str(user), Referral.state == "offered"
-            )
-            .order_by(Referral.id.desc())
-            .limit(1)
-        ),
+        session, "telegram_offer", str(user), _OPEN_OFFER, {"recipient": str(user)}
     )
     return [referral] if referral is not None else []
 
