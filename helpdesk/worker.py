@@ -17,12 +17,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import Update, bindparam, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import joinedload
 
 from helpdesk.db.models import AuditEvent, Message, OutboxItem, Ticket
@@ -38,8 +39,71 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
+class Claimed:
+    """An outbox item as the claim returned it: what sending and marking it need."""
+
+    id: int
+    channel: str
+    payload: dict[str, Any]
+    attempts: int
+    ticket_id: int | None
+    message_id: int | None
+
+
+_outbox = OutboxItem.__table__
+
+
+def claim_statement(channels: Sequence[str], per_recipient: int, batch_size: int) -> Update:
+    """The claim of up to ``batch_size`` due items on ``channels``; built once per worker, its values bound
+    per call (``now``, ``until``, ``token``), so a claim does not build and key a statement each time."""
+    now = bindparam("now")
+    due_now = (
+        _outbox.c.status == "pending",
+        # Equalities, not IN: an IN of a list is rewritten into the SQL on every execution.
+        or_(*(_outbox.c.channel == channel for channel in channels)),
+        _outbox.c.next_attempt_at <= now,
+        or_(_outbox.c.locked_until.is_(None), _outbox.c.locked_until < now),
+    )
+    # Fairness: at most a few items per recipient in one batch (oldest first, so each recipient's order
+    # holds), or a chat with a thousand queued items would fill batch after batch while another chat's
+    # receipt waits behind them.
+    ranked = (
+        select(
+            _outbox.c.id,
+            func.row_number()
+            .over(
+                partition_by=(_outbox.c.channel, _outbox.c.payload["recipient"].as_string()),
+                order_by=_outbox.c.id,
+            )
+            .label("rank"),
+        )
+        .where(*due_now)
+        .subquery()
+    )
+    due = (
+        select(_outbox.c.id)
+        .where(_outbox.c.id.in_(select(ranked.c.id).where(ranked.c.rank <= per_recipient)))
+        .order_by(_outbox.c.id)
+        .limit(batch_size)
+        # Rows locked in id order; several workers on PostgreSQL each take different rows instead of
+        # queueing behind a lock.
+        .with_for_update(skip_locked=True)
+    )
+    return (
+        update(_outbox)
+        .where(
+            _outbox.c.id.in_(due),
+            # SQLite has no row locks: the lease itself keeps a second worker off these rows.
+            or_(_outbox.c.locked_until.is_(None), _outbox.c.locked_until < now),
+        )
+        .values(locked_until=bindparam("until"), claim_token=bindparam("token"))
+        .returning(*(_outbox.c[name] for name in Claimed.__dataclass_fields__))
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class _Sent:
-    item: OutboxItem
+    item: Claimed
     sent_id: str | None
     # (ticket id, Telegram message id) of a card posted rather than edited: kept on the ticket.
     posted_card: tuple[int, int] | None = None
@@ -81,8 +145,13 @@ class DeliveryWorker:
         # Whether the last claim may have left due items unclaimed (a full batch, or a recipient held to its
         # share by the fairness rule).
         self._more_due = False
-        bind = sessions.kw.get("bind")
-        self._postgresql = bind is not None and bind.dialect.name == "postgresql"
+        self._engine: AsyncEngine = sessions.kw["bind"]
+        self._postgresql = self._engine.dialect.name == "postgresql"
+        # The claim's connections, PostgreSQL only: its one UPDATE needs no transaction around it.
+        self._autocommit = self._engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._claim_statement = (
+            claim_statement(list(self._senders), per_recipient, batch_size) if self._senders else None
+        )
         # Called in the transaction that records a message as undeliverable (e.g. to refresh the staff card).
         self.on_give_up = on_give_up
 
@@ -120,7 +189,7 @@ class DeliveryWorker:
         rest); one recipient's messages go in order, as they were queued.
         """
         items = await self._claim()
-        queues: dict[tuple[str, str], list[OutboxItem]] = {}
+        queues: dict[tuple[str, str], list[Claimed]] = {}
         for item in items:
             queues.setdefault((item.channel, str(item.payload.get("recipient"))), []).append(item)
         self._more_due = len(items) >= self._batch_size or any(
@@ -129,7 +198,7 @@ class DeliveryWorker:
         slots = asyncio.Semaphore(self._concurrency)
         marks: GroupCommit[_Sent, None] = GroupCommit(self._mark_sent)
 
-        async def drain(queue: list[OutboxItem]) -> None:
+        async def drain(queue: list[Claimed]) -> None:
             async with slots:
                 for item in queue:
                     sent = await self._deliver(item)
@@ -139,62 +208,27 @@ class DeliveryWorker:
         await asyncio.gather(*(drain(queue) for queue in queues.values()))
         return len(items)
 
-    async def _claim(self) -> list[OutboxItem]:
-        now = utcnow()
-        token = secrets.token_hex(16)
-        channels = list(self._senders)
-        if not channels:
+    async def _claim(self) -> list[Claimed]:
+        if self._claim_statement is None:
             return []
-        async with writer_turn(self._sessions), self._sessions.begin() as session:
-            # PostgreSQL: the claim is one UPDATE, atomic by itself (its rows locked while it runs, the
-            # leases committed when it ends); in autocommit it costs one round trip instead of three
-            # (BEGIN, UPDATE, COMMIT) on the path of every receipt. SQLite keeps its transaction.
-            if self._postgresql:
-                await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-            # Fairness: at most a few items per recipient in one batch (oldest first, so each recipient's
-            # order holds), or a chat with a thousand queued items would fill batch after batch while
-            # another chat's receipt waits behind them.
-            ranked = (
-                select(
-                    OutboxItem.id,
-                    func.row_number()
-                    .over(
-                        partition_by=(OutboxItem.channel, OutboxItem.payload["recipient"].as_string()),
-                        order_by=OutboxItem.id,
-                    )
-                    .label("rank"),
-                )
-                .where(
-                    OutboxItem.status == "pending",
-                    OutboxItem.channel.in_(channels),
-                    OutboxItem.next_attempt_at <= now,
-                    or_(OutboxItem.locked_until.is_(None), OutboxItem.locked_until < now),
-                )
-                .subquery()
-            )
-            due = (
-                select(OutboxItem.id)
-                .where(OutboxItem.id.in_(select(ranked.c.id).where(ranked.c.rank <= self._per_recipient)))
-                .order_by(OutboxItem.id)
-                .limit(self._batch_size)
-                # Rows locked in id order; several workers on PostgreSQL each take different rows instead
-                # of queueing behind a lock.
-                .with_for_update(skip_locked=True)
-            )
-            claimed = await session.scalars(
-                update(OutboxItem)
-                .where(
-                    OutboxItem.id.in_(due),
-                    # SQLite has no row locks: the lease itself keeps a second worker off these rows.
-                    or_(OutboxItem.locked_until.is_(None), OutboxItem.locked_until < now),
-                )
-                .values(locked_until=now + timedelta(seconds=self._policy.lease), claim_token=token)
-                .returning(OutboxItem),
-                execution_options={"synchronize_session": False},
-            )
-            return sorted(claimed, key=lambda item: item.id)
+        now = utcnow()
+        values = {
+            "now": now,
+            "until": now + timedelta(seconds=self._policy.lease),
+            "token": secrets.token_hex(16),
+        }
+        # PostgreSQL: one UPDATE, atomic by itself (its rows locked while it runs, the leases committed when
+        # it ends), in autocommit: one round trip instead of three (BEGIN, UPDATE, COMMIT) on the path of
+        # every receipt, and no ORM session: the rows come back as they are. SQLite keeps its transaction.
+        if self._postgresql:
+            async with self._autocommit.connect() as connection:
+                rows = await connection.execute(self._claim_statement, values)
+        else:
+            async with writer_turn(self._sessions), self._engine.begin() as connection:
+                rows = await connection.execute(self._claim_statement, values)
+        return sorted((Claimed(*row) for row in rows), key=lambda item: item.id)
 
-    async def _deliver(self, item: OutboxItem) -> _Sent | None:
+    async def _deliver(self, item: Claimed) -> _Sent | None:
         """Send ``item``; what to mark sent, or None when the failure has been recorded."""
         sender = self._senders[item.channel]
         outbound = OutboundMessage.from_json(item.payload)
@@ -288,7 +322,7 @@ class DeliveryWorker:
             log.info("delivered outbox item %s on %s", sent.item.id, sent.item.channel)
         return [None] * len(batch)
 
-    async def _failed(self, item: OutboxItem, error: DeliveryError) -> None:
+    async def _failed(self, item: Claimed, error: DeliveryError) -> None:
         attempts = item.attempts + 1
         give_up = error.permanent or attempts >= self._policy.max_attempts
         now = utcnow()
