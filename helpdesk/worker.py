@@ -4,12 +4,13 @@ At-least-once: an item is claimed with a lease, sent, then marked sent. A crash 
 marking means it is sent again once the lease runs out; a crash before sending loses nothing.
 
 Batches: one statement claims up to ``batch_size`` due items; sends that finish together are marked sent
-in one transaction (group commit), and a sending slot is released only once its item is marked, so at most
-``concurrency`` items are ever sent and not yet marked. Lock order, the same in every transaction that
-takes several rows here: outbox rows by id, then messages by id; a ticket (a card's Telegram id, the first
-time it is posted) is updated in a transaction of its own. Receiving, which holds several tickets at once
-in a group commit, only inserts outbox rows and never waits on one this worker holds, so the two can never
-wait on each other in a circle (``tests/test_delivery_batches.py``).
+together (group commit: on PostgreSQL one statement, on SQLite one transaction), and a sending slot is
+released only once its item is marked, so at most ``concurrency`` items are ever sent and not yet marked.
+Lock order, the same in every statement and transaction that takes several rows here: outbox rows by id,
+then messages by id (``_MARK_SENT`` says how its one statement keeps it); a ticket (a card's Telegram id,
+the first time it is posted) is updated in a transaction of its own. Receiving, which holds several tickets
+at once in a group commit, only inserts outbox rows and never waits on one this worker holds, so the two
+can never wait on each other in a circle (``tests/test_delivery_batches.py``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Update, bindparam, func, or_, select, update
+from sqlalchemy import Update, bindparam, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import joinedload
 
@@ -101,6 +102,54 @@ def claim_statement(channels: Sequence[str], per_recipient: int, batch_size: int
     )
 
 
+_MARK_OUTBOX = (
+    update(_outbox)
+    .where(_outbox.c.id == bindparam("item_id"))
+    .values(
+        status="sent",
+        sent_at=bindparam("now"),
+        sent_id=bindparam("sent"),
+        attempts=bindparam("tries"),
+        locked_until=None,
+        last_error=None,
+    )
+)
+_MARK_MESSAGES = (
+    update(Message.__table__)
+    .where(Message.__table__.c.id == bindparam("row_id"), Message.__table__.c.channel_message_id.is_(None))
+    .values(channel_message_id=bindparam("sent"))
+)
+# PostgreSQL: a batch of sends marked in one statement, outbox rows then messages, each by id. The rows of
+# both tables are locked by a SELECT … ORDER BY id FOR UPDATE (rows are locked as the sort hands them
+# out, whatever plan the join takes), and the messages only once every outbox row is marked: the count
+# over ``marked`` is a one-time filter on the messages' scan, and an aggregate reads all of its input.
+_MARK_SENT = text(
+    """
+WITH locked AS (
+    SELECT id FROM outbox WHERE id = ANY(CAST(:ids AS INTEGER[])) ORDER BY id FOR UPDATE
+), marked AS (
+    UPDATE outbox
+    SET status = 'sent', sent_at = :now, sent_id = v.sent_id, attempts = v.attempts,
+        locked_until = NULL, last_error = NULL
+    FROM locked
+    JOIN unnest(CAST(:ids AS INTEGER[]), CAST(:sent AS VARCHAR[]), CAST(:tries AS INTEGER[]))
+        AS v (id, sent_id, attempts) ON v.id = locked.id
+    WHERE outbox.id = locked.id AND outbox.id = ANY(CAST(:ids AS INTEGER[]))
+    RETURNING outbox.id
+), named AS (
+    SELECT messages.id, n.sent_id
+    FROM messages
+    JOIN unnest(CAST(:rows AS INTEGER[]), CAST(:names AS VARCHAR[])) AS n (id, sent_id) ON n.id = messages.id
+    WHERE messages.id = ANY(CAST(:rows AS INTEGER[])) AND messages.channel_message_id IS NULL
+        AND (SELECT count(*) FROM marked) >= 0
+    ORDER BY messages.id
+    FOR UPDATE OF messages
+)
+UPDATE messages SET channel_message_id = named.sent_id FROM named WHERE messages.id = named.id
+"""
+)
+
+
 @dataclass(frozen=True, slots=True)
 class _Sent:
     item: Claimed
@@ -147,7 +196,7 @@ class DeliveryWorker:
         self._more_due = False
         self._engine: AsyncEngine = sessions.kw["bind"]
         self._postgresql = self._engine.dialect.name == "postgresql"
-        # The claim's connections, PostgreSQL only: its one UPDATE needs no transaction around it.
+        # The claim's and the mark's connections, PostgreSQL only: each is one statement, atomic by itself.
         self._autocommit = self._engine.execution_options(isolation_level="AUTOCOMMIT")
         self._claim_statement = (
             claim_statement(list(self._senders), per_recipient, batch_size) if self._senders else None
@@ -267,7 +316,7 @@ class DeliveryWorker:
         return replace(card, extra={**card.extra, "edit_message_id": ticket.telegram_card_message_id})
 
     async def _mark_sent(self, batch: list[_Sent]) -> list[None]:
-        """Record a batch of sends: one transaction, rows locked in id order (see the module's note)."""
+        """Record a batch of sends: one statement (PostgreSQL) or transaction (SQLite), in the lock order."""
         now = utcnow()
         for ticket_id, card in sorted(s.posted_card for s in batch if s.posted_card):
             # Before the item is marked: a crash in between re-sends the card as an edit of this one.
@@ -288,36 +337,35 @@ class DeliveryWorker:
             ),
             key=lambda pair: pair[0],
         )
-        # PostgreSQL: a lone UPDATE (mail) is atomic by itself; in autocommit it costs one round trip
-        # instead of three (BEGIN, UPDATE, COMMIT). SQLite's driver begins implicitly with the UPDATE, and
-        # there one transaction keeps an UPDATE of several rows to one fsync.
-        alone = not named and self._postgresql
-        options = {"isolation_level": "AUTOCOMMIT"} if alone else {}
-        async with writer_turn(self._sessions), self._sessions.begin() as session:
-            connection = await session.connection(execution_options=options)
-            await connection.execute(
-                update(OutboxItem.__table__)
-                .where(OutboxItem.__table__.c.id == bindparam("item_id"))
-                .values(
-                    status="sent",
-                    sent_at=now,
-                    sent_id=bindparam("sent"),
-                    attempts=bindparam("tries"),
-                    locked_until=None,
-                    last_error=None,
-                ),
-                [{"item_id": s.item.id, "sent": s.sent_id, "tries": s.item.attempts + 1} for s in ordered],
-            )
-            if named:
+        if self._postgresql:
+            # One statement, atomic by itself: in autocommit one round trip instead of four (BEGIN, two
+            # UPDATEs, COMMIT), in the same lock order (see ``_MARK_SENT``).
+            async with self._autocommit.connect() as connection:
                 await connection.execute(
-                    update(Message.__table__)
-                    .where(
-                        Message.__table__.c.id == bindparam("row_id"),
-                        Message.__table__.c.channel_message_id.is_(None),
-                    )
-                    .values(channel_message_id=bindparam("sent")),
-                    [{"row_id": row_id, "sent": sent_id} for row_id, sent_id in named],
+                    _MARK_SENT,
+                    {
+                        "now": now,
+                        "ids": [s.item.id for s in ordered],
+                        "sent": [s.sent_id for s in ordered],
+                        "tries": [s.item.attempts + 1 for s in ordered],
+                        "rows": [row_id for row_id, _ in named],
+                        "names": [sent_id for _, sent_id in named],
+                    },
                 )
+        else:
+            # SQLite: one transaction keeps an UPDATE of several rows to one fsync.
+            async with writer_turn(self._sessions), self._engine.begin() as connection:
+                await connection.execute(
+                    _MARK_OUTBOX,
+                    [
+                        {"item_id": s.item.id, "now": now, "sent": s.sent_id, "tries": s.item.attempts + 1}
+                        for s in ordered
+                    ],
+                )
+                if named:
+                    await connection.execute(
+                        _MARK_MESSAGES, [{"row_id": row_id, "sent": sent_id} for row_id, sent_id in named]
+                    )
         for sent in ordered:
             log.info("delivered outbox item %s on %s", sent.item.id, sent.item.channel)
         return [None] * len(batch)
