@@ -18,13 +18,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Update, bindparam, func, or_, select, text, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import joinedload
 
 from helpdesk.db.models import AuditEvent, Message, OutboxItem, Ticket
@@ -52,6 +53,7 @@ class Claimed:
 
 
 _outbox = OutboxItem.__table__
+_tickets = Ticket.__table__
 
 
 def claim_statement(channels: Sequence[str], per_recipient: int, batch_size: int) -> Update:
@@ -196,7 +198,6 @@ class DeliveryWorker:
         self._more_due = False
         self._engine: AsyncEngine = sessions.kw["bind"]
         self._postgresql = self._engine.dialect.name == "postgresql"
-        # The claim's and the mark's connections, PostgreSQL only: each is one statement, atomic by itself.
         self._autocommit = self._engine.execution_options(isolation_level="AUTOCOMMIT")
         self._claim_statement = (
             claim_statement(list(self._senders), per_recipient, batch_size) if self._senders else None
@@ -266,16 +267,24 @@ class DeliveryWorker:
             "until": now + timedelta(seconds=self._policy.lease),
             "token": secrets.token_hex(16),
         }
-        # PostgreSQL: one UPDATE, atomic by itself (its rows locked while it runs, the leases committed when
-        # it ends), in autocommit: one round trip instead of three (BEGIN, UPDATE, COMMIT) on the path of
-        # every receipt, and no ORM session: the rows come back as they are. SQLite keeps its transaction.
+        # One UPDATE (its rows locked while it runs, the leases committed when it ends), no ORM session: the
+        # rows come back as they are.
+        async with self._writing() as connection:
+            rows = await connection.execute(self._claim_statement, values)
+        return sorted((Claimed(*row) for row in rows), key=lambda item: item.id)
+
+    @asynccontextmanager
+    async def _writing(self) -> AsyncIterator[AsyncConnection]:
+        """Where the worker writes its claims and marks. PostgreSQL: a connection in autocommit, each of
+        them being one statement, atomic by itself: one round trip instead of three (BEGIN, statement,
+        COMMIT) on the path of every receipt. SQLite: a transaction in this process's writer turn (one
+        fsync for the rows it writes)."""
         if self._postgresql:
             async with self._autocommit.connect() as connection:
-                rows = await connection.execute(self._claim_statement, values)
+                yield connection
         else:
             async with writer_turn(self._sessions), self._engine.begin() as connection:
-                rows = await connection.execute(self._claim_statement, values)
-        return sorted((Claimed(*row) for row in rows), key=lambda item: item.id)
+                yield connection
 
     async def _deliver(self, item: Claimed) -> _Sent | None:
         """Send ``item``; what to mark sent, or None when the failure has been recorded."""
@@ -320,9 +329,9 @@ class DeliveryWorker:
         now = utcnow()
         for ticket_id, card in sorted(s.posted_card for s in batch if s.posted_card):
             # Before the item is marked: a crash in between re-sends the card as an edit of this one.
-            async with writer_turn(self._sessions), self._sessions.begin() as session:
-                await session.execute(
-                    update(Ticket).where(Ticket.id == ticket_id).values(telegram_card_message_id=card)
+            async with self._writing() as connection:
+                await connection.execute(
+                    update(_tickets).where(_tickets.c.id == ticket_id).values(telegram_card_message_id=card)
                 )
         ordered = sorted(batch, key=lambda s: s.item.id)
         # Telegram ids exist only once sent; they let a reply to our message find its ticket. A mail sent
@@ -337,10 +346,10 @@ class DeliveryWorker:
             ),
             key=lambda pair: pair[0],
         )
-        if self._postgresql:
-            # One statement, atomic by itself: in autocommit one round trip instead of four (BEGIN, two
-            # UPDATEs, COMMIT), in the same lock order (see ``_MARK_SENT``).
-            async with self._autocommit.connect() as connection:
+        async with self._writing() as connection:
+            if self._postgresql:
+                # One statement instead of two between BEGIN and COMMIT, in the same lock order (see
+                # ``_MARK_SENT``).
                 await connection.execute(
                     _MARK_SENT,
                     {
@@ -352,9 +361,7 @@ class DeliveryWorker:
                         "names": [sent_id for _, sent_id in named],
                     },
                 )
-        else:
-            # SQLite: one transaction keeps an UPDATE of several rows to one fsync.
-            async with writer_turn(self._sessions), self._engine.begin() as connection:
+            else:
                 await connection.execute(
                     _MARK_OUTBOX,
                     [

@@ -285,3 +285,30 @@ async def test_the_one_statement_mark_locks_outbox_rows_then_messages_each_by_id
     assert seen == {"outbox": [True, True, True], "messages": [True, True, True]}, seen
     _, names = await _marked(desk)
     assert names == [sent.sent_id for sent in batch]
+
+
+async def test_a_new_card_and_its_receipt_are_delivered_without_a_transaction_on_postgresql(
+    desk: Desk, engine: AsyncEngine, bot_api: TelegramApiStandIn
+) -> None:
+    """Each of the worker's writes is one statement: on PostgreSQL the claim, a newly posted card's id on its
+    ticket and the mark run in autocommit (no BEGIN, no COMMIT); SQLite keeps a transaction for each."""
+    busy_desk(desk)
+    await receive(desk, inbound(7500, 1))
+    sender = TelegramSender(bot_api.token, bot_api.base_url)
+    worker = DeliveryWorker(desk.sessions, {"telegram": sender}, policy=FAST)
+    seen = Statements(engine)
+    try:
+        assert await worker.deliver_due() == 2  # the receipt and the staff card
+    finally:
+        seen.close()
+        await sender.close()
+    writes = [s.split(" SET")[0] for s in seen.sql if not s.startswith("SELECT")]
+    if engine.dialect.name == "postgresql":
+        assert seen.commits == 0 and "UPDATE tickets" in writes, writes
+    else:
+        # One commit per claim, card's ticket and batch of marks (a mark's UPDATE messages rides in its own).
+        assert seen.commits == len([w for w in writes if not w.startswith("UPDATE messages")]), writes
+    [card] = bot_api.sent_messages(STAFF_CHAT)
+    async with desk.sessions() as session:
+        ticket = await session.scalar(select(Ticket))
+    assert ticket is not None and ticket.telegram_card_message_id == card["message_id"]
