@@ -4,13 +4,14 @@ At-least-once: an item is claimed with a lease, sent, then marked sent. A crash 
 marking means it is sent again once the lease runs out; a crash before sending loses nothing.
 
 Batches: one statement claims up to ``batch_size`` due items; sends that finish together are marked sent
-together (group commit: on PostgreSQL one statement, on SQLite one transaction), and a sending slot is
-released only once its item is marked, so at most ``concurrency`` items are ever sent and not yet marked.
-Lock order, the same in every statement and transaction that takes several rows here: outbox rows by id,
-then messages by id (``_MARK_SENT`` says how its one statement keeps it); a ticket (a card's Telegram id,
-the first time it is posted) is updated in a transaction of its own. Receiving, which holds several tickets
-at once in a group commit, only inserts outbox rows and never waits on one this worker holds, so the two
-can never wait on each other in a circle (``tests/test_delivery_batches.py``).
+together (group commit), and a sending slot is released only once its item is marked, so at most
+``concurrency`` items are ever sent and not yet marked. Each write is one statement on PostgreSQL, run in
+autocommit, and a transaction on SQLite (``_writing``). Lock order, the same in every statement and
+transaction that takes several rows here: outbox rows by id, then messages by id (``_MARK_SENT`` says how
+its one statement keeps it); a ticket (a card's Telegram id, the first time it is posted) is updated on its
+own, holding nothing else. Receiving, which holds several tickets at once in a group commit, only inserts
+outbox rows and never waits on one this worker holds, so the two can never wait on each other in a circle
+(``tests/test_delivery_batches.py``).
 """
 
 from __future__ import annotations
