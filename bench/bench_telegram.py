@@ -18,7 +18,7 @@ Rounds alternate which side runs first so warm-up and machine noise fall on both
 database at the end: {"bench": "telegram_ack", "database", "chats", "messages", "desk_median_ms",
 "desk_p95_ms", "echo_median_ms", "echo_p95_ms", "median_ratio", "p95_ratio", "commits_per_message",
 "flushes_per_message", "statements_per_message", "desk_cpu_ms_per_message"} (``--statements`` adds the
-statements by kind and table).
+statements by kind and table; ``--timeline`` the median of each step of a receipt, see ``Timeline``).
 """
 
 from __future__ import annotations
@@ -69,7 +69,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-async def _steady_load(api: TelegramApiStandIn, chats: int, messages: int, within: float) -> list[float]:
+async def _steady_load(
+    api: TelegramApiStandIn, chats: int, messages: int, within: float, timeline: Timeline | None = None
+) -> list[float]:
     """Each chat sends ``messages`` messages, the next once the previous is answered; the latencies."""
     pushed: dict[tuple[int, int], float] = {}
     answered: dict[tuple[int, int], asyncio.Future[float]] = {}
@@ -101,6 +103,9 @@ async def _steady_load(api: TelegramApiStandIn, chats: int, messages: int, withi
         await asyncio.wait_for(asyncio.gather(*(chat(n) for n in range(chats))), within)
     finally:
         collector.cancel()
+    if timeline is not None:
+        for key, at in pushed.items():
+            timeline.message(key, at, answered[key].result())
     return [answered[key].result() - at for key, at in pushed.items()]
 
 
@@ -163,10 +168,96 @@ def _kind(statement: str) -> str:
     return f"{verb} {table}".strip()
 
 
+class Timeline:
+    """``--timeline``: when each step of a receipt happened, on the stand-in's clock (``time.monotonic``).
+
+    The worker's wake, claim and mark and the sender's send are wrapped on their instances; a receipt is
+    known by (chat, the message it answers). The wake taken is the last one before its claim started, which
+    is the intake commit's only when one message is in flight (``--chats 1``)."""
+
+    STEPS = (
+        ("update → wake (intake)", "pushed", "wake"),
+        ("wake → claim start", "wake", "claim_start"),
+        ("claim", "claim_start", "claim_end"),
+        ("claim end → send start", "claim_end", "send_start"),
+        ("send start → Bot API has it", "send_start", "answered"),
+        ("send", "send_start", "send_end"),
+        ("send end → mark end", "send_end", "mark_end"),
+        ("update → Bot API has it", "pushed", "answered"),
+    )
+
+    def __init__(self) -> None:
+        self.wakes: list[float] = []
+        self.steps: dict[tuple[Any, Any], dict[str, float]] = {}
+        self.done: list[dict[str, float]] = []
+
+    def attach(self, worker: DeliveryWorker, sender: TelegramSender) -> None:
+        wake, claim, mark, send = worker.wake, worker._claim, worker._mark_sent, sender.send
+
+        def timed_wake() -> None:
+            self.wakes.append(time.monotonic())
+            wake()
+
+        async def timed_claim() -> Any:
+            started = time.monotonic()
+            woken = [at for at in self.wakes if at <= started]
+            items = await claim()
+            ended = time.monotonic()
+            for item in items:
+                step = self.steps.setdefault(_receipt(item.payload), {})
+                step.update(claim_start=started, claim_end=ended)
+                if woken:
+                    step["wake"] = woken[-1]
+            return items
+
+        async def timed_send(message: Any) -> Any:
+            step = self.steps.setdefault(_receipt(message.to_json()), {})
+            step["send_start"] = time.monotonic()
+            try:
+                return await send(message)
+            finally:
+                step["send_end"] = time.monotonic()
+
+        async def timed_mark(batch: Any) -> Any:
+            result = await mark(batch)
+            ended = time.monotonic()
+            for sent in batch:
+                self.steps.setdefault(_receipt(sent.item.payload), {})["mark_end"] = ended
+            return result
+
+        worker.wake = timed_wake  # type: ignore[method-assign]
+        worker._claim = timed_claim  # type: ignore[method-assign]
+        worker._mark_sent = timed_mark  # type: ignore[method-assign]
+        sender.send = timed_send  # type: ignore[method-assign]
+
+    def message(self, key: tuple[int, int], pushed: float, answered: float) -> None:
+        step = self.steps.pop(key, {})
+        self.done.append({**step, "pushed": pushed, "answered": answered})
+
+    def medians(self) -> dict[str, float]:
+        result = {}
+        for name, start, end in self.STEPS:
+            spans = [s[end] - s[start] for s in self.done if start in s and end in s]
+            if spans:
+                result[name] = round(statistics.median(spans) * 1000, 2)
+        return result
+
+
+def _receipt(payload: dict[str, Any]) -> tuple[Any, Any]:
+    extra = payload.get("extra") or {}
+    try:
+        chat: Any = int(payload.get("recipient"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        chat = payload.get("recipient")
+    return chat, extra.get("reply_to_message_id")
+
+
 _TABLE = re.compile(r"\b(?:FROM|INTO|UPDATE|JOIN)\s+\"?([a-z_]+)", re.IGNORECASE)
 
 
-async def desk_round(chats: int, messages: int, database_url: str) -> tuple[list[float], Commits]:
+async def desk_round(
+    chats: int, messages: int, database_url: str, timeline: Timeline | None = None
+) -> tuple[list[float], Commits]:
     engine = make_engine(database_url)
     commits = Commits(engine)
     try:
@@ -174,6 +265,8 @@ async def desk_round(chats: int, messages: int, database_url: str) -> tuple[list
             async with TelegramApiStandIn() as api:
                 sender = TelegramSender(api.token, api.base_url)
                 worker = DeliveryWorker(make_sessions(engine), {"telegram": sender}, poll_interval=0.2)
+                if timeline is not None:
+                    timeline.attach(worker, sender)
                 desk = Desk(
                     sessions=make_sessions(engine),
                     outbox_written=worker.wake,
@@ -190,7 +283,7 @@ async def desk_round(chats: int, messages: int, database_url: str) -> tuple[list
                 await start_polling(app, poll_timeout=1)
                 try:
                     commits.reset()
-                    latencies = await _steady_load(api, chats, messages, 600)
+                    latencies = await _steady_load(api, chats, messages, 600, timeline)
                     commits.close()
                     return latencies, commits
                 finally:
@@ -236,12 +329,13 @@ async def bench(database: str, args: argparse.Namespace) -> None:
     commits = flushes = 0
     cpu = 0.0
     statements: Counter[str] = Counter()
+    timeline = Timeline() if args.timeline else None
     for round_number in range(args.rounds):
         async with fresh_database(database, args.postgres) as url:
             # Alternate which side runs first so warm-up and machine noise fall on both.
             for side in ("echo", "desk") if round_number % 2 == 0 else ("desk", "echo"):
                 if side == "desk":
-                    values, made = await desk_round(args.chats, args.messages, url)
+                    values, made = await desk_round(args.chats, args.messages, url, timeline)
                     desk_all.extend(values)
                     commits += made.count
                     flushes += made.flushes
@@ -276,6 +370,8 @@ async def bench(database: str, args: argparse.Namespace) -> None:
         record["statements"] = {
             kind: round(n / len(desk_all), 2) for kind, n in sorted(statements.items(), key=lambda kv: -kv[1])
         }
+    if timeline is not None:
+        record["timeline_ms"] = timeline.medians()
     print(json.dumps(record), flush=True)
 
 
@@ -287,6 +383,7 @@ async def main() -> int:
     parser.add_argument("--messages", type=int, default=10, help="messages per chat")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--statements", action="store_true", help="list statements per message by kind")
+    parser.add_argument("--timeline", action="store_true", help="the median of each step of a receipt")
     parser.add_argument(
         "--databases", nargs="+", default=["sqlite", "postgresql"], choices=["sqlite", "postgresql"]
     )

@@ -4,12 +4,14 @@ At-least-once: an item is claimed with a lease, sent, then marked sent. A crash 
 marking means it is sent again once the lease runs out; a crash before sending loses nothing.
 
 Batches: one statement claims up to ``batch_size`` due items; sends that finish together are marked sent
-in one transaction (group commit), and a sending slot is released only once its item is marked, so at most
-``concurrency`` items are ever sent and not yet marked. Lock order, the same in every transaction that
-takes several rows here: outbox rows by id, then messages by id; a ticket (a card's Telegram id, the first
-time it is posted) is updated in a transaction of its own. Receiving, which holds several tickets at once
-in a group commit, only inserts outbox rows and never waits on one this worker holds, so the two can never
-wait on each other in a circle (``tests/test_delivery_batches.py``).
+together (group commit), and a sending slot is released only once its item is marked, so at most
+``concurrency`` items are ever sent and not yet marked. Each write is one statement on PostgreSQL, run in
+autocommit, and a transaction on SQLite (``_writing``). Lock order, the same in every statement and
+transaction that takes several rows here: outbox rows by id, then messages by id (``_MARK_SENT`` says how
+its one statement keeps it); a ticket (a card's Telegram id, the first time it is posted) is updated on its
+own, holding nothing else. Receiving, which holds several tickets at once in a group commit, only inserts
+outbox rows and never waits on one this worker holds, so the two can never wait on each other in a circle
+(``tests/test_delivery_batches.py``).
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import Update, bindparam, func, or_, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import joinedload
 
 from helpdesk.db.models import AuditEvent, Message, OutboxItem, Ticket
@@ -38,8 +42,120 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
+class Claimed:
+    """An outbox item as the claim returned it: what sending and marking it need."""
+
+    id: int
+    channel: str
+    payload: dict[str, Any]
+    attempts: int
+    ticket_id: int | None
+    message_id: int | None
+
+
+_outbox = OutboxItem.__table__
+_tickets = Ticket.__table__
+
+
+def claim_statement(channels: Sequence[str], per_recipient: int, batch_size: int) -> Update:
+    """The claim of up to ``batch_size`` due items on ``channels``; built once per worker, its values bound
+    per call (``now``, ``until``, ``token``), so a claim does not build and key a statement each time."""
+    now = bindparam("now")
+    due_now = (
+        _outbox.c.status == "pending",
+        # Equalities, not IN: an IN of a list is rewritten into the SQL on every execution.
+        or_(*(_outbox.c.channel == channel for channel in channels)),
+        _outbox.c.next_attempt_at <= now,
+        or_(_outbox.c.locked_until.is_(None), _outbox.c.locked_until < now),
+    )
+    # Fairness: at most a few items per recipient in one batch (oldest first, so each recipient's order
+    # holds), or a chat with a thousand queued items would fill batch after batch while another chat's
+    # receipt waits behind them.
+    ranked = (
+        select(
+            _outbox.c.id,
+            func.row_number()
+            .over(
+                partition_by=(_outbox.c.channel, _outbox.c.payload["recipient"].as_string()),
+                order_by=_outbox.c.id,
+            )
+            .label("rank"),
+        )
+        .where(*due_now)
+        .subquery()
+    )
+    due = (
+        select(_outbox.c.id)
+        .where(_outbox.c.id.in_(select(ranked.c.id).where(ranked.c.rank <= per_recipient)))
+        .order_by(_outbox.c.id)
+        .limit(batch_size)
+        # Rows locked in id order; several workers on PostgreSQL each take different rows instead of
+        # queueing behind a lock.
+        .with_for_update(skip_locked=True)
+    )
+    return (
+        update(_outbox)
+        .where(
+            _outbox.c.id.in_(due),
+            # SQLite has no row locks: the lease itself keeps a second worker off these rows.
+            or_(_outbox.c.locked_until.is_(None), _outbox.c.locked_until < now),
+        )
+        .values(locked_until=bindparam("until"), claim_token=bindparam("token"))
+        .returning(*(_outbox.c[name] for name in Claimed.__dataclass_fields__))
+    )
+
+
+_MARK_OUTBOX = (
+    update(_outbox)
+    .where(_outbox.c.id == bindparam("item_id"))
+    .values(
+        status="sent",
+        sent_at=bindparam("now"),
+        sent_id=bindparam("sent"),
+        attempts=bindparam("tries"),
+        locked_until=None,
+        last_error=None,
+    )
+)
+_MARK_MESSAGES = (
+    update(Message.__table__)
+    .where(Message.__table__.c.id == bindparam("row_id"), Message.__table__.c.channel_message_id.is_(None))
+    .values(channel_message_id=bindparam("sent"))
+)
+# PostgreSQL: a batch of sends marked in one statement, outbox rows then messages, each by id. The rows of
+# both tables are locked by a SELECT … ORDER BY id FOR UPDATE (rows are locked as the sort hands them
+# out, whatever plan the join takes), and the messages only once every outbox row is marked: the count
+# over ``marked`` is a one-time filter on the messages' scan, and an aggregate reads all of its input.
+_MARK_SENT = text(
+    """
+WITH locked AS (
+    SELECT id FROM outbox WHERE id = ANY(CAST(:ids AS INTEGER[])) ORDER BY id FOR UPDATE
+), marked AS (
+    UPDATE outbox
+    SET status = 'sent', sent_at = :now, sent_id = v.sent_id, attempts = v.attempts,
+        locked_until = NULL, last_error = NULL
+    FROM locked
+    JOIN unnest(CAST(:ids AS INTEGER[]), CAST(:sent AS VARCHAR[]), CAST(:tries AS INTEGER[]))
+        AS v (id, sent_id, attempts) ON v.id = locked.id
+    WHERE outbox.id = locked.id AND outbox.id = ANY(CAST(:ids AS INTEGER[]))
+    RETURNING outbox.id
+), named AS (
+    SELECT messages.id, n.sent_id
+    FROM messages
+    JOIN unnest(CAST(:rows AS INTEGER[]), CAST(:names AS VARCHAR[])) AS n (id, sent_id) ON n.id = messages.id
+    WHERE messages.id = ANY(CAST(:rows AS INTEGER[])) AND messages.channel_message_id IS NULL
+        AND (SELECT count(*) FROM marked) >= 0
+    ORDER BY messages.id
+    FOR UPDATE OF messages
+)
+UPDATE messages SET channel_message_id = named.sent_id FROM named WHERE messages.id = named.id
+"""
+)
+
+
+@dataclass(frozen=True, slots=True)
 class _Sent:
-    item: OutboxItem
+    item: Claimed
     sent_id: str | None
     # (ticket id, Telegram message id) of a card posted rather than edited: kept on the ticket.
     posted_card: tuple[int, int] | None = None
@@ -81,8 +197,12 @@ class DeliveryWorker:
         # Whether the last claim may have left due items unclaimed (a full batch, or a recipient held to its
         # share by the fairness rule).
         self._more_due = False
-        bind = sessions.kw.get("bind")
-        self._postgresql = bind is not None and bind.dialect.name == "postgresql"
+        self._engine: AsyncEngine = sessions.kw["bind"]
+        self._postgresql = self._engine.dialect.name == "postgresql"
+        self._autocommit = self._engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._claim_statement = (
+            claim_statement(list(self._senders), per_recipient, batch_size) if self._senders else None
+        )
         # Called in the transaction that records a message as undeliverable (e.g. to refresh the staff card).
         self.on_give_up = on_give_up
 
@@ -120,7 +240,7 @@ class DeliveryWorker:
         rest); one recipient's messages go in order, as they were queued.
         """
         items = await self._claim()
-        queues: dict[tuple[str, str], list[OutboxItem]] = {}
+        queues: dict[tuple[str, str], list[Claimed]] = {}
         for item in items:
             queues.setdefault((item.channel, str(item.payload.get("recipient"))), []).append(item)
         self._more_due = len(items) >= self._batch_size or any(
@@ -129,7 +249,7 @@ class DeliveryWorker:
         slots = asyncio.Semaphore(self._concurrency)
         marks: GroupCommit[_Sent, None] = GroupCommit(self._mark_sent)
 
-        async def drain(queue: list[OutboxItem]) -> None:
+        async def drain(queue: list[Claimed]) -> None:
             async with slots:
                 for item in queue:
                     sent = await self._deliver(item)
@@ -139,62 +259,35 @@ class DeliveryWorker:
         await asyncio.gather(*(drain(queue) for queue in queues.values()))
         return len(items)
 
-    async def _claim(self) -> list[OutboxItem]:
-        now = utcnow()
-        token = secrets.token_hex(16)
-        channels = list(self._senders)
-        if not channels:
+    async def _claim(self) -> list[Claimed]:
+        if self._claim_statement is None:
             return []
-        async with writer_turn(self._sessions), self._sessions.begin() as session:
-            # PostgreSQL: the claim is one UPDATE, atomic by itself (its rows locked while it runs, the
-            # leases committed when it ends); in autocommit it costs one round trip instead of three
-            # (BEGIN, UPDATE, COMMIT) on the path of every receipt. SQLite keeps its transaction.
-            if self._postgresql:
-                await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-            # Fairness: at most a few items per recipient in one batch (oldest first, so each recipient's
-            # order holds), or a chat with a thousand queued items would fill batch after batch while
-            # another chat's receipt waits behind them.
-            ranked = (
-                select(
-                    OutboxItem.id,
-                    func.row_number()
-                    .over(
-                        partition_by=(OutboxItem.channel, OutboxItem.payload["recipient"].as_string()),
-                        order_by=OutboxItem.id,
-                    )
-                    .label("rank"),
-                )
-                .where(
-                    OutboxItem.status == "pending",
-                    OutboxItem.channel.in_(channels),
-                    OutboxItem.next_attempt_at <= now,
-                    or_(OutboxItem.locked_until.is_(None), OutboxItem.locked_until < now),
-                )
-                .subquery()
-            )
-            due = (
-                select(OutboxItem.id)
-                .where(OutboxItem.id.in_(select(ranked.c.id).where(ranked.c.rank <= self._per_recipient)))
-                .order_by(OutboxItem.id)
-                .limit(self._batch_size)
-                # Rows locked in id order; several workers on PostgreSQL each take different rows instead
-                # of queueing behind a lock.
-                .with_for_update(skip_locked=True)
-            )
-            claimed = await session.scalars(
-                update(OutboxItem)
-                .where(
-                    OutboxItem.id.in_(due),
-                    # SQLite has no row locks: the lease itself keeps a second worker off these rows.
-                    or_(OutboxItem.locked_until.is_(None), OutboxItem.locked_until < now),
-                )
-                .values(locked_until=now + timedelta(seconds=self._policy.lease), claim_token=token)
-                .returning(OutboxItem),
-                execution_options={"synchronize_session": False},
-            )
-            return sorted(claimed, key=lambda item: item.id)
+        now = utcnow()
+        values = {
+            "now": now,
+            "until": now + timedelta(seconds=self._policy.lease),
+            "token": secrets.token_hex(16),
+        }
+        # One UPDATE (its rows locked while it runs, the leases committed when it ends), no ORM session: the
+        # rows come back as they are.
+        async with self._writing() as connection:
+            rows = await connection.execute(self._claim_statement, values)
+        return sorted((Claimed(*row) for row in rows), key=lambda item: item.id)
 
-    async def _deliver(self, item: OutboxItem) -> _Sent | None:
+    @asynccontextmanager
+    async def _writing(self) -> AsyncIterator[AsyncConnection]:
+        """Where the worker writes its claims and marks. PostgreSQL: a connection in autocommit, each of
+        them being one statement, atomic by itself: one round trip instead of three (BEGIN, statement,
+        COMMIT) on the path of every receipt. SQLite: a transaction in this process's writer turn (one
+        fsync for the rows it writes)."""
+        if self._postgresql:
+            async with self._autocommit.connect() as connection:
+                yield connection
+        else:
+            async with writer_turn(self._sessions), self._engine.begin() as connection:
+                yield connection
+
+    async def _deliver(self, item: Claimed) -> _Sent | None:
         """Send ``item``; what to mark sent, or None when the failure has been recorded."""
         sender = self._senders[item.channel]
         outbound = OutboundMessage.from_json(item.payload)
@@ -233,13 +326,13 @@ class DeliveryWorker:
         return replace(card, extra={**card.extra, "edit_message_id": ticket.telegram_card_message_id})
 
     async def _mark_sent(self, batch: list[_Sent]) -> list[None]:
-        """Record a batch of sends: one transaction, rows locked in id order (see the module's note)."""
+        """Record a batch of sends: one statement (PostgreSQL) or transaction (SQLite), in the lock order."""
         now = utcnow()
         for ticket_id, card in sorted(s.posted_card for s in batch if s.posted_card):
             # Before the item is marked: a crash in between re-sends the card as an edit of this one.
-            async with writer_turn(self._sessions), self._sessions.begin() as session:
-                await session.execute(
-                    update(Ticket).where(Ticket.id == ticket_id).values(telegram_card_message_id=card)
+            async with self._writing() as connection:
+                await connection.execute(
+                    update(_tickets).where(_tickets.c.id == ticket_id).values(telegram_card_message_id=card)
                 )
         ordered = sorted(batch, key=lambda s: s.item.id)
         # Telegram ids exist only once sent; they let a reply to our message find its ticket. A mail sent
@@ -254,41 +347,38 @@ class DeliveryWorker:
             ),
             key=lambda pair: pair[0],
         )
-        # PostgreSQL: a lone UPDATE (mail) is atomic by itself; in autocommit it costs one round trip
-        # instead of three (BEGIN, UPDATE, COMMIT). SQLite's driver begins implicitly with the UPDATE, and
-        # there one transaction keeps an UPDATE of several rows to one fsync.
-        alone = not named and self._postgresql
-        options = {"isolation_level": "AUTOCOMMIT"} if alone else {}
-        async with writer_turn(self._sessions), self._sessions.begin() as session:
-            connection = await session.connection(execution_options=options)
-            await connection.execute(
-                update(OutboxItem.__table__)
-                .where(OutboxItem.__table__.c.id == bindparam("item_id"))
-                .values(
-                    status="sent",
-                    sent_at=now,
-                    sent_id=bindparam("sent"),
-                    attempts=bindparam("tries"),
-                    locked_until=None,
-                    last_error=None,
-                ),
-                [{"item_id": s.item.id, "sent": s.sent_id, "tries": s.item.attempts + 1} for s in ordered],
-            )
-            if named:
+        async with self._writing() as connection:
+            if self._postgresql:
+                # One statement instead of two between BEGIN and COMMIT, in the same lock order (see
+                # ``_MARK_SENT``).
                 await connection.execute(
-                    update(Message.__table__)
-                    .where(
-                        Message.__table__.c.id == bindparam("row_id"),
-                        Message.__table__.c.channel_message_id.is_(None),
-                    )
-                    .values(channel_message_id=bindparam("sent")),
-                    [{"row_id": row_id, "sent": sent_id} for row_id, sent_id in named],
+                    _MARK_SENT,
+                    {
+                        "now": now,
+                        "ids": [s.item.id for s in ordered],
+                        "sent": [s.sent_id for s in ordered],
+                        "tries": [s.item.attempts + 1 for s in ordered],
+                        "rows": [row_id for row_id, _ in named],
+                        "names": [sent_id for _, sent_id in named],
+                    },
                 )
+            else:
+                await connection.execute(
+                    _MARK_OUTBOX,
+                    [
+                        {"item_id": s.item.id, "now": now, "sent": s.sent_id, "tries": s.item.attempts + 1}
+                        for s in ordered
+                    ],
+                )
+                if named:
+                    await connection.execute(
+                        _MARK_MESSAGES, [{"row_id": row_id, "sent": sent_id} for row_id, sent_id in named]
+                    )
         for sent in ordered:
             log.info("delivered outbox item %s on %s", sent.item.id, sent.item.channel)
         return [None] * len(batch)
 
-    async def _failed(self, item: OutboxItem, error: DeliveryError) -> None:
+    async def _failed(self, item: Claimed, error: DeliveryError) -> None:
         attempts = item.attempts + 1
         give_up = error.permanent or attempts >= self._policy.max_attempts
         now = utcnow()

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from telegram import Bot, Update
+from telegram import Bot, TelegramObject, Update
 from telegram.ext import Application
 from telegram.request import HTTPXRequest
 
@@ -316,6 +316,38 @@ async def test_sender_splits_long_text_on_paragraphs(api: TelegramApiStandIn, se
     assert "\n\n".join(m["text"] for m in messages) == text
     assert sent_id == f"700:{messages[-1]['message_id']}"
     assert "reply_markup" in messages[-1] and "reply_markup" not in messages[0]
+
+
+async def test_a_send_reads_two_ids_from_the_answer_and_builds_no_telegram_objects(
+    api: TelegramApiStandIn, sender: TelegramSender, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``send_message`` turned the extras into objects and Telegram's whole answer into a Message (with the
+    message it replies to): a quarter of a millisecond of CPU per receipt, for two ids."""
+    built: list[str] = []
+    real_init = TelegramObject.__init__
+
+    def counting_init(self: TelegramObject, *args: Any, **kwargs: Any) -> None:
+        built.append(type(self).__name__)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(TelegramObject, "__init__", counting_init)
+    asked = (await api.push_message(700, "please help"))["message"]
+    markup = {"inline_keyboard": [[{"text": "Close", "callback_data": "close:1"}]]}
+    sent_id = await sender.send(
+        outbound(
+            "hello", reply_to_message_id=asked["message_id"], reply_markup=markup, disable_notification=True
+        )
+    )
+    [message] = api.sent_messages(700)
+    assert sent_id == f"700:{message['message_id']}"
+    params = api.calls_to("sendMessage")[0].params
+    assert params["reply_parameters"] == {
+        "message_id": asked["message_id"],
+        "allow_sending_without_reply": True,
+    }
+    assert params["reply_markup"] == markup and params["disable_notification"] is True
+    assert message["reply_to_message"]["message_id"] == asked["message_id"]
+    assert built == []  # no Message, ReplyParameters or keyboard built on the way
 
 
 def test_split_text_without_boundaries_and_with_emoji() -> None:

@@ -8,7 +8,8 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Update, event, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.sender import TelegramSender
 from helpdesk.db.models import AuditEvent, OutboxItem
@@ -18,7 +19,7 @@ from helpdesk.messages import InboundMessage, Sender
 from helpdesk.usecases.listing import show_ticket
 from helpdesk.usecases.receive import receive
 from helpdesk.usecases.reply import reply
-from helpdesk.worker import DeliveryWorker, RetryPolicy
+from helpdesk.worker import Claimed, DeliveryWorker, RetryPolicy
 from standins.smtp_server import SmtpStandIn
 from standins.telegram_api import TelegramApiStandIn
 
@@ -267,7 +268,7 @@ class CountingClaims(DeliveryWorker):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.delivered_round = asyncio.Event()
 
-    async def _claim(self) -> list[OutboxItem]:
+    async def _claim(self) -> list[Claimed]:
         self.claims += 1
         return await super()._claim()
 
@@ -323,3 +324,30 @@ async def test_a_recipient_held_to_its_share_gets_the_rest_without_waiting_for_a
     finally:
         stop.set()
         await running
+
+
+async def test_the_claim_is_built_once_and_only_its_values_bound_per_call(
+    desk: Desk, engine: AsyncEngine, smtp: SmtpStandIn
+) -> None:
+    """Building the claim (a window, two sub-selects, an UPDATE) and computing its cache key on every call
+    cost most of a lone receipt's claim: 2.0 of its 2.4 ms on PostgreSQL were Python, not the database."""
+    worker = DeliveryWorker(desk.sessions, {"email": smtp_sender(smtp)}, policy=FAST)
+    claims: list[object] = []
+
+    def seen(_conn: object, clause: object, *_rest: object) -> None:
+        if isinstance(clause, Update) and "claim_token" in str(clause):
+            claims.append(clause)
+
+    event.listen(engine.sync_engine, "before_execute", seen)
+    try:
+        for n in (1, 2):
+            await mail(desk, n)
+            [item] = await worker._claim()
+            assert item.channel == "email" and item.attempts == 0 and item.payload["recipient"] == ALIYA.email
+    finally:
+        event.remove(engine.sync_engine, "before_execute", seen)
+    assert len(claims) == 2 and claims[0] is claims[1]
+    [first, second] = await outbox(desk)
+    # Each claim leased its own item under its own token.
+    assert first.claim_token and second.claim_token and first.claim_token != second.claim_token
+    assert first.locked_until and second.locked_until and first.locked_until <= second.locked_until

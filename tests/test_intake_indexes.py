@@ -110,7 +110,7 @@ async def test_intake_and_delivery_lookups_are_served_by_indexes(
     desk.staff_telegram_chat_id = -1001200  # the staff cards are queued, coalesced and drawn too
 
     def capture(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
-        if not many and statement.lstrip().upper().startswith(("SELECT", "UPDATE", "DELETE")):
+        if not many and statement.lstrip().upper().startswith(("SELECT", "UPDATE", "DELETE", "WITH")):
             statements.setdefault(statement, parameters)
 
     event.listen(engine.sync_engine, "before_cursor_execute", capture)
@@ -125,6 +125,8 @@ async def test_intake_and_delivery_lookups_are_served_by_indexes(
     assert any("FROM expert_load" in s for s in statements)  # triage's load: a few rows, not a count
     assert any("count(messages.id)" in s for s in statements)  # the card counts with SQL
     assert any("outbox.locked_until IS NULL" in s for s in statements)  # is a card item still waiting?
+    if engine.dialect.name == "postgresql":
+        assert any("FOR UPDATE OF messages" in s for s in statements)  # the worker's one-statement mark
     unserved = {
         s: bad
         for s, plan in (await _plans(engine, statements)).items()
