@@ -12,9 +12,10 @@ import asyncio
 import os
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from helpdesk.db.models import Message, Requester
+from helpdesk.db.models import Message, OutboxItem, Requester
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage, Sender
 from helpdesk.usecases.personal_data.forget import forget_person
@@ -70,3 +71,45 @@ async def test_forget_and_intake_of_the_same_person_at_once_never_deadlock(
         )
     assert stored == ROUNDS * (TICKETS * 2 + 3)
     assert forgotten == 0
+
+
+async def test_forget_takes_a_send_s_outbox_row_before_its_message_as_the_worker_marks_them(
+    desk: Desk, database_url: str, engine: AsyncEngine
+) -> None:
+    """The delivery worker marks a send's outbox row, then its message row (each by id). Forget scrubbed the
+    message first and the outbox row after: with a mark in flight on the same receipt, each waited for the
+    other. Now forget locks the outbox rows of the person's tickets before it touches any message."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("row locks are PostgreSQL's")
+    chat = Sender(name="Chat", telegram_user_id=710_001, telegram_chat_id=710_001)
+    await take_message(desk, InboundMessage("telegram", "710001:1", chat, "Wetland restoration guidance"))
+    async with desk.sessions() as session:
+        item_id, message_id = (
+            await session.execute(
+                select(OutboxItem.id, OutboxItem.message_id).where(OutboxItem.message_id.is_not(None))
+            )
+        ).one()
+
+    async with engine.connect() as marking:  # as the worker's mark, between its two steps
+        await marking.execute(text("SELECT id FROM outbox WHERE id = :id FOR UPDATE"), {"id": item_id})
+        forgetting = asyncio.create_task(forget_person(desk, Person(telegram_id=710_001), actor="cli:test"))
+        for _ in range(2000):  # bounded: until forget waits on the held outbox row
+            async with engine.connect() as watcher:
+                waiting = await watcher.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    )
+                )
+            if waiting or forgetting.done():
+                break
+            await asyncio.sleep(0.005)
+        assert waiting and not forgetting.done()
+        # The mark's second step: the message must be free (on the old order forget held it, and the two
+        # waited on each other until PostgreSQL aborted one).
+        await marking.execute(
+            text("SELECT id FROM messages WHERE id = :id FOR UPDATE NOWAIT"), {"id": message_id}
+        )
+        await marking.commit()
+    result = await forgetting
+    assert result.messages >= 1 and result.outbox_items >= 1

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from sqlalchemy import Text, cast, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from helpdesk.db.models import AuditEvent, AutoReply, LabelledExample, TicketParticipant
+from helpdesk.db.models import AuditEvent, AutoReply, LabelledExample, OutboxItem, TicketParticipant
 from helpdesk.desk import Desk
 from helpdesk.usecases.followup_question import forget_questions
 from helpdesk.usecases.personal_data.experts import forget_expert
@@ -94,6 +94,16 @@ async def forget_identity(session: AsyncSession, identity: Identity) -> ForgetRe
     pattern = identity.pattern()
     tickets = await tickets_of(session, identity)
     ticket_ids = {t.id for t in tickets}
+    if ticket_ids:
+        # The delivery worker marks a send's outbox row, then its message, each by id: take the outbox rows
+        # of these tickets the same way before any message is scrubbed, or a mark in flight and this wait
+        # on each other (docs/reliability.md, lock order).
+        await session.execute(
+            select(OutboxItem.id)
+            .where(OutboxItem.ticket_id.in_(ticket_ids))
+            .order_by(OutboxItem.id)
+            .with_for_update()
+        )
     for ticket in tickets:
         changed = scrub_ticket(ticket, identity, label)
         result.tickets += 1 if changed else 0
