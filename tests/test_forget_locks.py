@@ -15,13 +15,14 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from helpdesk.db.models import Message, OutboxItem, Requester
+from helpdesk.db.models import Message, OutboxItem, Requester, Ticket
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage, Sender
 from helpdesk.usecases.personal_data.forget import forget_person
 from helpdesk.usecases.personal_data.person import Person
 from helpdesk.usecases.receive import receive
 from helpdesk.usecases.receive_batch import receive_batch
+from helpdesk.usecases.self_service import requester_blocked
 from helpdesk.usecases.take import take_message
 
 ROUNDS = int(os.environ.get("HELPDESK_TEST_DEADLOCK_ROUNDS", "25"))
@@ -113,3 +114,49 @@ async def test_forget_takes_a_send_s_outbox_row_before_its_message_as_the_worker
         await marking.commit()
     result = await forgetting
     assert result.messages >= 1 and result.outbox_items >= 1
+
+
+async def test_a_chat_command_on_active_tickets_waits_for_the_requester_row_before_any_ticket(
+    desk: Desk, database_url: str, engine: AsyncEngine
+) -> None:
+    """Self-service moves (the bot blocked, /lang, /party) lock a requester's active tickets; they used to
+    take them in scan order without the requester row, so they could cross a forget, which holds that row
+    first. Now they share the requester row first, then take the tickets by id."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("row locks are PostgreSQL's")
+    chat = Sender(name="Chat", telegram_user_id=720_001, telegram_chat_id=720_001)
+    await take_message(desk, InboundMessage("telegram", "720001:1", chat, "Wetland restoration guidance"))
+    async with desk.sessions() as session:
+        requester_id, ticket_id = (
+            await session.execute(
+                select(Requester.id, Ticket.id).join(Ticket, Ticket.requester_id == Requester.id)
+            )
+        ).one()
+
+    async with engine.connect() as forgetting:  # as forget, which takes the requester row first
+        await forgetting.execute(
+            text("SELECT id FROM requesters WHERE id = :id FOR UPDATE"), {"id": requester_id}
+        )
+        noting = asyncio.create_task(requester_blocked(desk, 720_001, blocked=True))
+        for _ in range(2000):  # bounded: until the command waits on the held requester row
+            async with engine.connect() as watcher:
+                waiting = await watcher.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    )
+                )
+            if waiting or noting.done():
+                break
+            await asyncio.sleep(0.005)
+        assert waiting and not noting.done()
+        await forgetting.execute(
+            text("SELECT id FROM tickets WHERE id = :id FOR UPDATE NOWAIT"), {"id": ticket_id}
+        )
+        await forgetting.rollback()
+    assert await noting == [await _reference(desk, ticket_id)]
+
+
+async def _reference(desk: Desk, ticket_id: int) -> str:
+    async with desk.sessions() as session:
+        return (await session.get_one(Ticket, ticket_id)).reference

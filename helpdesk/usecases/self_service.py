@@ -22,6 +22,7 @@ from helpdesk.references import find_reference
 from helpdesk.rendering import LANGUAGES
 from helpdesk.usecases import events
 from helpdesk.usecases.errors import InvalidTransition
+from helpdesk.usecases.read_ahead import SHARING
 from helpdesk.usecases.requesters import find_or_create_requester
 from helpdesk.usecases.threading_rules import chat_open_tickets
 from helpdesk.usecases.tickets import audit
@@ -147,10 +148,14 @@ def _actor(sender: Sender) -> str:
 
 
 async def _active(session: AsyncSession, requester: Requester) -> list[Ticket]:
+    """Their active tickets, locked as forget locks them: the requester row first (shared, as intake
+    shares it), then the tickets by id (docs/reliability.md, lock order)."""
+    await session.execute(select(Requester.id).where(Requester.id == requester.id).with_for_update(**SHARING))
     return list(
         await session.scalars(
             select(Ticket)
             .where(Ticket.requester_id == requester.id, Ticket.status.in_(lifecycle.ACTIVE))
+            .order_by(Ticket.id)
             .with_for_update()
         )
     )
