@@ -15,6 +15,11 @@ found its candidates). Any other message's reads (its duplicate check, requester
 limits, card queue) are about rows under its own keys, which no held-back message wrote. A ticket opened by
 a held-back message is reachable only under its sender's keys: nobody has its reference yet.
 
+The group's audit events are rows nothing reads back in its transaction: they are held as plain rows and
+written after the flush with one Core INSERT (``audit``), its tickets' ids known by then; the unit of work
+does not sort, link and track them (on SQLite, where the ORM inserts a table's rows one by one, they are
+one executemany).
+
 The group lives only in a run without savepoints: once a member fails, the group runs again with a
 SAVEPOINT each and every message flushed on its own, as before.
 """
@@ -24,9 +29,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from helpdesk.db.models import Ticket
+from helpdesk.db.models import AuditEvent, Ticket
 from helpdesk.db.transaction_memo import transaction_values
 from helpdesk.messages import InboundMessage
 
@@ -42,6 +48,7 @@ class OneFlush:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
         self._after: list[tuple[Ticket, AfterWritten]] = []
+        self._audits: list[tuple[Ticket, dict[str, Any]]] = []
         # The tickets whose steps run in the current write, ids known: what a step may read for all of them
         # at once (a new list each write, so nothing read for one write is taken for the next).
         self.written: list[Ticket] = []
@@ -67,24 +74,35 @@ class OneFlush:
             self._tickets.add(ticket.id)
         self._after.append((ticket, after_written))
 
+    def audit(self, ticket: Ticket, actor: str, action: str, detail: dict[str, Any]) -> None:
+        """Hold an audit event on ``ticket`` for the group's write (in the order they were made)."""
+        self._audits.append((ticket, {"actor": actor, "action": action, "detail": detail}))
+
     async def touching(self, tickets: Iterable[Ticket]) -> None:
         if any(ticket.id in self._tickets for ticket in tickets):
             await self.write()
 
     async def write(self) -> None:
         """Flush what is held back, run what waited for its ids, and flush what that added."""
-        if not (self._after or self._keys or self._session.new or self._session.dirty):
+        if not (self._after or self._keys or self._audits or self._session.new or self._session.dirty):
             return
         self.writes += 1
-        await self._session.flush()
+        await self._flush()
         after, self._after = self._after, []
         self.written = [ticket for ticket, _ in after]
         for _, step in after:
             await step()
         self.written = []
-        await self._session.flush()
+        await self._flush()
         self._keys.clear()
         self._tickets.clear()
+
+    async def _flush(self) -> None:
+        await self._session.flush()
+        if self._audits:
+            audits, self._audits = self._audits, []
+            rows = [{"ticket_id": ticket.id, **row} for ticket, row in audits]
+            await self._session.execute(insert(AuditEvent.__table__), rows)
 
 
 def current(session: AsyncSession) -> OneFlush | None:
