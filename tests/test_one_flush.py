@@ -93,6 +93,10 @@ async def test_a_group_of_chats_is_written_by_one_flush(
     # The audit trail of the whole group is one INSERT on either database (plain rows, not ORM objects: on
     # SQLite the ORM would insert them one by one), written in the order its events happened.
     assert counted.statements.count("INSERT INTO AUDIT_EVENTS") == 1, counted.statements
+    # So are the six receipts' outbox items; the cards, queued after the flush, are ORM rows (batched on
+    # PostgreSQL only).
+    cards = 1 if database_url.startswith("postgresql") else len(chats)
+    assert counted.statements.count("INSERT INTO OUTBOX") == 1 + cards, counted.statements
     async with desk.sessions() as session:
         for result in results:
             trail = await session.scalars(
@@ -115,6 +119,15 @@ async def test_a_group_of_chats_is_written_by_one_flush(
             desk, OutboxItem, OutboxItem.ticket_id == result.ticket_id, OutboxItem.message_id.is_(None)
         )
         assert cards == 1
+        async with desk.sessions() as session:
+            [(linked_kind, linked_ticket)] = (
+                await session.execute(
+                    select(Message.kind, Message.ticket_id)
+                    .join(OutboxItem, OutboxItem.message_id == Message.id)
+                    .where(OutboxItem.ticket_id == result.ticket_id)
+                )
+            ).all()
+        assert (linked_kind, linked_ticket) == ("outbound", result.ticket_id)  # the receipt, on its message
 
 
 async def test_a_group_s_card_queues_read_together_are_each_its_own_ticket_s(

@@ -70,6 +70,6 @@ def desk_note(session: AsyncSession, ticket: Ticket, text: str) -> None:
 def audit(session: AsyncSession, ticket: Ticket, actor: str, action: str, **detail: Any) -> None:
     group = one_flush.current(session)
     if group is not None:
-        group.audit(ticket, actor, action, detail)
+        group.hold(AuditEvent, {"actor": actor, "action": action, "detail": detail}, ticket_id=ticket)
     else:
         session.add(AuditEvent(ticket=ticket, actor=actor, action=action, detail=detail))
