@@ -13,7 +13,7 @@ from sqlalchemy import event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
-from helpdesk.db.models import Message, OutboxItem, Referral, Requester, Ticket
+from helpdesk.db.models import AuditEvent, Message, OutboxItem, Referral, Requester, Ticket
 from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage, Sender
@@ -90,6 +90,21 @@ async def test_a_group_of_chats_is_written_by_one_flush(
         # One INSERT per table for the whole group (SQLite's ORM writes RETURNING rows one by one).
         assert counted.statements.count("INSERT INTO MESSAGES") == 1, counted.statements
         assert counted.statements.count("INSERT INTO TICKETS") == 1, counted.statements
+    # The audit trail of the whole group is one INSERT on either database (plain rows, not ORM objects: on
+    # SQLite the ORM would insert them one by one), written in the order its events happened.
+    assert counted.statements.count("INSERT INTO AUDIT_EVENTS") == 1, counted.statements
+    # So are the six receipts' outbox items; the cards, queued after the flush, are ORM rows (batched on
+    # PostgreSQL only).
+    cards = 1 if database_url.startswith("postgresql") else len(chats)
+    assert counted.statements.count("INSERT INTO OUTBOX") == 1 + cards, counted.statements
+    async with desk.sessions() as session:
+        for result in results:
+            trail = await session.scalars(
+                select(AuditEvent.action)
+                .where(AuditEvent.ticket_id == result.ticket_id)
+                .order_by(AuditEvent.id)
+            )
+            assert list(trail) == ["created", "classified", "received"]
     # The duplicate check and the requester look-up read ahead for the whole group, one statement each.
     selects = [s for s in counted.full if s.startswith("SELECT") and " JOIN " not in s]
     assert len([s for s in selects if "FROM requesters" in s]) == 1, selects
@@ -104,6 +119,15 @@ async def test_a_group_of_chats_is_written_by_one_flush(
             desk, OutboxItem, OutboxItem.ticket_id == result.ticket_id, OutboxItem.message_id.is_(None)
         )
         assert cards == 1
+        async with desk.sessions() as session:
+            [(linked_kind, linked_ticket)] = (
+                await session.execute(
+                    select(Message.kind, Message.ticket_id)
+                    .join(OutboxItem, OutboxItem.message_id == Message.id)
+                    .where(OutboxItem.ticket_id == result.ticket_id)
+                )
+            ).all()
+        assert (linked_kind, linked_ticket) == ("outbound", result.ticket_id)  # the receipt, on its message
 
 
 async def test_a_group_s_card_queues_read_together_are_each_its_own_ticket_s(

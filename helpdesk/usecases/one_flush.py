@@ -15,6 +15,12 @@ found its candidates). Any other message's reads (its duplicate check, requester
 limits, card queue) are about rows under its own keys, which no held-back message wrote. A ticket opened by
 a held-back message is reachable only under its sender's keys: nobody has its reference yet.
 
+Rows nothing reads back in the group's transaction (audit events, a receipt's outbox item) are not ORM
+objects there: they are held as plain rows (``hold``) and inserted after each flush, one Core INSERT per
+table, taking the ids of the rows they link to (tickets, messages) once those are written. The unit of work
+does not sort, link and track them, and on SQLite, where the ORM inserts a table's rows one by one, they
+are one executemany.
+
 The group lives only in a run without savepoints: once a member fails, the group runs again with a
 SAVEPOINT each and every message flushed on its own, as before.
 """
@@ -24,9 +30,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from helpdesk.db.models import Ticket
+from helpdesk.db.models import Base, Message, Ticket
 from helpdesk.db.transaction_memo import transaction_values
 from helpdesk.messages import InboundMessage
 
@@ -42,6 +49,7 @@ class OneFlush:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
         self._after: list[tuple[Ticket, AfterWritten]] = []
+        self._held: dict[type[Base], list[tuple[dict[str, Any], dict[str, Ticket | Message]]]] = {}
         # The tickets whose steps run in the current write, ids known: what a step may read for all of them
         # at once (a new list each write, so nothing read for one write is taken for the next).
         self.written: list[Ticket] = []
@@ -67,24 +75,36 @@ class OneFlush:
             self._tickets.add(ticket.id)
         self._after.append((ticket, after_written))
 
+    def hold(self, model: type[Base], row: dict[str, Any], **links: Ticket | Message) -> None:
+        """Hold a row of ``model`` for the group's next flush; each of ``links`` names a column and the row
+        whose id it takes, read then. Rows of a table are inserted in the order they were held."""
+        self._held.setdefault(model, []).append((row, links))
+
     async def touching(self, tickets: Iterable[Ticket]) -> None:
         if any(ticket.id in self._tickets for ticket in tickets):
             await self.write()
 
     async def write(self) -> None:
         """Flush what is held back, run what waited for its ids, and flush what that added."""
-        if not (self._after or self._keys or self._session.new or self._session.dirty):
+        if not (self._after or self._keys or self._held or self._session.new or self._session.dirty):
             return
         self.writes += 1
-        await self._session.flush()
+        await self._flush()
         after, self._after = self._after, []
         self.written = [ticket for ticket, _ in after]
         for _, step in after:
             await step()
         self.written = []
-        await self._session.flush()
+        await self._flush()
         self._keys.clear()
         self._tickets.clear()
+
+    async def _flush(self) -> None:
+        await self._session.flush()
+        held, self._held = self._held, {}
+        for model, rows in held.items():
+            values = [row | {column: linked.id for column, linked in links.items()} for row, links in rows]
+            await self._session.execute(insert(model.__table__), values)
 
 
 def current(session: AsyncSession) -> OneFlush | None:

@@ -69,28 +69,6 @@ _OFFERS = (
     )
     .order_by(Referral.id)
 )
-_LONE = select(
-    select(Message.ticket_id)
-    .where(Message.channel == bindparam("channel"), Message.channel_message_id == bindparam("channel_id"))
-    .limit(1)
-    .scalar_subquery(),
-    select(PendingChoice.token)
-    .where(
-        PendingChoice.telegram_user_id == bindparam("user"),
-        PendingChoice.telegram_chat_id == bindparam("chat"),
-    )
-    .limit(1)
-    .scalar_subquery(),
-    select(Referral.id)
-    .where(
-        Referral.channel == "telegram",
-        Referral.recipient == bindparam("recipient"),
-        Referral.state == "offered",
-    )
-    .order_by(Referral.id.desc())
-    .limit(1)
-    .scalar_subquery(),
-)
 
 
 async def read_ahead(
@@ -123,32 +101,6 @@ async def read_ahead(
         for recipient, count in counts:
             answers[("auto_replies", recipient)] = count
     transaction_values(session)[_KEY] = answers
-
-
-async def read_ahead_lone(session: AsyncSession, inbound: InboundMessage) -> None:
-    """A lone Telegram message's three look-ups that almost always find nothing (is it stored, is a "which
-    ticket?" question open in its chat, is an offer open to its sender) in one statement instead of three;
-    what is found is then loaded by its key."""
-    user, chat = inbound.sender.telegram_user_id, inbound.sender.telegram_chat_id
-    if user is None or not inbound.channel_message_id:
-        return
-    stored, token, offer = (
-        await session.execute(
-            _LONE,
-            {
-                "channel": inbound.channel,
-                "channel_id": inbound.channel_message_id,
-                "user": user,
-                "chat": chat,
-                "recipient": str(user),
-            },
-        )
-    ).one()
-    transaction_values(session)[_KEY] = {
-        ("stored", (inbound.channel, inbound.channel_message_id)): stored,
-        ("open_question", (user, chat)): await session.get(PendingChoice, token) if token else None,
-        ("telegram_offer", str(user)): await session.get(Referral, offer) if offer else None,
-    }
 
 
 async def _read_telegram(

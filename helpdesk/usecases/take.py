@@ -27,8 +27,9 @@ from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage
 from helpdesk.usecases.auto_replies import window_start
 from helpdesk.usecases.followup_question import Asked, Held, Joins, Opens, ask, hold
+from helpdesk.usecases.lone_read import read_lone
 from helpdesk.usecases.one_flush import OneFlush
-from helpdesk.usecases.read_ahead import forget_answers, read_ahead, read_ahead_lone
+from helpdesk.usecases.read_ahead import forget_answers, read_ahead
 from helpdesk.usecases.receive import ReceiveResult, receive_in_session
 from helpdesk.usecases.self_service import followup_choices
 
@@ -99,7 +100,7 @@ async def _take_by_one_flush(
             if len(inbounds) > 1:
                 await read_ahead(session, inbounds, auto_replies_since=window_start())
             else:
-                await read_ahead_lone(session, inbounds[0])
+                await read_lone(session, inbounds[0])
             for inbound in inbounds:
                 await group.before(inbound)
                 taken = await take_in_session(desk, session, inbound)

@@ -29,16 +29,16 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import contains_eager
 
 from helpdesk import lifecycle
 from helpdesk.composer import referral_of_message_id
 from helpdesk.db.models import Message, Referral, Requester, Ticket, TicketParticipant
-from helpdesk.db.transaction_memo import once_per_transaction
+from helpdesk.db.transaction_memo import once_per_transaction, transaction_values
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage
 from helpdesk.references import REFERENCE_RE, find_reference
@@ -148,20 +148,34 @@ async def _reply_address(context: Context) -> list[Ticket]:
 
 
 # The sender's active tickets in a chat, each with its receipts of the last minute (a follow-up's receipt
-# limit, :mod:`helpdesk.usecases.acknowledge`, then needs no statement of its own).
-_CHAT_OPEN_TICKETS = (
-    select(Ticket, RECEIPTS_SENT_PER_TICKET)
-    .join(Requester, Requester.id == Ticket.requester_id)
-    .options(contains_eager(Ticket.requester))
-    .where(
-        Requester.telegram_user_id == bindparam("user"),
-        Ticket.telegram_chat_id == bindparam("chat"),
-        Ticket.status.in_(lifecycle.ACTIVE),
+# limit, :mod:`helpdesk.usecases.acknowledge`, then needs no statement of its own). A lone message reads them
+# with its other first look-ups (:mod:`helpdesk.usecases.lone_read`), as a derived table of these rows.
+def _chat_open_tickets(*columns: Any) -> Select[Any]:
+    return (
+        select(*columns)
+        .join(Requester, Requester.id == Ticket.requester_id)
+        .where(
+            Requester.telegram_user_id == bindparam("user"),
+            Ticket.telegram_chat_id == bindparam("chat"),
+            Ticket.status.in_(lifecycle.ACTIVE),
+        )
+        .order_by(Ticket.updated_at.desc(), Ticket.id.desc())
+        .limit(5)
+        .with_for_update(of=Requester, **SHARING)
     )
-    .order_by(Ticket.updated_at.desc(), Ticket.id.desc())
-    .limit(5)
-    .with_for_update(of=Requester, **SHARING)
+
+
+_CHAT_OPEN_TICKETS = _chat_open_tickets(Ticket, RECEIPTS_SENT_PER_TICKET).options(
+    contains_eager(Ticket.requester)
 )
+# The same rows as columns of a derived table (ticket, requester, receipts: ``receipts_sent``).
+CHAT_OPEN_TICKETS_ROWS = _chat_open_tickets(
+    Ticket, Requester, RECEIPTS_SENT_PER_TICKET.label("receipts_sent")
+)
+
+
+def _chat_key(inbound: InboundMessage) -> str:
+    return f"chat_open_tickets:{inbound.channel}:{inbound.channel_message_id}"
 
 
 async def chat_open_tickets(session: AsyncSession, inbound: InboundMessage) -> list[Ticket]:
@@ -176,18 +190,26 @@ async def chat_open_tickets(session: AsyncSession, inbound: InboundMessage) -> l
     async def read() -> list[Ticket]:
         receipts = receipt_parameters(inbound.channel)
         rows = await session.execute(_CHAT_OPEN_TICKETS, {"user": user, "chat": chat, **receipts})
-        tickets: list[Ticket] = []
-        for ticket, sent in rows:
-            tickets.append(ticket)
-            receipts_read_along(session, inbound, ticket, sent, receipts)
-        if tickets:
-            # The sender's requester row came with them (one per Telegram user): receiving the same message
-            # needs no look-up of its own.
-            remember(session, "telegram_requester", user, tickets[0].requester)
-        return tickets
+        return keep_chat_open_tickets(session, inbound, [(ticket, sent) for ticket, sent in rows], receipts)
 
-    key = f"chat_open_tickets:{inbound.channel}:{inbound.channel_message_id}"
-    return await once_per_transaction(session, key, read)
+    return await once_per_transaction(session, _chat_key(inbound), read)
+
+
+def keep_chat_open_tickets(
+    session: AsyncSession, inbound: InboundMessage, rows: list[tuple[Ticket, int]], receipts: dict[str, Any]
+) -> list[Ticket]:
+    """What a read of ``inbound``'s chat's open tickets brought along, kept for that message (each ticket's
+    receipt count, the sender's requester row); the tickets are the message's answer for the transaction."""
+    tickets: list[Ticket] = []
+    for ticket, sent in rows:
+        tickets.append(ticket)
+        receipts_read_along(session, inbound, ticket, sent, receipts)
+    if tickets:
+        # The sender's requester row came with them (one per Telegram user): receiving the same message
+        # needs no look-up of its own.
+        remember(session, "telegram_requester", inbound.sender.telegram_user_id, tickets[0].requester)
+    transaction_values(session)[_chat_key(inbound)] = tickets
+    return tickets
 
 
 async def _chat_open_ticket(context: Context) -> list[Ticket]:

@@ -12,6 +12,7 @@ from helpdesk.db.models import Attachment, AuditEvent, Message, Ticket
 from helpdesk.db.types import utcnow
 from helpdesk.messages import InboundMessage
 from helpdesk.references import find_reference
+from helpdesk.usecases import one_flush
 from helpdesk.usecases.errors import TicketNotFound
 
 
@@ -67,4 +68,8 @@ def desk_note(session: AsyncSession, ticket: Ticket, text: str) -> None:
 
 
 def audit(session: AsyncSession, ticket: Ticket, actor: str, action: str, **detail: Any) -> None:
-    session.add(AuditEvent(ticket=ticket, actor=actor, action=action, detail=detail))
+    group = one_flush.current(session)
+    if group is not None:
+        group.hold(AuditEvent, {"actor": actor, "action": action, "detail": detail}, ticket_id=ticket)
+    else:
+        session.add(AuditEvent(ticket=ticket, actor=actor, action=action, detail=detail))

@@ -1,0 +1,85 @@
+"""A lone Telegram message's first look-ups, in one statement.
+
+A message that arrives alone (a group commit of one) asks three questions that almost always find nothing
+(is it stored already, is a "which ticket?" question open in its chat, is a referral offered to its
+sender) and then reads its chat's open tickets (with its requester row and each ticket's receipts of the
+last minute: :func:`helpdesk.usecases.threading_rules.chat_open_tickets`). All of it is one round trip: the
+three answers as a one-row derived table, the chat's open tickets outer-joined to it (the requester row
+still locked FOR KEY SHARE, inside their own sub-SELECT; PostgreSQL locks no row on the nullable side of
+an outer join). What is found is kept as a batch's read-ahead answers are (:mod:`read_ahead`), and a found
+question or offer is loaded by its key.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, bindparam, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased, contains_eager
+
+from helpdesk.db.models import Message, PendingChoice, Referral, Requester, Ticket
+from helpdesk.messages import InboundMessage
+from helpdesk.usecases.acknowledge import receipt_parameters
+from helpdesk.usecases.read_ahead import remember
+from helpdesk.usecases.threading_rules import CHAT_OPEN_TICKETS_ROWS, keep_chat_open_tickets
+
+_FIRST = select(
+    select(Message.ticket_id)
+    .where(Message.channel == bindparam("channel"), Message.channel_message_id == bindparam("channel_id"))
+    .limit(1)
+    .scalar_subquery()
+    .label("stored"),
+    select(PendingChoice.token)
+    .where(
+        PendingChoice.telegram_user_id == bindparam("user"),
+        PendingChoice.telegram_chat_id == bindparam("chat"),
+    )
+    .limit(1)
+    .scalar_subquery()
+    .label("token"),
+    select(Referral.id)
+    .where(
+        Referral.channel == "telegram",
+        Referral.recipient == bindparam("recipient"),
+        Referral.state == "offered",
+    )
+    .order_by(Referral.id.desc())
+    .limit(1)
+    .scalar_subquery()
+    .label("offer"),
+).subquery("first")
+_OPEN = CHAT_OPEN_TICKETS_ROWS.set_label_style(LABEL_STYLE_TABLENAME_PLUS_COL).subquery("open_tickets")
+_TICKET = aliased(Ticket, _OPEN)
+_REQUESTER = aliased(Requester, _OPEN)
+_LONE = (
+    select(_FIRST.c.stored, _FIRST.c.token, _FIRST.c.offer, _TICKET, _OPEN.c.receipts_sent)
+    .select_from(_FIRST)
+    .outerjoin(_OPEN, true())
+    .options(contains_eager(_TICKET.requester.of_type(_REQUESTER)))
+    .order_by(_TICKET.updated_at.desc(), _TICKET.id.desc())
+)
+
+
+async def read_lone(session: AsyncSession, inbound: InboundMessage) -> None:
+    """Ask a lone Telegram message's first look-ups now (see the module's note)."""
+    user, chat = inbound.sender.telegram_user_id, inbound.sender.telegram_chat_id
+    if user is None or not inbound.channel_message_id:
+        return
+    receipts = receipt_parameters(inbound.channel)
+    parameters = {
+        "channel": inbound.channel,
+        "channel_id": inbound.channel_message_id,
+        "user": user,
+        "chat": chat,
+        "recipient": str(user),
+        **receipts,
+    }
+    rows = (await session.execute(_LONE, parameters)).all()
+    stored, token, offer = rows[0][:3]
+    remember(session, "stored", (inbound.channel, inbound.channel_message_id), stored)
+    remember(
+        session, "open_question", (user, chat), await session.get(PendingChoice, token) if token else None
+    )
+    remember(session, "telegram_offer", str(user), await session.get(Referral, offer) if offer else None)
+    if chat is not None:
+        tickets = [(ticket, sent) for *_, ticket, sent in rows if ticket is not None]
+        keep_chat_open_tickets(session, inbound, tickets, receipts)
