@@ -18,7 +18,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, orm_insert_sentinel, relationship
 
 from helpdesk.db.types import UtcDateTime, utcnow
 from helpdesk.lifecycle import Status
@@ -157,6 +157,9 @@ class Message(Base):
     # The sender is not proven: the trusted mail server failed it, or a staff address sent it unproven.
     unverified: Mapped[bool] = mapped_column(default=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Numbers the rows of one multi-row INSERT on the client, so that SQLite (which cannot tie new ROWIDs
+    # to the order of the VALUES) can insert a group's messages in one statement and hand each its id.
+    _sentinel: Mapped[int | None] = orm_insert_sentinel()
 
     ticket: Mapped[Ticket] = relationship(back_populates="messages")
     attachments: Mapped[list[Attachment]] = relationship(back_populates="message", order_by="Attachment.id")

@@ -18,8 +18,8 @@ a held-back message is reachable only under its sender's keys: nobody has its re
 Rows nothing reads back in the group's transaction (audit events, a receipt's outbox item) are not ORM
 objects there: they are held as plain rows (``hold``) and inserted after each flush, one Core INSERT per
 table, taking the ids of the rows they link to (tickets, messages) once those are written. The unit of work
-does not sort, link and track them, and on SQLite, where the ORM inserts a table's rows one by one, they
-are one executemany.
+does not sort, link and track them, and on SQLite, where the ORM inserts a table's rows one by one (but for
+messages, which carry an insert sentinel), they are one executemany.
 
 The group lives only in a run without savepoints: once a member fails, the group runs again with a
 SAVEPOINT each and every message flushed on its own, as before.
