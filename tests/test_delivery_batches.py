@@ -11,6 +11,7 @@ import os
 import random
 
 import pytest
+from row_locks import waiting_on_a_lock
 from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -249,18 +250,8 @@ async def test_the_one_statement_mark_locks_outbox_rows_then_messages_each_by_id
         async with engine.connect() as holder:
             await holder.execute(text(f"SELECT id FROM {table} WHERE id = :id FOR UPDATE"), {"id": row_id})
             marking = asyncio.create_task(worker._mark_sent(batch))
-            for _ in range(2000):  # bounded: until the mark waits on the held row
-                async with engine.connect() as watcher:
-                    waiting = await watcher.scalar(
-                        text(
-                            "SELECT count(*) FROM pg_stat_activity"
-                            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                        )
-                    )
-                if waiting or marking.done():
-                    break
-                await asyncio.sleep(0.005)
-            assert not marking.done() and waiting
+            # Until the mark waits on the held row.
+            assert await waiting_on_a_lock(engine, marking) and not marking.done()
             seen = {
                 "outbox": [await locked("outbox", i) for i in outbox_ids],
                 "messages": [await locked("messages", i) for i in message_ids],

@@ -12,6 +12,7 @@ import asyncio
 import os
 
 import pytest
+from row_locks import waiting_on_a_lock
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -94,18 +95,8 @@ async def test_forget_takes_a_send_s_outbox_row_before_its_message_as_the_worker
     async with engine.connect() as marking:  # as the worker's mark, between its two steps
         await marking.execute(text("SELECT id FROM outbox WHERE id = :id FOR UPDATE"), {"id": item_id})
         forgetting = asyncio.create_task(forget_person(desk, Person(telegram_id=710_001), actor="cli:test"))
-        for _ in range(2000):  # bounded: until forget waits on the held outbox row
-            async with engine.connect() as watcher:
-                waiting = await watcher.scalar(
-                    text(
-                        "SELECT count(*) FROM pg_stat_activity"
-                        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                    )
-                )
-            if waiting or forgetting.done():
-                break
-            await asyncio.sleep(0.005)
-        assert waiting and not forgetting.done()
+        # Until forget waits on the held outbox row.
+        assert await waiting_on_a_lock(engine, forgetting) and not forgetting.done()
         # The mark's second step: the message must be free (on the old order forget held it, and the two
         # waited on each other until PostgreSQL aborted one).
         await marking.execute(
@@ -138,18 +129,8 @@ async def test_a_chat_command_on_active_tickets_waits_for_the_requester_row_befo
             text("SELECT id FROM requesters WHERE id = :id FOR UPDATE"), {"id": requester_id}
         )
         noting = asyncio.create_task(requester_blocked(desk, 720_001, blocked=True))
-        for _ in range(2000):  # bounded: until the command waits on the held requester row
-            async with engine.connect() as watcher:
-                waiting = await watcher.scalar(
-                    text(
-                        "SELECT count(*) FROM pg_stat_activity"
-                        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                    )
-                )
-            if waiting or noting.done():
-                break
-            await asyncio.sleep(0.005)
-        assert waiting and not noting.done()
+        # Until the command waits on the held requester row.
+        assert await waiting_on_a_lock(engine, noting) and not noting.done()
         await forgetting.execute(
             text("SELECT id FROM tickets WHERE id = :id FOR UPDATE NOWAIT"), {"id": ticket_id}
         )

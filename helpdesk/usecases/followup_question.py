@@ -217,7 +217,7 @@ async def forget_questions(session: AsyncSession, telegram_user_ids: set[int]) -
     return dropped or 0
 
 
-_OPEN_QUESTION = select(PendingChoice).where(
+OPEN_QUESTION = select(PendingChoice).where(
     PendingChoice.telegram_user_id == bindparam("user"), PendingChoice.telegram_chat_id == bindparam("chat")
 )
 
@@ -226,7 +226,7 @@ async def _open_question(session: AsyncSession, inbound: InboundMessage) -> Pend
     sender = inbound.sender
     user, chat = sender.telegram_user_id, sender.telegram_chat_id
     question = await answered_or_read(
-        session, "open_question", (user, chat), _OPEN_QUESTION, {"user": user, "chat": chat}
+        session, "open_question", (user, chat), OPEN_QUESTION, {"user": user, "chat": chat}
     )
     if question is not None and question.created_at < utcnow() - QUESTION_TTL:
         dropped = await session.scalar(

@@ -12,40 +12,23 @@ question or offer is loaded by its key.
 
 from __future__ import annotations
 
-from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, bindparam, select, true
+from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, contains_eager
 
-from helpdesk.db.models import Message, PendingChoice, Referral, Requester, Ticket
+from helpdesk.db.models import PendingChoice, Referral, Requester, Ticket
 from helpdesk.messages import InboundMessage
 from helpdesk.usecases.acknowledge import receipt_parameters
+from helpdesk.usecases.followup_question import OPEN_QUESTION
 from helpdesk.usecases.read_ahead import remember
-from helpdesk.usecases.threading_rules import CHAT_OPEN_TICKETS_ROWS, keep_chat_open_tickets
+from helpdesk.usecases.receive import STORED
+from helpdesk.usecases.threading_rules import CHAT_OPEN_TICKETS_ROWS, OPEN_OFFER, keep_chat_open_tickets
 
+# The three look-ups as their own rules ask them (receive, followup_question, threading_rules), a value each.
 _FIRST = select(
-    select(Message.ticket_id)
-    .where(Message.channel == bindparam("channel"), Message.channel_message_id == bindparam("channel_id"))
-    .limit(1)
-    .scalar_subquery()
-    .label("stored"),
-    select(PendingChoice.token)
-    .where(
-        PendingChoice.telegram_user_id == bindparam("user"),
-        PendingChoice.telegram_chat_id == bindparam("chat"),
-    )
-    .limit(1)
-    .scalar_subquery()
-    .label("token"),
-    select(Referral.id)
-    .where(
-        Referral.channel == "telegram",
-        Referral.recipient == bindparam("recipient"),
-        Referral.state == "offered",
-    )
-    .order_by(Referral.id.desc())
-    .limit(1)
-    .scalar_subquery()
-    .label("offer"),
+    STORED.limit(1).scalar_subquery().label("stored"),
+    OPEN_QUESTION.with_only_columns(PendingChoice.token).limit(1).scalar_subquery().label("token"),
+    OPEN_OFFER.with_only_columns(Referral.id).scalar_subquery().label("offer"),
 ).subquery("first")
 _OPEN = CHAT_OPEN_TICKETS_ROWS.set_label_style(LABEL_STYLE_TABLENAME_PLUS_COL).subquery("open_tickets")
 _TICKET = aliased(Ticket, _OPEN)

@@ -35,7 +35,7 @@ from helpdesk.usecases.tickets import audit, store_inbound
 SUBJECT_LIMIT = 300
 
 # The duplicate check, built once (see read_ahead).
-_STORED = select(Message.ticket_id).where(
+STORED = select(Message.ticket_id).where(
     Message.channel == bindparam("channel"), Message.channel_message_id == bindparam("channel_id")
 )
 
@@ -101,7 +101,7 @@ async def _receive(
         session,
         "stored",
         (inbound.channel, inbound.channel_message_id),
-        _STORED,
+        STORED,
         {"channel": inbound.channel, "channel_id": inbound.channel_message_id},
     )
     if seen is not None:

@@ -318,7 +318,7 @@ async def _referral_replied(session: AsyncSession, inbound: InboundMessage) -> l
     return found
 
 
-_OPEN_OFFER = (
+OPEN_OFFER = (
     select(Referral)
     .where(
         Referral.channel == "telegram",
@@ -336,7 +336,7 @@ async def _referral_chat(session: AsyncSession, inbound: InboundMessage) -> list
     if user is None or inbound.channel != "telegram":
         return []
     referral = await answered_or_read(
-        session, "telegram_offer", str(user), _OPEN_OFFER, {"recipient": str(user)}
+        session, "telegram_offer", str(user), OPEN_OFFER, {"recipient": str(user)}
     )
     return [referral] if referral is not None else []
 
