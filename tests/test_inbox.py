@@ -433,3 +433,42 @@ async def test_two_messages_written_at_once_on_one_ticket_are_both_found(
         await second.commit()
         assert await watcher.scalar(select(func.count()).select_from(Message.__table__)) >= 3
     assert await refs(desk, q="walrus okapi") == {reference}
+
+
+async def test_an_automatic_receipt_leaves_the_search_document_alone(desk: Desk, engine: AsyncEngine) -> None:
+    """Migration 0019: inserting a message the document leaves out does not rebuild it; one it reads does,
+    and an update that brings a receipt's text into the document still rebuilds it."""
+    from sqlalchemy import insert, text
+
+    from helpdesk.db.models import Message
+
+    reference = await mail(desk, "Question", "First text")
+    async with desk.sessions() as session:
+        ticket_id = await session.scalar(select(Ticket.id).where(Ticket.reference == reference))
+
+    def message(body: str, *, kind: str, automatic: bool) -> object:
+        row = {"ticket_id": ticket_id, "kind": kind, "channel": "email", "body": body, "automatic": automatic}
+        return insert(Message).values(**row).returning(Message.id)
+
+    async def index_writes(statement: object) -> tuple[int, int]:
+        """Rows the statement and its triggers wrote (SQLite), or whether the search row changed (PostgreSQL)."""
+        async with engine.begin() as connection:
+            if engine.dialect.name == "postgresql":
+                version = text("SELECT xmin::text FROM ticket_search WHERE ticket_id = :id")
+                before = await connection.scalar(version, {"id": ticket_id})
+                new_id = (await connection.execute(statement)).scalar_one()  # type: ignore[call-overload]
+                changed = await connection.scalar(version, {"id": ticket_id}) != before
+                return new_id, int(changed)
+            before = await connection.scalar(text("SELECT total_changes()"))
+            new_id = (await connection.execute(statement)).scalar_one()  # type: ignore[call-overload]
+            return new_id, await connection.scalar(text("SELECT total_changes()")) - before - 1
+
+    receipt, rebuilt = await index_writes(message("walrus receipt", kind="outbound", automatic=True))
+    assert rebuilt == 0
+    assert await refs(desk, q="walrus") == set()
+    _, rebuilt = await index_writes(message("okapi question", kind="inbound", automatic=False))
+    assert rebuilt > 0
+    assert await refs(desk, q="okapi") == {reference}
+    async with engine.begin() as connection:
+        await connection.execute(update(Message).where(Message.id == receipt).values(automatic=False))
+    assert await refs(desk, q="walrus") == {reference}
