@@ -451,7 +451,7 @@ async def test_an_automatic_receipt_leaves_the_search_document_alone(desk: Desk,
         return insert(Message).values(**row).returning(Message.id)
 
     async def index_writes(statement: object) -> tuple[int, int]:
-        """Rows the statement and its triggers wrote (SQLite), or whether the search row changed (PostgreSQL)."""
+        """Rows it and its triggers wrote (SQLite), or whether the search row changed (PostgreSQL)."""
         async with engine.begin() as connection:
             if engine.dialect.name == "postgresql":
                 version = text("SELECT xmin::text FROM ticket_search WHERE ticket_id = :id")
