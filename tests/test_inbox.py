@@ -472,3 +472,105 @@ async def test_an_automatic_receipt_leaves_the_search_document_alone(desk: Desk,
     async with engine.begin() as connection:
         await connection.execute(update(Message).where(Message.id == receipt).values(automatic=False))
     assert await refs(desk, q="walrus") == {reference}
+
+
+async def test_the_index_holds_what_a_rebuild_would_as_messages_come(desk: Desk, engine: AsyncEngine) -> None:
+    """Migration 0020: on PostgreSQL a new message is appended to the document; across both bounds (100
+    messages, 100,000 characters), receipts, a rebuild in between (a body scrubbed) and a row written
+    before the counts existed, the index holds the lexemes a rebuild from the view gives (SQLite: text)."""
+    from sqlalchemy import delete, insert, text
+
+    from helpdesk.db.models import Message
+
+    async def ticket_of(reference: str) -> int:
+        async with desk.sessions() as session:
+            return (await session.scalar(select(Ticket.id).where(Ticket.reference == reference))) or 0
+
+    async def add(ticket_id: int, *bodies: str, kind: str = "inbound", automatic: bool = False) -> None:
+        async with engine.begin() as connection:
+            for body in bodies:  # one INSERT each: the trigger runs per message, as intake's do
+                row = {"ticket_id": ticket_id, "kind": kind, "channel": "email", "body": body}
+                await connection.execute(insert(Message).values(**row, automatic=automatic))
+
+    postgresql = engine.dialect.name == "postgresql"
+    indexed = (
+        text("SELECT strip(document)::text FROM ticket_search WHERE ticket_id = :id")
+        if postgresql
+        else text("SELECT document FROM ticket_search WHERE rowid = :id")
+    )
+    rebuilt = (
+        text(
+            "SELECT strip(to_tsvector('russian', document))::text"
+            " FROM ticket_search_documents WHERE ticket_id = :id"
+        )
+        if postgresql
+        else text("SELECT document FROM ticket_search_documents WHERE ticket_id = :id")
+    )
+
+    async def same_as_rebuild(ticket_id: int) -> None:
+        async with engine.connect() as connection:
+            assert await connection.scalar(indexed, {"id": ticket_id}) == await connection.scalar(
+                rebuilt, {"id": ticket_id}
+            )
+
+    short = await ticket_of(await mail(desk, "Ёлки", "Вопрос о заповедниках"))
+    await add(short, "Ещё вопрос: ёжики и охраняемые территории", "Follow-up about e-mail x.y@z.org")
+    await add(short, "receipt words kangaroo", kind="outbound", automatic=True)
+    await add(short, "Third: wetlands")
+    await same_as_rebuild(short)
+    if postgresql:  # appended, not rebuilt: the rebuild function is not called for a new message
+        async with engine.begin() as connection:
+            await connection.execute(text("SET LOCAL track_functions = 'all'"))
+            await connection.execute(
+                insert(Message).values(ticket_id=short, kind="note", channel="web", body="x")
+            )
+            calls = text(
+                "SELECT coalesce(sum(calls), 0) FROM pg_stat_xact_user_functions WHERE funcname = :name"
+            )
+            assert await connection.scalar(calls, {"name": "ticket_search_on_message_insert"}) == 1
+            assert await connection.scalar(calls, {"name": "ticket_search_refresh"}) == 0
+    assert await refs(desk, q="wetlands") == {await _reference(desk, short)}
+    assert await refs(desk, q="kangaroo") == set()
+
+    many = await ticket_of(await mail(desk, "Many", "first"))
+    await add(many, *(f"message{n} word{n}" for n in range(2, 106)))
+    await same_as_rebuild(many)
+    assert await refs(desk, q="message99") == {await _reference(desk, many)}
+    assert await refs(desk, q="message101") == set()  # past the first 100 messages
+
+    long = await ticket_of(await mail(desk, "Long", "start"))
+    for n in range(7):  # 18,000 characters each: the 100,000 are crossed in the sixth
+        await add(long, f"para{n} " + "lorem ipsum dolor " * 1_000 + f"tail{n}")
+    await same_as_rebuild(long)
+    assert await refs(desk, q="tail4") == {await _reference(desk, long)}
+    assert await refs(desk, q="tail5") == set()
+    assert await refs(desk, q="para5") == {await _reference(desk, long)}  # its beginning is in
+
+    # A rebuild in between (a body scrubbed), then appends again.
+    async with engine.begin() as connection:
+        await connection.execute(
+            update(Message).where(Message.ticket_id == short, Message.body.like("Third%")).values(body="")
+        )
+    await add(short, "Fourth: peatlands")
+    await same_as_rebuild(short)
+    assert await refs(desk, q="wetlands") == set()
+
+    # A row written before the counts existed (or by 0011's refresh) is rebuilt at its next message.
+    if postgresql:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "UPDATE ticket_search SET messages_counted = NULL, source_chars = NULL"
+                    " WHERE ticket_id = :id"
+                ),
+                {"id": short},
+            )
+            await connection.execute(delete(Message).where(Message.ticket_id == short, Message.body == ""))
+    await add(short, "Fifth: mangroves")
+    await same_as_rebuild(short)
+    assert await refs(desk, q="mangroves") == {await _reference(desk, short)}
+
+
+async def _reference(desk: Desk, ticket_id: int) -> str:
+    async with desk.sessions() as session:
+        return (await session.scalar(select(Ticket.reference).where(Ticket.id == ticket_id))) or ""
