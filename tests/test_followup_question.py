@@ -411,3 +411,32 @@ async def test_new_sent_while_a_question_is_open_opens_the_next_message_even_aft
     opened = await take_message(desk, InboundMessage("telegram", "8601:4", sender, "Another: steppe fires"))
     assert isinstance(opened, ReceiveResult) and opened.created
     assert (await questions(desk), await held(desk)) == (1, 1)
+
+
+async def test_new_said_in_two_processes_at_once_is_one_row_not_an_error(desk: Desk) -> None:
+    """PostgreSQL: another process's /new for the chat is written but not yet committed when this one's
+    comes; this one waits for it and then keeps the /new in the same row (no unique clash, no error)."""
+    from row_locks import waiting_on_a_lock
+    from sqlalchemy import insert
+
+    engine = desk.sessions.kw["bind"]
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time")
+    async with engine.connect() as other:
+        row = {
+            "token": "other-process",
+            "telegram_user_id": 8701,
+            "telegram_chat_id": 8701,
+            "created_at": utcnow(),
+            "new_requested_at": utcnow() - timedelta(seconds=5),
+        }
+        await other.execute(insert(PendingChoice).values(**row))
+        second = asyncio.create_task(choose_new(desk, 8701, 8701))
+        assert await waiting_on_a_lock(engine, second)
+        await other.commit()
+    await second  # no IntegrityError
+    async with desk.sessions() as session:
+        chat = select(PendingChoice).where(PendingChoice.telegram_chat_id == 8701)
+        rows = (await session.scalars(chat)).all()
+    assert len(rows) == 1
+    assert rows[0].new_requested_at is not None and rows[0].new_requested_at > row["new_requested_at"]

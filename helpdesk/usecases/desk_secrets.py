@@ -11,12 +11,11 @@ import hmac
 import secrets
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.db.models import DeskSecret
 from helpdesk.db.types import utcnow
+from helpdesk.db.upsert import insert_or
 
 DESK_SECRET = "desk"
 
@@ -29,9 +28,8 @@ async def desk_secret(session: AsyncSession, name: str = DESK_SECRET) -> bytes:
     """
     value = await session.scalar(select(DeskSecret.value).where(DeskSecret.name == name))
     if value is None:
-        insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
         await session.execute(
-            insert(DeskSecret)
+            insert_or(session, DeskSecret)
             .values(name=name, value=secrets.token_urlsafe(48), created_at=utcnow())
             .on_conflict_do_nothing(index_elements=["name"])
         )

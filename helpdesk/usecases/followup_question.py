@@ -39,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.db.models import PendingChoice, PendingChoiceMessage
 from helpdesk.db.types import utcnow
+from helpdesk.db.upsert import insert_or
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage
 from helpdesk.spool import decode, encode
@@ -177,7 +178,7 @@ async def answer(desk: Desk, token: str, user_id: int, choice: str) -> list[Rece
     async with desk.sessions.begin() as session:
         await _drop(session, PendingChoice.token == token)
         if new_requested_at is not None:  # a /new sent while the question was open still stands
-            session.add(_new_request(user_id, chat_id, new_requested_at))
+            await _say_new(session, user_id, chat_id, new_requested_at)
     return results
 
 
@@ -187,21 +188,25 @@ async def choose_new(desk: Desk, user_id: int, chat_id: int) -> None:
     async with desk.sessions.begin() as session:
         mine = and_(PendingChoice.telegram_user_id == user_id, PendingChoice.telegram_chat_id == chat_id)
         await _drop(session, and_(mine, PendingChoice.created_at < utcnow() - QUESTION_TTL))
-        question = await session.scalar(select(PendingChoice).where(mine))
-        if question is None:
-            session.add(_new_request(user_id, chat_id, utcnow()))
-        else:
-            question.new_requested_at = utcnow()
+        await _say_new(session, user_id, chat_id, utcnow())
 
 
-def _new_request(user_id: int, chat_id: int, at: datetime) -> PendingChoice:
-    return PendingChoice(
+async def _say_new(session: AsyncSession, user_id: int, chat_id: int, at: datetime) -> None:
+    """The chat's /new, on its open question's row or on a row of its own: one upsert, so another process
+    writing the chat's row at the same moment is waited for and its row kept, never a unique clash."""
+    statement = insert_or(session, PendingChoice).values(
         token=secrets.token_hex(8),
         telegram_user_id=user_id,
         telegram_chat_id=chat_id,
         latest_reference=None,
         created_at=at,
         new_requested_at=at,
+    )
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[PendingChoice.telegram_user_id, PendingChoice.telegram_chat_id],
+            set_={"new_requested_at": statement.excluded.new_requested_at},
+        )
     )
 
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.db.models import TicketCounter
 from helpdesk.db.transaction_memo import transaction_values
+from helpdesk.db.upsert import insert_or
 from helpdesk.references import format_reference
 
 _KEY = "ticket_numbers"
@@ -54,11 +54,9 @@ async def next_reference(session: AsyncSession, year: int) -> str:
         held.taken += 1
         return format_reference(year, held.taken)
     await settle(session)  # what memory gave out is written before the row counts on
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     # An upsert holds the row lock until commit, so two concurrent intakes never get the same number.
     statement = (
-        insert(TicketCounter)
+        insert_or(session, TicketCounter)
         .values(year=year, last=1)
         .on_conflict_do_update(index_elements=[TicketCounter.year], set_={"last": TicketCounter.last + 1})
         .returning(TicketCounter.last)

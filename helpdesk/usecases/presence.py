@@ -13,11 +13,11 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.db.models import StaffAccount, Ticket, TicketPresence
 from helpdesk.db.types import utcnow
+from helpdesk.db.upsert import insert_or
 from helpdesk.desk import Desk
 from helpdesk.usecases.errors import TicketNotFound
 
@@ -48,9 +48,8 @@ async def mark(desk: Desk, staff_id: int, reference: str, state: State) -> None:
     """``staff_id`` is on the page of ``reference`` in ``state`` as of now."""
     async with desk.sessions.begin() as session:
         ticket_id = await _ticket_id(session, reference)
-        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
         values = {"staff_id": staff_id, "ticket_id": ticket_id, "state": state.value, "seen_at": utcnow()}
-        statement = insert(TicketPresence).values(**values)
+        statement = insert_or(session, TicketPresence).values(**values)
         await session.execute(
             statement.on_conflict_do_update(
                 index_elements=["staff_id", "ticket_id"],
