@@ -117,3 +117,33 @@ async def test_a_settled_card_queued_while_one_is_in_flight_waits_a_whole_period
         )
     # Due a settle period after the card in flight, not at once (the card before it was sent an hour ago).
     assert due is not None and due >= queued_at + timedelta(seconds=5)
+
+
+async def test_a_card_drawn_while_a_follow_up_commits_is_drawn_again(
+    desk: Desk, bot_api: TelegramApiStandIn
+) -> None:
+    """PostgreSQL: a follow-up's transaction sees the ticket's card item waiting and queues none; a worker
+    claiming that item before the follow-up commits would draw a card without it and leave nothing queued.
+    The waiting item is locked by the follow-up's read, so the claim passes it by until the commit."""
+    from dataclasses import replace
+
+    import pytest
+
+    from helpdesk.usecases.receive import receive_in_session
+
+    if desk.sessions.kw["bind"].dialect.name != "postgresql":
+        pytest.skip("SQLite: the worker's claim waits for the follow-up's writer lock")
+    desk.staff_telegram_chat_id = STAFF_CHAT
+    desk.limits = replace(desk.limits, card_refresh_seconds=0)
+    await _write(desk, 0)
+    await _deliver_all(desk, bot_api)  # the card is posted: later ones are edits of it
+    # (ids from 100 on: the receipt sent to the chat took the stand-in's first ids)
+    first = InboundMessage(channel="telegram", channel_message_id="5001:101", sender=FARRUKH, text="Ещё")
+    await receive(desk, first)
+    assert await _queued_cards(desk) == 1
+    second = InboundMessage(channel="telegram", channel_message_id="5001:102", sender=FARRUKH, text="И ещё")
+    async with desk.sessions() as session, session.begin():
+        await receive_in_session(desk, session, second)  # the waiting card covers it: none added
+        await _deliver_all(desk, bot_api)  # a worker, while the follow-up is not committed yet
+    await _deliver_all(desk, bot_api)
+    assert "сообщений: 3" in _card(bot_api)

@@ -215,9 +215,9 @@ async def card_outbound(
     )
 
 
-def _newest_card_item(ticket_id: Any, column: Any, *conditions: Any) -> Any:
+def _newest_card_item(ticket_id: Any, column: Any, *conditions: Any, locked: bool = False) -> Any:
     """The newest of a ticket's card items meeting ``conditions`` (the card index serves it)."""
-    return (
+    newest = (
         select(column)
         .where(
             OutboxItem.ticket_id == ticket_id,
@@ -227,13 +227,15 @@ def _newest_card_item(ticket_id: Any, column: Any, *conditions: Any) -> Any:
         )
         .order_by(OutboxItem.id.desc())
         .limit(1)
-        .scalar_subquery()
     )
+    return (newest.with_for_update() if locked else newest).scalar_subquery()
 
 
 # Each ticket's card queue: a card item still waiting (it covers any change), when its last card was sent,
 # and whether a worker holds one now (a card being sent: the next one settles from now, not from the card
 # before it, or two edits could land a moment apart). Built once; for several tickets in one round trip.
+# The waiting item is locked until the reader's commit (PostgreSQL; on SQLite the writer lock does it): a
+# worker's claim passes it by meanwhile, so the card it covers is not drawn before the change it covers.
 _QUEUES = select(
     Ticket.id,
     _newest_card_item(
@@ -242,6 +244,7 @@ _QUEUES = select(
         OutboxItem.status == "pending",
         OutboxItem.payload["extra"]["card_ticket_id"].as_integer() == Ticket.id,
         or_(OutboxItem.locked_until.is_(None), OutboxItem.locked_until < bindparam("now")),
+        locked=True,
     ),
     _newest_card_item(Ticket.id, OutboxItem.sent_at, OutboxItem.status == "sent"),
     _newest_card_item(
