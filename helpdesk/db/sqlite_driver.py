@@ -99,19 +99,24 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
     def close(self) -> None:
         self._rows.clear()
 
-    async def _run(self, operation: Any, parameters: Any, many: bool) -> None:
+    def execute(self, operation: Any, parameters: Any = None) -> None:
+        self._run(operation, parameters, False)
+
+    def executemany(self, operation: Any, seq_of_parameters: Any) -> None:
+        self._run(operation, seq_of_parameters, True)
+
+    def _run(self, operation: Any, parameters: Any, many: bool) -> None:
         driver: aiosqlite.Connection = self._connection
-        done: _Done = await driver._execute(_statement, driver._conn, operation, parameters, many)
+        try:
+            done: _Done = await_(driver._execute(_statement, driver._conn, operation, parameters, many))
+        except Exception as error:
+            # As the stock cursor: sqlite3's errors go to SQLAlchemy as they are, a closed connection
+            # becomes OperationalError.
+            self._adapt_connection._handle_exception(error)
         self._description = done.description
         self._rows = collections.deque(done.rows)
         self._rowcount = done.rowcount
         self._lastrowid = done.lastrowid
-
-    async def _execute_async(self, operation: Any, parameters: Any) -> None:
-        await self._run(operation, parameters, False)
-
-    async def _executemany_async(self, operation: Any, seq_of_parameters: Any) -> None:
-        await self._run(operation, seq_of_parameters, True)
 
 
 class OneHopConnection(AsyncAdapt_aiosqlite_connection):
