@@ -2,11 +2,13 @@
 
 SQLAlchemy's aiosqlite adapter drives aiosqlite's cursor the way a DBAPI cursor is driven: create it,
 execute, fetch the rows, close it, each one a trip to aiosqlite's thread (a queue put, a thread wake-up, a
-``call_soon_threadsafe`` back to the loop and a greenlet switch). On SQLite the statement itself takes tens
-of microseconds, so those trips were most of an intake's database time. Here the whole statement is one
-function run in that thread; the adapted cursor then holds its description, rows, rowcount and lastrowid as
-SQLAlchemy's own buffered cursor would after its fetch. Everything else (connecting, commit, rollback,
-close, terminate, server-side cursors, how errors reach SQLAlchemy) is the stock adapter's.
+``call_soon_threadsafe`` back to the loop and a greenlet switch). On SQLite a statement itself takes tens of
+microseconds, so the trips cost as much: a lone Telegram follow-up's 7 statements made 26 of them (9 now,
+with its commit and the pool's rollback on return; ``bench/bench_lone_intake.py``). Here the whole
+statement is one function run in that thread; the adapted cursor then holds its description, rows,
+rowcount and lastrowid as SQLAlchemy's own buffered cursor would after its fetch. Everything else
+(connecting, commit, rollback, close, terminate, server-side cursors, how errors reach SQLAlchemy) is the
+stock adapter's.
 
 It is handed to ``create_async_engine`` as the engine's DBAPI ``module`` (:func:`one_hop_dbapi`), so the
 dialect, the URL (``sqlite+aiosqlite:///…``) and everything keyed on them stay as they are.
