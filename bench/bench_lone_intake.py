@@ -10,7 +10,9 @@ statements a follow-up cost before this path was cut (the first look-ups, the ch
 receipt count, the ticket's UPDATE, the audit, message and outbox INSERTs, the card queue read) through
 asyncpg or aiosqlite directly (WAL, the same file settings as the desk). Wall and CPU medians per message;
 one JSON line per database: {"bench": "lone_intake", "database", "messages", "desk_wall_ms",
-"desk_cpu_ms", "desk_statements", "bare_wall_ms", "bare_cpu_ms", "bare_statements", "wall_ratio"}.
+"desk_cpu_ms", "desk_statements", "desk_trips", "bare_wall_ms", "bare_cpu_ms", "bare_statements",
+"wall_ratio"}; ``desk_trips``, on SQLite, is the calls queued to aiosqlite's thread per message (statements,
+commit, the pool's rollback on return), each a thread wake-up and a call back to the loop.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import aiosqlite
 import asyncpg
 from bench_telegram import TEXT, fresh_database
 from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from helpdesk.db.engine import make_engine, make_sessions
 from helpdesk.desk import Desk
@@ -102,10 +105,28 @@ async def timed(n: int, one: Callable[[int], Awaitable[Any]]) -> tuple[float, fl
     return statistics.median(walls) * 1000, statistics.median(cpus) * 1000
 
 
-async def desk_side(url: str, n: int) -> tuple[float, float, float]:
+def count_trips(engine: AsyncEngine, trips: list[int]) -> None:
+    """Count into ``trips`` the calls each new SQLite connection queues to aiosqlite's thread."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _counted(dbapi_connection: Any, _record: Any) -> None:
+        driver = dbapi_connection.driver_connection
+        queue = driver._execute
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            trips.append(1)
+            return await queue(*args, **kwargs)
+
+        driver._execute = counted
+
+
+async def desk_side(url: str, n: int) -> tuple[float, float, float, float | None]:
     engine = make_engine(url)
     statements: list[str] = []
     event.listen(engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    trips: list[int] = []
+    if engine.dialect.name == "sqlite":
+        count_trips(engine, trips)
     desk = Desk(
         sessions=make_sessions(engine),
         outbox_written=lambda: None,
@@ -117,8 +138,9 @@ async def desk_side(url: str, n: int) -> tuple[float, float, float]:
         for i in range(WARM_UP):
             await take_together(desk, [inbound(i)])
         statements.clear()
+        trips.clear()
         wall, cpu = await timed(n, lambda i: take_together(desk, [inbound(i)]))
-        return wall, cpu, len(statements) / n
+        return wall, cpu, len(statements) / n, (len(trips) / n if engine.dialect.name == "sqlite" else None)
     finally:
         await engine.dispose()
 
@@ -216,7 +238,7 @@ async def _bare_ticket(value: Callable[..., Awaitable[Any]], marks: tuple[str, s
 
 async def bench(database: str, args: argparse.Namespace) -> None:
     async with fresh_database(database, args.postgres) as url:
-        desk_wall, desk_cpu, desk_statements = await desk_side(url, args.messages)
+        desk_wall, desk_cpu, desk_statements, desk_trips = await desk_side(url, args.messages)
     async with fresh_database(database, args.postgres) as url:
         bare = bare_postgresql if database == "postgresql" else bare_sqlite
         bare_wall, bare_cpu = await bare(url, args.messages)
@@ -227,6 +249,7 @@ async def bench(database: str, args: argparse.Namespace) -> None:
         "desk_wall_ms": round(desk_wall, 2),
         "desk_cpu_ms": round(desk_cpu, 2),
         "desk_statements": round(desk_statements, 2),
+        "desk_trips": None if desk_trips is None else round(desk_trips, 2),
         "bare_wall_ms": round(bare_wall, 2),
         "bare_cpu_ms": round(bare_cpu, 2),
         "bare_statements": BARE_STATEMENTS,

@@ -8,11 +8,14 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 
+from helpdesk.db.sqlite_driver import one_hop_dbapi
+
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if url.startswith("sqlite"):
         # The service, the CLI and the worker share the file: wait on a lock rather than fail at once.
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+        # The driver module runs each statement in one trip to aiosqlite's thread (sqlite_driver).
+        engine = create_async_engine(url, connect_args={"timeout": 30}, module=one_hop_dbapi(), **kwargs)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
