@@ -27,8 +27,9 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, Final, Protocol
 
-from sqlalchemy import Select, String, bindparam, cast, func, select
+from sqlalchemy import Select, String, bindparam, cast, event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from helpdesk.db.models import OutboxItem
 from helpdesk.db.transaction_memo import transaction_values
@@ -101,6 +102,19 @@ class Handing(Protocol):
 HandOff = Callable[[str, str, frozenset[int]], Handing | None]
 
 
+class _Transaction:
+    """What one transaction handed, and whether it queued anything else (which needs the worker's claim)."""
+
+    def __init__(self) -> None:
+        self.handed: list[Handing] = []
+        self.unhanded = False
+
+    def flushed(self, session: Session, _context: object) -> None:
+        # Rows added as ORM objects (a staff card, a notification) never pass ``lease_receipt``.
+        if not self.unhanded and any(isinstance(row, OutboxItem) for row in session.new):
+            self.unhanded = True
+
+
 def lease_receipt(
     session: AsyncSession, hand_off: HandOff | None, channel: str, recipient: str
 ) -> Handing | None:
@@ -112,32 +126,42 @@ def lease_receipt(
     queued: set[tuple[str, str]] = values.setdefault(_QUEUED, set())
     first = (channel, recipient) not in queued
     queued.add((channel, recipient))
-    handed: list[Handing] | None = values.get(_KEY)
-    if hand_off is None or handed is None or not first:
-        return None
-    pending = read_ahead.answered(session, "pending_outbox", (channel, recipient))
-    if pending is read_ahead.NOT_READ or pending is None:
-        return None
-    handing = hand_off(channel, recipient, pending)
-    if handing is not None:
-        handed.append(handing)
+    transaction: _Transaction | None = values.get(_KEY)
+    handing = None
+    if hand_off is not None and transaction is not None and first:
+        pending = read_ahead.answered(session, "pending_outbox", (channel, recipient))
+        if pending is not read_ahead.NOT_READ and pending is not None:
+            handing = hand_off(channel, recipient, pending)
+    if transaction is not None:
+        if handing is None:
+            transaction.unhanded = True
+        else:
+            transaction.handed.append(handing)
     return handing
 
 
 @asynccontextmanager
-async def handed_on_commit() -> AsyncIterator[Callable[[AsyncSession], None]]:
+async def handed_on_commit(wake: Callable[[], None]) -> AsyncIterator[Callable[[AsyncSession], None]]:
     """Around a transaction whose receipts may be handed: yields ``track(session)``, to call once its
-    transaction has begun; every receipt handed in it is sent once the block ends without an error (the
-    transaction committed inside it), and dropped otherwise."""
-    handed: list[Handing] = []
+    transaction has begun. Every receipt handed in it is sent once the block ends without an error (the
+    transaction committed inside it), and dropped otherwise; then ``wake`` is called only if the
+    transaction queued a row that was not handed, which the worker must claim."""
+    transaction = _Transaction()
+    tracked: list[Session] = []
 
     def track(session: AsyncSession) -> None:
-        transaction_values(session)[_KEY] = handed
+        transaction_values(session)[_KEY] = transaction
+        tracked.append(session.sync_session)
+        event.listen(session.sync_session, "after_flush", transaction.flushed)
 
     committed = False
     try:
         yield track
         committed = True
     finally:
-        for handing in handed:
+        for session in tracked:
+            event.remove(session, "after_flush", transaction.flushed)
+        for handing in transaction.handed:
             handing.settle(committed)
+    if transaction.unhanded:
+        wake()

@@ -359,6 +359,11 @@ class DeliveryWorker:
         if awaited:
             entry.done = asyncio.get_running_loop().create_future()
         key = _recipient(item)
+        if item.id in self._holding.get(key, ()):
+            # Claimed again once its lease ran out while held here (a send slower than the lease): one send.
+            if entry.done is not None:
+                entry.done.set_result(None)
+            return entry
         insort(self._queues.setdefault(key, []), entry, key=lambda held: held.item.id)
         self._holding.setdefault(key, set()).add(item.id)
         if key not in self._drains:

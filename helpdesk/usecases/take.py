@@ -62,17 +62,16 @@ async def take_together(desk: Desk, inbounds: Sequence[InboundMessage]) -> list[
     async def attempt(savepoints: bool) -> list[Taken | Exception]:
         return await _take_together(desk, inbounds, savepoints=savepoints)
 
-    outcomes = await savepoints_on_refusal(attempt, len(inbounds))
-    _written(desk, outcomes)
-    return outcomes
+    return await savepoints_on_refusal(attempt, len(inbounds))
 
 
 async def _take_together(
     desk: Desk, inbounds: Sequence[InboundMessage], *, savepoints: bool
 ) -> list[Taken | Exception]:
     if not savepoints:
-        # Its receipts may be handed to this process's worker, each settled once the transaction has ended.
-        async with handed_on_commit() as track:
+        # Its receipts may be handed to this process's worker, each settled once the transaction has ended;
+        # the worker is woken only for what it must claim.
+        async with handed_on_commit(desk.outbox_written) as track:
             async with writer_turn(desk.sessions), desk.sessions() as session, session.begin():
                 await begin_for_savepoints(session)
                 track(session)
@@ -91,7 +90,8 @@ async def _take_together(
                 # What the failed member loaded may be half-changed: later members read afresh.
                 session.expunge_all()
                 forget_answers(session)
-        return outcomes
+    _written(desk, outcomes)
+    return outcomes
 
 
 async def _take_by_one_flush(
