@@ -284,5 +284,6 @@ async def _serve_channels(runtime: Runtime, stop: asyncio.Event, tasks: list[asy
         )
         await stop.wait()
         log.info("stopping: finishing work in hand")
-        # The worker finishes the item it is sending; whatever is left stays in the outbox for next start.
+        # The worker finishes the items it is sending; the leases of those it holds and has not started are
+        # released, so the next start sends them at once.
         await asyncio.gather(*tasks, return_exceptions=True)

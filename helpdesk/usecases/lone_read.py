@@ -4,7 +4,7 @@ A message that arrives alone (a group commit of one) asks three questions that a
 (is it stored already, is a "which ticket?" question open in its chat, is a referral offered to its sender)
 and, for its receipt, its chat's unsent outbox items (``helpdesk.handoff.PENDING_TO``), and then reads its
 chat's open tickets (with its requester row and each ticket's receipts of the last minute:
-:func:`helpdesk.usecases.threading_rules.chat_open_tickets`). All of it is one round trip: the three answers
+:func:`helpdesk.usecases.threading_rules.chat_open_tickets`). All of it is one round trip: the four answers
 as a one-row derived table, the chat's open tickets outer-joined to it (the requester row still locked FOR
 KEY SHARE, inside their own sub-SELECT; PostgreSQL locks no row on the nullable side of an outer join). What
 is found is kept as a batch's read-ahead answers are (:mod:`read_ahead`), and a found question or offer is
@@ -26,7 +26,8 @@ from helpdesk.usecases.read_ahead import remember
 from helpdesk.usecases.receive import STORED
 from helpdesk.usecases.threading_rules import CHAT_OPEN_TICKETS_ROWS, OPEN_OFFER, keep_chat_open_tickets
 
-# The three look-ups as their own rules ask them (receive, followup_question, threading_rules), a value each.
+# The three look-ups as their own rules ask them (receive, followup_question, threading_rules), a value each,
+# and the chat's unsent outbox items as its receipt's hand-over asks them (helpdesk.handoff).
 _FIRST = select(
     STORED.limit(1).scalar_subquery().label("stored"),
     OPEN_QUESTION.with_only_columns(PendingChoice.token).limit(1).scalar_subquery().label("token"),
