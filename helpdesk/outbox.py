@@ -50,4 +50,5 @@ async def enqueue(
     def written(item_id: int) -> None:
         handing.hold(item_id, outbound.channel, payload, ticket.id, message.id)
 
-    group.hold(OutboxItem, row, written=written, ticket_id=ticket, message_id=message)
+    # Its id comes back with its INSERT, known by its claim token (fresh for each handed row).
+    group.hold(OutboxItem, row, written=("claim_token", written), ticket_id=ticket, message_id=message)

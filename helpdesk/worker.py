@@ -364,7 +364,10 @@ class DeliveryWorker:
             if entry.done is not None:
                 entry.done.set_result(None)
             return entry
-        insort(self._queues.setdefault(key, []), entry, key=lambda held: held.item.id)
+        queue = self._queues.setdefault(key, [])
+        insort(queue, entry, key=lambda held: held.item.id)
+        if len(queue) > 1 and queue[0] is entry:
+            queue[1].changed.set()  # a drain waiting on the old head looks at the new one
         self._holding.setdefault(key, set()).add(item.id)
         if key not in self._drains:
             self._drains[key] = asyncio.create_task(self._drain(key), name=f"delivery {key[0]}")
@@ -373,13 +376,13 @@ class DeliveryWorker:
     def _settle(self, entry: _Held, committed: bool) -> None:
         """A handed item's intake transaction ended: it may be sent now, or it was never written."""
         queue = self._queues.get(_recipient(entry.item), [])
-        if not committed:
-            self._let_go(entry, queue)
-        elif entry in queue:
+        if committed and not self._stopping and entry in queue:
             entry.ready = True
             entry.changed.set()
-        else:
-            # Committed after a stop let go of it: its lease is released rather than waited out.
+            return
+        self._let_go(entry, queue)
+        if committed:
+            # Committed while the worker stops: its lease is released rather than waited out.
             task = asyncio.get_running_loop().create_task(self._release([entry]))
             self._releases.add(task)
             task.add_done_callback(self._releases.discard)

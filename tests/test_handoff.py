@@ -285,3 +285,29 @@ async def test_a_failed_handed_send_is_retried_by_the_claim(desk: Desk, bot_api:
     assert len(bot_api.calls_to("sendMessage")) == 2 and len(receipts_to(bot_api, 6600)) == 1
     [row] = await rows(desk)
     assert row.status == "sent" and row.attempts == 2 and row.last_error is None
+
+
+async def test_a_group_s_handed_receipts_are_one_insert_and_each_knows_its_id(
+    desk: Desk, engine: AsyncEngine, bot_api: TelegramApiStandIn
+) -> None:
+    """A group commit's receipts, all handed, still go to the database in one INSERT (on SQLite too, where
+    asking for RETURNING rows in the order of their VALUES inserted them one by one)."""
+    chats = range(6700, 6706)
+    async with TelegramSender(bot_api.token, bot_api.base_url) as sender:
+        worker = Marking(desk.sessions, {"telegram": sender}, policy=FAST)
+        connect(desk, worker)
+        seen = Statements(engine)
+        try:
+            taken = await take_together(desk, [inbound(chat, 1) for chat in chats])
+        finally:
+            seen.close()
+        assert all(isinstance(t, ReceiveResult) for t in taken)
+        inserted = await rows(desk)
+        assert all(row.locked_until is not None for row in inserted)
+        for row in inserted:
+            await worker.marked_item(row.id)
+    assert len([s for s in seen.sql if s.startswith("INSERT INTO outbox")]) == 1, seen.sql
+    assert "FROM outbox" in " ".join(s for s in seen.sql if s.startswith("SELECT"))  # the chats' unsent items
+    for row in await rows(desk):
+        [receipt] = receipts_to(bot_api, int(row.payload["recipient"]))
+        assert row.status == "sent" and row.sent_id == f"{row.payload['recipient']}:{receipt['message_id']}"

@@ -42,7 +42,9 @@ _KEY = "one_flush"
 
 Key = tuple[str, Any]
 AfterWritten = Callable[[], Awaitable[None]]
-_Held = tuple[dict[str, Any], dict[str, Ticket | Message], Callable[[int], None] | None]
+# (a column whose value is the row's alone, what gets the row's id once it is inserted)
+Written = tuple[str, Callable[[int], None]]
+_Held = tuple[dict[str, Any], dict[str, Ticket | Message], Written | None]
 
 
 class OneFlush:
@@ -82,12 +84,13 @@ class OneFlush:
         model: type[Base],
         row: dict[str, Any],
         *,
-        written: Callable[[int], None] | None = None,
+        written: Written | None = None,
         **links: Ticket | Message,
     ) -> None:
         """Hold a row of ``model`` for the group's next flush; each of ``links`` names a column and the row
         whose id it takes, read then. Rows of a table are inserted in the order they were held. ``written``
-        gets the row's id, returned by the INSERT itself (a handed receipt, :mod:`helpdesk.handoff`)."""
+        (a column whose value is this row's alone, and a callback) gets the row's id, returned by the INSERT
+        itself and known by that value (a handed receipt, :mod:`helpdesk.handoff`)."""
         self._held.setdefault(model, []).append((row, links, written))
 
     async def touching(self, tickets: Iterable[Ticket]) -> None:
@@ -115,19 +118,23 @@ class OneFlush:
         for model, rows in held.items():
             values = [row | {column: linked.id for column, linked in links.items()} for row, links, _ in rows]
             table = model.__table__
-            if not any(written for *_, written in rows):
+            wanted = {written[0] for *_, written in rows if written is not None}
+            if not wanted:
                 await self._session.execute(insert(table), values)
                 continue
-            # Still one statement: INSERT … VALUES (…), (…) RETURNING id, the ids in the rows' order.
-            ids = (await self._session.execute(_inserting_ids(table), values)).scalars().all()
-            for (*_, written), row_id in zip(rows, ids, strict=True):
+            # Still one statement: INSERT … VALUES (…), (…) RETURNING id, each id known by the row's own
+            # value (asking for the rows' order instead would insert them one by one on SQLite).
+            [column] = wanted
+            returned = await self._session.execute(_inserting_ids(table, column), values)
+            ids = {value: row_id for row_id, value in returned}
+            for row, _, written in rows:
                 if written is not None:
-                    written(row_id)
+                    written[1](ids[row[column]])
 
 
 @cache
-def _inserting_ids(table: Table) -> Insert:
-    return insert(table).returning(table.c.id, sort_by_parameter_order=True)
+def _inserting_ids(table: Table, column: str) -> Insert:
+    return insert(table).returning(table.c.id, table.c[column])
 
 
 def current(session: AsyncSession) -> OneFlush | None:
