@@ -311,3 +311,33 @@ async def test_a_group_s_handed_receipts_are_one_insert_and_each_knows_its_id(
     for row in await rows(desk):
         [receipt] = receipts_to(bot_api, int(row.payload["recipient"]))
         assert row.status == "sent" and row.sent_id == f"{row.payload['recipient']}:{receipt['message_id']}"
+
+
+async def test_a_receipt_committed_while_the_worker_stops_is_released_not_sent(
+    desk: Desk, bot_api: TelegramApiStandIn
+) -> None:
+    """A stop that comes while the intake's transaction is still open: the worker lets go of the item it was
+    handed, and once the transaction commits its lease is released, so the next start sends it at once."""
+    async with TelegramSender(bot_api.token, bot_api.base_url) as sender:
+
+        class StopsMidTransaction(DeliveryWorker):
+            closing: asyncio.Future[None] | None = None
+
+            def _hold(self, item: Any, token: str, **kwargs: Any) -> Any:
+                entry = super()._hold(item, token, **kwargs)
+                if not kwargs.get("ready"):
+                    self.closing = asyncio.ensure_future(self.close())  # runs before the commit
+                return entry
+
+        stopping = StopsMidTransaction(desk.sessions, {"telegram": sender}, policy=FAST)
+        connect(desk, stopping)
+        await take(desk, 6800, 1)
+        assert stopping.closing is not None
+        await stopping.closing
+        await asyncio.gather(*stopping._releases)
+        [row] = await rows(desk)
+        assert row.status == "pending" and row.locked_until is None and row.claim_token is None
+        assert receipts_to(bot_api, 6800) == []
+        restarted = DeliveryWorker(desk.sessions, {"telegram": sender}, policy=FAST)
+        assert await restarted.deliver_due() == 1
+    assert len(receipts_to(bot_api, 6800)) == 1
