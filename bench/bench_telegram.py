@@ -54,7 +54,7 @@ from helpdesk.db.migrate import upgrade
 from helpdesk.desk import Desk
 from helpdesk.flood import FloodLimits
 from helpdesk.safe_intake import SafeIntake
-from helpdesk.service import standard_composers
+from helpdesk.service import connect, standard_composers
 from helpdesk.spool import InboundSpool
 from helpdesk.worker import DeliveryWorker
 from standins.telegram_api import TelegramApiStandIn
@@ -171,11 +171,14 @@ def _kind(statement: str) -> str:
 class Timeline:
     """``--timeline``: when each step of a receipt happened, on the stand-in's clock (``time.monotonic``).
 
-    The worker's wake, claim and mark and the sender's send are wrapped on their instances; a receipt is
-    known by (chat, the message it answers). The wake taken is the last one before its claim started, which
+    The worker's wake, claim, hand-over (a receipt handed by the intake, ready once its transaction
+    committed) and mark and the sender's send are wrapped on their instances; a receipt is known by (chat,
+    the message it answers). The wake taken is the last one before its claim started, which
     is the intake commit's only when one message is in flight (``--chats 1``)."""
 
     STEPS = (
+        ("update → handed (intake)", "pushed", "handed"),
+        ("handed → send start", "handed", "send_start"),
         ("update → wake (intake)", "pushed", "wake"),
         ("wake → claim start", "wake", "claim_start"),
         ("claim", "claim_start", "claim_end"),
@@ -193,6 +196,12 @@ class Timeline:
 
     def attach(self, worker: DeliveryWorker, sender: TelegramSender) -> None:
         wake, claim, mark, send = worker.wake, worker._claim, worker._mark_sent, sender.send
+        settle = worker._settle
+
+        def timed_settle(entry: Any, committed: bool) -> None:
+            settle(entry, committed)
+            if committed:
+                self.steps.setdefault(_receipt(entry.item.payload), {})["handed"] = time.monotonic()
 
         def timed_wake() -> None:
             self.wakes.append(time.monotonic())
@@ -226,6 +235,7 @@ class Timeline:
             return result
 
         worker.wake = timed_wake  # type: ignore[method-assign]
+        worker._settle = timed_settle  # type: ignore[method-assign]
         worker._claim = timed_claim  # type: ignore[method-assign]
         worker._mark_sent = timed_mark  # type: ignore[method-assign]
         sender.send = timed_send  # type: ignore[method-assign]
@@ -269,11 +279,12 @@ async def desk_round(
                     timeline.attach(worker, sender)
                 desk = Desk(
                     sessions=make_sessions(engine),
-                    outbox_written=worker.wake,
                     staff_telegram_chat_id=STAFF_CHAT,
                     limits=FloodLimits(receipts_per_minute=1000),
                     composers=standard_composers(),
                 )
+                # As `helpdesk run` wires them: the worker woken, and handed receipts by the intake.
+                connect(desk, worker)
                 intake = SafeIntake(desk, InboundSpool(Path(spool)), sender=sender)
                 app = build_application(
                     api.token, api.base_url, intake.take, desk=desk, staff_chat_id=STAFF_CHAT

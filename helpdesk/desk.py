@@ -14,6 +14,7 @@ from helpdesk.composer import ChannelComposer, UnknownChannel
 from helpdesk.flood import FloodLimits
 
 if TYPE_CHECKING:
+    from helpdesk.handoff import HandOff
     from helpdesk.triage import Triage
 
 
@@ -32,6 +33,9 @@ class Desk:
     staff_telegram_chat_id: int | None = None
     # Called after a transaction put something in the outbox, so a worker in this process sends it at once.
     outbox_written: Callable[[], None] = lambda: None
+    # The delivery worker of this process taking a receipt straight from the intake, unclaimed
+    # (helpdesk/handoff.py; wired by helpdesk.service.connect). None: receipts wait for a worker's claim.
+    hand_off: HandOff | None = None
     # Per-requester limits on Telegram floods (open tickets, receipts, card refreshes).
     limits: FloodLimits = field(default_factory=FloodLimits)
     # Classifier + matcher with the staff's corrections; rebuilt when the database says they changed.

@@ -161,12 +161,12 @@ async def open_runtime(
         staff_mail_language=settings.report_language,
         mail_ack_limit_per_hour=settings.mail_ack_limit_per_hour,
         timezone=ZoneInfo(settings.timezone),
-        outbox_written=worker.wake,
         staff_telegram_chat_id=settings.telegram.staff_chat_id if settings.telegram is not None else None,
         limits=limits,
         composers=standard_composers(),
         web_base_url=settings.web_base_url,
     )
+    connect(desk, worker)
     spool = InboundSpool(settings.spool_dir, max_bytes=settings.spool_max_mb * 1024 * 1024)
     intake = SafeIntake(
         desk, spool, sender=senders.get("telegram"), grace_seconds=settings.telegram_outage_grace_seconds
@@ -186,6 +186,13 @@ async def open_runtime(
             if closer is not None:
                 await closer()
         await engine.dispose()
+
+
+def connect(desk: Desk, worker: DeliveryWorker) -> None:
+    """The delivery worker of this process serves the desk's intake: woken when a transaction queued
+    something, and handed a receipt straight from the intake that wrote it (``helpdesk/handoff.py``)."""
+    desk.outbox_written = worker.wake
+    desk.hand_off = worker.hand_off
 
 
 async def serve(runtime: Runtime, stop: asyncio.Event) -> None:
@@ -277,5 +284,6 @@ async def _serve_channels(runtime: Runtime, stop: asyncio.Event, tasks: list[asy
         )
         await stop.wait()
         log.info("stopping: finishing work in hand")
-        # The worker finishes the item it is sending; whatever is left stays in the outbox for next start.
+        # The worker finishes the items it is sending; the leases of those it holds and has not started are
+        # released, so the next start sends them at once.
         await asyncio.gather(*tasks, return_exceptions=True)

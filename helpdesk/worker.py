@@ -5,13 +5,17 @@ marking means it is sent again once the lease runs out; a crash before sending l
 
 Batches: one statement claims up to ``batch_size`` due items; sends that finish together are marked sent
 together (group commit), and a sending slot is released only once its item is marked, so at most
-``concurrency`` items are ever sent and not yet marked. Each write is one statement on PostgreSQL, run in
-autocommit, and a transaction on SQLite (``_writing``). Lock order, the same in every statement and
-transaction that takes several rows here: outbox rows by id, then messages by id (``_MARK_SENT`` says how
-its one statement keeps it); a ticket (a card's Telegram id, the first time it is posted) is updated on its
-own, holding nothing else. Receiving, which holds several tickets at once in a group commit, only inserts
-outbox rows and never waits on one this worker holds, so the two can never wait on each other in a circle
-(``tests/test_delivery_batches.py``).
+``concurrency`` items are ever sent and not yet marked. A receipt may also reach the worker without a claim,
+handed over by the intake of this process (:mod:`helpdesk.handoff`; the rule is ``hand_off``): the worker
+holds every item, claimed or handed, in one queue per recipient, by id, until it is marked, failed or
+released, and sends each recipient's items one at a time in that order.
+
+Each write is one statement on PostgreSQL, run in autocommit, and a transaction on SQLite (``_writing``).
+Lock order, the same in every statement and transaction that takes several rows here: outbox rows by id,
+then messages by id (``_MARK_SENT`` says how its one statement keeps it); a ticket (a card's Telegram id,
+the first time it is posted) is updated on its own, holding nothing else. Receiving, which holds several
+tickets at once in a group commit, only inserts outbox rows and never waits on one this worker holds, so the
+two can never wait on each other in a circle (``tests/test_delivery_batches.py``).
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from bisect import insort
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Update, bindparam, func, or_, select, text, update
@@ -161,6 +167,53 @@ class _Sent:
     posted_card: tuple[int, int] | None = None
 
 
+_RELEASE = (
+    update(_outbox)
+    .where(_outbox.c.id == bindparam("item_id"), _outbox.c.claim_token == bindparam("token"))
+    .values(locked_until=None, claim_token=None)
+)
+
+Recipient = tuple[str, str]  # (channel, recipient)
+
+
+@dataclass(eq=False)
+class _Held:
+    """An item the worker holds until it is marked sent, failed or released."""
+
+    item: Claimed
+    token: str
+    # Claimed items may be sent at once; a handed one only once its intake's transaction has committed.
+    ready: bool
+    # Set on every change a waiting drain must see (ready, dropped, stopping).
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    # For deliver_due: when it has been dealt with (sent and marked, failed, or released).
+    done: asyncio.Future[None] | None = None
+
+
+@dataclass(eq=False)
+class _Handing:
+    """A receipt on its way from the intake (``helpdesk.handoff.Handing``)."""
+
+    worker: DeliveryWorker
+    locked_until: datetime
+    claim_token: str
+    held: _Held | None = None
+
+    def hold(
+        self, item_id: int, channel: str, payload: dict[str, Any], ticket_id: int, message_id: int
+    ) -> None:
+        item = Claimed(item_id, channel, payload, 0, ticket_id, message_id)
+        self.held = self.worker._hold(item, self.claim_token, ready=False)
+
+    def settle(self, committed: bool) -> None:
+        if self.held is not None:
+            self.worker._settle(self.held, committed)
+
+
+# How many ids of items marked sent the worker remembers for the hand-over's rule.
+_SENT_REMEMBERED = 4096
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     max_attempts: int = 8
@@ -205,12 +258,44 @@ class DeliveryWorker:
         )
         # Called in the transaction that records a message as undeliverable (e.g. to refresh the staff card).
         self.on_give_up = on_give_up
+        # At most ``concurrency`` items sent and not yet marked, claimed and handed alike.
+        self._slots = asyncio.Semaphore(concurrency)
+        self._marks: GroupCommit[_Sent, None] = GroupCommit(lambda batch: self._mark_sent(batch))
+        # Per recipient: the items held and not yet started, by id, and its drain while it has any.
+        self._queues: dict[Recipient, list[_Held]] = {}
+        self._drains: dict[Recipient, asyncio.Task[None]] = {}
+        # Per recipient: the ids held, from taken until marked, failed or released.
+        self._holding: dict[Recipient, set[int]] = {}
+        self._sent_lately: OrderedDict[int, None] = OrderedDict()
+        self._stopping = False
+        self._releases: set[asyncio.Task[None]] = set()
+        self._claim_token = ""  # the last claim's, which its items carry
 
     def wake(self) -> None:
         """Something was queued: look now instead of at the next poll."""
         self._wake.set()
 
+    def hand_off(self, channel: str, recipient: str, pending: frozenset[int]) -> _Handing | None:
+        """The hand-over's rule, the one place it is decided: a receipt to ``recipient`` is handed to this
+        worker (its row written leased to it) only when every unsent item for that recipient the intake's
+        read saw (``pending``) is one this worker holds now (it queues the receipt behind them, by id) or
+        has marked sent since; anything else (an item waiting for a claim, in back-off, or held by another
+        process) and the receipt is queued for the claim as before, behind it. Never while stopping."""
+        if self._stopping or channel not in self._senders:
+            return None
+        holding = self._holding.get((channel, recipient), ())
+        if any(item_id not in holding and item_id not in self._sent_lately for item_id in pending):
+            return None
+        until = utcnow() + timedelta(seconds=self._policy.lease)
+        return _Handing(self, until, secrets.token_hex(16))
+
     async def run(self, stop: asyncio.Event) -> None:
+        try:
+            await self._run(stop)
+        finally:
+            await self.close()
+
+    async def _run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 while not stop.is_set():
@@ -240,39 +325,137 @@ class DeliveryWorker:
         rest); one recipient's messages go in order, as they were queued.
         """
         items = await self._claim()
-        queues: dict[tuple[str, str], list[Claimed]] = {}
+        per_recipient: dict[Recipient, int] = {}
         for item in items:
-            queues.setdefault((item.channel, str(item.payload.get("recipient"))), []).append(item)
+            key = _recipient(item)
+            per_recipient[key] = per_recipient.get(key, 0) + 1
         self._more_due = len(items) >= self._batch_size or any(
-            len(queue) >= self._per_recipient for queue in queues.values()
+            count >= self._per_recipient for count in per_recipient.values()
         )
-        slots = asyncio.Semaphore(self._concurrency)
-        marks: GroupCommit[_Sent, None] = GroupCommit(self._mark_sent)
-
-        async def drain(queue: list[Claimed]) -> None:
-            async with slots:
-                for item in queue:
-                    sent = await self._deliver(item)
-                    if sent is not None:
-                        await marks.submit(sent)
-
-        await asyncio.gather(*(drain(queue) for queue in queues.values()))
+        token = self._claim_token
+        held = [self._hold(item, token, ready=True, awaited=True) for item in items]
+        await asyncio.gather(*(entry.done for entry in held if entry.done is not None))
         return len(items)
 
     async def _claim(self) -> list[Claimed]:
         if self._claim_statement is None:
             return []
         now = utcnow()
+        self._claim_token = secrets.token_hex(16)
         values = {
             "now": now,
             "until": now + timedelta(seconds=self._policy.lease),
-            "token": secrets.token_hex(16),
+            "token": self._claim_token,
         }
         # One UPDATE (its rows locked while it runs, the leases committed when it ends), no ORM session: the
         # rows come back as they are.
         async with self._writing() as connection:
             rows = await connection.execute(self._claim_statement, values)
         return sorted((Claimed(*row) for row in rows), key=lambda item: item.id)
+
+    def _hold(self, item: Claimed, token: str, *, ready: bool, awaited: bool = False) -> _Held:
+        """Hold ``item`` in its recipient's queue, by id, behind nothing newer; its drain sends it."""
+        entry = _Held(item, token, ready)
+        if awaited:
+            entry.done = asyncio.get_running_loop().create_future()
+        key = _recipient(item)
+        if item.id in self._holding.get(key, ()):
+            # Claimed again once its lease ran out while held here (a send slower than the lease): one send.
+            if entry.done is not None:
+                entry.done.set_result(None)
+            return entry
+        queue = self._queues.setdefault(key, [])
+        insort(queue, entry, key=lambda held: held.item.id)
+        if len(queue) > 1 and queue[0] is entry:
+            queue[1].changed.set()  # a drain waiting on the old head looks at the new one
+        self._holding.setdefault(key, set()).add(item.id)
+        if key not in self._drains:
+            self._drains[key] = asyncio.create_task(self._drain(key), name=f"delivery {key[0]}")
+        return entry
+
+    def _settle(self, entry: _Held, committed: bool) -> None:
+        """A handed item's intake transaction ended: it may be sent now, or it was never written."""
+        queue = self._queues.get(_recipient(entry.item), [])
+        if committed and not self._stopping and entry in queue:
+            entry.ready = True
+            entry.changed.set()
+            return
+        self._let_go(entry, queue)
+        if committed:
+            # Committed while the worker stops: its lease is released rather than waited out.
+            task = asyncio.get_running_loop().create_task(self._release([entry]))
+            self._releases.add(task)
+            task.add_done_callback(self._releases.discard)
+
+    def _let_go(self, entry: _Held, queue: list[_Held] | None = None) -> None:
+        if queue is not None and entry in queue:
+            queue.remove(entry)
+        key = _recipient(entry.item)
+        holding = self._holding.get(key)
+        if holding is not None:
+            holding.discard(entry.item.id)
+            if not holding:
+                del self._holding[key]
+        if entry.done is not None and not entry.done.done():
+            entry.done.set_result(None)
+        entry.changed.set()
+
+    async def _drain(self, key: Recipient) -> None:
+        """Send one recipient's held items one at a time, oldest first; ends when none is left."""
+        queue = self._queues[key]
+        try:
+            while queue and not self._stopping:
+                head = queue[0]
+                if not head.ready:
+                    head.changed.clear()
+                    await head.changed.wait()  # its intake commits, rolls back, or the worker stops
+                    continue
+                queue.pop(0)
+                try:
+                    await self._send(head)
+                except Exception:
+                    # Left leased: taken again once the lease runs out, as after a failed round.
+                    log.exception("delivery of outbox item %s failed", head.item.id)
+                finally:
+                    self._let_go(head)
+        finally:
+            del self._drains[key]
+            if not queue:
+                self._queues.pop(key, None)
+
+    async def _send(self, entry: _Held) -> None:
+        async with self._slots:
+            sent = await self._deliver(entry.item)
+            if sent is None:
+                return
+            await self._marks.submit(sent)
+        self._sent_lately[entry.item.id] = None
+        if len(self._sent_lately) > _SENT_REMEMBERED:
+            self._sent_lately.popitem(last=False)
+
+    async def close(self) -> None:
+        """Stop: finish the sends under way; release the lease of every item held and not yet started
+        (claimed or handed), so a restart or another worker takes it at once instead of after the lease."""
+        self._stopping = True
+        left = [entry for queue in self._queues.values() for entry in queue]
+        for entry in left:
+            self._let_go(entry, self._queues.get(_recipient(entry.item)))
+        await asyncio.gather(*self._drains.values(), return_exceptions=True)
+        committed = [entry for entry in left if entry.ready]
+        if committed:
+            try:
+                await self._release(committed)
+            except Exception:
+                log.exception(
+                    "could not release %s outbox leases; they run out by themselves", len(committed)
+                )
+        await asyncio.gather(*self._releases, return_exceptions=True)
+
+    async def _release(self, entries: Sequence[_Held]) -> None:
+        async with self._writing() as connection:
+            await connection.execute(
+                _RELEASE, [{"item_id": entry.item.id, "token": entry.token} for entry in entries]
+            )
 
     @asynccontextmanager
     async def _writing(self) -> AsyncIterator[AsyncConnection]:
@@ -415,3 +598,7 @@ class DeliveryWorker:
             "giving up" if give_up else "will retry",
             error.reason,
         )
+
+
+def _recipient(item: Claimed) -> Recipient:
+    return item.channel, str(item.payload.get("recipient"))

@@ -18,6 +18,7 @@ from bot.sender import TelegramSender
 from helpdesk.db.models import AuditEvent, Ticket
 from helpdesk.desk import Desk
 from helpdesk.safe_intake import SafeIntake
+from helpdesk.service import connect
 from helpdesk.spool import InboundSpool
 from helpdesk.usecases.cards import queue_card_for
 from helpdesk.worker import DeliveryWorker, RetryPolicy
@@ -87,7 +88,7 @@ async def open_harness(
             sender = TelegramSender(api.token, api.base_url)
             worker = DeliveryWorker(desk.sessions, {"telegram": sender}, policy=FAST, poll_interval=0.1)
             desk.staff_telegram_chat_id = STAFF_CHAT
-            desk.outbox_written = worker.wake
+            connect(desk, worker)
             worker.on_give_up = lambda session, ticket_id: queue_card_for(desk, session, ticket_id)
             intake = SafeIntake(
                 desk,

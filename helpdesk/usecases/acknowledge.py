@@ -91,7 +91,7 @@ async def acknowledge(desk: Desk, session: AsyncSession, ack: Acknowledgement) -
     if ack.resources:
         # Kept with the delivery for the reports: what the requester was sent (the matches may change later).
         outbound = replace(outbound, extra={**outbound.extra, "resources": [dict(r) for r in ack.resources]})
-    await enqueue(session, ticket, row, outbound)
+    await enqueue(session, ticket, row, outbound, hand_off=desk.hand_off)
 
 
 async def _receipt_due(desk: Desk, session: AsyncSession, ticket: Ticket, inbound: InboundMessage) -> bool:

@@ -1,13 +1,14 @@
 """A lone Telegram message's first look-ups, in one statement.
 
 A message that arrives alone (a group commit of one) asks three questions that almost always find nothing
-(is it stored already, is a "which ticket?" question open in its chat, is a referral offered to its
-sender) and then reads its chat's open tickets (with its requester row and each ticket's receipts of the
-last minute: :func:`helpdesk.usecases.threading_rules.chat_open_tickets`). All of it is one round trip: the
-three answers as a one-row derived table, the chat's open tickets outer-joined to it (the requester row
-still locked FOR KEY SHARE, inside their own sub-SELECT; PostgreSQL locks no row on the nullable side of
-an outer join). What is found is kept as a batch's read-ahead answers are (:mod:`read_ahead`), and a found
-question or offer is loaded by its key.
+(is it stored already, is a "which ticket?" question open in its chat, is a referral offered to its sender)
+and, for its receipt, its chat's unsent outbox items (``helpdesk.handoff.PENDING_TO``), and then reads its
+chat's open tickets (with its requester row and each ticket's receipts of the last minute:
+:func:`helpdesk.usecases.threading_rules.chat_open_tickets`). All of it is one round trip: the four answers
+as a one-row derived table, the chat's open tickets outer-joined to it (the requester row still locked FOR
+KEY SHARE, inside their own sub-SELECT; PostgreSQL locks no row on the nullable side of an outer join). What
+is found is kept as a batch's read-ahead answers are (:mod:`read_ahead`), and a found question or offer is
+loaded by its key.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, contains_eager
 
 from helpdesk.db.models import PendingChoice, Referral, Requester, Ticket
+from helpdesk.handoff import PENDING_TO, pending_ids
 from helpdesk.messages import InboundMessage
 from helpdesk.usecases.acknowledge import receipt_parameters
 from helpdesk.usecases.followup_question import OPEN_QUESTION
@@ -24,17 +26,19 @@ from helpdesk.usecases.read_ahead import remember
 from helpdesk.usecases.receive import STORED
 from helpdesk.usecases.threading_rules import CHAT_OPEN_TICKETS_ROWS, OPEN_OFFER, keep_chat_open_tickets
 
-# The three look-ups as their own rules ask them (receive, followup_question, threading_rules), a value each.
+# The three look-ups as their own rules ask them (receive, followup_question, threading_rules), a value each,
+# and the chat's unsent outbox items as its receipt's hand-over asks them (helpdesk.handoff).
 _FIRST = select(
     STORED.limit(1).scalar_subquery().label("stored"),
     OPEN_QUESTION.with_only_columns(PendingChoice.token).limit(1).scalar_subquery().label("token"),
     OPEN_OFFER.with_only_columns(Referral.id).scalar_subquery().label("offer"),
+    PENDING_TO.label("pending"),
 ).subquery("first")
 _OPEN = CHAT_OPEN_TICKETS_ROWS.set_label_style(LABEL_STYLE_TABLENAME_PLUS_COL).subquery("open_tickets")
 _TICKET = aliased(Ticket, _OPEN)
 _REQUESTER = aliased(Requester, _OPEN)
 _LONE = (
-    select(_FIRST.c.stored, _FIRST.c.token, _FIRST.c.offer, _TICKET, _OPEN.c.receipts_sent)
+    select(_FIRST.c.stored, _FIRST.c.token, _FIRST.c.offer, _FIRST.c.pending, _TICKET, _OPEN.c.receipts_sent)
     .select_from(_FIRST)
     .outerjoin(_OPEN, true())
     .options(contains_eager(_TICKET.requester.of_type(_REQUESTER)))
@@ -54,15 +58,19 @@ async def read_lone(session: AsyncSession, inbound: InboundMessage) -> None:
         "user": user,
         "chat": chat,
         "recipient": str(user),
+        # Its chat's unsent outbox items, for a receipt handed to the worker (helpdesk.handoff).
+        "pending_channel": inbound.channel,
+        "pending_recipient": str(chat),
         **receipts,
     }
     rows = (await session.execute(_LONE, parameters)).all()
-    stored, token, offer = rows[0][:3]
+    stored, token, offer, pending = rows[0][:4]
     remember(session, "stored", (inbound.channel, inbound.channel_message_id), stored)
     remember(
         session, "open_question", (user, chat), await session.get(PendingChoice, token) if token else None
     )
     remember(session, "telegram_offer", str(user), await session.get(Referral, offer) if offer else None)
     if chat is not None:
+        remember(session, "pending_outbox", (inbound.channel, str(chat)), pending_ids(pending))
         tickets = [(ticket, sent) for *_, ticket, sent in rows if ticket is not None]
         keep_chat_open_tickets(session, inbound, tickets, receipts)

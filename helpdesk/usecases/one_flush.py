@@ -28,9 +28,10 @@ SAVEPOINT each and every message flushed on its own, as before.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
+from functools import cache
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Insert, Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.db.models import Base, Message, Ticket
@@ -41,6 +42,9 @@ _KEY = "one_flush"
 
 Key = tuple[str, Any]
 AfterWritten = Callable[[], Awaitable[None]]
+# (a column whose value is the row's alone, what gets the row's id once it is inserted)
+Written = tuple[str, Callable[[int], None]]
+_Held = tuple[dict[str, Any], dict[str, Ticket | Message], Written | None]
 
 
 class OneFlush:
@@ -49,7 +53,7 @@ class OneFlush:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
         self._after: list[tuple[Ticket, AfterWritten]] = []
-        self._held: dict[type[Base], list[tuple[dict[str, Any], dict[str, Ticket | Message]]]] = {}
+        self._held: dict[type[Base], list[_Held]] = {}
         # The tickets whose steps run in the current write, ids known: what a step may read for all of them
         # at once (a new list each write, so nothing read for one write is taken for the next).
         self.written: list[Ticket] = []
@@ -75,10 +79,19 @@ class OneFlush:
             self._tickets.add(ticket.id)
         self._after.append((ticket, after_written))
 
-    def hold(self, model: type[Base], row: dict[str, Any], **links: Ticket | Message) -> None:
+    def hold(
+        self,
+        model: type[Base],
+        row: dict[str, Any],
+        *,
+        written: Written | None = None,
+        **links: Ticket | Message,
+    ) -> None:
         """Hold a row of ``model`` for the group's next flush; each of ``links`` names a column and the row
-        whose id it takes, read then. Rows of a table are inserted in the order they were held."""
-        self._held.setdefault(model, []).append((row, links))
+        whose id it takes, read then. Rows of a table are inserted in the order they were held. ``written``
+        (a column whose value is this row's alone, and a callback) gets the row's id, returned by the INSERT
+        itself and known by that value (a handed receipt, :mod:`helpdesk.handoff`)."""
+        self._held.setdefault(model, []).append((row, links, written))
 
     async def touching(self, tickets: Iterable[Ticket]) -> None:
         if any(ticket.id in self._tickets for ticket in tickets):
@@ -103,8 +116,25 @@ class OneFlush:
         await self._session.flush()
         held, self._held = self._held, {}
         for model, rows in held.items():
-            values = [row | {column: linked.id for column, linked in links.items()} for row, links in rows]
-            await self._session.execute(insert(model.__table__), values)
+            values = [row | {column: linked.id for column, linked in links.items()} for row, links, _ in rows]
+            table = model.__table__
+            wanted = {written[0] for *_, written in rows if written is not None}
+            if not wanted:
+                await self._session.execute(insert(table), values)
+                continue
+            # Still one statement: INSERT … VALUES (…), (…) RETURNING id, each id known by the row's own
+            # value (asking for the rows' order instead would insert them one by one on SQLite).
+            [column] = wanted
+            returned = await self._session.execute(_inserting_ids(table, column), values)
+            ids = {value: row_id for row_id, value in returned}
+            for row, _, written in rows:
+                if written is not None:
+                    written[1](ids[row[column]])
+
+
+@cache
+def _inserting_ids(table: Table, column: str) -> Insert:
+    return insert(table).returning(table.c.id, table.c[column])
 
 
 def current(session: AsyncSession) -> OneFlush | None:

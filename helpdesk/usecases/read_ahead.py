@@ -4,7 +4,8 @@ Mail is received up to 50 messages in one transaction (``receive_batch``), and e
 same three questions: is its channel id stored already (the duplicate check), which requester row is its
 sender, how many automatic mails did that sender get this hour. A Telegram group commit asks the first two
 the same way, and two of its own: the "which ticket?" question open in the sender's chat, the referral
-offered to the sender (its requesters by Telegram user id). ``read_ahead`` asks them for the whole
+offered to the sender (its requesters by Telegram user id), and for their receipts each chat's unsent
+outbox items (:mod:`helpdesk.handoff`). ``read_ahead`` asks them for the whole
 batch before the first message is received, one statement each, and keeps the answers in the
 transaction's memo.
 
@@ -24,6 +25,7 @@ from typing import Any, Final
 from sqlalchemy import Executable, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from helpdesk import handoff
 from helpdesk.db.models import AutoReply, Message, PendingChoice, Referral, Requester
 from helpdesk.db.transaction_memo import transaction_values
 from helpdesk.messages import InboundMessage
@@ -72,9 +74,14 @@ _OFFERS = (
 
 
 async def read_ahead(
-    session: AsyncSession, inbounds: Sequence[InboundMessage], *, auto_replies_since: datetime
+    session: AsyncSession,
+    inbounds: Sequence[InboundMessage],
+    *,
+    auto_replies_since: datetime,
+    hand_off: bool = False,
 ) -> None:
-    """Answer the batch's first look-ups now (see the module's note)."""
+    """Answer the batch's first look-ups now (see the module's note); with ``hand_off`` (a worker in this
+    process may be handed the receipts) a Telegram group's unsent outbox items per chat too."""
     answers: dict[tuple[str, Any], Any] = {}
     ids = {(m.channel, m.channel_message_id) for m in inbounds if m.channel_message_id}
     if ids:
@@ -85,7 +92,7 @@ async def read_ahead(
                 answers[("stored", (channel, channel_id))] = ticket_id
     telegram_users = {m.sender.telegram_user_id for m in inbounds if m.sender.telegram_user_id is not None}
     if telegram_users:
-        await _read_telegram(session, inbounds, telegram_users, answers)
+        await _read_telegram(session, inbounds, telegram_users, answers, hand_off)
     emails = {
         m.sender.email.lower() for m in inbounds if m.sender.email and m.sender.telegram_user_id is None
     }
@@ -108,6 +115,7 @@ async def _read_telegram(
     inbounds: Sequence[InboundMessage],
     users: set[int],
     answers: dict[tuple[str, Any], Any],
+    hand_off: bool,
 ) -> None:
     """A Telegram group's look-ups: each sender's requester row, the "which ticket?" question open in their
     chat, and the referral offered to them (a message from the expert answers it)."""
@@ -120,10 +128,24 @@ async def _read_telegram(
         key = ("open_question", (question.telegram_user_id, question.telegram_chat_id))
         if key in answers:
             answers[key] = question
+    if hand_off:
+        await _read_pending(session, {m.sender.telegram_chat_id for m in inbounds} - {None}, answers)
     answers.update(dict.fromkeys((("telegram_offer", str(user)) for user in users), None))
     offers = await session.scalars(_OFFERS, {"recipients": [str(user) for user in users]})
     for referral in offers.unique():  # oldest first, so the newest offer to each expert is the one kept
         answers[("telegram_offer", referral.recipient)] = referral
+
+
+async def _read_pending(
+    session: AsyncSession, chats: set[int | None], answers: dict[tuple[str, Any], Any]
+) -> None:
+    """Each chat's unsent outbox items, for a receipt handed to the worker (:mod:`helpdesk.handoff`)."""
+    found: dict[str, list[int]] = {str(chat): [] for chat in chats}
+    parameters = {"pending_channel": "telegram", "pending_recipients": list(found)}
+    for recipient, item_id in await session.execute(handoff.PENDING_TO_ANY, parameters):
+        found[recipient].append(item_id)
+    for recipient, ids in found.items():
+        answers[("pending_outbox", ("telegram", recipient))] = handoff.pending_ids(ids)
 
 
 def remember(session: AsyncSession, question: str, key: Any, answer: Any) -> None:

@@ -24,6 +24,7 @@ from helpdesk.db.savepoints import Refused, begin_for_savepoints, in_unit, savep
 from helpdesk.db.transient import is_transient
 from helpdesk.db.writer_turns import writer_turn
 from helpdesk.desk import Desk
+from helpdesk.handoff import handed_on_commit
 from helpdesk.messages import InboundMessage
 from helpdesk.usecases.auto_replies import window_start
 from helpdesk.usecases.followup_question import Asked, Held, Joins, Opens, ask, hold
@@ -61,18 +62,22 @@ async def take_together(desk: Desk, inbounds: Sequence[InboundMessage]) -> list[
     async def attempt(savepoints: bool) -> list[Taken | Exception]:
         return await _take_together(desk, inbounds, savepoints=savepoints)
 
-    outcomes = await savepoints_on_refusal(attempt, len(inbounds))
-    _written(desk, outcomes)
-    return outcomes
+    return await savepoints_on_refusal(attempt, len(inbounds))
 
 
 async def _take_together(
     desk: Desk, inbounds: Sequence[InboundMessage], *, savepoints: bool
 ) -> list[Taken | Exception]:
+    if not savepoints:
+        # Its receipts may be handed to this process's worker, each settled once the transaction has ended;
+        # the worker is woken only for what it must claim.
+        async with handed_on_commit(desk.outbox_written) as track:
+            async with writer_turn(desk.sessions), desk.sessions() as session, session.begin():
+                await begin_for_savepoints(session)
+                track(session)
+                return await _take_by_one_flush(desk, session, inbounds)
     async with writer_turn(desk.sessions), desk.sessions() as session, session.begin():
         await begin_for_savepoints(session)
-        if not savepoints:
-            return await _take_by_one_flush(desk, session, inbounds)
         outcomes: list[Taken | Exception] = []
         for inbound in inbounds:
             try:
@@ -85,7 +90,8 @@ async def _take_together(
                 # What the failed member loaded may be half-changed: later members read afresh.
                 session.expunge_all()
                 forget_answers(session)
-        return outcomes
+    _written(desk, outcomes)
+    return outcomes
 
 
 async def _take_by_one_flush(
@@ -98,7 +104,9 @@ async def _take_by_one_flush(
     with session.no_autoflush:
         try:
             if len(inbounds) > 1:
-                await read_ahead(session, inbounds, auto_replies_since=window_start())
+                await read_ahead(
+                    session, inbounds, auto_replies_since=window_start(), hand_off=desk.hand_off is not None
+                )
             else:
                 await read_lone(session, inbounds[0])
             for inbound in inbounds:
