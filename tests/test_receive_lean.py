@@ -162,9 +162,9 @@ async def test_a_telegram_follow_up_reads_its_chat_s_open_tickets_once(
 async def test_a_lone_telegram_follow_up_counts_its_receipts_with_its_chat_s_open_tickets(
     desk: Desk, engine: AsyncEngine
 ) -> None:
-    """Issue #12: a lone follow-up reads twice (stored, question or offer open and the chat's open tickets
-    with their receipts of the last minute, in one statement; the card queue once its rows are written) and
-    writes its rows; the receipt limit still holds on the count read along."""
+    """Issue #12: a lone follow-up reads once (stored, question or offer open and the chat's open tickets
+    with their receipts of the last minute and their staff-card queues, in one statement) and writes its
+    rows; the receipt limit still holds on the count read along, and the card item it queued is one."""
     # A Telegram-only desk (no mail, so no staff notification mails to address).
     desk = replace(
         desk, staff_telegram_chat_id=-1009, mail_from=None, limits=FloodLimits(receipts_per_minute=1)
@@ -194,8 +194,9 @@ async def test_a_lone_telegram_follow_up_counts_its_receipts_with_its_chat_s_ope
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", on_execute)
     for seen in selects:
-        assert len(seen) == 2, seen
+        assert len(seen) == 1, seen
         assert "FROM pending_choices" in seen[0] and "FROM tickets JOIN requesters" in seen[0], seen
+        assert "FROM outbox" in seen[0], seen  # the card queue came along
         assert not [s for s in seen if s.startswith("SELECT count(*)")], seen
     async with desk.sessions() as session:
         receipts = await session.scalar(
@@ -203,5 +204,11 @@ async def test_a_lone_telegram_follow_up_counts_its_receipts_with_its_chat_s_ope
             .select_from(Message)
             .where(Message.ticket_id == first.ticket_id, Message.kind == "outbound")
         )
+        cards = await session.scalar(
+            select(func.count())
+            .select_from(OutboxItem)
+            .where(OutboxItem.ticket_id == first.ticket_id, OutboxItem.message_id.is_(None))
+        )
     # The registration receipt, one follow-up receipt (one a minute), then silence.
     assert receipts == 2
+    assert cards == 1  # the card item waiting since the first message covers both follow-ups

@@ -24,6 +24,7 @@ from helpdesk.desk import Desk
 from helpdesk.messages import OutboundMessage
 from helpdesk.rendering import render
 from helpdesk.usecases.one_flush import written_together
+from helpdesk.usecases.read_ahead import NOT_READ, answered
 
 __all__ = [
     "CARD_EXCERPT",
@@ -236,8 +237,7 @@ def _newest_card_item(ticket_id: Any, column: Any, *conditions: Any, locked: boo
 # before it, or two edits could land a moment apart). Built once; for several tickets in one round trip.
 # The waiting item is locked until the reader's commit (PostgreSQL; on SQLite the writer lock does it): a
 # worker's claim passes it by meanwhile, so the card it covers is not drawn before the change it covers.
-_QUEUES = select(
-    Ticket.id,
+CARD_QUEUE = (
     _newest_card_item(
         Ticket.id,
         OutboxItem.id,
@@ -245,12 +245,13 @@ _QUEUES = select(
         OutboxItem.payload["extra"]["card_ticket_id"].as_integer() == Ticket.id,
         or_(OutboxItem.locked_until.is_(None), OutboxItem.locked_until < bindparam("now")),
         locked=True,
-    ),
-    _newest_card_item(Ticket.id, OutboxItem.sent_at, OutboxItem.status == "sent"),
+    ).label("card_waiting"),
+    _newest_card_item(Ticket.id, OutboxItem.sent_at, OutboxItem.status == "sent").label("card_last_sent"),
     _newest_card_item(
         Ticket.id, OutboxItem.id, OutboxItem.status == "pending", OutboxItem.locked_until >= bindparam("now")
-    ),
-).where(Ticket.id.in_(bindparam("ticket_ids", expanding=True)))
+    ).label("card_in_flight"),
+)
+_QUEUES = select(Ticket.id, *CARD_QUEUE).where(Ticket.id.in_(bindparam("ticket_ids", expanding=True)))
 _QUEUES_READ = "cards.queues_read"
 
 
@@ -258,6 +259,9 @@ async def _queue_of(session: AsyncSession, ticket: Ticket, now: datetime) -> tup
     """``ticket``'s card queue (waiting item, last sent, in flight). A group commit's tickets are read
     together, by the first of their after-written steps to ask, and each answer used once, by its ticket's
     step: only that step queues a card for its ticket, so the answer is still what the database says."""
+    read_along = answered(session, "card_queue", ticket.id)
+    if read_along is not NOT_READ:  # a lone message's first read brought it (``lone_read``)
+        return read_along  # type: ignore[no-any-return]
     together = written_together(session)
     memo = transaction_values(session)
     read = memo.get(_QUEUES_READ)
