@@ -14,7 +14,7 @@ from helpdesk.composer import ChannelComposer, UnknownChannel
 from helpdesk.flood import FloodLimits
 
 if TYPE_CHECKING:
-    from helpdesk.handoff import HandOff
+    from helpdesk.handoff import CarryMarks, HandOff
     from helpdesk.triage import Triage
 
 
@@ -36,6 +36,9 @@ class Desk:
     # The delivery worker of this process taking a receipt straight from the intake, unclaimed
     # (helpdesk/handoff.py; wired by helpdesk.service.connect). None: receipts wait for a worker's claim.
     hand_off: HandOff | None = None
+    # SQLite: the worker's marks of sends, carried by the intake's transaction (helpdesk/mark_carrier.py;
+    # wired by helpdesk.service.connect). None: the worker writes them itself.
+    carry_marks: CarryMarks | None = None
     # Per-requester limits on Telegram floods (open tickets, receipts, card refreshes).
     limits: FloodLimits = field(default_factory=FloodLimits)
     # Classifier + matcher with the staff's corrections; rebuilt when the database says they changed.

@@ -22,7 +22,7 @@ writer (CLI commands, staff replies, a desk with no worker in its process) write
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, Final, Protocol
@@ -106,7 +106,7 @@ class _Transaction:
     """What one transaction handed, and whether it queued anything else (which needs the worker's claim)."""
 
     def __init__(self) -> None:
-        self.handed: list[Handing] = []
+        self.handed: list[Settles] = []  # receipts handed, and marks carried
         self.unhanded = False
 
     def flushed(self, session: Session, _context: object) -> None:
@@ -138,6 +138,25 @@ def lease_receipt(
         else:
             transaction.handed.append(handing)
     return handing
+
+
+class Settles(Protocol):
+    def settle(self, committed: bool) -> None: ...
+
+
+# The worker's marks of sends that may ride in an intake's transaction (SQLite: one writer turn and one commit
+# for both; ``helpdesk/mark_carrier.py``): written in the session's transaction, settled with it.
+CarryMarks = Callable[[AsyncSession], Awaitable[Settles | None]]
+
+
+async def carry_marks(session: AsyncSession, carry: CarryMarks | None) -> None:
+    """Let ``session``'s transaction, one ``handed_on_commit`` tracks, carry the worker's waiting marks."""
+    transaction: _Transaction | None = transaction_values(session).get(_KEY)
+    if carry is None or transaction is None:
+        return
+    carried = await carry(session)
+    if carried is not None:
+        transaction.handed.append(carried)
 
 
 @asynccontextmanager

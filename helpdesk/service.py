@@ -193,6 +193,7 @@ def connect(desk: Desk, worker: DeliveryWorker) -> None:
     something, and handed a receipt straight from the intake that wrote it (``helpdesk/handoff.py``)."""
     desk.outbox_written = worker.wake
     desk.hand_off = worker.hand_off
+    desk.carry_marks = worker.ride_marks()
 
 
 async def serve(runtime: Runtime, stop: asyncio.Event) -> None:

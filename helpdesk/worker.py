@@ -41,6 +41,8 @@ from helpdesk.db.writer_turns import writer_turn
 from helpdesk.delivery import ChannelSender, DeliveryError
 from helpdesk.flood import FloodLimits
 from helpdesk.group_commit import GroupCommit
+from helpdesk.handoff import CarryMarks
+from helpdesk.mark_carrier import MarkCarrier
 from helpdesk.messages import OutboundMessage
 from helpdesk.usecases.cards import card_outbound
 
@@ -214,6 +216,54 @@ class _Handing:
 _SENT_REMEMBERED = 4096
 
 
+async def _mark_in(
+    connection: AsyncConnection | AsyncSession, ordered: Sequence[_Sent], now: datetime
+) -> None:
+    """SQLite: a batch of sends marked by two statements (outbox rows, then the messages' Telegram ids) in
+    the caller's transaction: the worker's own, or an intake's that carries them."""
+    await connection.execute(
+        _MARK_OUTBOX,
+        [
+            {"item_id": s.item.id, "now": now, "sent": s.sent_id, "tries": s.item.attempts + 1}
+            for s in ordered
+        ],
+    )
+    named = _named(ordered)
+    if named:
+        await connection.execute(
+            _MARK_MESSAGES, [{"row_id": row_id, "sent": sent_id} for row_id, sent_id in named]
+        )
+
+
+def _named(ordered: Sequence[_Sent]) -> list[tuple[int, str]]:
+    """(message row, Telegram id) of the sends whose message row must learn its id, by row id. Telegram ids
+    exist only once sent; they let a reply to our message find its ticket. A mail sent under the Message-ID
+    it was queued with has it on its row already (``enqueue``): no statement."""
+    return sorted(
+        (s.item.message_id, s.sent_id)
+        for s in ordered
+        if s.sent_id and s.item.message_id is not None and s.sent_id != s.item.payload.get("message_id")
+    )
+
+
+def _delivered(ordered: Sequence[_Sent]) -> None:
+    for sent in ordered:
+        log.info("delivered outbox item %s on %s", sent.item.id, sent.item.channel)
+
+
+@dataclass(eq=False)
+class _Carried:
+    """Marks an intake's transaction carries (``DeliveryWorker.carry_marks``), settled with it."""
+
+    carrier: MarkCarrier[_Sent]
+    taken: list[tuple[_Sent, asyncio.Future[None]]]
+
+    def settle(self, committed: bool) -> None:
+        self.carrier.carried(self.taken, committed)
+        if committed:
+            _delivered([mark for mark, _ in self.taken])
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     max_attempts: int = 8
@@ -261,6 +311,8 @@ class DeliveryWorker:
         # At most ``concurrency`` items sent and not yet marked, claimed and handed alike.
         self._slots = asyncio.Semaphore(concurrency)
         self._marks: GroupCommit[_Sent, None] = GroupCommit(lambda batch: self._mark_sent(batch))
+        # SQLite inside ``helpdesk run``: marks the intake may carry (``ride_marks``).
+        self._carrier: MarkCarrier[_Sent] | None = None
         # Per recipient: the items held and not yet started, by id, and its drain while it has any.
         self._queues: dict[Recipient, list[_Held]] = {}
         self._drains: dict[Recipient, asyncio.Task[None]] = {}
@@ -428,7 +480,10 @@ class DeliveryWorker:
             sent = await self._deliver(entry.item)
             if sent is None:
                 return
-            await self._marks.submit(sent)
+            if self._carrier is not None and sent.posted_card is None:
+                await self._carrier.submit(sent)
+            else:
+                await self._marks.submit(sent)
         self._sent_lately[entry.item.id] = None
         if len(self._sent_lately) > _SENT_REMEMBERED:
             self._sent_lately.popitem(last=False)
@@ -440,6 +495,10 @@ class DeliveryWorker:
         left = [entry for queue in self._queues.values() for entry in queue]
         for entry in left:
             self._let_go(entry, self._queues.get(_recipient(entry.item)))
+        if self._carrier is not None:
+            await (
+                self._carrier.flush()
+            )  # the sends under way wait for their marks: no intake carries them now
         await asyncio.gather(*self._drains.values(), return_exceptions=True)
         committed = [entry for entry in left if entry.ready]
         if committed:
@@ -518,20 +577,9 @@ class DeliveryWorker:
                     update(_tickets).where(_tickets.c.id == ticket_id).values(telegram_card_message_id=card)
                 )
         ordered = sorted(batch, key=lambda s: s.item.id)
-        # Telegram ids exist only once sent; they let a reply to our message find its ticket. A mail sent
-        # under the Message-ID it was queued with has it on its row already (``enqueue``): no statement.
-        named = sorted(
-            (
-                (s.item.message_id, s.sent_id)
-                for s in ordered
-                if s.sent_id
-                and s.item.message_id is not None
-                and s.sent_id != s.item.payload.get("message_id")
-            ),
-            key=lambda pair: pair[0],
-        )
         async with self._writing() as connection:
             if self._postgresql:
+                named = _named(ordered)
                 # One statement instead of two between BEGIN and COMMIT, in the same lock order (see
                 # ``_MARK_SENT``).
                 await connection.execute(
@@ -546,20 +594,32 @@ class DeliveryWorker:
                     },
                 )
             else:
-                await connection.execute(
-                    _MARK_OUTBOX,
-                    [
-                        {"item_id": s.item.id, "now": now, "sent": s.sent_id, "tries": s.item.attempts + 1}
-                        for s in ordered
-                    ],
-                )
-                if named:
-                    await connection.execute(
-                        _MARK_MESSAGES, [{"row_id": row_id, "sent": sent_id} for row_id, sent_id in named]
-                    )
-        for sent in ordered:
-            log.info("delivered outbox item %s on %s", sent.item.id, sent.item.channel)
+                await _mark_in(connection, ordered, now)
+        _delivered(ordered)
         return [None] * len(batch)
+
+    def ride_marks(self, *, within: float = 0.5) -> CarryMarks | None:
+        """SQLite: let the intake of this process carry the marks of sends (``helpdesk/mark_carrier.py``);
+        what the desk calls for it (``Desk.carry_marks``). None on PostgreSQL, which marks in autocommit."""
+        if self._postgresql:
+            return None
+        self._carrier = MarkCarrier(self._mark_sent, within=within)
+        return self.carry_marks
+
+    async def carry_marks(self, session: AsyncSession) -> _Carried | None:
+        """Write the marks waiting now in ``session``'s transaction; settled with it."""
+        if self._carrier is None:
+            return None
+        taken = self._carrier.take()
+        if not taken:
+            return None
+        ordered = sorted((mark for mark, _ in taken), key=lambda s: s.item.id)
+        try:
+            await _mark_in(session, ordered, utcnow())
+        except BaseException:
+            self._carrier.carried(taken, committed=False)
+            raise
+        return _Carried(self._carrier, taken)
 
     async def _failed(self, item: Claimed, error: DeliveryError) -> None:
         attempts = item.attempts + 1

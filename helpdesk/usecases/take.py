@@ -24,7 +24,7 @@ from helpdesk.db.savepoints import Refused, begin_for_savepoints, in_unit, savep
 from helpdesk.db.transient import is_transient
 from helpdesk.db.writer_turns import writer_turn
 from helpdesk.desk import Desk
-from helpdesk.handoff import handed_on_commit
+from helpdesk.handoff import carry_marks, handed_on_commit
 from helpdesk.messages import InboundMessage
 from helpdesk.usecases.auto_replies import window_start
 from helpdesk.usecases.followup_question import Asked, Held, Joins, Opens, ask, hold
@@ -75,7 +75,10 @@ async def _take_together(
             async with writer_turn(desk.sessions), desk.sessions() as session, session.begin():
                 await begin_for_savepoints(session)
                 track(session)
-                return await _take_by_one_flush(desk, session, inbounds)
+                outcomes = await _take_by_one_flush(desk, session, inbounds)
+                # SQLite: the worker's marks waiting now ride in this commit (helpdesk/mark_carrier.py).
+                await carry_marks(session, desk.carry_marks)
+                return outcomes
     async with writer_turn(desk.sessions), desk.sessions() as session, session.begin():
         await begin_for_savepoints(session)
         outcomes: list[Taken | Exception] = []

@@ -1,0 +1,133 @@
+"""SQLite: the delivery worker's marks ride in the next intake's transaction (helpdesk/mark_carrier.py),
+against the Bot API stand-in and a real database: carried by the next commit, written alone within their
+bound when no intake comes, handed back when the carrying transaction rolls back, written at a graceful
+stop."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+from test_handoff import FAST, Marking, rows, take
+
+from bot.sender import TelegramSender
+from helpdesk.desk import Desk
+from helpdesk.mark_carrier import MarkCarrier
+from helpdesk.service import connect
+from standins.telegram_api import TelegramApiStandIn
+
+
+def _sqlite_only(engine: AsyncEngine) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL marks in autocommit, holding up nobody: nothing rides")
+
+
+async def _carried_once_waiting(worker: Marking) -> None:
+    """Until the worker's carrier holds a mark (the send returned): loop turns, not time."""
+    for _ in range(100_000):
+        if worker._carrier is not None and worker._carrier._waiting:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("no mark waited to be carried")
+
+
+async def test_a_send_s_mark_rides_in_the_next_intake_s_commit(
+    desk: Desk, engine: AsyncEngine, bot_api: TelegramApiStandIn
+) -> None:
+    _sqlite_only(engine)
+    async with TelegramSender(bot_api.token, bot_api.base_url) as sender:
+        worker = Marking(desk.sessions, {"telegram": sender}, policy=FAST, poll_interval=3600)
+        connect(desk, worker)
+        desk.carry_marks = worker.ride_marks(within=3600)  # only an intake writes it here
+        stop = asyncio.Event()
+        running = asyncio.create_task(worker.run(stop))
+        try:
+            await worker.round_done.wait()
+            await take(desk, 6300, 1)
+            await _carried_once_waiting(worker)
+            [first] = await rows(desk)
+            assert first.status == "pending" and first.locked_until is not None  # sent, its mark waiting
+            await take(desk, 6301, 1)  # another chat's message: its commit carries the mark
+            first_now = next(row for row in await rows(desk) if row.id == first.id)
+            assert first_now.status == "sent" and first_now.attempts == 1 and first_now.locked_until is None
+            assert first_now.sent_id is not None and first_now.sent_id.startswith("6300:")
+            assert first.id not in worker.marked  # no transaction of the worker's own wrote it
+        finally:
+            stop.set()
+            await running
+
+
+async def test_a_mark_no_intake_carries_is_written_alone_within_its_bound(
+    desk: Desk, engine: AsyncEngine, bot_api: TelegramApiStandIn
+) -> None:
+    _sqlite_only(engine)
+    async with TelegramSender(bot_api.token, bot_api.base_url) as sender:
+        worker = Marking(desk.sessions, {"telegram": sender}, policy=FAST, poll_interval=3600)
+        connect(desk, worker)
+        desk.carry_marks = worker.ride_marks(within=0.05)
+        stop = asyncio.Event()
+        running = asyncio.create_task(worker.run(stop))
+        try:
+            await worker.round_done.wait()
+            await take(desk, 6310, 1)
+            [row] = await rows(desk)
+            await asyncio.wait_for(worker.marked_item(row.id), 30)  # by the worker itself, nobody carrying
+        finally:
+            stop.set()
+            await running
+    [row] = await rows(desk)
+    assert row.status == "sent" and row.locked_until is None
+
+
+async def test_a_graceful_stop_writes_the_marks_waiting_to_be_carried(
+    desk: Desk, engine: AsyncEngine, bot_api: TelegramApiStandIn
+) -> None:
+    _sqlite_only(engine)
+    async with TelegramSender(bot_api.token, bot_api.base_url) as sender:
+        worker = Marking(desk.sessions, {"telegram": sender}, policy=FAST, poll_interval=3600)
+        connect(desk, worker)
+        desk.carry_marks = worker.ride_marks(within=3600)
+        stop = asyncio.Event()
+        running = asyncio.create_task(worker.run(stop))
+        await worker.round_done.wait()
+        await take(desk, 6320, 1)
+        await _carried_once_waiting(worker)
+        stop.set()
+        await running
+    [row] = await rows(desk)
+    assert row.status == "sent" and row.locked_until is None
+
+
+async def test_marks_a_rolled_back_transaction_carried_are_written_after_all() -> None:
+    written: list[list[str]] = []
+
+    async def write(marks: list[str]) -> None:
+        written.append(marks)
+
+    carrier: MarkCarrier[str] = MarkCarrier(write, within=0.01)
+    waiting = asyncio.create_task(carrier.submit("item 1"))
+    await asyncio.sleep(0)
+    taken = carrier.take()
+    assert [mark for mark, _ in taken] == ["item 1"] and carrier.take() == []
+    carrier.carried(taken, committed=False)  # the intake carrying it rolled back
+    await asyncio.wait_for(waiting, 30)  # written alone by its bound, not lost
+    assert written == [["item 1"]]
+
+    waiting = asyncio.create_task(carrier.submit("item 2"))
+    await asyncio.sleep(0)
+    taken = carrier.take()
+    carrier.carried(taken, committed=True)
+    await asyncio.wait_for(waiting, 30)
+    assert written == [["item 1"]]  # the commit wrote it: nothing alone
+
+
+async def test_postgresql_marks_ride_nothing(desk: Desk, engine: AsyncEngine, bot_api: Any) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite marks ride (above)")
+    async with TelegramSender(bot_api.token, bot_api.base_url) as sender:
+        worker = Marking(desk.sessions, {"telegram": sender}, policy=FAST, poll_interval=3600)
+        assert worker.ride_marks() is None
+        connect(desk, worker)
+        assert desk.carry_marks is None
