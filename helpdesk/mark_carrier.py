@@ -1,11 +1,13 @@
 """Marks of sends that ride in the next intake transaction (SQLite), written alone only if none comes.
 
-SQLite has one writer. The delivery worker's mark of a receipt just sent is a writer transaction of its
-own, taken the moment the receipt has gone: the moment the requester's next message arrives and its intake
-wants the same writer. Inside ``helpdesk run`` the intake of this process carries the marks waiting then in
-its own transaction (``DeliveryWorker.carry_marks``, wired as ``Desk.carry_marks``): one writer turn and one
-commit for both, and the intake never waits behind a mark. A mark no intake carried within ``within``
-seconds is written alone, as before; one whose carrying transaction rolled back waits for the next carrier.
+SQLite has one writer. The delivery worker's mark of a receipt just sent (one handed to it by the
+intake, ``helpdesk/handoff.py``; other items are marked at once, so the workspace shows a staff reply sent
+as soon as it is) is a writer transaction of its own, taken the moment the receipt has gone: the moment the
+requester's next message arrives and its intake wants the same writer. Inside ``helpdesk run`` the intake
+of this process carries the marks waiting then in its own transaction (``DeliveryWorker.carry_marks``,
+wired as ``Desk.carry_marks``): one writer turn and one commit for both, and the intake never waits behind
+a mark. A mark no intake carried within ``within`` seconds is written alone, as before; one whose carrying
+transaction rolled back waits for the next carrier.
 
 Nothing changes for at-least-once: until its mark is written an item stays leased (the lease, minutes, is
 far longer than ``within``), and a crash before it means a send again after the lease, as a crash between

@@ -186,6 +186,9 @@ class _Held:
     token: str
     # Claimed items may be sent at once; a handed one only once its intake's transaction has committed.
     ready: bool
+    # Handed by the intake (a receipt): on SQLite its mark may ride in the next intake's transaction. A
+    # claimed item (a staff reply, a card) is marked at once: the workspace shows it sent as soon as it is.
+    handed: bool = False
     # Set on every change a waiting drain must see (ready, dropped, stopping).
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     # For deliver_due: when it has been dealt with (sent and marked, failed, or released).
@@ -205,7 +208,7 @@ class _Handing:
         self, item_id: int, channel: str, payload: dict[str, Any], ticket_id: int, message_id: int
     ) -> None:
         item = Claimed(item_id, channel, payload, 0, ticket_id, message_id)
-        self.held = self.worker._hold(item, self.claim_token, ready=False)
+        self.held = self.worker._hold(item, self.claim_token, ready=False, handed=True)
 
     def settle(self, committed: bool) -> None:
         if self.held is not None:
@@ -405,9 +408,11 @@ class DeliveryWorker:
             rows = await connection.execute(self._claim_statement, values)
         return sorted((Claimed(*row) for row in rows), key=lambda item: item.id)
 
-    def _hold(self, item: Claimed, token: str, *, ready: bool, awaited: bool = False) -> _Held:
+    def _hold(
+        self, item: Claimed, token: str, *, ready: bool, awaited: bool = False, handed: bool = False
+    ) -> _Held:
         """Hold ``item`` in its recipient's queue, by id, behind nothing newer; its drain sends it."""
-        entry = _Held(item, token, ready)
+        entry = _Held(item, token, ready, handed=handed)
         if awaited:
             entry.done = asyncio.get_running_loop().create_future()
         key = _recipient(item)
@@ -480,7 +485,7 @@ class DeliveryWorker:
             sent = await self._deliver(entry.item)
             if sent is None:
                 return
-            if self._carrier is not None and sent.posted_card is None:
+            if self._carrier is not None and entry.handed:
                 await self._carrier.submit(sent)
             else:
                 await self._marks.submit(sent)
