@@ -56,10 +56,12 @@ class MarkCarrier(Generic[Mark]):
                 written.set_result(None)
 
     async def flush(self) -> None:
-        """Write what waits now (a graceful stop)."""
+        """Write what waits now (a graceful stop); the timer is left running only for marks still to come."""
         taken = self.take()
         if taken:
             await self._write_alone(taken)
+        if not self._waiting and self._timer is not None:
+            self._timer.cancel()
 
     def _arm(self) -> None:
         if self._timer is None or self._timer.done():

@@ -6,6 +6,8 @@ stop."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -33,50 +35,48 @@ async def _carried_once_waiting(worker: Marking) -> None:
     raise AssertionError("no mark waited to be carried")
 
 
-async def test_a_send_s_mark_rides_in_the_next_intake_s_commit(
-    desk: Desk, engine: AsyncEngine, bot_api: TelegramApiStandIn
-) -> None:
-    _sqlite_only(engine)
+@asynccontextmanager
+async def _running(desk: Desk, bot_api: TelegramApiStandIn, *, within: float) -> AsyncIterator[Marking]:
+    """A worker of this process serving the desk's intake, its marks riding (written alone after ``within``);
+    stopped gracefully on the way out."""
     async with TelegramSender(bot_api.token, bot_api.base_url) as sender:
         worker = Marking(desk.sessions, {"telegram": sender}, policy=FAST, poll_interval=3600)
         connect(desk, worker)
-        desk.carry_marks = worker.ride_marks(within=3600)  # only an intake writes it here
+        desk.carry_marks = worker.ride_marks(within=within)
         stop = asyncio.Event()
         running = asyncio.create_task(worker.run(stop))
         try:
             await worker.round_done.wait()
-            await take(desk, 6300, 1)
-            await _carried_once_waiting(worker)
-            [first] = await rows(desk)
-            assert first.status == "pending" and first.locked_until is not None  # sent, its mark waiting
-            await take(desk, 6301, 1)  # another chat's message: its commit carries the mark
-            first_now = next(row for row in await rows(desk) if row.id == first.id)
-            assert first_now.status == "sent" and first_now.attempts == 1 and first_now.locked_until is None
-            assert first_now.sent_id is not None and first_now.sent_id.startswith("6300:")
-            assert first.id not in worker.marked  # no transaction of the worker's own wrote it
+            yield worker
         finally:
             stop.set()
             await running
+
+
+async def test_a_send_s_mark_rides_in_the_next_intake_s_commit(
+    desk: Desk, engine: AsyncEngine, bot_api: TelegramApiStandIn
+) -> None:
+    _sqlite_only(engine)
+    async with _running(desk, bot_api, within=3600) as worker:  # only an intake writes it here
+        await take(desk, 6300, 1)
+        await _carried_once_waiting(worker)
+        [first] = await rows(desk)
+        assert first.status == "pending" and first.locked_until is not None  # sent, its mark waiting
+        await take(desk, 6301, 1)  # another chat's message: its commit carries the mark
+        first_now = next(row for row in await rows(desk) if row.id == first.id)
+        assert first_now.status == "sent" and first_now.attempts == 1 and first_now.locked_until is None
+        assert first_now.sent_id is not None and first_now.sent_id.startswith("6300:")
+        assert first.id not in worker.marked  # no transaction of the worker's own wrote it
 
 
 async def test_a_mark_no_intake_carries_is_written_alone_within_its_bound(
     desk: Desk, engine: AsyncEngine, bot_api: TelegramApiStandIn
 ) -> None:
     _sqlite_only(engine)
-    async with TelegramSender(bot_api.token, bot_api.base_url) as sender:
-        worker = Marking(desk.sessions, {"telegram": sender}, policy=FAST, poll_interval=3600)
-        connect(desk, worker)
-        desk.carry_marks = worker.ride_marks(within=0.05)
-        stop = asyncio.Event()
-        running = asyncio.create_task(worker.run(stop))
-        try:
-            await worker.round_done.wait()
-            await take(desk, 6310, 1)
-            [row] = await rows(desk)
-            await asyncio.wait_for(worker.marked_item(row.id), 30)  # by the worker itself, nobody carrying
-        finally:
-            stop.set()
-            await running
+    async with _running(desk, bot_api, within=0.05) as worker:
+        await take(desk, 6310, 1)
+        [row] = await rows(desk)
+        await asyncio.wait_for(worker.marked_item(row.id), 30)  # by the worker itself, nobody carrying
     [row] = await rows(desk)
     assert row.status == "sent" and row.locked_until is None
 
@@ -85,17 +85,9 @@ async def test_a_graceful_stop_writes_the_marks_waiting_to_be_carried(
     desk: Desk, engine: AsyncEngine, bot_api: TelegramApiStandIn
 ) -> None:
     _sqlite_only(engine)
-    async with TelegramSender(bot_api.token, bot_api.base_url) as sender:
-        worker = Marking(desk.sessions, {"telegram": sender}, policy=FAST, poll_interval=3600)
-        connect(desk, worker)
-        desk.carry_marks = worker.ride_marks(within=3600)
-        stop = asyncio.Event()
-        running = asyncio.create_task(worker.run(stop))
-        await worker.round_done.wait()
+    async with _running(desk, bot_api, within=3600) as worker:
         await take(desk, 6320, 1)
         await _carried_once_waiting(worker)
-        stop.set()
-        await running
     [row] = await rows(desk)
     assert row.status == "sent" and row.locked_until is None
 
