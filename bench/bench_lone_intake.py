@@ -24,7 +24,8 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -145,7 +146,15 @@ async def desk_side(url: str, n: int) -> tuple[float, float, float, float | None
         await engine.dispose()
 
 
-async def bare_postgresql(url: str, n: int) -> tuple[float, float]:
+@asynccontextmanager
+async def bare_store(url: str) -> AsyncIterator[Callable[[int], Awaitable[None]]]:
+    """``one(i)``: the ``i``-th lone follow-up's transaction through the bare driver (asyncpg or aiosqlite,
+    by ``url``) on one connection, the chat's requester and open ticket written first. Also the store of
+    ``bench_telegram.py --bare-store``'s bot."""
+    if url.startswith("sqlite"):
+        async with _bare_sqlite(url) as one:
+            yield one
+        return
     connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
     try:
         ticket = await _bare_ticket(connection.fetchval, ("$1", "$2"), "now()")
@@ -165,12 +174,13 @@ async def bare_postgresql(url: str, n: int) -> tuple[float, float]:
                 await connection.fetchval(sql["outbox"], ticket, message)
                 await connection.fetchrow(sql["card"], ticket)
 
-        return await timed(n, one)
+        yield one
     finally:
         await connection.close()
 
 
-async def bare_sqlite(url: str, n: int) -> tuple[float, float]:
+@asynccontextmanager
+async def _bare_sqlite(url: str) -> AsyncIterator[Callable[[int], Awaitable[None]]]:
     connection = await aiosqlite.connect(url.split(":///", 1)[1], isolation_level=None)
     try:
         await connection.execute("PRAGMA journal_mode=WAL")
@@ -200,7 +210,7 @@ async def bare_sqlite(url: str, n: int) -> tuple[float, float]:
             await value(sql["card"], ticket)
             await connection.execute("COMMIT")
 
-        return await timed(n, one)
+        yield one
     finally:
         await connection.close()
 
@@ -240,8 +250,8 @@ async def bench(database: str, args: argparse.Namespace) -> None:
     async with fresh_database(database, args.postgres) as url:
         desk_wall, desk_cpu, desk_statements, desk_trips = await desk_side(url, args.messages)
     async with fresh_database(database, args.postgres) as url:
-        bare = bare_postgresql if database == "postgresql" else bare_sqlite
-        bare_wall, bare_cpu = await bare(url, args.messages)
+        async with bare_store(url) as one:
+            bare_wall, bare_cpu = await timed(args.messages, one)
     record = {
         "bench": "lone_intake",
         "database": database,

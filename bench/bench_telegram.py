@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import re
@@ -34,7 +35,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -109,9 +110,16 @@ async def _steady_load(
     return [answered[key].result() - at for key, at in pushed.items()]
 
 
-async def echo_round(chats: int, messages: int) -> list[float]:
+async def echo_round(
+    chats: int, messages: int, store: Callable[[int], Awaitable[None]] | None = None
+) -> list[float]:
+    """The bare echo bot; with ``store``, each update's ``store(n)`` awaited before the answer."""
+    numbers = itertools.count()
+
     async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert update.effective_message is not None
+        if store is not None:
+            await store(next(numbers))
         await update.effective_message.reply_text(update.effective_message.text or "", do_quote=True)
 
     async with TelegramApiStandIn() as api:
@@ -126,6 +134,15 @@ async def echo_round(chats: int, messages: int) -> list[float]:
             finally:
                 await app.updater.stop()
                 await app.stop()
+
+
+async def store_round(messages: int, url: str) -> list[float]:
+    """``--bare-store``: the echo bot committing a lone follow-up's statements through the bare driver
+    (``bench_lone_intake.bare_store``: BEGIN, 8 statements, COMMIT) before it answers; one chat."""
+    from bench_lone_intake import bare_store  # (that module imports this one)
+
+    async with bare_store(url) as store:
+        return await echo_round(1, messages, store)
 
 
 class Commits:
@@ -341,7 +358,13 @@ async def bench(database: str, args: argparse.Namespace) -> None:
     cpu = 0.0
     statements: Counter[str] = Counter()
     timeline = Timeline() if args.timeline else None
+    store_all: list[float] = []
     for round_number in range(args.rounds):
+        if args.bare_store:
+            async with fresh_database(database, args.postgres) as url:
+                values = await store_round(args.messages, url)
+            store_all.extend(values)
+            print(f"  {database} round {round_number + 1}: " + summary("bare store", values), flush=True)
         async with fresh_database(database, args.postgres) as url:
             # Alternate which side runs first so warm-up and machine noise fall on both.
             for side in ("echo", "desk") if round_number % 2 == 0 else ("desk", "echo"):
@@ -377,6 +400,13 @@ async def bench(database: str, args: argparse.Namespace) -> None:
         # The whole process: desk, delivery worker, PTB and the Bot API stand-in.
         "desk_cpu_ms_per_message": round(cpu * 1000 / len(desk_all), 2),
     }
+    if store_all:
+        store = statistics.median(store_all)
+        record |= {
+            "store_median_ms": round(store * 1000, 2),
+            "store_echo_ratio": round(store / statistics.median(echo_all), 2),
+            "desk_store_ratio": round(statistics.median(desk_all) / store, 2),
+        }
     if args.statements:
         record["statements"] = {
             kind: round(n / len(desk_all), 2) for kind, n in sorted(statements.items(), key=lambda kv: -kv[1])
@@ -396,6 +426,11 @@ async def main() -> int:
     parser.add_argument("--statements", action="store_true", help="list statements per message by kind")
     parser.add_argument("--timeline", action="store_true", help="the median of each step of a receipt")
     parser.add_argument(
+        "--bare-store",
+        action="store_true",
+        help="also the echo bot committing a lone follow-up's statements by the bare driver (--chats 1)",
+    )
+    parser.add_argument(
         "--databases", nargs="+", default=["sqlite", "postgresql"], choices=["sqlite", "postgresql"]
     )
     parser.add_argument(
@@ -404,6 +439,8 @@ async def main() -> int:
         help="admin DSN: a fresh database is created (and dropped) there for each round",
     )
     args = parser.parse_args()
+    if args.bare_store and args.chats != 1:
+        parser.error("--bare-store is a lone message's baseline: use it with --chats 1")
     for database in args.databases:
         await bench(database, args)
     return 0
