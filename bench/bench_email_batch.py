@@ -275,7 +275,7 @@ def rss_mb(pid: int) -> float:
 
 
 async def memory(count: int) -> None:
-    marks = sorted({m for m in (1000, 5000, count) if m <= count})
+    marks = sorted({m for m in (1000, 5000, 10000, count) if m <= count})
     async with ImapStandIn() as imap, SmtpStandIn() as smtp, fresh_database("sqlite", ADMIN_DSN) as url:
         with tempfile.TemporaryDirectory(prefix="bench-batch-mem-") as cwd:
             env = env_for(url, imap, smtp) | {"HELPDESK_IMAP_POLL_INTERVAL": "2"}

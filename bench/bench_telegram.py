@@ -2,6 +2,7 @@
 
 Not a test. Run: .venv/bin/python bench/bench_telegram.py [--chats 20] [--messages 10] [--rounds 3]
     [--databases sqlite postgresql] [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
+    [--timeline] [--statements] [--bare-store]
 
 ``--chats`` chats write at the same time; each sends its next message as soon as its previous one is
 acknowledged (``--messages`` each, a steady load of that many chats, not one burst). A message's latency is
@@ -13,12 +14,17 @@ that answers it (``reply_parameters.message_id``), both read from the stand-in's
   worker → ``sendMessage`` through ``TelegramSender``. Every message gets a receipt (the per-minute receipt
   limit is lifted so that each one is answered; everything else is as ``helpdesk run`` wires it).
 - echo: a bare PTB ``Application`` whose one handler answers with ``reply_text``.
+- bare store (``--bare-store``, one chat): the echo bot committing, before it answers, a lone follow-up's
+  statements through the bare driver on a fresh database (``bench_lone_intake.bare_store``): the floor of a
+  bot that stores each message, which the echo bot is not.
 
-Rounds alternate which side runs first so warm-up and machine noise fall on both. One JSON line per
+Rounds alternate which side runs first so warm-up and machine noise fall on both; each side of a round
+gets a fresh database. One JSON line per
 database at the end: {"bench": "telegram_ack", "database", "chats", "messages", "desk_median_ms",
 "desk_p95_ms", "echo_median_ms", "echo_p95_ms", "median_ratio", "p95_ratio", "commits_per_message",
 "flushes_per_message", "statements_per_message", "desk_cpu_ms_per_message"} (``--statements`` adds the
-statements by kind and table; ``--timeline`` the median of each step of a receipt, see ``Timeline``).
+statements by kind and table; ``--timeline`` the median of each step of a receipt, see ``Timeline``;
+``--bare-store`` "store_median_ms", "store_echo_ratio" and "desk_store_ratio").
 """
 
 from __future__ import annotations
@@ -360,14 +366,12 @@ async def bench(database: str, args: argparse.Namespace) -> None:
     timeline = Timeline() if args.timeline else None
     store_all: list[float] = []
     for round_number in range(args.rounds):
-        if args.bare_store:
+        # Alternate which side runs first so warm-up and machine noise fall on both.
+        sides = ("echo", "desk", "store") if args.bare_store else ("echo", "desk")
+        for side in sides if round_number % 2 == 0 else sides[::-1]:
+            # The desk and the echo bot share a round's database (the echo bot writes none); the bare
+            # store's rows would be the desk's history, so it gets one of its own.
             async with fresh_database(database, args.postgres) as url:
-                values = await store_round(args.messages, url)
-            store_all.extend(values)
-            print(f"  {database} round {round_number + 1}: " + summary("bare store", values), flush=True)
-        async with fresh_database(database, args.postgres) as url:
-            # Alternate which side runs first so warm-up and machine noise fall on both.
-            for side in ("echo", "desk") if round_number % 2 == 0 else ("desk", "echo"):
                 if side == "desk":
                     values, made = await desk_round(args.chats, args.messages, url, timeline)
                     desk_all.extend(values)
@@ -375,11 +379,14 @@ async def bench(database: str, args: argparse.Namespace) -> None:
                     flushes += made.flushes
                     cpu += made.cpu
                     statements.update(made.statements)
-                else:
+                elif side == "echo":
                     values = await echo_round(args.chats, args.messages)
                     echo_all.extend(values)
-                label = "help desk" if side == "desk" else "echo bot"
-                print(f"  {database} round {round_number + 1}: " + summary(label, values), flush=True)
+                else:
+                    values = await store_round(args.messages, url)
+                    store_all.extend(values)
+            label = {"desk": "help desk", "echo": "echo bot", "store": "bare store"}[side]
+            print(f"  {database} round {round_number + 1}: " + summary(label, values), flush=True)
     print(f"{database}, all rounds ({args.chats} chats × {args.messages} messages):")
     print("  " + summary("help desk", desk_all))
     print("  " + summary("echo bot", echo_all))
