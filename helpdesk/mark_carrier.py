@@ -56,12 +56,14 @@ class MarkCarrier(Generic[Mark]):
                 written.set_result(None)
 
     async def flush(self) -> None:
-        """Write what waits now (a graceful stop); the timer is left running only for marks still to come."""
+        """Write what waits now (a graceful stop); a timer still asleep is left running only for marks still
+        to come. One already writing is never cancelled: the marks it took would be written by nobody."""
         taken = self.take()
         if taken:
             await self._write_alone(taken)
         if not self._waiting and self._timer is not None:
             self._timer.cancel()
+            self._timer = None
 
     def _arm(self) -> None:
         if self._timer is None or self._timer.done():
@@ -69,6 +71,8 @@ class MarkCarrier(Generic[Mark]):
 
     async def _later(self) -> None:
         await asyncio.sleep(self._within)
+        # Awake: no longer the timer a flush may cancel (marks arriving while it writes arm a new one).
+        self._timer = None
         taken = self.take()
         if taken:
             await self._write_alone(taken)

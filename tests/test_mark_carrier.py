@@ -115,6 +115,27 @@ async def test_marks_a_rolled_back_transaction_carried_are_written_after_all() -
     assert written == [["item 1"]]  # the commit wrote it: nothing alone
 
 
+async def test_a_graceful_stop_does_not_cancel_the_marks_being_written_alone() -> None:
+    """A stop's flush used to cancel the timer even while it was writing the marks it had taken: their
+    sends waited for ever, and so did the worker's close (a test's teardown hung on it)."""
+    writing, release = asyncio.Event(), asyncio.Event()
+    written: list[list[str]] = []
+
+    async def write(marks: list[str]) -> None:
+        writing.set()
+        await release.wait()
+        written.append(marks)
+
+    carrier: MarkCarrier[str] = MarkCarrier(write, within=0)
+    waiting = asyncio.create_task(carrier.submit("item 1"))
+    await writing.wait()  # the timer took "item 1" and is writing it alone
+    stopping = asyncio.create_task(carrier.flush())  # a graceful stop meanwhile: nothing left to take
+    await asyncio.sleep(0)
+    release.set()
+    await asyncio.wait_for(asyncio.gather(waiting, stopping), 30)
+    assert written == [["item 1"]]
+
+
 async def test_postgresql_marks_ride_nothing(desk: Desk, engine: AsyncEngine, bot_api: Any) -> None:
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite marks ride (above)")
