@@ -18,11 +18,8 @@ send and mark always did. Each send keeps its sending slot until its mark is wri
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
-
-log = logging.getLogger(__name__)
 
 Mark = TypeVar("Mark")
 

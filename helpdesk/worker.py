@@ -501,9 +501,8 @@ class DeliveryWorker:
         for entry in left:
             self._let_go(entry, self._queues.get(_recipient(entry.item)))
         if self._carrier is not None:
-            await (
-                self._carrier.flush()
-            )  # the sends under way wait for their marks: no intake carries them now
+            # The sends under way wait for their marks, and no intake carries them now.
+            await self._carrier.flush()
         await asyncio.gather(*self._drains.values(), return_exceptions=True)
         committed = [entry for entry in left if entry.ready]
         if committed:

@@ -92,8 +92,8 @@ async def read_lone(session: AsyncSession, inbound: InboundMessage) -> None:
     remember(session, "telegram_offer", str(user), await session.get(Referral, offer) if offer else None)
     if chat is not None:
         remember(session, "pending_outbox", (inbound.channel, str(chat)), pending_ids(pending))
-        tickets = [(row[4], row[5]) for row in rows if row[4] is not None]
-        keep_chat_open_tickets(session, inbound, tickets, receipts)
-        for row in rows:
-            if row[4] is not None:
-                remember(session, "card_queue", row[4].id, tuple(row[6:9]))
+        # Each open ticket's row: the ticket, its receipts of the last minute, its card queue (three values).
+        found = [row[4:] for row in rows if row[4] is not None]
+        keep_chat_open_tickets(session, inbound, [(ticket, sent) for ticket, sent, *_ in found], receipts)
+        for ticket, _, *queue in found:
+            remember(session, "card_queue", ticket.id, tuple(queue))
