@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import aiosqlite
 import asyncpg
 from bench_telegram import TEXT, fresh_database
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from helpdesk.db.engine import make_engine, make_sessions
@@ -177,6 +177,48 @@ async def bare_store(url: str) -> AsyncIterator[Callable[[int], Awaitable[None]]
         yield one
     finally:
         await connection.close()
+
+
+# What the desk sends for a lone follow-up now (``desk_statements``: the first read, the ticket's UPDATE, the
+# message, audit and outbox INSERTs), as plain text statements.
+CORE_STATEMENTS = ("first", "touch", "message", "audit", "outbox")
+
+
+@asynccontextmanager
+async def core_store(url: str) -> AsyncIterator[Callable[[int], Awaitable[None]]]:
+    """``one(i)``: the desk's own statements of the ``i``-th lone follow-up (``CORE_STATEMENTS``), sent
+    through SQLAlchemy Core on the desk's engine (``make_engine``: its pool, its SQLite driver and file
+    settings), one transaction each: no ORM and none of the desk's rules, only the library the design card
+    names. The floor of a bot storing each message with SQLAlchemy (``bench_telegram.py --bare-store``)."""
+    engine = make_engine(url)
+    now = "CURRENT_TIMESTAMP"
+    sql = {
+        k: text(_SQL[k].format(p1=":p1", p2=":p2", p3=":p3", p4=":p4", now=now, since=now))
+        for k in CORE_STATEMENTS
+    }
+    try:
+        async with engine.begin() as connection:
+
+            async def value(statement: str, *params: Any) -> Any:
+                bound = dict(zip(("a", "b"), params, strict=False))
+                return (await connection.execute(text(statement), bound)).scalar()
+
+            ticket = await _bare_ticket(value, (":a", ":b"), now)
+
+        async def one(i: int) -> None:
+            async with engine.begin() as connection:
+                first = {"p1": f"{CHAT}:{i}", "p2": CHAT, "p3": CHAT, "p4": str(CHAT)}
+                (await connection.execute(sql["first"], first)).one()
+                await connection.execute(sql["touch"], {"p1": ticket})
+                message_id = (
+                    await connection.execute(sql["message"], {"p1": ticket, "p2": TEXT, "p3": f"{CHAT}:{i}"})
+                ).scalar()
+                (await connection.execute(sql["audit"], {"p1": ticket})).scalar()
+                (await connection.execute(sql["outbox"], {"p1": ticket, "p2": message_id})).scalar()
+
+        yield one
+    finally:
+        await engine.dispose()
 
 
 @asynccontextmanager

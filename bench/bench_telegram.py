@@ -16,7 +16,9 @@ that answers it (``reply_parameters.message_id``), both read from the stand-in's
 - echo: a bare PTB ``Application`` whose one handler answers with ``reply_text``.
 - bare store (``--bare-store``, one chat): the echo bot committing, before it answers, a lone follow-up's
   statements through the bare driver on a fresh database (``bench_lone_intake.bare_store``): the floor of a
-  bot that stores each message, which the echo bot is not.
+  bot that stores each message, which the echo bot is not; and core store, the echo bot committing the
+  desk's own 5 statements of a lone follow-up through SQLAlchemy Core on the desk's engine
+  (``bench_lone_intake.core_store``): the floor of such a bot on the library the design card names.
 
 Rounds alternate which side runs first so warm-up and machine noise fall on both; each side of a round
 gets a fresh database. One JSON line per
@@ -24,7 +26,8 @@ database at the end: {"bench": "telegram_ack", "database", "chats", "messages", 
 "desk_p95_ms", "echo_median_ms", "echo_p95_ms", "median_ratio", "p95_ratio", "commits_per_message",
 "flushes_per_message", "statements_per_message", "desk_cpu_ms_per_message"} (``--statements`` adds the
 statements by kind and table; ``--timeline`` the median of each step of a receipt, see ``Timeline``;
-``--bare-store`` "store_median_ms", "store_echo_ratio" and "desk_store_ratio").
+``--bare-store`` "store_median_ms", "store_echo_ratio", "desk_store_ratio", "core_store_median_ms",
+"core_store_echo_ratio" and "desk_core_store_ratio").
 """
 
 from __future__ import annotations
@@ -142,12 +145,13 @@ async def echo_round(
                 await app.stop()
 
 
-async def store_round(messages: int, url: str) -> list[float]:
-    """``--bare-store``: the echo bot committing a lone follow-up's statements through the bare driver
-    (``bench_lone_intake.bare_store``: BEGIN, 8 statements, COMMIT) before it answers; one chat."""
-    from bench_lone_intake import bare_store  # (that module imports this one)
+async def store_round(messages: int, url: str, *, core: bool = False) -> list[float]:
+    """``--bare-store``: the echo bot committing a lone follow-up's statements before it answers, one chat:
+    through the bare driver (``bench_lone_intake.bare_store``: BEGIN, 8 statements, COMMIT), or with
+    ``core`` the desk's own 5 through SQLAlchemy Core on the desk's engine (``core_store``)."""
+    from bench_lone_intake import bare_store, core_store  # (that module imports this one)
 
-    async with bare_store(url) as store:
+    async with (core_store if core else bare_store)(url) as store:
         return await echo_round(1, messages, store)
 
 
@@ -368,9 +372,10 @@ async def bench(database: str, args: argparse.Namespace) -> None:
     statements: Counter[str] = Counter()
     timeline = Timeline() if args.timeline else None
     store_all: list[float] = []
+    core_all: list[float] = []
     for round_number in range(args.rounds):
         # Alternate which side runs first so warm-up and machine noise fall on both.
-        sides = ("echo", "desk", "store") if args.bare_store else ("echo", "desk")
+        sides = ("echo", "desk", "store", "core") if args.bare_store else ("echo", "desk")
         for side in sides if round_number % 2 == 0 else sides[::-1]:
             # The desk and the echo bot share a round's database (the echo bot writes none); the bare
             # store's rows would be the desk's history, so it gets one of its own.
@@ -386,10 +391,10 @@ async def bench(database: str, args: argparse.Namespace) -> None:
                     values = await echo_round(args.chats, args.messages)
                     echo_all.extend(values)
                 else:
-                    values = await store_round(args.messages, url)
-                    store_all.extend(values)
-            label = {"desk": "help desk", "echo": "echo bot", "store": "bare store"}[side]
-            print(f"  {database} round {round_number + 1}: " + summary(label, values), flush=True)
+                    values = await store_round(args.messages, url, core=side == "core")
+                    (core_all if side == "core" else store_all).extend(values)
+            label = {"desk": "help desk", "echo": "echo bot", "store": "bare store", "core": "core store"}
+            print(f"  {database} round {round_number + 1}: " + summary(label[side], values), flush=True)
     print(f"{database}, all rounds ({args.chats} chats × {args.messages} messages):")
     print("  " + summary("help desk", desk_all))
     print("  " + summary("echo bot", echo_all))
@@ -416,6 +421,13 @@ async def bench(database: str, args: argparse.Namespace) -> None:
             "store_median_ms": round(store * 1000, 2),
             "store_echo_ratio": round(store / statistics.median(echo_all), 2),
             "desk_store_ratio": round(statistics.median(desk_all) / store, 2),
+        }
+    if core_all:
+        core = statistics.median(core_all)
+        record |= {
+            "core_store_median_ms": round(core * 1000, 2),
+            "core_store_echo_ratio": round(core / statistics.median(echo_all), 2),
+            "desk_core_store_ratio": round(statistics.median(desk_all) / core, 2),
         }
     if args.statements:
         record["statements"] = {
