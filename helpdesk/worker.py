@@ -607,7 +607,8 @@ class DeliveryWorker:
         what the desk calls for it (``Desk.carry_marks``). None on PostgreSQL, which marks in autocommit."""
         if self._postgresql:
             return None
-        self._carrier = MarkCarrier(self._mark_sent, within=within)
+        # Marks holding every slot are written at once: nothing else could be sent until they are.
+        self._carrier = MarkCarrier(self._mark_sent, within=within, full=self._concurrency)
         return self.carry_marks
 
     async def carry_marks(self, session: AsyncSession) -> _Carried | None:
