@@ -2,10 +2,12 @@
 
 Not a test. Run: .venv/bin/python bench/bench_telegram.py [--chats 20] [--messages 10] [--rounds 3]
     [--databases sqlite postgresql] [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
-    [--timeline] [--statements] [--bare-store]
+    [--timeline] [--statements] [--bare-store] [--burst]
 
 ``--chats`` chats write at the same time; each sends its next message as soon as its previous one is
-acknowledged (``--messages`` each, a steady load of that many chats, not one burst). A message's latency is
+acknowledged (``--messages`` each, a steady load of that many chats, not one burst). With ``--burst`` every
+message is queued at once instead, chat by chat in turn: the load of the bench the issue's first figures
+came from (50 chats, 500 messages: ``--chats 50 --messages 10 --burst``). A message's latency is
 the time from the update being queued at the Bot API stand-in to the stand-in receiving the sendMessage
 that answers it (``reply_parameters.message_id``), both read from the stand-in's clock.
 
@@ -23,7 +25,7 @@ that answers it (``reply_parameters.message_id``), both read from the stand-in's
 Rounds alternate which side runs first so warm-up and machine noise fall on both; each side of a round
 gets a fresh database. One JSON line per
 database at the end: {"bench": "telegram_ack", "database", "chats", "messages", "desk_median_ms",
-"desk_p95_ms", "echo_median_ms", "echo_p95_ms", "median_ratio", "p95_ratio", "commits_per_message",
+"load", "desk_p95_ms", "echo_median_ms", "echo_p95_ms", "median_ratio", "p95_ratio", "commits_per_message",
 "flushes_per_message", "statements_per_message", "desk_cpu_ms_per_message"} (``--statements`` adds the
 statements by kind and table; ``--timeline`` the median of each step of a receipt, see ``Timeline``;
 ``--bare-store`` "store_median_ms", "store_echo_ratio", "desk_store_ratio", "core_store_median_ms",
@@ -79,22 +81,36 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-async def _steady_load(
-    api: TelegramApiStandIn, chats: int, messages: int, within: float, timeline: Timeline | None = None
+async def _load(
+    api: TelegramApiStandIn,
+    chats: int,
+    messages: int,
+    within: float,
+    timeline: Timeline | None = None,
+    *,
+    burst: bool = False,
 ) -> list[float]:
-    """Each chat sends ``messages`` messages, the next once the previous is answered; the latencies."""
+    """Each chat sends ``messages`` messages, the next once the previous is answered; with ``burst``, all
+    of them queued at once first (chat by chat in turn, as the issue's first measurement did). The
+    latencies."""
     pushed: dict[tuple[int, int], float] = {}
     answered: dict[tuple[int, int], asyncio.Future[float]] = {}
     loop = asyncio.get_running_loop()
 
+    async def push(chat_id: int, n: int) -> asyncio.Future[float]:
+        update = await api.push_message(chat_id, TEXT.format(n=n), user={"language_code": "en"})
+        key = (chat_id, update["message"]["message_id"])
+        pushed[key] = loop.time()
+        answered[key] = loop.create_future()
+        return answered[key]
+
     async def chat(number: int) -> None:
-        chat_id = FIRST_CHAT + number
         for n in range(messages):
-            update = await api.push_message(chat_id, TEXT.format(n=n), user={"language_code": "en"})
-            key = (chat_id, update["message"]["message_id"])
-            pushed[key] = loop.time()
-            answered[key] = loop.create_future()
-            await answered[key]
+            await (await push(FIRST_CHAT + number, n))
+
+    async def all_at_once() -> None:
+        waiting = [await push(FIRST_CHAT + number, n) for n in range(messages) for number in range(chats)]
+        await asyncio.gather(*waiting)
 
     async def collect() -> None:
         seen = 0
@@ -110,7 +126,8 @@ async def _steady_load(
 
     collector = asyncio.create_task(collect())
     try:
-        await asyncio.wait_for(asyncio.gather(*(chat(n) for n in range(chats))), within)
+        load = all_at_once() if burst else asyncio.gather(*(chat(n) for n in range(chats)))
+        await asyncio.wait_for(load, within)
     finally:
         collector.cancel()
     if timeline is not None:
@@ -120,7 +137,7 @@ async def _steady_load(
 
 
 async def echo_round(
-    chats: int, messages: int, store: Callable[[int], Awaitable[None]] | None = None
+    chats: int, messages: int, store: Callable[[int], Awaitable[None]] | None = None, *, burst: bool = False
 ) -> list[float]:
     """The bare echo bot; with ``store``, each update's ``store(n)`` awaited before the answer."""
     numbers = itertools.count()
@@ -139,7 +156,7 @@ async def echo_round(
             assert app.updater is not None
             await app.updater.start_polling(timeout=1)
             try:
-                return await _steady_load(api, chats, messages, 300)
+                return await _load(api, chats, messages, 300, burst=burst)
             finally:
                 await app.updater.stop()
                 await app.stop()
@@ -294,7 +311,7 @@ _TABLE = re.compile(r"\b(?:FROM|INTO|UPDATE|JOIN)\s+\"?([a-z_]+)", re.IGNORECASE
 
 
 async def desk_round(
-    chats: int, messages: int, database_url: str, timeline: Timeline | None = None
+    chats: int, messages: int, database_url: str, timeline: Timeline | None = None, *, burst: bool = False
 ) -> tuple[list[float], Commits]:
     engine = make_engine(database_url)
     commits = Commits(engine)
@@ -324,7 +341,7 @@ async def desk_round(
                 await start_polling(app, poll_timeout=1)
                 try:
                     commits.reset()
-                    latencies = await _steady_load(api, chats, messages, 600, timeline)
+                    latencies = await _load(api, chats, messages, 600, timeline, burst=burst)
                     commits.close()
                     return latencies, commits
                 finally:
@@ -381,14 +398,16 @@ async def bench(database: str, args: argparse.Namespace) -> None:
             # store's rows would be the desk's history, so it gets one of its own.
             async with fresh_database(database, args.postgres) as url:
                 if side == "desk":
-                    values, made = await desk_round(args.chats, args.messages, url, timeline)
+                    values, made = await desk_round(
+                        args.chats, args.messages, url, timeline, burst=args.burst
+                    )
                     desk_all.extend(values)
                     commits += made.count
                     flushes += made.flushes
                     cpu += made.cpu
                     statements.update(made.statements)
                 elif side == "echo":
-                    values = await echo_round(args.chats, args.messages)
+                    values = await echo_round(args.chats, args.messages, burst=args.burst)
                     echo_all.extend(values)
                 else:
                     values = await store_round(args.messages, url, core=side == "core")
@@ -402,6 +421,7 @@ async def bench(database: str, args: argparse.Namespace) -> None:
         "bench": "telegram_ack",
         "database": database,
         "chats": args.chats,
+        "load": "burst" if args.burst else "steady",
         "messages": len(desk_all),
         "desk_median_ms": round(statistics.median(desk_all) * 1000, 2),
         "desk_p95_ms": round(percentile(desk_all, 0.95) * 1000, 2),
@@ -448,6 +468,9 @@ async def main() -> int:
     parser.add_argument("--statements", action="store_true", help="list statements per message by kind")
     parser.add_argument("--timeline", action="store_true", help="the median of each step of a receipt")
     parser.add_argument(
+        "--burst", action="store_true", help="every chat's messages queued at once, not one after another"
+    )
+    parser.add_argument(
         "--bare-store",
         action="store_true",
         help="also the echo bot committing a lone follow-up's statements by the bare driver (--chats 1)",
@@ -461,8 +484,8 @@ async def main() -> int:
         help="admin DSN: a fresh database is created (and dropped) there for each round",
     )
     args = parser.parse_args()
-    if args.bare_store and args.chats != 1:
-        parser.error("--bare-store is a lone message's baseline: use it with --chats 1")
+    if args.bare_store and (args.chats != 1 or args.burst):
+        parser.error("--bare-store is a lone message's baseline: use it with --chats 1, without --burst")
     for database in args.databases:
         await bench(database, args)
     return 0
