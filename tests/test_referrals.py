@@ -43,10 +43,10 @@ from helpdesk.usecases.personal_data.export import export_person
 from helpdesk.usecases.personal_data.forget import forget_person
 from helpdesk.usecases.personal_data.person import Person
 from helpdesk.usecases.receive import receive
-from helpdesk.usecases.referral_links import answer_by_link
+from helpdesk.usecases.referral_links import ANSWERED, answer_by_link
 from helpdesk.usecases.referral_load import PENALTIES, matching_load
 from helpdesk.usecases.referral_reminders import ReminderRun, remind_referrals
-from helpdesk.usecases.referral_tokens import link_key, link_token
+from helpdesk.usecases.referral_tokens import EXPIRED, NOT_OURS, link_key, link_token
 from helpdesk.usecases.referrals import LINK_LIFETIME, refer
 from helpdesk.usecases.roster import load_roster
 from knowledge.models import Expert
@@ -176,20 +176,21 @@ async def test_no_answer_gets_one_reminder_then_no_answer_and_staff_are_told(
 async def test_a_one_click_link_works_once_and_not_after_it_expires(
     runtime: Runtime, imap: ImapStandIn, smtp: SmtpStandIn
 ) -> None:
-    await offered(runtime, imap, smtp)
+    reference, _ = await offered(runtime, imap, smtp)
     [referral] = await referrals(runtime)
     async with runtime.desk.sessions() as session:
         key = await link_key(session)
     expires = referral.offered_at + LINK_LIFETIME
     yes, no = (link_token(key, referral.id, a, expires) for a in ("yes", "no"))
-    with pytest.raises(InvalidTransition, match="expired"):
+    with pytest.raises(InvalidTransition, match=f"^{EXPIRED}$"):
         await answer_by_link(runtime.desk, yes, now=expires + timedelta(seconds=1))
     forged = yes.replace(".yes.", ".no.")
-    with pytest.raises(InvalidTransition, match="not one the help desk made"):
+    with pytest.raises(InvalidTransition, match=f"^{NOT_OURS}$"):
         await answer_by_link(runtime.desk, forged)
-    assert "recorded" in await answer_by_link(runtime.desk, yes)
+    recorded = await answer_by_link(runtime.desk, yes)
+    assert (recorded.reference, recorded.answer) == (reference, "yes")
     for again in (yes, no):
-        with pytest.raises(InvalidTransition, match="already answered"):
+        with pytest.raises(InvalidTransition, match=f"^{ANSWERED}$"):
             await answer_by_link(runtime.desk, again)
     [referral] = await referrals(runtime)
     assert referral.state == "accepted"

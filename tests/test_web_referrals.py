@@ -54,7 +54,7 @@ def link(web: Web, referral: Referral, answer: str = "yes", *, expires_in: timed
 
 def test_the_link_page_is_public_a_get_changes_nothing_and_the_post_answers_once(web: Web) -> None:
     reference, referral = referred(web)
-    yes = link(web, referral)
+    yes = link(web, referral) + "?lang=en"
     shown = web.client.get(yes)  # no session at all: the expert is not staff
     assert shown.status_code == 200 and reference in shown.text
     assert 'data-testid="link-confirm"' in shown.text and 'name="csrf_token"' not in shown.text
@@ -62,10 +62,10 @@ def test_the_link_page_is_public_a_get_changes_nothing_and_the_post_answers_once
     assert referrals(web)[0].state == "offered"
     web.client.cookies.clear()
     done = web.client.post(yes)  # no session, no CSRF token: the signed single-use token is the proof
-    assert done.status_code == 200 and "recorded" in done.text
+    assert done.status_code == 200 and f"Your answer to request {reference} is recorded" in done.text
     assert referrals(web)[0].state == "accepted"
-    again = web.client.post(link(web, referral, "no"))
-    assert again.status_code == 410 and "already answered" in again.text
+    again = web.client.post(link(web, referral, "no") + "?lang=en")
+    assert again.status_code == 410 and "already been answered" in again.text
     assert web.client.get(yes).status_code == 410
     assert referrals(web)[0].state == "accepted"
 
@@ -91,6 +91,57 @@ def test_a_forged_edited_or_expired_link_is_refused_and_guessing_is_bounded(web:
     # Past the limit of refused links from one address, even a genuine link waits: guessing is bounded.
     assert web.client.post(yes).status_code == 429
     assert referrals(web)[0].state == "offered"
+
+
+def test_the_expert_reads_the_page_in_the_letter_s_language_its_refusals_too(web: Web) -> None:
+    """The page's own words were translated, but its refusals and its thanks came in English: a Russian
+    page said "this referral was already answered; thank you". Its links carry the letter's language and
+    every refusal is worded in it."""
+    reference, referral = referred(web)
+    yes, no = (link(web, referral, answer) + "?lang=ru" for answer in ("yes", "no"))
+    form = web.client.get(yes)
+    assert "Подтвердить ответ" in form.text and 'action="/referrals/answer/' in form.text
+    web.client.cookies.clear()  # the form keeps the language for its POST, session or not
+    action = re.search(r'action="([^"]+)"', form.text)
+    assert action is not None and action.group(1).endswith("?lang=ru")
+    done = web.client.post(action.group(1))
+    assert done.status_code == 200
+    assert f"Ваш ответ на запрос {reference} записан" in done.text and "Да, я могу помочь" in done.text
+    refused = {
+        "answered": web.client.post(no),
+        "expired": web.client.get(link(web, referral, expires_in=-timedelta(seconds=1)) + "?lang=ru"),
+        "not ours": web.client.get(yes.replace(".yes.", ".no.")),
+    }
+    wording = {
+        "answered": "уже ответили",
+        "expired": "Срок действия ссылки истёк",
+        "not ours": "создана не службой поддержки",
+    }
+    for reason, page in refused.items():
+        assert page.status_code in (400, 410), reason
+        shown = re.search(r'data-testid="link-refused">([^<]*)<', page.text)
+        assert shown is not None and wording[reason] in shown.group(1), (reason, shown)
+        assert not re.search(r"[A-Za-z]{3}", shown.group(1)), shown.group(1)  # no English left in it
+
+
+def test_every_refusal_is_worded_on_the_page_in_both_languages() -> None:
+    """A reason added to the use-case without words on the page would show its bare name."""
+    from helpdesk.usecases.referral_links import REFUSALS, LinkCheck
+    from helpdesk.web import i18n
+    from helpdesk.web.routes.referral_answers import TOO_MANY
+    from helpdesk.web.templating import web_environment
+
+    template = web_environment().get_template("web/referral_answer.html.j2")
+    for language in ("en", "ru"):
+        token = i18n._current.set(language)
+        try:
+            for reason in (*REFUSALS, TOO_MANY):
+                html = template.render(check=LinkCheck(refused=reason), lang=language, staff=None)
+                shown = re.search(r'data-testid="link-refused">([^<]*)<', html)
+                assert shown is not None and shown.group(1) != reason, (language, reason)
+                assert (re.search(r"[а-яА-Я]", shown.group(1)) is not None) == (language == "ru"), shown
+        finally:
+            i18n._current.reset(token)
 
 
 def test_only_the_answer_path_is_public(web: Web) -> None:
@@ -140,12 +191,14 @@ def test_refer_introduce_cooperate_and_record_the_outcome_from_the_ticket_page(w
 
     letter = web.run(offer_text)
     assert "http://testserver/referrals/answer/" in letter and "Could you <b>advise</b>?" in letter
+    assert re.search(r"/referrals/answer/\S+\.yes\.\S+\?lang=(ru|en)\b", letter)  # the letter's language
     shown = web.client.get(page).text
     assert 'data-testid="referral-state">offered<' in shown and "<b>advise" not in shown
 
     token_path = re.search(r"http://testserver(/referrals/answer/[^\s]*?\.yes\.[^\s]*)", letter)
     assert token_path is not None
-    assert web.client.post(token_path.group(1)).status_code == 200
+    # Answered without the link's ?lang=: this client is the staff member's too, whose pages stay English.
+    assert web.client.post(token_path.group(1).partition("?")[0]).status_code == 200
     assert 'data-testid="referral-state">accepted<' in web.client.get(page).text
 
     web.post(f"{page}/cooperation", {"expert": expert}, token_from=page)

@@ -1,9 +1,10 @@
 """The one-click answer an expert's offer carries when the web workspace is configured.
 
 Route-free: the web (issue #13, ``helpdesk/web/``) maps ``/referrals/answer/<token>`` to
-``answer_by_link`` and shows the line it returns, or the refusal of the ``DeskError`` it raises. The token
+``answer_by_link`` and shows what it recorded, or the refusal of the ``DeskError`` it raises. The token
 is signed, expiring and single-use (``referral_tokens``): a second press, a changed answer or an old link
-changes nothing.
+changes nothing. Refusals are names (``REFUSALS``), not sentences: the expert reads the page in their own
+language, which the link carries (``referrals.letter_for``).
 """
 
 from __future__ import annotations
@@ -16,20 +17,25 @@ from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
 from helpdesk.usecases import events
 from helpdesk.usecases.errors import InvalidTransition
-from helpdesk.usecases.referral_tokens import link_key, read_link_token
+from helpdesk.usecases.referral_tokens import EXPIRED, NOT_OURS, link_key, read_link_token
 from helpdesk.usecases.referrals import OFFERED, answer_referral
 
 # Long enough for any token the desk makes (id.answer.expiry.mac); anything longer is not read at all.
 MAX_TOKEN_CHARS = 64
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+NO_REFERRAL = "no referral"
+ANSWERED = "answered"
+# Every reason a link is refused for; the page words each of them.
+REFUSALS = (NOT_OURS, EXPIRED, NO_REFERRAL, ANSWERED)
+
 
 @dataclass(frozen=True, slots=True)
 class LinkCheck:
     """What a link would do, read without changing anything (the page a GET shows).
 
-    ``gone``: a genuine link that can no longer be used (expired, or the referral already answered), as
-    against one the desk never made; the web answers 410 and 400."""
+    ``refused``: one of ``REFUSALS``. ``gone``: a genuine link that can no longer be used (expired, or the
+    referral already answered), as against one the desk never made; the web answers 410 and 400."""
 
     reference: str | None = None
     answer: str | None = None
@@ -40,7 +46,7 @@ class LinkCheck:
 async def check_link(desk: Desk, token: str, *, now: datetime | None = None) -> LinkCheck:
     now = now or utcnow()
     if len(token) > MAX_TOKEN_CHARS:
-        return LinkCheck(refused="this link is not one the help desk made")
+        return LinkCheck(refused=NOT_OURS)
     async with desk.sessions.begin() as session:
         key = await link_key(session)
         read = read_link_token(key, token, now)
@@ -50,13 +56,15 @@ async def check_link(desk: Desk, token: str, *, now: datetime | None = None) -> 
         referral_id, answer = read
         referral = await session.get(Referral, referral_id)
         if referral is None:
-            return LinkCheck(refused="this referral no longer exists", gone=True)
+            return LinkCheck(refused=NO_REFERRAL, gone=True)
         if referral.state != OFFERED:
-            return LinkCheck(refused="this referral was already answered; thank you", gone=True)
+            return LinkCheck(refused=ANSWERED, gone=True)
         return LinkCheck(reference=referral.ticket.reference, answer=answer)
 
 
-async def answer_by_link(desk: Desk, token: str, *, now: datetime | None = None) -> str:
+async def answer_by_link(desk: Desk, token: str, *, now: datetime | None = None) -> LinkCheck:
+    """Record the link's answer; what was recorded (reference and answer). Raises ``InvalidTransition``
+    naming one of ``REFUSALS``."""
     now = now or utcnow()
     async with desk.sessions.begin() as session:
         read = read_link_token(await link_key(session), token, now)
@@ -65,10 +73,10 @@ async def answer_by_link(desk: Desk, token: str, *, now: datetime | None = None)
         referral_id, answer = read
         referral = await session.get(Referral, referral_id, with_for_update=True)
         if referral is None:
-            raise InvalidTransition("this referral no longer exists")
+            raise InvalidTransition(NO_REFERRAL)
         actor = f"expert:{referral.expert_id}"
         if not answer_referral(session, referral, answer, now=now, actor=actor):
-            raise InvalidTransition("this referral was already answered; thank you")
+            raise InvalidTransition(ANSWERED)
         await events.record(desk, session, events.ReferralChanged(referral.ticket))
     desk.outbox_written()
-    return f"Thank you: your answer ({answer}) to {referral.ticket.reference} is recorded."
+    return LinkCheck(reference=referral.ticket.reference, answer=answer)

@@ -25,6 +25,9 @@ REPLY_PURPOSE = "referral-reply-address"
 LINK_PURPOSE = "referral-link"
 MAC_BYTES = 10
 _REPLY_RE = re.compile(r"^r([1-9][0-9]{0,11})-([a-z2-7]{16})$")
+# Why a link token is refused, by name: the page words it in its reader's language (``referral_links``).
+NOT_OURS = "not ours"
+EXPIRED = "expired"
 _LINK_RE = re.compile(r"^([1-9][0-9]{0,11})\.(yes|no)\.([0-9]{1,12})\.([a-z2-7]{16})$")
 
 
@@ -62,13 +65,14 @@ def link_token(key: bytes, referral_id: int, answer: str, expires: datetime) -> 
 
 
 def read_link_token(key: bytes, token: str, now: datetime) -> tuple[int, str] | str:
-    """(referral id, answer) of a genuine, unexpired token, or why it is refused (one line)."""
+    """(referral id, answer) of a genuine, unexpired token, or why it is refused (``NOT_OURS``, ``EXPIRED``:
+    names the page words)."""
     match = _LINK_RE.match(token.strip().lower())
     if match is None:
-        return "this link is not one the help desk made"
+        return NOT_OURS
     payload = ".".join(match.group(1, 2, 3))
     if not hmac.compare_digest(match.group(4), _mac(key, payload)):
-        return "this link is not one the help desk made"
+        return NOT_OURS
     if int(match.group(3)) < now.timestamp():
-        return "this link has expired; please answer by replying to the message instead"
+        return EXPIRED
     return int(match.group(1)), match.group(2)

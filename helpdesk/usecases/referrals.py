@@ -96,8 +96,11 @@ async def letter_for(
         key = await link_key(session)
         expires = referral.offered_at + LINK_LIFETIME
         base = web_base_url.rstrip("/")
+        # The page answers in the letter's language (the expert may read it in a browser set to another).
+        lang = f"?lang={referral.language}" if referral.language in LANGUAGES else ""
         links = {
-            a: f"{base}/referrals/answer/{link_token(key, referral.id, a, expires)}" for a in ("yes", "no")
+            a: f"{base}/referrals/answer/{link_token(key, referral.id, a, expires)}{lang}"
+            for a in ("yes", "no")
         }
     reply_to = None
     if referral.channel == "email" and desk.mail_from:

@@ -5,7 +5,8 @@ link would do and a button (mail scanners and link previews fetch links; a GET m
 POST answers through ``referral_links.answer_by_link``. That POST carries no session and so no CSRF token
 (``csrf.py`` exempts this path): the signed, expiring, single-use token in the URL is the proof instead.
 A forged page can only submit a token its author already holds, and a token answers once. Refused links
-are counted per address (the sign-in limits' counter), so guessing tokens is bounded.
+are counted per address (the sign-in limits' counter), so guessing tokens is bounded. The page is in the
+expert's language: the offer's links carry it (``?lang=``), and the form keeps it for the POST.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from helpdesk.usecases.referral_links import LinkCheck, answer_by_link, check_li
 from helpdesk.web.templating import page
 
 PATH = "/referrals/answer/"
+# Beside ``referral_links.REFUSALS``: this address refused too often (the page words it too).
+TOO_MANY = "too many"
 
 
 def _client(request: Request) -> str:
@@ -26,7 +29,7 @@ def _client(request: Request) -> str:
 
 
 def _page(
-    request: Request, check: LinkCheck, status_code: int = 200, *, token: str = "", done: str = ""
+    request: Request, check: LinkCheck, status_code: int = 200, *, token: str = "", done: bool = False
 ) -> Response:
     return page(request, "referral_answer", status_code=status_code, check=check, token=token, done=done)
 
@@ -39,7 +42,7 @@ def _refused(request: Request, check: LinkCheck) -> Response:
 async def _checked(request: Request) -> tuple[str, LinkCheck] | Response:
     client = _client(request)
     if not request.app.state.link_limits.allowed(f"link:{client}", client):
-        return _page(request, LinkCheck(refused="too many refused links; try again later"), 429)
+        return _page(request, LinkCheck(refused=TOO_MANY), 429)
     token = str(request.path_params["token"])
     check = await check_link(request.app.state.desk, token)
     if check.refused is not None:
@@ -59,13 +62,13 @@ async def answer(request: Request) -> Response:
     checked = await _checked(request)
     if isinstance(checked, Response):
         return checked
-    token, check = checked
+    token, _ = checked
     try:
-        done = await answer_by_link(request.app.state.desk, token)
+        recorded = await answer_by_link(request.app.state.desk, token)
     except DeskError as refused:
         # Answered by mail (or another press) between the check and now.
         return _refused(request, LinkCheck(refused=str(refused), gone=True))
-    return _page(request, check, done=done)
+    return _page(request, recorded, done=True)
 
 
 ROUTES = [
