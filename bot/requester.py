@@ -232,7 +232,9 @@ class RequesterHandlers:
         if message is None or not message.text:
             return
         # Echo a sane prefix only: "/x" followed by 4,000 letters would make the answer too long to send.
-        command = message.text.split()[0].split("@")[0][:64]
+        # A command mark can cover blank text ("\r"): there is no word to echo then.
+        words = message.text.split()
+        command = words[0].split("@")[0][:64] if words else "/"
         await message.reply_text(self.text("unknown_command", update.effective_user, command=command))
 
     async def unsupported(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -579,6 +579,15 @@ async def test_fuzzed_telegram_updates_are_ticketed_or_answered(
     await _handled(watched, update)
 
 
+async def test_a_command_mark_over_blank_text_is_answered(watched: Watched) -> None:
+    """Found by the fuzzer: a bot_command entity over the text "\\r" raised IndexError in the unknown-command
+    answer, and the requester heard nothing."""
+    for n, text in enumerate(("\r", " ", "\u2028")):
+        message = _private(5790 + n, text)
+        message["entities"] = [{"type": "bot_command", "offset": 0, "length": 0}]
+        await _handled(watched, {"message": message})
+
+
 async def test_oversized_and_awkward_telegram_messages(watched: Watched) -> None:
     harness = watched.harness
     texts = [
