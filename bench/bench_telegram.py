@@ -68,6 +68,7 @@ from helpdesk.flood import FloodLimits
 from helpdesk.safe_intake import SafeIntake
 from helpdesk.service import connect, standard_composers
 from helpdesk.spool import InboundSpool
+from helpdesk.warm_start import warm_start
 from helpdesk.worker import DeliveryWorker
 from standins.telegram_api import TelegramApiStandIn
 
@@ -330,8 +331,10 @@ async def desk_round(
                     limits=FloodLimits(receipts_per_minute=1000),
                     composers=standard_composers(),
                 )
-                # As `helpdesk run` wires them: the worker woken, and handed receipts by the intake.
+                # As `helpdesk run` wires them: the worker woken, and handed receipts by the intake; the
+                # triage built and start-up's objects frozen before the first update.
                 connect(desk, worker)
+                await warm_start(desk)
                 intake = SafeIntake(desk, InboundSpool(Path(spool)), sender=sender)
                 app = build_application(
                     api.token, api.base_url, intake.take, desk=desk, staff_chat_id=STAFF_CHAT

@@ -9,6 +9,7 @@ import signal
 
 from helpdesk.config import Settings
 from helpdesk.service import open_runtime, serve
+from helpdesk.warm_start import warm_start
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ async def _run(args: argparse.Namespace) -> int:
                 "no channel configured (HELPDESK_TELEGRAM_TOKEN, HELPDESK_IMAP_HOST): "
                 "delivering the outbox only"
             )
+        await warm_start(runtime.desk)
         log.info("help desk running; channels: %s", ", ".join(runtime.senders) or "none")
         await serve(runtime, stop)
     log.info("stopped")
