@@ -28,7 +28,7 @@ from telegram.ext import TypeHandler
 from telegram_harness import STAFF_CHAT, STAFF_USER, Harness, open_harness
 
 from helpdesk.config import Settings
-from helpdesk.db.models import Attachment, DeadLetter, Message, Ticket
+from helpdesk.db.models import Attachment, DeadLetter, Message, PendingChoiceMessage, Ticket
 from helpdesk.desk import Desk
 from helpdesk.email.intake import message_handler
 from helpdesk.email.parse import EmailParseError, parse_email
@@ -538,7 +538,8 @@ def telegram_update(draw: st.DrawFn, reference: str) -> dict[str, Any]:
 
 async def _handled(watched: Watched, update: dict[str, Any]) -> None:
     """Push ``update``; the application must finish with it without error, and a requester's message in a
-    private chat must be ticketed or answered."""
+    private chat must be ticketed, answered, or held with the "which ticket?" question already asked in that
+    chat (helpdesk/usecases/followup_question.py: asked → another message → held, the question above it)."""
     harness, api = watched.harness, watched.harness.api
     calls = len(api.calls)
     watched.errors.clear()
@@ -549,13 +550,17 @@ async def _handled(watched: Watched, update: dict[str, Any]) -> None:
     if message is not None and message["chat"]["type"] == "private":
         chat_id = message["chat"]["id"]
         answered = any(c.params.get("chat_id") == chat_id for c in api.calls[calls:])
+        channel_id = f"{chat_id}:{message['message_id']}"
         async with harness.desk.sessions() as session:
             ticketed = await session.scalar(
-                select(func.count())
-                .select_from(Message)
-                .where(Message.channel_message_id == f"{chat_id}:{message['message_id']}")
+                select(func.count()).select_from(Message).where(Message.channel_message_id == channel_id)
             )
-        assert answered or ticketed, update
+            held = await session.scalar(
+                select(func.count())
+                .select_from(PendingChoiceMessage)
+                .where(PendingChoiceMessage.channel_message_id == channel_id)
+            )
+        assert answered or ticketed or held, update
     query = update.get("callback_query")
     if query is not None:
         assert any(
