@@ -5,11 +5,21 @@ Renders templates only (no python-telegram-bot here): the outbox carries the res
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from helpdesk.composer import Acknowledgement, ExpertLetter, ReceiptRules
 from helpdesk.db.models import Ticket
 from helpdesk.messages import InboundMessage, OutboundMessage
 from helpdesk.rendering import render
+from helpdesk.usecases.cards import button_labels
 from helpdesk.usecases.errors import NoRoute
+
+# A consent button's data: ``cs:<referral id>:<yes|no>`` (``bot/requester.py`` reads it back).
+CONSENT = "cs"
+
+
+def consent_data(referral_id: int, answer: str) -> str:
+    return f"{CONSENT}:{referral_id}:{answer}"
 
 
 class TelegramComposer:
@@ -53,6 +63,22 @@ class TelegramComposer:
             reference=ticket.reference,
             extra={"reply_to_message_id": int(asked[-1].rpartition(":")[2])} if asked else {},
         )
+
+    def consent_question(
+        self, ticket: Ticket, text: str, referral_id: int, *, mail_domain: str
+    ) -> OutboundMessage:
+        """The question with a yes and a no to press (a typed answer still counts: ``introductions``)."""
+        question = self.reply(ticket, text, mail_domain=mail_domain)
+        label = button_labels(ticket.language or "ru")
+        markup = {
+            "inline_keyboard": [
+                [
+                    {"text": label["consent_yes"], "callback_data": consent_data(referral_id, "yes")},
+                    {"text": label["consent_no"], "callback_data": consent_data(referral_id, "no")},
+                ]
+            ]
+        }
+        return replace(question, extra={**question.extra, "reply_markup": markup})
 
     def expert(self, letter: ExpertLetter, *, mail_domain: str) -> OutboundMessage:
         # A private chat's id is the user's id: the roster's Telegram id is where the letter goes.

@@ -35,6 +35,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot.composer import CONSENT
 from bot.inbound import download_attachments, has_files, inbound_from_message, message_text, without_mention
 from helpdesk.db.transient import retrying
 from helpdesk.desk import Desk
@@ -43,9 +44,9 @@ from helpdesk.messages import InboundMessage, Sender
 from helpdesk.references import REFERENCE_RE, find_reference
 from helpdesk.rendering import render
 from helpdesk.safe_intake import TAKE_RETRY_DELAYS
-from helpdesk.usecases import followup_question, self_service
+from helpdesk.usecases import followup_question, introductions, self_service
 from helpdesk.usecases.cards import button_labels
-from helpdesk.usecases.errors import DeskError
+from helpdesk.usecases.errors import DeskError, InvalidTransition
 from helpdesk.usecases.followup_question import Asked
 from knowledge.models import PARTY_CODES
 
@@ -113,7 +114,7 @@ class RequesterHandlers:
         app.add_handler(CommandHandler("new", self.new, filters=where & new))
         app.add_handler(CommandHandler("status", self.status, filters=where & new))
         app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, self.migrated))
-        app.add_handler(CallbackQueryHandler(self.button, pattern=r"^(lang|party|pick|tk):"))
+        app.add_handler(CallbackQueryHandler(self.button, pattern=rf"^(lang|party|pick|tk|{CONSENT}):"))
         app.add_handler(ChatMemberHandler(self.membership, ChatMemberHandler.MY_CHAT_MEMBER))
 
     def register_fallbacks(self, app: Application, private: Any, groups: Any) -> None:  # type: ignore[type-arg]
@@ -411,6 +412,32 @@ class RequesterHandlers:
                 await self._summary(query.message, user, value)
         elif kind == "pick":
             await self._picked(update, value)
+        elif kind == CONSENT:
+            await self._consent(query, value)
+
+    async def _consent(self, query: CallbackQuery, value: str) -> None:
+        """Yes or no under the consent question: recorded once, by the requester only."""
+        assert self._desk is not None
+        desk, user = self._desk, query.from_user
+        referral, _, answer = value.partition(":")
+        if not referral.isdigit() or len(referral) > 12:
+            raise InvalidTransition("not a referral")  # forged data: answered and logged by ``button``
+        try:
+            recorded = await retrying(
+                lambda: introductions.consent_pressed(desk, int(referral), user.id, answer),
+                TAKE_RETRY_DELAYS,
+                what=f"recording the consent to referral {referral}",
+            )
+        except Exception:
+            # Nothing was recorded and the buttons stay: pressing again works.
+            log.exception("could not record the consent to referral %s", referral)
+            await query.answer(self.text("failed_press", user), show_alert=True)
+            return
+        if not recorded:
+            await query.answer(self.text("consent_not_taken", user), show_alert=True)
+            return
+        await query.answer(self.text("consent_recorded", user))
+        await query.edit_message_reply_markup(None)
 
     async def _picked(self, update: Update, value: str) -> None:
         query = update.callback_query

@@ -121,6 +121,13 @@ class ChannelComposer(Protocol):
         raises ``helpdesk.usecases.errors.NoRoute`` when the requester cannot be reached on it."""
         ...
 
+    def consent_question(
+        self, ticket: Ticket, text: str, referral_id: int, *, mail_domain: str
+    ) -> OutboundMessage:
+        """The requester's consent to an introduction asked as a reply (``text``); where the channel can, it
+        also offers a yes and a no to press, naming ``referral_id``."""
+        ...
+
     def expert(self, letter: ExpertLetter, *, mail_domain: str) -> OutboundMessage:
         """A referral's offer, reminder or introduction for an expert reached on this channel."""
         ...

@@ -75,6 +75,11 @@ class EmailComposer:
             extra={"auto_submitted": "no"},
         )
 
+    def consent_question(
+        self, ticket: Ticket, text: str, referral_id: int, *, mail_domain: str
+    ) -> OutboundMessage:
+        return self.reply(ticket, text, mail_domain=mail_domain)  # the mail asks for a written yes or no
+
     def expert(self, letter: ExpertLetter, *, mail_domain: str) -> OutboundMessage:
         return OutboundMessage(
             channel="email",

@@ -9,6 +9,7 @@ audit event of the introduction names the consent (its time and the message that
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from datetime import datetime
 
@@ -26,6 +27,8 @@ from helpdesk.usecases.errors import InvalidTransition
 from helpdesk.usecases.referrals import ACCEPTED, letter_for, roster_experts, send_letter
 from helpdesk.usecases.reply import reply_in_session
 from helpdesk.usecases.tickets import audit, get_ticket
+
+log = logging.getLogger(__name__)
 
 OUTCOMES = ("advice", "training", "joint_project", "technology_transfer", "no_result")
 
@@ -61,7 +64,7 @@ async def introduce(desk: Desk, reference: str, expert_id: str, *, actor: str) -
             raise InvalidTransition(f"waiting for the requester of {ticket.reference} to answer")
         else:
             question = render("referrals/consent.{lang}.txt.j2", ticket.language, organisation=_org(referral))
-            await reply_in_session(desk, session, ticket, question, actor=actor)
+            await reply_in_session(desk, session, ticket, question, actor=actor, consent_for=referral.id)
             referral.consent_asked_at = utcnow()
             audit(session, ticket, actor, "consent_asked", referral=referral.id)
             done = "the requester was asked to agree"
@@ -96,18 +99,59 @@ async def record_consent(desk: Desk, session: AsyncSession, ticket: Ticket, inbo
     )
     now = inbound.received_at or utcnow()
     for referral in waiting:
-        referral.consent, referral.consent_at = answer, now
-        audit(
-            session,
-            ticket,
-            "requester",
-            "consent",
-            referral=referral.id,
-            answer=answer,
-            message_channel_id=inbound.channel_message_id,
+        await _consented(
+            desk, session, ticket, referral, answer, now, message_channel_id=inbound.channel_message_id
         )
-        if answer == "yes":
-            await send_introduction(desk, session, referral, actor="helpdesk")
+
+
+async def consent_pressed(desk: Desk, referral_id: int, telegram_user_id: int, answer: str) -> bool:
+    """The requester pressed yes or no under the consent question (``TelegramComposer.consent_question``).
+
+    Recorded as a typed answer is, when the presser is the ticket's requester and the question still waits
+    for an answer; False otherwise (button data is the client's to forge: another user, another referral,
+    a second press, an answer that is neither yes nor no)."""
+    if answer not in ("yes", "no"):
+        return False
+    async with desk.sessions.begin() as session:
+        referral = await session.get(Referral, referral_id)
+        if referral is None:
+            return False
+        # The desk's lock order: the ticket's row first (as ``introduce`` and intake take it), then the
+        # referral read again under its lock.
+        ticket = await get_ticket(session, referral.ticket.reference, for_update=True)
+        await session.refresh(referral, with_for_update=True)
+        if referral.consent_asked_at is None or referral.consent is not None:
+            return False
+        if ticket.requester.telegram_user_id != telegram_user_id:
+            log.warning(
+                "consent button of referral %s pressed by Telegram user %s: not the requester",
+                referral_id,
+                telegram_user_id,
+            )
+            return False
+        await _consented(
+            desk, session, ticket, referral, answer, utcnow(), pressed_by=f"telegram:{telegram_user_id}"
+        )
+        await events.record(desk, session, events.ReferralChanged(ticket))
+    desk.outbox_written()
+    return True
+
+
+async def _consented(
+    desk: Desk,
+    session: AsyncSession,
+    ticket: Ticket,
+    referral: Referral,
+    answer: str,
+    at: datetime,
+    **source: str | None,
+) -> None:
+    """The requester's yes or no recorded on ``referral`` (``source``: the message or the press that gave
+    it, for the audit trail); a yes introduces the two sides at once."""
+    referral.consent, referral.consent_at = answer, at
+    audit(session, ticket, "requester", "consent", referral=referral.id, answer=answer, **source)
+    if answer == "yes":
+        await send_introduction(desk, session, referral, actor="helpdesk")
 
 
 async def send_introduction(desk: Desk, session: AsyncSession, referral: Referral, *, actor: str) -> None:

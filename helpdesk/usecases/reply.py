@@ -55,18 +55,28 @@ async def reply(
 
 
 async def reply_in_session(
-    desk: Desk, session: AsyncSession, ticket: Ticket, text: str, *, actor: str
+    desk: Desk,
+    session: AsyncSession,
+    ticket: Ticket,
+    text: str,
+    *,
+    actor: str,
+    consent_for: int | None = None,
 ) -> Message:
     """The reply inside the caller's transaction (``ticket`` with its requester and messages loaded).
 
-    Used by ``reply`` and by email intake, where a staff member's mail to a ticket is a staff reply.
+    Used by ``reply`` and by email intake, where a staff member's mail to a ticket is a staff reply; with
+    ``consent_for`` (a referral's id) it is the requester's consent question (``introductions``).
     """
     text = text.strip()
     if not text:
         raise InvalidTransition("a reply needs some text")
     lifecycle.next_status(ticket, lifecycle.Move.REPLY)  # refused before anything is queued
     composer = desk.composer(ticket.channel)
-    outbound = composer.reply(ticket, text, mail_domain=desk.mail_domain)
+    if consent_for is None:
+        outbound = composer.reply(ticket, text, mail_domain=desk.mail_domain)
+    else:
+        outbound = composer.consent_question(ticket, text, consent_for, mail_domain=desk.mail_domain)
     message = Message(
         ticket_id=ticket.id,
         kind="outbound",
