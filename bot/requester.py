@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from telegram import (
     CallbackQuery,
@@ -50,6 +50,7 @@ from helpdesk.usecases.errors import DeskError, InvalidTransition
 from helpdesk.usecases.followup_question import Asked
 from knowledge.models import PARTY_CODES
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 InboundHandler = Callable[[InboundMessage], Awaitable[object]]
@@ -422,16 +423,12 @@ class RequesterHandlers:
         referral, _, answer = value.partition(":")
         if not referral.isdigit() or len(referral) > 12:
             raise InvalidTransition("not a referral")  # forged data: answered and logged by ``button``
-        try:
-            recorded = await retrying(
-                lambda: introductions.consent_pressed(desk, int(referral), user.id, answer),
-                TAKE_RETRY_DELAYS,
-                what=f"recording the consent to referral {referral}",
-            )
-        except Exception:
-            # Nothing was recorded and the buttons stay: pressing again works.
-            log.exception("could not record the consent to referral %s", referral)
-            await query.answer(self.text("failed_press", user), show_alert=True)
+        done, recorded = await self._retried(
+            query,
+            lambda: introductions.consent_pressed(desk, int(referral), user.id, answer),
+            f"recording the consent to referral {referral}",
+        )
+        if not done:
             return
         if not recorded:
             await query.answer(self.text("consent_not_taken", user), show_alert=True)
@@ -444,23 +441,30 @@ class RequesterHandlers:
         assert query is not None and self._desk is not None
         desk, user = self._desk, query.from_user
         token, _, choice = value.partition(":")
-        try:
-            answered = await retrying(
-                lambda: followup_question.answer(desk, token, user.id, choice),
-                # As long as taking a message: then the requester is asked to press again.
-                TAKE_RETRY_DELAYS,
-                what=f"answering question {token}",
-            )
-        except Exception:
-            # The held messages stay in the database and the buttons on the question: pressing again works.
-            log.exception("could not answer question %s", token)
-            await query.answer(self.text("failed_press", user), show_alert=True)
+        done, answered = await self._retried(
+            query,
+            lambda: followup_question.answer(desk, token, user.id, choice),
+            f"answering question {token}",
+        )
+        if not done:
             return
         if answered is None:  # gone, expired, or someone else's question
             await query.answer(self.text("choice_expired", user), show_alert=True)
             return
         await query.answer()
         await query.edit_message_reply_markup(None)
+
+    async def _retried(
+        self, query: CallbackQuery, work: Callable[[], Awaitable[T]], what: str
+    ) -> tuple[bool, T | None]:
+        """A press's work, retried as long as taking a message is; (False, None) once the database stays
+        away, the presser then asked to press again (nothing was changed and the buttons stay)."""
+        try:
+            return True, await retrying(work, TAKE_RETRY_DELAYS, what=what)
+        except Exception:
+            log.exception("could not finish %s", what)
+            await query.answer(self.text("failed_press", query.from_user), show_alert=True)
+            return False, None
 
 
 def _only_reference(text: str) -> bool:
