@@ -10,14 +10,18 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from faults.helpers import PrivatePostgres
 from sqlalchemy import select
 from telegram_harness import Harness, open_harness
 
 from bot.composer import consent_data
+from helpdesk.db.engine import make_engine, make_sessions
+from helpdesk.db.migrate import upgrade
 from helpdesk.db.models import AuditEvent, OutboxItem, Referral
 from helpdesk.db.types import utcnow
 from helpdesk.desk import Desk
 from helpdesk.messages import InboundMessage, Sender
+from helpdesk.service import standard_composers
 from helpdesk.usecases.introductions import introduce
 from helpdesk.usecases.receive import receive
 from helpdesk.usecases.referral_links import answer_by_link
@@ -150,6 +154,42 @@ async def test_an_email_requester_s_question_has_no_buttons(desk: Desk) -> None:
     question = [i for i in items if i.payload.get("recipient") == "aliya@eco.gov.kz"][-1]
     assert "reply_markup" not in (question.payload.get("extra") or {})
     assert "«да» или «нет»" in question.payload["text"] or '"yes" or "no"' in question.payload["text"]
+
+
+async def test_the_database_away_at_the_press_records_nothing_and_keeps_the_buttons() -> None:
+    postgres = PrivatePostgres()
+    try:
+        await postgres.setup()
+        await upgrade(postgres.url)
+        engine = make_engine(postgres.url)
+        desk = Desk(
+            sessions=make_sessions(engine),
+            mail_from="helpdesk@tscc.example.org",
+            composers=standard_composers(),
+        )
+        async with open_harness(desk) as harness:
+            referral, question = await _asked(harness)
+            await engine.dispose()
+            await postgres.stop()
+            yes = consent_data(referral.id, "yes")
+            await harness.api.push_callback_query(
+                CHAT, yes, message_id=question["message_id"], user=REQUESTER
+            )
+            failed = await harness.api.wait_for_call(
+                "answerCallbackQuery", lambda c: bool(c.params.get("show_alert")), timeout=60
+            )
+            assert "ещё раз" in failed.params["text"]  # press again: nothing was changed
+            still = harness.api.message(CHAT, question["message_id"])
+            assert still is not None and still.get("reply_markup")  # the buttons stay
+
+            await postgres.start()
+            await harness.api.push_callback_query(
+                CHAT, yes, message_id=question["message_id"], user=REQUESTER
+            )
+            await harness.until(lambda: _consent_is(harness, "yes"), within=60)
+        await engine.dispose()
+    finally:
+        await postgres.cleanup()
 
 
 async def _said(harness: Harness, fragment: str) -> bool:
