@@ -35,7 +35,8 @@ from helpdesk.usecases.reply import reply
 STRANGER = {"id": 999, "first_name": "Mallory", "username": "mallory", "language_code": "en"}
 # What requesters may do; every other command and button prefix the bot registers is staff-only.
 REQUESTER_COMMANDS = {"start", "lang", "new", "status"}
-REQUESTER_PREFIXES = {"lang", "party", "pick", "tk"}
+# A requester's own buttons (a stranger's consent press: tests/test_consent_buttons.py).
+REQUESTER_PREFIXES = {"lang", "party", "pick", "tk", "cs"}
 
 
 @pytest.fixture
