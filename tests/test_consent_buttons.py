@@ -149,7 +149,11 @@ async def test_an_email_requester_s_question_has_no_buttons(desk: Desk) -> None:
     await introduce(desk, result.reference, "ex-001", actor="cli:t")
     async with desk.sessions() as session:
         events = list(await session.scalars(select(AuditEvent).where(AuditEvent.action == "consent_asked")))
-        items = list(await session.scalars(select(OutboxItem).where(OutboxItem.channel == "email")))
+        items = list(
+            await session.scalars(
+                select(OutboxItem).where(OutboxItem.channel == "email").order_by(OutboxItem.id)
+            )
+        )
     assert len(events) == 1
     question = [i for i in items if i.payload.get("recipient") == "aliya@eco.gov.kz"][-1]
     assert "reply_markup" not in (question.payload.get("extra") or {})
