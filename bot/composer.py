@@ -6,6 +6,7 @@ Renders templates only (no python-telegram-bot here): the outbox carries the res
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from helpdesk.composer import Acknowledgement, ExpertLetter, ReceiptRules
 from helpdesk.db.models import Ticket
@@ -14,12 +15,18 @@ from helpdesk.rendering import render
 from helpdesk.usecases.cards import button_labels
 from helpdesk.usecases.errors import NoRoute
 
-# A consent button's data: ``cs:<referral id>:<yes|no>`` (``bot/requester.py`` reads it back).
+# The yes and no buttons of a referral, ``<kind>:<referral id>:<yes|no>`` (``bot/requester.py`` reads them
+# back): the requester's consent to an introduction, and the expert's answer to an offer.
 CONSENT = "cs"
+EXPERT = "ex"
+
+
+def answer_data(kind: str, referral_id: int, answer: str) -> str:
+    return f"{kind}:{referral_id}:{answer}"
 
 
 def consent_data(referral_id: int, answer: str) -> str:
-    return f"{CONSENT}:{referral_id}:{answer}"
+    return answer_data(CONSENT, referral_id, answer)
 
 
 class TelegramComposer:
@@ -82,9 +89,19 @@ class TelegramComposer:
 
     def expert(self, letter: ExpertLetter, *, mail_domain: str) -> OutboundMessage:
         # A private chat's id is the user's id: the roster's Telegram id is where the letter goes.
+        extra: dict[str, Any] = {}
+        if letter.kind in ("offer", "reminder"):
+            # A yes and a no to press (a typed answer still counts: ``threading_rules.REFERRAL_RULES``).
+            label = button_labels(letter.language or "ru")
+            markup = [
+                {"text": label[f"expert_{a}"], "callback_data": answer_data(EXPERT, letter.referral_id, a)}
+                for a in ("yes", "no")
+            ]
+            extra = {"reply_markup": {"inline_keyboard": [markup]}}
         return OutboundMessage(
             channel="telegram",
             recipient=letter.recipient,
             text=render(f"bot/expert_{letter.kind}.{{lang}}.txt.j2", letter.language, letter=letter),
             reference=letter.reference,
+            extra=extra,
         )

@@ -35,7 +35,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.composer import CONSENT
+from bot.composer import CONSENT, EXPERT
 from bot.inbound import download_attachments, has_files, inbound_from_message, message_text, without_mention
 from helpdesk.db.transient import retrying
 from helpdesk.desk import Desk
@@ -44,7 +44,7 @@ from helpdesk.messages import InboundMessage, Sender
 from helpdesk.references import REFERENCE_RE, find_reference
 from helpdesk.rendering import render
 from helpdesk.safe_intake import TAKE_RETRY_DELAYS
-from helpdesk.usecases import followup_question, introductions, self_service
+from helpdesk.usecases import followup_question, introductions, referral_links, self_service
 from helpdesk.usecases.cards import button_labels
 from helpdesk.usecases.errors import DeskError, InvalidTransition
 from helpdesk.usecases.followup_question import Asked
@@ -115,7 +115,9 @@ class RequesterHandlers:
         app.add_handler(CommandHandler("new", self.new, filters=where & new))
         app.add_handler(CommandHandler("status", self.status, filters=where & new))
         app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, self.migrated))
-        app.add_handler(CallbackQueryHandler(self.button, pattern=rf"^(lang|party|pick|tk|{CONSENT}):"))
+        app.add_handler(
+            CallbackQueryHandler(self.button, pattern=rf"^(lang|party|pick|tk|{CONSENT}|{EXPERT}):")
+        )
         app.add_handler(ChatMemberHandler(self.membership, ChatMemberHandler.MY_CHAT_MEMBER))
 
     def register_fallbacks(self, app: Application, private: Any, groups: Any) -> None:  # type: ignore[type-arg]
@@ -413,27 +415,30 @@ class RequesterHandlers:
                 await self._summary(query.message, user, value)
         elif kind == "pick":
             await self._picked(update, value)
-        elif kind == CONSENT:
-            await self._consent(query, value)
+        elif kind in (CONSENT, EXPERT):
+            await self._answer(query, kind, value)
 
-    async def _consent(self, query: CallbackQuery, value: str) -> None:
-        """Yes or no under the consent question: recorded once, by the requester only."""
+    async def _answer(self, query: CallbackQuery, kind: str, value: str) -> None:
+        """Yes or no under a referral's question: the requester's consent to an introduction
+        (``introductions.consent_pressed``) or the expert's answer to an offer
+        (``referral_links.answer_by_press``), each recorded once, for the one it was asked of only."""
         assert self._desk is not None
         desk, user = self._desk, query.from_user
         referral, _, answer = value.partition(":")
         if not referral.isdigit() or len(referral) > 12:
             raise InvalidTransition("not a referral")  # forged data: answered and logged by ``button``
+        record = introductions.consent_pressed if kind == CONSENT else referral_links.answer_by_press
         done, recorded = await self._retried(
             query,
-            lambda: introductions.consent_pressed(desk, int(referral), user.id, answer),
-            f"recording the consent to referral {referral}",
+            lambda: record(desk, int(referral), user.id, answer),
+            f"recording the answer ({kind}) to referral {referral}",
         )
         if not done:
             return
         if not recorded:
-            await query.answer(self.text("consent_not_taken", user), show_alert=True)
+            await query.answer(self.text("answer_not_taken", user), show_alert=True)
             return
-        await query.answer(self.text("consent_recorded", user))
+        await query.answer(self.text("answer_recorded", user))
         await query.edit_message_reply_markup(None)
 
     async def _picked(self, update: Update, value: str) -> None:

@@ -35,8 +35,9 @@ from helpdesk.usecases.reply import reply
 STRANGER = {"id": 999, "first_name": "Mallory", "username": "mallory", "language_code": "en"}
 # What requesters may do; every other command and button prefix the bot registers is staff-only.
 REQUESTER_COMMANDS = {"start", "lang", "new", "status"}
-# A requester's own buttons (a stranger's consent press: tests/test_consent_buttons.py).
-REQUESTER_PREFIXES = {"lang", "party", "pick", "tk", "cs"}
+# A requester's own buttons, and an expert's answer to an offer (a stranger's press of either:
+# tests/test_consent_buttons.py, tests/test_expert_buttons.py).
+REQUESTER_PREFIXES = {"lang", "party", "pick", "tk", "cs", "ex"}
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""The one-click answer an expert's offer carries when the web workspace is configured.
+"""The one-click answer an expert's offer carries: a link when the web workspace is configured, and on
+Telegram a yes and a no to press under the offer (``answer_by_press``).
 
 Route-free: the web (issue #13, ``helpdesk/web/``) maps ``/referrals/answer/<token>`` to
 ``answer_by_link`` and shows what it recorded, or the refusal of the ``DeskError`` it raises. The token
@@ -9,6 +10,7 @@ language, which the link carries (``referrals.letter_for``).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -19,6 +21,9 @@ from helpdesk.usecases import events
 from helpdesk.usecases.errors import InvalidTransition
 from helpdesk.usecases.referral_tokens import EXPIRED, NOT_OURS, link_key, read_link_token
 from helpdesk.usecases.referrals import OFFERED, answer_referral
+from helpdesk.usecases.tickets import get_ticket
+
+log = logging.getLogger(__name__)
 
 # Long enough for any token the desk makes (id.answer.expiry.mac); anything longer is not read at all.
 MAX_TOKEN_CHARS = 64
@@ -80,3 +85,30 @@ async def answer_by_link(desk: Desk, token: str, *, now: datetime | None = None)
         await events.record(desk, session, events.ReferralChanged(referral.ticket))
     desk.outbox_written()
     return LinkCheck(reference=referral.ticket.reference, answer=answer)
+
+
+async def answer_by_press(desk: Desk, referral_id: int, telegram_user_id: int, answer: str) -> bool:
+    """The expert pressed yes or no under a Telegram offer or reminder; recorded as a link's answer is,
+    when the presser is the one the offer went to and the referral still waits for an answer. False
+    otherwise: button data is the client's to forge (another user, another referral, a second press)."""
+    if answer not in ("yes", "no"):
+        return False
+    async with desk.sessions.begin() as session:
+        referral = await session.get(Referral, referral_id)
+        if referral is None:
+            return False
+        # The desk's lock order: the ticket's row first, then the referral read again under its lock.
+        ticket = await get_ticket(session, referral.ticket.reference, for_update=True)
+        await session.refresh(referral, with_for_update=True)
+        if referral.channel != "telegram" or referral.recipient != str(telegram_user_id):
+            log.warning(
+                "answer button of referral %s pressed by Telegram user %s: not the expert offered",
+                referral_id,
+                telegram_user_id,
+            )
+            return False
+        if not answer_referral(session, referral, answer, now=utcnow(), actor=f"expert:{referral.expert_id}"):
+            return False
+        await events.record(desk, session, events.ReferralChanged(ticket))
+    desk.outbox_written()
+    return True
