@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 from telegram_harness import Harness, open_harness
+from test_consent_buttons import _answered, _buttons, _referral
 
 from bot.composer import EXPERT, TelegramComposer, answer_data
 from helpdesk.composer import ExpertLetter
@@ -33,16 +33,6 @@ STRANGER = {"id": 4959, "first_name": "Mallory"}
 async def harness(desk: Desk) -> AsyncIterator[Harness]:
     async with open_harness(desk) as opened:
         yield opened
-
-
-async def _referral(desk: Desk) -> Referral:
-    async with desk.sessions() as session:
-        return (await session.scalars(select(Referral).order_by(Referral.id.desc()))).unique().first()
-
-
-def _buttons(message: dict[str, Any]) -> list[dict[str, str]]:
-    markup = message.get("reply_markup") or {}
-    return [button for row in markup.get("inline_keyboard", []) for button in row]
 
 
 async def _offered(harness: Harness) -> tuple[Referral, dict[str, Any]]:
@@ -137,7 +127,3 @@ def test_offers_and_reminders_carry_the_buttons_an_introduction_none() -> None:
         assert len(_buttons(sent.extra)) == buttons, kind
         if buttons:
             assert [b["text"] for b in _buttons(sent.extra)] == ["✅ Yes, I can help", "No, I cannot"]
-
-
-async def _answered(harness: Harness, count: int) -> bool:
-    return len(harness.api.calls_to("answerCallbackQuery")) >= count

@@ -24,7 +24,7 @@ from helpdesk.rendering import render
 from helpdesk.usecases import events
 from helpdesk.usecases.answer_words import read_answer
 from helpdesk.usecases.errors import InvalidTransition
-from helpdesk.usecases.referrals import ACCEPTED, letter_for, roster_experts, send_letter
+from helpdesk.usecases.referrals import ACCEPTED, letter_for, locked_referral, roster_experts, send_letter
 from helpdesk.usecases.reply import reply_in_session
 from helpdesk.usecases.tickets import audit, get_ticket
 
@@ -113,13 +113,10 @@ async def consent_pressed(desk: Desk, referral_id: int, telegram_user_id: int, a
     if answer not in ("yes", "no"):
         return False
     async with desk.sessions.begin() as session:
-        referral = await session.get(Referral, referral_id)
-        if referral is None:
+        found = await locked_referral(session, referral_id)
+        if found is None:
             return False
-        # The desk's lock order: the ticket's row first (as ``introduce`` and intake take it), then the
-        # referral read again under its lock.
-        ticket = await get_ticket(session, referral.ticket.reference, for_update=True)
-        await session.refresh(referral, with_for_update=True)
+        ticket, referral = found
         if referral.consent_asked_at is None or referral.consent is not None:
             return False
         if ticket.requester.telegram_user_id != telegram_user_id:

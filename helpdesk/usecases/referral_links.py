@@ -20,8 +20,7 @@ from helpdesk.desk import Desk
 from helpdesk.usecases import events
 from helpdesk.usecases.errors import InvalidTransition
 from helpdesk.usecases.referral_tokens import EXPIRED, NOT_OURS, link_key, read_link_token
-from helpdesk.usecases.referrals import OFFERED, answer_referral
-from helpdesk.usecases.tickets import get_ticket
+from helpdesk.usecases.referrals import OFFERED, answer_referral, locked_referral
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +93,10 @@ async def answer_by_press(desk: Desk, referral_id: int, telegram_user_id: int, a
     if answer not in ("yes", "no"):
         return False
     async with desk.sessions.begin() as session:
-        referral = await session.get(Referral, referral_id)
-        if referral is None:
+        found = await locked_referral(session, referral_id)
+        if found is None:
             return False
-        # The desk's lock order: the ticket's row first, then the referral read again under its lock.
-        ticket = await get_ticket(session, referral.ticket.reference, for_update=True)
-        await session.refresh(referral, with_for_update=True)
+        ticket, referral = found
         if referral.channel != "telegram" or referral.recipient != str(telegram_user_id):
             log.warning(
                 "answer button of referral %s pressed by Telegram user %s: not the expert offered",

@@ -243,6 +243,18 @@ async def record_expert_message(
     await events.record(desk, session, events.ReferralChanged(ticket))
 
 
+async def locked_referral(session: AsyncSession, referral_id: int) -> tuple[Ticket, Referral] | None:
+    """A referral and its ticket, both locked in the desk's order: the ticket's row first (as ``introduce``
+    and intake take it), then the referral read again under its lock. None when there is no such referral
+    (an id from a button is the client's to forge)."""
+    referral = await session.get(Referral, referral_id)
+    if referral is None:
+        return None
+    ticket = await get_ticket(session, referral.ticket.reference, for_update=True)
+    await session.refresh(referral, with_for_update=True)
+    return ticket, referral
+
+
 def answer_referral(
     session: AsyncSession, referral: Referral, answer: str, *, now: datetime, actor: str
 ) -> bool:
