@@ -443,20 +443,14 @@ async def bench(database: str, args: argparse.Namespace) -> None:
         # The whole process: desk, delivery worker, PTB and the Bot API stand-in.
         "desk_cpu_ms_per_message": round(cpu * 1000 / len(desk_all), 2),
     }
-    if store_all:
-        store = statistics.median(store_all)
-        record |= {
-            "store_median_ms": round(store * 1000, 2),
-            "store_echo_ratio": round(store / statistics.median(echo_all), 2),
-            "desk_store_ratio": round(statistics.median(desk_all) / store, 2),
-        }
-    if core_all:
-        core = statistics.median(core_all)
-        record |= {
-            "core_store_median_ms": round(core * 1000, 2),
-            "core_store_echo_ratio": round(core / statistics.median(echo_all), 2),
-            "desk_core_store_ratio": round(statistics.median(desk_all) / core, 2),
-        }
+    for name, values in (("store", store_all), ("core_store", core_all)):
+        if values:
+            median = statistics.median(values)
+            record |= {
+                f"{name}_median_ms": round(median * 1000, 2),
+                f"{name}_echo_ratio": round(median / statistics.median(echo_all), 2),
+                f"desk_{name}_ratio": round(statistics.median(desk_all) / median, 2),
+            }
     if args.statements:
         record["statements"] = {
             kind: round(n / len(desk_all), 2) for kind, n in sorted(statements.items(), key=lambda kv: -kv[1])

@@ -21,12 +21,22 @@ CONSENT = "cs"
 EXPERT = "ex"
 
 
+# Their captions in ``templates/bot/buttons.<lang>.txt.j2``: ``consent_yes``, ``expert_no``…
+_CAPTIONS = {CONSENT: "consent", EXPERT: "expert"}
+
+
 def answer_data(kind: str, referral_id: int, answer: str) -> str:
     return f"{kind}:{referral_id}:{answer}"
 
 
-def consent_data(referral_id: int, answer: str) -> str:
-    return answer_data(CONSENT, referral_id, answer)
+def _yes_and_no(kind: str, referral_id: int, language: str) -> dict[str, Any]:
+    """A referral's yes and no to press, captioned in ``language``, as Bot API ``reply_markup``."""
+    label = button_labels(language)
+    row = [
+        {"text": label[f"{_CAPTIONS[kind]}_{a}"], "callback_data": answer_data(kind, referral_id, a)}
+        for a in ("yes", "no")
+    ]
+    return {"inline_keyboard": [row]}
 
 
 class TelegramComposer:
@@ -76,15 +86,7 @@ class TelegramComposer:
     ) -> OutboundMessage:
         """The question with a yes and a no to press (a typed answer still counts: ``introductions``)."""
         question = self.reply(ticket, text, mail_domain=mail_domain)
-        label = button_labels(ticket.language or "ru")
-        markup = {
-            "inline_keyboard": [
-                [
-                    {"text": label["consent_yes"], "callback_data": consent_data(referral_id, "yes")},
-                    {"text": label["consent_no"], "callback_data": consent_data(referral_id, "no")},
-                ]
-            ]
-        }
+        markup = _yes_and_no(CONSENT, referral_id, ticket.language or "ru")
         return replace(question, extra={**question.extra, "reply_markup": markup})
 
     def expert(self, letter: ExpertLetter, *, mail_domain: str) -> OutboundMessage:
@@ -92,12 +94,7 @@ class TelegramComposer:
         extra: dict[str, Any] = {}
         if letter.kind in ("offer", "reminder"):
             # A yes and a no to press (a typed answer still counts: ``threading_rules.REFERRAL_RULES``).
-            label = button_labels(letter.language or "ru")
-            markup = [
-                {"text": label[f"expert_{a}"], "callback_data": answer_data(EXPERT, letter.referral_id, a)}
-                for a in ("yes", "no")
-            ]
-            extra = {"reply_markup": {"inline_keyboard": [markup]}}
+            extra = {"reply_markup": _yes_and_no(EXPERT, letter.referral_id, letter.language or "ru")}
         return OutboundMessage(
             channel="telegram",
             recipient=letter.recipient,

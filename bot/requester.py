@@ -425,7 +425,7 @@ class RequesterHandlers:
         assert self._desk is not None
         desk, user = self._desk, query.from_user
         referral, _, answer = value.partition(":")
-        if not referral.isdigit() or len(referral) > 12:
+        if not referral.isdecimal() or len(referral) > 12:  # isdigit() lets "²" through to int()
             raise InvalidTransition("not a referral")  # forged data: answered and logged by ``button``
         record = introductions.consent_pressed if kind == CONSENT else referral_links.answer_by_press
         done, recorded = await self._retried(

@@ -14,7 +14,7 @@ from faults.helpers import PrivatePostgres
 from sqlalchemy import select
 from telegram_harness import Harness, open_harness
 
-from bot.composer import consent_data
+from bot.composer import CONSENT, answer_data
 from helpdesk.db.engine import make_engine, make_sessions
 from helpdesk.db.migrate import upgrade
 from helpdesk.db.models import AuditEvent, OutboxItem, Referral
@@ -80,7 +80,7 @@ async def _asked(harness: Harness) -> tuple[Referral, dict[str, Any]]:
 async def test_the_question_offers_yes_and_no_and_the_requester_s_yes_introduces(harness: Harness) -> None:
     referral, question = await _asked(harness)
     pressed = [b["callback_data"] for b in _buttons(question)]
-    assert pressed == [consent_data(referral.id, "yes"), consent_data(referral.id, "no")]
+    assert pressed == [answer_data(CONSENT, referral.id, "yes"), answer_data(CONSENT, referral.id, "no")]
     assert [b["text"] for b in _buttons(question)] == ["✅ Да, познакомьте нас", "Нет"]
 
     await harness.api.push_callback_query(CHAT, pressed[0], message_id=question["message_id"], user=REQUESTER)
@@ -102,25 +102,32 @@ async def test_a_stranger_s_press_a_forged_referral_and_a_second_press_change_no
     # A stranger who forged the button's data in their own chat: refused, nothing recorded.
     await api.push_message(STRANGER["id"], "привет", user=STRANGER)
     await harness.sent_to(STRANGER["id"])
-    await api.push_callback_query(STRANGER["id"], consent_data(referral.id, "yes"), user=STRANGER)
+    await api.push_callback_query(STRANGER["id"], answer_data(CONSENT, referral.id, "yes"), user=STRANGER)
     refused = await api.wait_for_call("answerCallbackQuery", lambda c: bool(c.params.get("show_alert")))
     assert "не ждёт ответа" in refused.params["text"] or "not asked" in refused.params["text"]
     # Forged data: a referral that does not exist, a third answer, garbage.
-    for data in (consent_data(referral.id + 1000, "yes"), consent_data(referral.id, "maybe"), "cs:x:yes"):
+    for data in (
+        answer_data(CONSENT, referral.id + 1000, "yes"),
+        answer_data(CONSENT, referral.id, "maybe"),
+        "cs:x:yes",
+        "cs:²:yes",
+    ):
         answered = len(api.calls_to("answerCallbackQuery"))
         await api.push_callback_query(CHAT, data, message_id=question["message_id"], user=REQUESTER)
         await harness.until(lambda n=answered: _answered(harness, n + 1))
+        told = api.calls_to("answerCallbackQuery")[-1].params.get("text") or ""
+        assert "ещё раз" not in told, (data, told)  # refused, not "press again": it would never work
     assert (await _referral(harness.desk)).consent is None
     assert await harness.audit("consent") == []
 
     # The requester's no, then a yes pressed on the same question: the no stands.
     await api.push_callback_query(
-        CHAT, consent_data(referral.id, "no"), message_id=question["message_id"], user=REQUESTER
+        CHAT, answer_data(CONSENT, referral.id, "no"), message_id=question["message_id"], user=REQUESTER
     )
     await api.wait_for_call("editMessageReplyMarkup")
     answered = len(api.calls_to("answerCallbackQuery"))
     await api.push_callback_query(
-        CHAT, consent_data(referral.id, "yes"), message_id=question["message_id"], user=REQUESTER
+        CHAT, answer_data(CONSENT, referral.id, "yes"), message_id=question["message_id"], user=REQUESTER
     )
     await harness.until(lambda: _answered(harness, answered + 1))
     referral = await _referral(harness.desk)
@@ -134,7 +141,7 @@ async def test_a_typed_answer_still_counts_and_the_buttons_then_refuse(harness: 
     await harness.until(lambda: _consent_is(harness, "yes"))
     answered = len(harness.api.calls_to("answerCallbackQuery"))
     await harness.api.push_callback_query(
-        CHAT, consent_data(referral.id, "no"), message_id=question["message_id"], user=REQUESTER
+        CHAT, answer_data(CONSENT, referral.id, "no"), message_id=question["message_id"], user=REQUESTER
     )
     await harness.until(lambda: _answered(harness, answered + 1))
     assert (await _referral(harness.desk)).consent == "yes"
@@ -175,7 +182,7 @@ async def test_the_database_away_at_the_press_records_nothing_and_keeps_the_butt
             referral, question = await _asked(harness)
             await engine.dispose()
             await postgres.stop()
-            yes = consent_data(referral.id, "yes")
+            yes = answer_data(CONSENT, referral.id, "yes")
             await harness.api.push_callback_query(
                 CHAT, yes, message_id=question["message_id"], user=REQUESTER
             )

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
 
 from helpdesk.composer import ExpertLetter
 from helpdesk.db.models import Message, Referral, Requester, Ticket
@@ -244,13 +245,20 @@ async def record_expert_message(
 
 
 async def locked_referral(session: AsyncSession, referral_id: int) -> tuple[Ticket, Referral] | None:
-    """A referral and its ticket, both locked in the desk's order: the ticket's row first (as ``introduce``
-    and intake take it), then the referral read again under its lock. None when there is no such referral
-    (an id from a button is the client's to forge)."""
+    """A referral and its ticket (with its requester), both locked in the desk's order: the ticket's row
+    first (as ``introduce`` and intake take it), then the referral read again under its lock. None when
+    there is no such referral (an id from a button is the client's to forge). The ticket's messages are not
+    read: a press needs none, and their attachments' bytes would come with them."""
     referral = await session.get(Referral, referral_id)
     if referral is None:
         return None
-    ticket = await get_ticket(session, referral.ticket.reference, for_update=True)
+    ticket = await session.get_one(
+        Ticket,
+        referral.ticket_id,
+        with_for_update=True,
+        populate_existing=True,
+        options=[selectinload(Ticket.requester)],
+    )
     await session.refresh(referral, with_for_update=True)
     return ticket, referral
 
