@@ -21,7 +21,7 @@ from types import TracebackType
 
 import aioimaplib
 
-from standins.smtp_server import free_port
+from standins.ports import start_on_a_port
 
 # pymap 0.36 has no __main__ module, so `python -m pymap` does not work; call its console entry point.
 _PYMAP_BOOT = "import sys; sys.argv[0] = 'pymap'; from pymap.main import main; main()"
@@ -65,7 +65,11 @@ class ImapStandIn:
         """Start pymap (on ``port`` when given, so a test can simulate a server restart on the same port)."""
         if self._process is not None:
             raise ImapStandInError("already running")
-        self.port = port or free_port(self.host)
+        self.port = await start_on_a_port(self.host, port, self._start_on)
+
+    async def _start_on(self, port: int) -> None:
+        self.port = port
+        self._stderr_tail.clear()  # what an earlier attempt said is not this one's reason
         # The password travels on the command line: acceptable for a throw-away loopback account only.
         self._process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -192,6 +196,10 @@ class ImapStandIn:
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self._process is None or self._process.returncode is not None:
+                if self._stderr_task is not None:
+                    # Its last words (a port taken meanwhile) may still be in the pipe: read them first.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(asyncio.shield(self._stderr_task), 2)
                 raise ImapStandInError(f"pymap exited during start-up: {self._stderr_text()}")
             try:
                 reader, writer = await asyncio.open_connection(self.host, self.port)

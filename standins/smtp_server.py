@@ -11,7 +11,6 @@ async with SmtpStandIn() as smtp:                 # or SmtpStandIn(username="u",
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -22,6 +21,8 @@ from typing import Any, Literal
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from standins.ports import start_on_a_port
 
 Stage = Literal["mail", "rcpt", "data"]
 
@@ -44,13 +45,6 @@ class _Refusal:
     code: int
     text: str
     stage: Stage
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port that was free a moment ago (aiosmtpd's Controller cannot bind port 0 itself)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 class _Handler:
@@ -162,7 +156,9 @@ class SmtpStandIn:
 
     async def start(self, *, port: int | None = None) -> None:
         """Start serving (on ``port`` when given: a test can take the server down and bring it back)."""
-        self.port = port or free_port(self.host)
+        self.port = await start_on_a_port(self.host, port, self._start_on)
+
+    async def _start_on(self, port: int) -> None:
         kwargs: dict[str, Any] = {}
         if self.username is not None:
             kwargs.update(
@@ -171,11 +167,12 @@ class SmtpStandIn:
                 # Loopback only: AUTH without TLS is what lets the tests exercise aiosmtplib's AUTH.
                 auth_require_tls=False,
             )
-        self._controller = Controller(
-            _Handler(self), hostname=self.host, port=self.port, server_hostname="smtp.standin.test", **kwargs
+        controller = Controller(
+            _Handler(self), hostname=self.host, port=port, server_hostname="smtp.standin.test", **kwargs
         )
         # Controller.start() blocks until its thread serves; keep that off the event loop.
-        await asyncio.to_thread(self._controller.start)
+        await asyncio.to_thread(controller.start)
+        self._controller = controller
 
     async def drop_connections(self) -> None:
         """Close every connection that delivered a message, as a server's idle limit would."""

@@ -13,7 +13,7 @@ from helpdesk.email.imap_mailbox import ImapAuthError, ImapConnectionError, Imap
 from helpdesk.email.imap_polling import PollResult, one_by_one, poll_once, run_intake
 from helpdesk.email.parse import parse_email
 from standins.imap_server import ImapStandIn
-from standins.smtp_server import free_port
+from standins.ports import free_port
 
 MAIL = Path(__file__).parent / "data" / "mail"
 

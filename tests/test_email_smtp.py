@@ -17,7 +17,8 @@ from helpdesk.email.parse import automatic_reason, parse_email
 from helpdesk.email.smtp_pool import SmtpPool
 from helpdesk.email.smtp_sender import SmtpSender
 from helpdesk.messages import OutboundMessage
-from standins.smtp_server import SmtpStandIn, free_port
+from standins.ports import free_port
+from standins.smtp_server import SmtpStandIn
 
 MAIL_FROM = "TSCC Help Desk <helpdesk@tscc.example>"
 

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from helpdesk.db.engine import make_engine
 from helpdesk.db.transient import is_transient, retrying
-from standins.smtp_server import free_port
+from standins.ports import free_port
 
 
 async def _raised(engine: AsyncEngine, sql: str) -> BaseException:

@@ -24,7 +24,7 @@ from helpdesk.db.models import AuditEvent, Message, OutboxItem
 from helpdesk.messages import InboundMessage, Sender
 from helpdesk.service import Runtime, open_runtime, serve
 from helpdesk.usecases.receive import receive
-from standins.smtp_server import free_port
+from standins.ports import free_port
 from standins.telegram_api import TelegramApiStandIn
 
 SECRET = "Right_webhook-secret-81"

@@ -33,7 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from helpdesk.db.models import Message, OutboxItem, Ticket
 from standins.environment import standin_environment
 from standins.imap_server import ImapStandIn
-from standins.smtp_server import SmtpStandIn, free_port
+from standins.ports import free_port
+from standins.smtp_server import SmtpStandIn
 from standins.telegram_api import TelegramApiStandIn
 
 MAIL_FROM = "helpdesk@tscc.example"
